@@ -1,0 +1,241 @@
+package pipeline
+
+import (
+	"github.com/streamd/streamd/pkg/window"
+)
+
+// Config is a pipeline file. Field comments are the reference documentation
+// for docs/pipeline.md.
+type Config struct {
+	// Name identifies the pipeline in logs and metrics.
+	Name string `yaml:"name"`
+	// Parallelism is the number of keyed subtasks per stage; 0 means one per core.
+	Parallelism int `yaml:"parallelism"`
+	// KeyGroups is the number of key groups (the unit of state and rescaling); default 128.
+	KeyGroups int `yaml:"keyGroups"`
+	// BatchSize is the maximum records per batch between tasks; default 1024.
+	BatchSize int `yaml:"batchSize"`
+	// HTTP configures the admin/metrics endpoint.
+	HTTP HTTPConfig `yaml:"http"`
+	// Time configures event-time behaviour shared by all stages.
+	Time TimeConfig `yaml:"time"`
+	// Sources produce streams named after them.
+	Sources []SourceConfig `yaml:"sources"`
+	// Steps are stateless steps applied, in order, to every source's records.
+	Steps []StepConfig `yaml:"steps"`
+	// Stages are keyed windowed stages; each reads the previous stage (or
+	// the sources) unless Input says otherwise, and produces a stream named after it.
+	Stages []StageConfig `yaml:"stages"`
+	// Sinks write streams: a source or stage name, or one of the built-in
+	// streams "alerts", "deadletters" and "late".
+	Sinks []SinkConfig `yaml:"sinks"`
+}
+
+// HTTPConfig configures the admin endpoint (/metrics, /healthz, /readyz, /v1/status).
+type HTTPConfig struct {
+	// Listen is the address, default ":9249"; "" keeps the default, "off" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// TimeConfig configures event time across the pipeline.
+type TimeConfig struct {
+	// IdleAdvance, when set, lets event time follow the wall clock once every
+	// input of a subtask has been idle for this long, so windows close
+	// without new data. Off by default.
+	IdleAdvance Duration `yaml:"idleAdvance"`
+}
+
+// SourceConfig is one input.
+type SourceConfig struct {
+	Name string `yaml:"name"`
+	// Type is generator, file or stdin (kafka and kinesis come with their connectors).
+	Type      string           `yaml:"type"`
+	Generator *GeneratorConfig `yaml:"generator"`
+	File      *FileConfig      `yaml:"file"`
+	// Decode says how raw messages become typed records.
+	Decode DecodeConfig `yaml:"decode"`
+	// EventTime says where a record's event time comes from.
+	EventTime EventTimeConfig `yaml:"eventTime"`
+	// Watermark says how each split's watermark follows its event times.
+	Watermark WatermarkConfig `yaml:"watermark"`
+}
+
+// GeneratorConfig drives the built-in, deterministic line-monitoring data generator.
+type GeneratorConfig struct {
+	Seed int64 `yaml:"seed"`
+	// Rate is records per second over all splits; 0 means as fast as possible.
+	Rate float64 `yaml:"rate"`
+	// Count stops each split after this many records; 0 runs forever.
+	Count int64 `yaml:"count"`
+	// Splits is the number of parallel splits (like partitions); default 1.
+	Splits   int `yaml:"splits"`
+	Machines int `yaml:"machines"`
+	Tags     int `yaml:"tags"`
+	// StartTime is the first event time (RFC 3339); default: now.
+	StartTime string `yaml:"startTime"`
+	// Step is the event-time distance between consecutive records of a
+	// split; default: derived from Rate, or 1ms.
+	Step Duration `yaml:"step"`
+	// OutOfOrderness shifts event times back by up to this much, at random.
+	OutOfOrderness Duration `yaml:"outOfOrderness"`
+	// LateFraction of records are shifted back by LateBy (default 10m).
+	LateFraction float64  `yaml:"lateFraction"`
+	LateBy       Duration `yaml:"lateBy"`
+	// MalformedFraction of records are broken JSON or miss fields.
+	MalformedFraction float64 `yaml:"malformedFraction"`
+}
+
+// FileConfig reads JSON lines from files.
+type FileConfig struct {
+	// Paths are files or glob patterns; each file is a split.
+	Paths []string `yaml:"paths"`
+	// Follow keeps reading as files grow (like tail -F).
+	Follow bool `yaml:"follow"`
+	// PollInterval is how often a followed file is checked; default 200ms.
+	PollInterval Duration `yaml:"pollInterval"`
+}
+
+// DecodeConfig declares the typed fields of a JSON record.
+type DecodeConfig struct {
+	// Format is json (the default and, for now, only format).
+	Format string        `yaml:"format"`
+	Fields []FieldConfig `yaml:"fields"`
+}
+
+// FieldConfig is one declared field.
+type FieldConfig struct {
+	Name string `yaml:"name"`
+	// Path is a dotted JSON path ("meta.sourceId"); default: Name.
+	Path string `yaml:"path"`
+	// Type is string, int, float, bool or timestamp.
+	Type string `yaml:"type"`
+	// Format is for timestamps: epoch_s, epoch_ms, epoch_us, epoch_ns,
+	// rfc3339, or auto (the default: numbers by magnitude, strings as RFC 3339).
+	Format string `yaml:"format"`
+	// Required fields that are absent or null send the record to dead letters.
+	Required bool `yaml:"required"`
+}
+
+// EventTimeConfig says where event time comes from.
+type EventTimeConfig struct {
+	// Field is a timestamp field; when empty the broker/source timestamp is used.
+	Field string `yaml:"field"`
+	// MaxFuture rejects records whose event time is further than this ahead
+	// of the wall clock (absurd timestamps) to dead letters; default 24h, negative disables.
+	MaxFuture Duration `yaml:"maxFuture"`
+}
+
+// WatermarkConfig is a split's watermark strategy.
+type WatermarkConfig struct {
+	// Strategy is bounded (default) or perSender.
+	Strategy string `yaml:"strategy"`
+	// MaxOutOfOrderness is how far behind the newest event time the watermark trails.
+	MaxOutOfOrderness Duration `yaml:"maxOutOfOrderness"`
+	// IdleTimeout marks a split idle after this long without records, so it
+	// stops holding the watermark back; 0 disables.
+	IdleTimeout Duration `yaml:"idleTimeout"`
+	// SenderField names the field that identifies a sender (perSender).
+	SenderField string `yaml:"senderField"`
+	// SenderIdleTimeout excludes a sender silent for longer than this (wall clock).
+	SenderIdleTimeout Duration `yaml:"senderIdleTimeout"`
+}
+
+// StepConfig is one stateless step; exactly one of its kinds is set.
+type StepConfig struct {
+	Name string `yaml:"name"`
+	// Filter keeps records for which the expression is true.
+	Filter string `yaml:"filter"`
+	// Map computes fields; the result has the listed fields (plus the
+	// existing ones when Keep is true).
+	Map *MapConfig `yaml:"map"`
+	// FlatMap turns a record into one record per element of an array expression.
+	FlatMap *FlatMapConfig `yaml:"flatMap"`
+}
+
+// MapConfig computes fields with expressions.
+type MapConfig struct {
+	Fields []ExprField `yaml:"fields"`
+	// Keep keeps the input fields that are not redefined.
+	Keep bool `yaml:"keep"`
+}
+
+// ExprField is a computed field.
+type ExprField struct {
+	Name string `yaml:"name"`
+	Expr string `yaml:"expr"`
+	Type string `yaml:"type"`
+}
+
+// FlatMapConfig emits one record per element of the array Expr evaluates to,
+// with the element in field As (of type Type).
+type FlatMapConfig struct {
+	Expr string `yaml:"expr"`
+	As   string `yaml:"as"`
+	Type string `yaml:"type"`
+}
+
+// StageConfig is one keyed window stage.
+type StageConfig struct {
+	Name string `yaml:"name"`
+	// Input is the stream read: a source or an earlier stage; default the
+	// previous stage, or all sources for the first stage.
+	Input string `yaml:"input"`
+	// KeyBy lists the key fields; empty means a single global key.
+	KeyBy  []string     `yaml:"keyBy"`
+	Window WindowConfig `yaml:"window"`
+	// AllowedLateness keeps windows open after they fire; late records
+	// within it update the result, later ones go to the "late" stream.
+	AllowedLateness Duration      `yaml:"allowedLateness"`
+	Aggregates      []window.Spec `yaml:"aggregates"`
+	// Alerts are simple threshold alerts over this stage's results.
+	Alerts []AlertConfig `yaml:"alerts"`
+}
+
+// WindowConfig selects a window assigner.
+type WindowConfig struct {
+	// Type is tumbling, sliding or session.
+	Type  string   `yaml:"type"`
+	Size  Duration `yaml:"size"`
+	Slide Duration `yaml:"slide"`
+	Gap   Duration `yaml:"gap"`
+}
+
+// AlertConfig raises an alert for every window result matching When.
+type AlertConfig struct {
+	Name string `yaml:"name"`
+	// When is a boolean expression over the stage's output fields.
+	When     string `yaml:"when"`
+	Severity string `yaml:"severity"`
+}
+
+// SinkConfig is one output.
+type SinkConfig struct {
+	Name string `yaml:"name"`
+	// Input is the stream written.
+	Input string `yaml:"input"`
+	// Type is parquet, stdout or file.
+	Type    string          `yaml:"type"`
+	Parquet *ParquetConfig  `yaml:"parquet"`
+	File    *JSONFileConfig `yaml:"file"`
+}
+
+// ParquetConfig writes Hive-partitioned Parquet files.
+type ParquetConfig struct {
+	// Path is the output directory.
+	Path string `yaml:"path"`
+	// Partition is a path template: {date}, {hour}, {minute} from event time
+	// and {field} from record fields, e.g. "dt={date}/hour={hour}/tag={tag}".
+	Partition string `yaml:"partition"`
+	// Compression is zstd (default), snappy, gzip or none.
+	Compression string `yaml:"compression"`
+	// RollSize, RollRows and RollAge close a file when it reaches any of them;
+	// defaults 128MiB, 0 (off) and 5m.
+	RollSize ByteSize `yaml:"rollSize"`
+	RollRows int64    `yaml:"rollRows"`
+	RollAge  Duration `yaml:"rollAge"`
+}
+
+// JSONFileConfig writes JSON lines to a file.
+type JSONFileConfig struct {
+	Path string `yaml:"path"`
+}

@@ -1,0 +1,120 @@
+package record
+
+import (
+	"strings"
+	"unsafe"
+)
+
+// Row is one record: a view of Schema.Len() values inside a Batch. It is valid
+// only while the batch is.
+type Row []Value
+
+// Batch is a group of rows of one schema, the unit that moves between tasks.
+//
+// A batch is owned by one goroutine at a time: the sender must not touch it
+// after sending. Strings in a batch may point into its arena; see package doc.
+type Batch struct {
+	// Width is the number of values per row (the schema length).
+	Width int
+	// Values holds the rows back to back.
+	Values []Value
+	// Times holds each row's event time in milliseconds since the epoch.
+	Times []int64
+	// Keys holds each row's key when the batch has crossed a keyBy exchange.
+	Keys []string
+	// KeyGroups holds each row's key group, parallel to Keys.
+	KeyGroups []uint16
+
+	arena []byte
+}
+
+// NewBatch returns an empty batch for rows of width values, with room for capacity rows.
+func NewBatch(width, capacity int) *Batch {
+	return &Batch{
+		Width:  width,
+		Values: make([]Value, 0, width*capacity),
+		Times:  make([]int64, 0, capacity),
+	}
+}
+
+// Len is the number of rows.
+func (b *Batch) Len() int { return len(b.Times) }
+
+// Row returns row i.
+func (b *Batch) Row(i int) Row { return Row(b.Values[i*b.Width : (i+1)*b.Width : (i+1)*b.Width]) }
+
+// Time returns the event time of row i in milliseconds.
+func (b *Batch) Time(i int) int64 { return b.Times[i] }
+
+// AppendRow adds a row of nulls with event time t and returns it for filling.
+func (b *Batch) AppendRow(t int64) Row {
+	n := len(b.Values)
+	if cap(b.Values)-n < b.Width {
+		grown := make([]Value, n, 2*cap(b.Values)+b.Width)
+		copy(grown, b.Values)
+		b.Values = grown
+	}
+	b.Values = b.Values[:n+b.Width]
+	row := Row(b.Values[n : n+b.Width : n+b.Width])
+	clear(row)
+	b.Times = append(b.Times, t)
+	return row
+}
+
+// AppendFrom copies row i of src (same width) into b, with its key if any.
+func (b *Batch) AppendFrom(src *Batch, i int) {
+	row := b.AppendRow(src.Times[i])
+	copy(row, src.Row(i))
+	if src.Keys != nil {
+		b.Keys = append(b.Keys, src.Keys[i])
+		b.KeyGroups = append(b.KeyGroups, src.KeyGroups[i])
+	}
+}
+
+// TruncateLast removes the last row (used when a row fails half-way through decoding).
+func (b *Batch) TruncateLast() {
+	n := b.Len() - 1
+	b.Values = b.Values[:n*b.Width]
+	b.Times = b.Times[:n]
+	if len(b.Keys) > n {
+		b.Keys = b.Keys[:n]
+		b.KeyGroups = b.KeyGroups[:n]
+	}
+}
+
+// Reset empties the batch, keeping its memory. Strings handed out by the old
+// arena stay valid: the arena is replaced, not overwritten.
+func (b *Batch) Reset() {
+	b.Values = b.Values[:0]
+	b.Times = b.Times[:0]
+	b.Keys = b.Keys[:0]
+	b.KeyGroups = b.KeyGroups[:0]
+	b.arena = nil
+}
+
+const arenaChunk = 16 << 10
+
+// Intern returns p as a string stored in the batch's arena, valid for as long
+// as anything references it. It allocates one chunk per ~16 KiB of strings.
+func (b *Batch) Intern(p []byte) string {
+	if len(p) == 0 {
+		return ""
+	}
+	if len(p) > arenaChunk/4 {
+		return string(p)
+	}
+	if cap(b.arena)-len(b.arena) < len(p) {
+		b.arena = make([]byte, 0, arenaChunk)
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, p...)
+	s := b.arena[start:len(b.arena):len(b.arena)]
+	return unsafe.String(unsafe.SliceData(s), len(s))
+}
+
+// InternString is Intern for a string built elsewhere.
+func (b *Batch) InternString(s string) string {
+	return b.Intern(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+func cloneString(s string) string { return strings.Clone(s) }
