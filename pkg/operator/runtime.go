@@ -1,0 +1,486 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/sink"
+	"github.com/streamd/streamd/pkg/source"
+	"github.com/streamd/streamd/pkg/window"
+)
+
+const (
+	minWM = window.MinWatermark
+	maxWM = window.MaxWatermark
+)
+
+// Runtime runs a Job.
+type Runtime struct {
+	job     Job
+	log     *zap.Logger
+	m       *metrics
+	streams map[string]*stream
+	stages  []*stageRT
+	sinks   []*sinkRT
+	sources []*sourceRT
+
+	ready   atomic.Bool
+	errOnce sync.Once
+	err     error
+	stop    context.CancelFunc
+
+	statusMu sync.Mutex
+	splits   map[string]*splitStatus
+	subtasks []*subtaskStatus
+}
+
+// stream is a named flow of rows of one schema with its consumers.
+type stream struct {
+	name    string
+	schema  *record.Schema
+	sinks   []*sinkRT
+	stages  []*stageRT
+	records prometheus.Counter
+	// producers counts tasks emitting into the stream; when they are all
+	// done the consuming stages' inputs are closed.
+	producers sync.WaitGroup
+}
+
+type sinkRT struct {
+	spec   SinkSpec
+	errors prometheus.Counter
+}
+
+type sourceRT struct {
+	spec   SourceSpec
+	out    *stream
+	splits prometheus.Gauge
+}
+
+type stageRT struct {
+	spec      StageSpec
+	in        *stream
+	keyIdx    []int
+	keyGroups int
+	aggs      []window.Aggregate
+	out       *stream
+	late      *stream
+	inputs    []chan event
+	nextInput atomic.Int64
+	closeOnce sync.Once
+	done      sync.WaitGroup
+	// batches recycles the exchange's batches: subtasks return them once
+	// the window operator has taken what it keeps.
+	batches sync.Pool
+}
+
+func (st *stageRT) getBatch(width, capacity int) *record.Batch {
+	if b, ok := st.batches.Get().(*record.Batch); ok && b.Width == width {
+		return b
+	}
+	b := record.NewBatch(width, capacity)
+	b.Keys = make([]string, 0, capacity)
+	b.KeyGroups = make([]uint16, 0, capacity)
+	return b
+}
+
+func (st *stageRT) putBatch(b *record.Batch) {
+	clear(b.Values) // drop references to strings of other batches
+	b.Reset()
+	st.batches.Put(b)
+}
+
+// New checks the job, resolves schemas and wires streams. logger may be nil;
+// reg may be nil (no metrics registered).
+func New(job Job, logger *zap.Logger, reg prometheus.Registerer) (*Runtime, error) {
+	if err := job.defaults(); err != nil {
+		return nil, fmt.Errorf("new runtime: %w", err)
+	}
+	if job.Parallelism == 0 {
+		job.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	r := &Runtime{
+		job:     job,
+		log:     logger,
+		m:       newMetrics(reg),
+		streams: make(map[string]*stream),
+		splits:  make(map[string]*splitStatus),
+	}
+	if err := r.wire(); err != nil {
+		return nil, fmt.Errorf("new runtime: %w", err)
+	}
+	return r, nil
+}
+
+func (r *Runtime) addStream(name string, s *record.Schema) (*stream, error) {
+	if _, dup := r.streams[name]; dup {
+		return nil, fmt.Errorf("stream %q is defined twice", name)
+	}
+	st := &stream{name: name, schema: s, records: r.m.streamRecords.WithLabelValues(name)}
+	r.streams[name] = st
+	return st, nil
+}
+
+func (r *Runtime) wire() error {
+	if _, err := r.addStream(StreamDeadLetters, DeadLetterSchema); err != nil {
+		return err
+	}
+	if _, err := r.addStream(StreamAlerts, AlertSchema); err != nil {
+		return err
+	}
+	for _, spec := range r.job.Sources {
+		schema, err := sourceSchema(spec)
+		if err != nil {
+			return fmt.Errorf("source %q: %w", spec.Name, err)
+		}
+		out, err := r.addStream(spec.Name, schema)
+		if err != nil {
+			return err
+		}
+		r.sources = append(r.sources, &sourceRT{spec: spec, out: out, splits: r.m.splitsAssigned.WithLabelValues(spec.Name)})
+	}
+	for _, spec := range r.job.Stages {
+		in, ok := r.streams[spec.Input]
+		if !ok || in.name == StreamDeadLetters || in.name == StreamAlerts {
+			return fmt.Errorf("stage %q: input %q is not a source or an earlier stage", spec.Name, spec.Input)
+		}
+		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups}
+		for _, k := range spec.KeyBy {
+			i, ok := in.schema.Index(k)
+			if !ok {
+				return fmt.Errorf("stage %q: key field %q is not in %q (%s)", spec.Name, k, in.name, in.schema)
+			}
+			st.keyIdx = append(st.keyIdx, i)
+		}
+		for _, a := range spec.Aggregates {
+			agg, err := spec.NewAggregate(a, in.schema)
+			if err != nil {
+				return fmt.Errorf("stage %q: %w", spec.Name, err)
+			}
+			st.aggs = append(st.aggs, agg)
+		}
+		probe, err := r.newOperator(st)
+		if err != nil {
+			return fmt.Errorf("stage %q: %w", spec.Name, err)
+		}
+		if st.out, err = r.addStream(spec.Name, probe.ResultSchema()); err != nil {
+			return err
+		}
+		if st.late, err = r.addStream(spec.Name+"."+StreamLate, probe.LateSchema()); err != nil {
+			return err
+		}
+		for _, a := range spec.Alerts {
+			if _, err := a.NewCondition(probe.ResultSchema()); err != nil {
+				return fmt.Errorf("stage %q: alert %q: %w", spec.Name, a.Name, err)
+			}
+		}
+		st.inputs = make([]chan event, r.job.Parallelism)
+		for i := range st.inputs {
+			st.inputs[i] = make(chan event, 16)
+		}
+		in.stages = append(in.stages, st)
+		r.stages = append(r.stages, st)
+	}
+	for _, spec := range r.job.Sinks {
+		sk := &sinkRT{spec: spec, errors: r.m.sinkErrors.WithLabelValues(spec.Name)}
+		r.sinks = append(r.sinks, sk)
+		if spec.Input == StreamLate {
+			if len(r.stages) == 0 {
+				return fmt.Errorf("sink %q: there is no late stream without stages", spec.Name)
+			}
+			for _, st := range r.stages {
+				st.late.sinks = append(st.late.sinks, sk)
+			}
+			continue
+		}
+		in, ok := r.streams[spec.Input]
+		if !ok {
+			return fmt.Errorf("sink %q: input %q is not a stream", spec.Name, spec.Input)
+		}
+		in.sinks = append(in.sinks, sk)
+	}
+	return nil
+}
+
+func sourceSchema(spec SourceSpec) (*record.Schema, error) {
+	dec, err := spec.NewDecoder()
+	if err != nil {
+		return nil, err
+	}
+	schema := dec.Schema()
+	if spec.NewSteps != nil {
+		steps, err := spec.NewSteps()
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range steps {
+			schema = s.Schema()
+		}
+	}
+	return schema, nil
+}
+
+func (r *Runtime) newOperator(st *stageRT) (*window.Operator, error) {
+	return window.NewOperator(window.Config{
+		Assigner:        st.spec.Assigner,
+		AllowedLateness: st.spec.AllowedLateness.Milliseconds(),
+		Input:           st.in.schema,
+		KeyFields:       st.spec.KeyBy,
+		Aggregates:      st.aggs,
+	})
+}
+
+// Schema returns the schema of a stream, for tools and tests.
+func (r *Runtime) Schema(stream string) (*record.Schema, bool) {
+	s, ok := r.streams[stream]
+	if !ok {
+		return nil, false
+	}
+	return s.schema, true
+}
+
+// Ready reports whether every source has started reading.
+func (r *Runtime) Ready() bool { return r.ready.Load() }
+
+func (r *Runtime) fail(err error) {
+	r.errOnce.Do(func() {
+		r.err = err
+		r.log.Error("pipeline failed; stopping sources and draining", zap.Error(err))
+		if r.stop != nil {
+			r.stop()
+		}
+	})
+}
+
+// Run runs the job until every source ends or ctx is done. Cancelling ctx
+// stops the sources; everything already read is drained through the
+// stages (open windows fire) and sinks before Run returns.
+func (r *Runtime) Run(ctx context.Context) error {
+	srcCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	r.stop = stop
+
+	var tasks sync.WaitGroup
+	for _, st := range r.stages {
+		st.done.Add(len(st.inputs))
+		st.out.producers.Add(len(st.inputs))
+		st.late.producers.Add(len(st.inputs))
+	}
+	// Stage inputs close when every producer of their input stream is
+	// done; this cascades the end of input from sources to the last stage.
+	for _, s := range r.streams {
+		if len(s.stages) == 0 {
+			continue
+		}
+		s.producers.Add(1) // held by Run until sources are started
+		go func(s *stream) {
+			s.producers.Wait()
+			for _, st := range s.stages {
+				st.closeOnce.Do(func() {
+					for _, in := range st.inputs {
+						close(in)
+					}
+				})
+			}
+		}(s)
+	}
+	for _, st := range r.stages {
+		for i := range st.inputs {
+			op, err := r.newOperator(st)
+			if err != nil {
+				return fmt.Errorf("run stage %q: %w", st.spec.Name, err)
+			}
+			sub, err := r.newSubtask(st, i, op)
+			if err != nil {
+				return fmt.Errorf("run stage %q: %w", st.spec.Name, err)
+			}
+			tasks.Add(1)
+			go func() {
+				defer tasks.Done()
+				sub.run()
+			}()
+		}
+	}
+	// Subtasks of a stage register as inputs of downstream stages before
+	// any data flows, so no watermark can overtake them.
+	for _, src := range r.sources {
+		splits, err := src.spec.Source.Splits(srcCtx)
+		if err != nil {
+			r.fail(fmt.Errorf("list splits of source %q: %w", src.spec.Name, err))
+			break
+		}
+		for _, sp := range splits {
+			r.startSplit(srcCtx, src, sp, nil, &tasks)
+		}
+		if dyn, ok := src.spec.Source.(source.Dynamic); ok {
+			src.out.producers.Add(1)
+			tasks.Add(1)
+			go func() {
+				defer tasks.Done()
+				defer src.out.producers.Done()
+				r.watchSplits(srcCtx, src, dyn, &tasks)
+			}()
+		}
+	}
+	for _, s := range r.streams {
+		if len(s.stages) > 0 {
+			s.producers.Done()
+		}
+	}
+	r.ready.Store(true)
+	r.m.ready.Set(1)
+	r.log.Info("pipeline running", zap.String("pipeline", r.job.Name), zap.Int("parallelism", r.job.Parallelism), zap.Int("stages", len(r.stages)))
+
+	tasks.Wait()
+	r.ready.Store(false)
+	r.m.ready.Set(0)
+	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	if r.err != nil {
+		errs = append(errs, r.err)
+	}
+	for _, sk := range r.sinks {
+		if err := sk.spec.Sink.Close(closeCtx); err != nil {
+			errs = append(errs, fmt.Errorf("close sink %q: %w", sk.spec.Name, err))
+		}
+	}
+	for _, src := range r.sources {
+		if err := src.spec.Source.Close(closeCtx); err != nil {
+			errs = append(errs, fmt.Errorf("close source %q: %w", src.spec.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runtime) watchSplits(ctx context.Context, src *sourceRT, dyn source.Dynamic, tasks *sync.WaitGroup) {
+	var mu sync.Mutex
+	running := make(map[string]context.CancelFunc)
+	err := dyn.Watch(ctx, func(ev source.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Revoked {
+			if cancel, ok := running[ev.Split.ID]; ok {
+				cancel()
+				delete(running, ev.Split.ID)
+			}
+			return nil
+		}
+		splitCtx, cancel := context.WithCancel(ctx)
+		running[ev.Split.ID] = cancel
+		r.startSplit(splitCtx, src, ev.Split, nil, tasks)
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		r.fail(fmt.Errorf("watch splits of source %q: %w", src.spec.Name, err))
+	}
+}
+
+// emitter delivers one task's rows of one stream to the stream's sinks and
+// downstream stages.
+type emitter struct {
+	r       *Runtime
+	stream  *stream
+	writers []sink.Writer
+	sinks   []*sinkRT
+	outs    []*exchangeOut
+	tickers []sink.Ticker
+}
+
+func (r *Runtime) newEmitter(s *stream, task string) (*emitter, error) {
+	e := &emitter{r: r, stream: s}
+	for _, sk := range s.sinks {
+		w, err := sk.spec.Sink.NewWriter(task, s.schema)
+		if err != nil {
+			e.closeWriters(context.Background())
+			return nil, fmt.Errorf("open sink %q: %w", sk.spec.Name, err)
+		}
+		e.writers = append(e.writers, w)
+		e.sinks = append(e.sinks, sk)
+		if t, ok := w.(sink.Ticker); ok {
+			e.tickers = append(e.tickers, t)
+		}
+	}
+	for _, st := range s.stages {
+		id := int(st.nextInput.Add(1) - 1)
+		x := newExchangeOut(st, id, s.schema.Len())
+		for _, in := range st.inputs {
+			in <- event{from: id, wm: minWM, join: true}
+		}
+		e.outs = append(e.outs, x)
+	}
+	return e, nil
+}
+
+// emit writes b (may be nil for a watermark-only update) and forwards the watermark.
+func (e *emitter) emit(ctx context.Context, b *record.Batch, wm int64, idle bool) {
+	if b != nil && b.Len() > 0 {
+		e.stream.records.Add(float64(b.Len()))
+		for i, w := range e.writers {
+			if err := w.Write(ctx, b); err != nil {
+				e.sinks[i].errors.Inc()
+				e.r.fail(fmt.Errorf("write sink %q: %w", e.sinks[i].spec.Name, err))
+			}
+		}
+	} else {
+		b = nil
+	}
+	for _, x := range e.outs {
+		x.send(b, wm, idle)
+	}
+}
+
+func (e *emitter) tick(ctx context.Context, now time.Time, wm int64) {
+	for _, t := range e.tickers {
+		if err := t.Tick(ctx, now.UnixMilli(), wm); err != nil {
+			e.r.fail(fmt.Errorf("tick sink: %w", err))
+		}
+	}
+}
+
+// finish ends this producer's part of the stream.
+func (e *emitter) finish(ctx context.Context) {
+	for _, x := range e.outs {
+		x.finish()
+	}
+	e.closeWriters(ctx)
+}
+
+func (e *emitter) closeWriters(ctx context.Context) {
+	for i, w := range e.writers {
+		if err := w.Close(ctx); err != nil {
+			e.sinks[i].errors.Inc()
+			e.r.fail(fmt.Errorf("close sink %q: %w", e.sinks[i].spec.Name, err))
+		}
+	}
+	e.writers = nil
+}
+
+func alertID(stage, alert, key string, start int64, rev int64) string {
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.WriteString(stage)
+	_, _ = d.WriteString("\x00")
+	_, _ = d.WriteString(alert)
+	_, _ = d.WriteString("\x00")
+	_, _ = d.WriteString(key)
+	_, _ = d.WriteString("\x00")
+	_, _ = d.WriteString(strconv.FormatInt(start, 10))
+	_, _ = d.WriteString("\x00")
+	_, _ = d.WriteString(strconv.FormatInt(rev, 10))
+	return fmt.Sprintf("%016x", d.Sum64())
+}

@@ -1,0 +1,69 @@
+package operator
+
+import (
+	"sort"
+	"time"
+)
+
+// Status is a point-in-time view of the running pipeline for /v1/status.
+type Status struct {
+	Pipeline string          `json:"pipeline"`
+	Ready    bool            `json:"ready"`
+	Splits   []SplitStatus   `json:"splits"`
+	Subtasks []SubtaskStatus `json:"subtasks"`
+	// HeldBackBy names the non-idle split with the lowest watermark: the
+	// one holding event time back.
+	HeldBackBy string `json:"heldBackBy,omitempty"`
+}
+
+// SplitStatus describes one split being read.
+type SplitStatus struct {
+	Source    string     `json:"source"`
+	Split     string     `json:"split"`
+	Position  int64      `json:"position"`
+	Records   int64      `json:"records"`
+	Watermark *time.Time `json:"watermark,omitempty"`
+	Idle      bool       `json:"idle"`
+}
+
+// SubtaskStatus describes one keyed subtask.
+type SubtaskStatus struct {
+	Stage     string     `json:"stage"`
+	Index     int        `json:"index"`
+	Watermark *time.Time `json:"watermark,omitempty"`
+	Keys      int64      `json:"keys"`
+}
+
+func wmTime(wm int64) *time.Time {
+	if wm == minWM || wm == maxWM {
+		return nil
+	}
+	t := time.UnixMilli(wm).UTC()
+	return &t
+}
+
+// Status returns the current status.
+func (r *Runtime) Status() Status {
+	st := Status{Pipeline: r.job.Name, Ready: r.Ready()}
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	low := int64(maxWM)
+	for _, s := range r.splits {
+		wm := s.watermark.Load()
+		ss := SplitStatus{Source: s.source, Split: s.split, Position: s.position.Load(), Records: s.records.Load(), Watermark: wmTime(wm), Idle: s.idle.Load()}
+		st.Splits = append(st.Splits, ss)
+		if !ss.Idle && wm < low {
+			low, st.HeldBackBy = wm, s.source+"/"+s.split
+		}
+	}
+	sort.Slice(st.Splits, func(i, j int) bool {
+		if st.Splits[i].Source != st.Splits[j].Source {
+			return st.Splits[i].Source < st.Splits[j].Source
+		}
+		return st.Splits[i].Split < st.Splits[j].Split
+	})
+	for _, s := range r.subtasks {
+		st.Subtasks = append(st.Subtasks, SubtaskStatus{Stage: s.stage, Index: s.index, Watermark: wmTime(s.watermark.Load()), Keys: s.keys.Load()})
+	}
+	return st
+}

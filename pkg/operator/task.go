@@ -1,0 +1,511 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/source"
+	"github.com/streamd/streamd/pkg/window"
+)
+
+const maxRawDeadLetter = 64 << 10
+
+// splitTask reads one split: read → decode → steps → watermark → emit. It
+// is the only goroutine touching its decoder, steps and watermarker.
+type splitTask struct {
+	r       *Runtime
+	src     *sourceRT
+	split   source.Split
+	reader  source.Reader
+	dec     Decoder
+	steps   []Step
+	wm      *watermarker
+	out     *emitter
+	dead    *emitter
+	status  *splitStatus
+	records prometheus.Counter
+	bytes   prometheus.Counter
+	wmGauge prometheus.Gauge
+	wmDelay prometheus.Gauge
+	idleG   prometheus.Gauge
+	deadBy  map[string]prometheus.Counter
+	deadB   *record.Batch
+}
+
+// startSplit opens a split and starts its task. It registers the task as a
+// producer of its streams before returning, so a stage cannot see the end of
+// its input while a split is starting.
+func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup) {
+	src.out.producers.Add(1)
+	r.streams[StreamDeadLetters].producers.Add(1)
+	t, err := r.newSplitTask(ctx, src, sp, start)
+	if err != nil {
+		src.out.producers.Done()
+		r.streams[StreamDeadLetters].producers.Done()
+		r.fail(fmt.Errorf("open split %q of source %q: %w", sp.ID, src.spec.Name, err))
+		return
+	}
+	src.splits.Inc()
+	tasks.Add(1)
+	go func() {
+		defer tasks.Done()
+		defer src.splits.Dec()
+		defer src.out.producers.Done()
+		defer r.streams[StreamDeadLetters].producers.Done()
+		t.run(ctx)
+	}()
+}
+
+func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position) (*splitTask, error) {
+	dec, err := src.spec.NewDecoder()
+	if err != nil {
+		return nil, err
+	}
+	var steps []Step
+	if src.spec.NewSteps != nil {
+		if steps, err = src.spec.NewSteps(); err != nil {
+			return nil, err
+		}
+	}
+	reader, err := src.spec.Source.Open(ctx, sp, start)
+	if err != nil {
+		return nil, err
+	}
+	task := "split-" + src.spec.Name + "-" + sanitizeTask(sp.ID)
+	out, err := r.newEmitter(src.out, task)
+	if err != nil {
+		_ = reader.Close()
+		return nil, err
+	}
+	dead, err := r.newEmitter(r.streams[StreamDeadLetters], task)
+	if err != nil {
+		out.finish(ctx)
+		_ = reader.Close()
+		return nil, err
+	}
+	name, id := src.spec.Name, sp.ID
+	t := &splitTask{
+		r: r, src: src, split: sp, reader: reader, dec: dec, steps: steps,
+		wm:      newWatermarker(src.spec.Watermark, r.job.Now()),
+		out:     out,
+		dead:    dead,
+		status:  r.addSplitStatus(name, id),
+		records: r.m.sourceRecords.WithLabelValues(name, id),
+		bytes:   r.m.sourceBytes.WithLabelValues(name, id),
+		wmGauge: r.m.splitWM.WithLabelValues(name, id),
+		wmDelay: r.m.splitWMDelay.WithLabelValues(name, id),
+		idleG:   r.m.splitIdle.WithLabelValues(name, id),
+		deadBy:  make(map[string]prometheus.Counter),
+	}
+	return t, nil
+}
+
+func sanitizeTask(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func (t *splitTask) run(ctx context.Context) {
+	log := t.r.log.With(zap.String("source", t.src.spec.Name), zap.String("split", t.split.ID))
+	defer func() {
+		if err := t.reader.Close(); err != nil {
+			log.Warn("close split", zap.Error(err))
+		}
+		fin := context.Background()
+		t.out.finish(fin)
+		t.dead.finish(fin)
+		t.r.removeSplitStatus(t.status)
+	}()
+	msgs := &source.Batch{}
+	backoff := 100 * time.Millisecond
+	width := t.dec.Schema().Len()
+	for {
+		readCtx, cancel := context.WithTimeout(ctx, t.r.job.TickInterval)
+		err := t.reader.Read(readCtx, msgs, t.r.job.BatchSize)
+		cancel()
+		now := t.r.job.Now()
+		if len(msgs.Messages) > 0 {
+			t.process(ctx, msgs, width, now)
+			msgs.Reset()
+		}
+		wm, idle := t.wm.current(now)
+		t.publishWatermark(wm, idle, now)
+		t.out.emit(ctx, nil, wm, idle)
+		t.out.tick(ctx, now, wm)
+		t.dead.tick(ctx, now, wm)
+		switch {
+		case err == nil:
+			backoff = 100 * time.Millisecond
+		case errors.Is(err, source.ErrEndOfSplit):
+			log.Info("split ended")
+			return
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			// no data within a tick: idleness and sink ticks were handled above
+		default:
+			log.Warn("read split; retrying", zap.Error(err), zap.Duration("backoff", backoff))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}
+}
+
+func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, now time.Time) {
+	b := record.NewBatch(width, len(msgs.Messages))
+	var nbytes int
+	for i := range msgs.Messages {
+		m := &msgs.Messages[i]
+		nbytes += len(m.Value)
+		if err := t.dec.Decode(m.Value, m.Timestamp, b); err != nil {
+			t.deadLetter(now, m.Position.String(), err, m.Value)
+		}
+	}
+	t.records.Add(float64(len(msgs.Messages)))
+	t.bytes.Add(float64(nbytes))
+	last := msgs.Messages[len(msgs.Messages)-1].Position
+	t.status.position.Store(last.Offset)
+	t.status.records.Add(int64(len(msgs.Messages)))
+	for _, s := range t.steps {
+		out := record.NewBatch(s.Schema().Len(), b.Len())
+		in := b
+		s.Apply(in, out, func(row int, err error) {
+			t.deadLetter(now, "", err, record.AppendJSON(nil, stepInputSchema(t, s), in.Row(row)))
+		})
+		b = out
+	}
+	t.wm.observe(b, now)
+	wm, idle := t.wm.current(now)
+	t.out.emit(ctx, b, wm, idle)
+	t.flushDead(ctx, wm)
+}
+
+// stepInputSchema returns the schema of the rows a step receives.
+func stepInputSchema(t *splitTask, s Step) *record.Schema {
+	schema := t.dec.Schema()
+	for _, prev := range t.steps {
+		if prev == s {
+			break
+		}
+		schema = prev.Schema()
+	}
+	return schema
+}
+
+func (t *splitTask) deadLetter(now time.Time, pos string, err error, raw []byte) {
+	reason, detail := "decode_error", err.Error()
+	var rs Reasoner
+	if errors.As(err, &rs) {
+		reason = rs.DeadLetterReason()
+	}
+	c := t.deadBy[reason]
+	if c == nil {
+		c = t.r.m.deadLetters.WithLabelValues(t.src.spec.Name, reason)
+		t.deadBy[reason] = c
+	}
+	c.Inc()
+	if t.deadB == nil {
+		t.deadB = record.NewBatch(DeadLetterSchema.Len(), 16)
+	}
+	if len(raw) > maxRawDeadLetter {
+		raw = raw[:maxRawDeadLetter]
+	}
+	b := t.deadB
+	row := b.AppendRow(now.UnixMilli())
+	row[0] = record.TimestampMillis(now.UnixMilli())
+	row[1] = record.String(t.src.spec.Name)
+	row[2] = record.String(t.split.ID)
+	row[3] = record.String(b.InternString(pos))
+	row[4] = record.String(b.InternString(reason))
+	row[5] = record.String(b.InternString(detail))
+	row[6] = record.String(b.Intern(raw))
+}
+
+func (t *splitTask) flushDead(ctx context.Context, wm int64) {
+	if t.deadB == nil || t.deadB.Len() == 0 {
+		return
+	}
+	t.dead.emit(ctx, t.deadB, wm, false)
+	t.deadB = nil
+}
+
+func (t *splitTask) publishWatermark(wm int64, idle bool, now time.Time) {
+	t.status.watermark.Store(wm)
+	t.status.idle.Store(idle)
+	if idle {
+		t.idleG.Set(1)
+	} else {
+		t.idleG.Set(0)
+	}
+	if wm != minWM {
+		t.wmGauge.Set(float64(wm) / 1000)
+		t.wmDelay.Set(float64(now.UnixMilli()-wm) / 1000)
+	}
+}
+
+// subtask runs one stage's window operator over its key groups.
+type subtask struct {
+	r      *Runtime
+	st     *stageRT
+	idx    int
+	op     *window.Operator
+	valve  *valve
+	out    *emitter
+	late   *emitter
+	alerts *emitter
+	conds  []func(record.Row) (bool, error)
+	status *subtaskStatus
+
+	res       window.Output
+	wmDelay   prometheus.Gauge
+	keys      prometheus.Gauge
+	in        prometheus.Counter
+	firings   prometheus.Counter
+	updates   prometheus.Counter
+	lateC     prometheus.Counter
+	alertC    []prometheus.Counter
+	alertErrC []prometheus.Counter
+	sentWM    int64
+	sentIdle  bool
+}
+
+func (r *Runtime) newSubtask(st *stageRT, i int, op *window.Operator) (*subtask, error) {
+	name := subtaskName(st.spec.Name, i)
+	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
+	var err error
+	if s.out, err = r.newEmitter(st.out, name); err != nil {
+		return nil, err
+	}
+	if s.late, err = r.newEmitter(st.late, name); err != nil {
+		return nil, err
+	}
+	if len(st.spec.Alerts) > 0 {
+		r.streams[StreamAlerts].producers.Add(1)
+		if s.alerts, err = r.newEmitter(r.streams[StreamAlerts], name); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range st.spec.Alerts {
+		c, err := a.NewCondition(op.ResultSchema())
+		if err != nil {
+			return nil, fmt.Errorf("alert %q: %w", a.Name, err)
+		}
+		s.conds = append(s.conds, c)
+		s.alertC = append(s.alertC, r.m.alerts.WithLabelValues(st.spec.Name, a.Name, a.Severity))
+		s.alertErrC = append(s.alertErrC, r.m.alertErrors.WithLabelValues(st.spec.Name, a.Name))
+	}
+	sub := strconv.Itoa(i)
+	s.wmDelay = r.m.stageWMDelay.WithLabelValues(st.spec.Name, sub)
+	s.keys = r.m.stateKeys.WithLabelValues(st.spec.Name, sub)
+	s.in = r.m.stageIn.WithLabelValues(st.spec.Name)
+	s.firings = r.m.windowFirings.WithLabelValues(st.spec.Name)
+	s.updates = r.m.windowUpdates.WithLabelValues(st.spec.Name)
+	s.lateC = r.m.lateRecords.WithLabelValues(st.spec.Name)
+	s.status = r.addSubtaskStatus(st.spec.Name, i)
+	s.newOutput()
+	return s, nil
+}
+
+func (s *subtask) newOutput() {
+	s.res = window.Output{
+		Results: record.NewBatch(s.op.ResultSchema().Len(), 64),
+		Late:    record.NewBatch(s.op.LateSchema().Len(), 16),
+	}
+}
+
+func (s *subtask) run() {
+	defer s.st.done.Done()
+	defer s.st.out.producers.Done()
+	defer s.st.late.producers.Done()
+	if s.alerts != nil {
+		defer s.r.streams[StreamAlerts].producers.Done()
+	}
+	ctx := context.Background()
+	ticker := time.NewTicker(s.r.job.TickInterval)
+	defer ticker.Stop()
+	in := s.st.inputs[s.idx]
+	for {
+		select {
+		case ev, ok := <-in:
+			if !ok {
+				// End of input: event time ends and every window fires.
+				s.op.Advance(maxWM, &s.res)
+				s.flush(ctx, maxWM, false)
+				s.out.finish(ctx)
+				s.late.finish(ctx)
+				if s.alerts != nil {
+					s.alerts.finish(ctx)
+				}
+				s.keys.Set(0)
+				return
+			}
+			s.handle(ctx, ev)
+		case now := <-ticker.C:
+			if s.r.job.IdleAdvance > 0 {
+				if wm, ok := s.valve.idleAdvance(now, s.r.job.IdleAdvance); ok {
+					s.op.Advance(wm, &s.res)
+					s.flush(ctx, wm, true)
+				}
+			}
+			s.out.tick(ctx, now, s.op.Watermark())
+			s.late.tick(ctx, now, s.op.Watermark())
+			if s.alerts != nil {
+				s.alerts.tick(ctx, now, s.op.Watermark())
+			}
+			if wm := s.op.Watermark(); wm != minWM && wm != maxWM {
+				s.wmDelay.Set(float64(now.UnixMilli()-wm) / 1000)
+			}
+		}
+	}
+}
+
+func (s *subtask) handle(ctx context.Context, ev event) {
+	if ev.batch != nil {
+		s.in.Add(float64(ev.batch.Len()))
+		s.op.Process(ev.batch, &s.res)
+		s.st.putBatch(ev.batch)
+	}
+	var wm int64
+	var idle bool
+	if ev.join {
+		s.valve.input(ev.from)
+		wm, idle = s.valve.combine(s.r.job.Now())
+	} else {
+		wm, idle = s.valve.update(ev.from, ev.wm, ev.idle, ev.done, s.r.job.Now())
+	}
+	if wm > s.op.Watermark() {
+		s.op.Advance(wm, &s.res)
+	}
+	s.flush(ctx, wm, idle)
+}
+
+// flush emits what the operator produced and forwards the watermark.
+func (s *subtask) flush(ctx context.Context, wm int64, idle bool) {
+	res := s.res
+	s.firings.Add(float64(res.Firings))
+	s.updates.Add(float64(res.Updates))
+	s.lateC.Add(float64(res.LateRecords))
+	s.keys.Set(float64(s.op.Keys()))
+	s.status.watermark.Store(wm)
+	s.status.keys.Store(int64(s.op.Keys()))
+	if res.Results.Len() == 0 && res.Late.Len() == 0 && res.Firings == 0 && wm == s.sentWM && idle == s.sentIdle {
+		return
+	}
+	if res.Results.Len() > 0 || res.Late.Len() > 0 {
+		s.newOutput()
+	} else {
+		s.res.Firings, s.res.Updates, s.res.LateRecords = 0, 0, 0
+	}
+	if len(s.conds) > 0 && res.Results.Len() > 0 {
+		s.evalAlerts(ctx, res.Results, wm)
+	}
+	s.sentWM, s.sentIdle = wm, idle
+	s.out.emit(ctx, res.Results, wm, idle)
+	s.late.emit(ctx, res.Late, wm, idle)
+}
+
+func (s *subtask) evalAlerts(ctx context.Context, results *record.Batch, wm int64) {
+	schema := s.op.ResultSchema()
+	nKey := len(s.st.spec.KeyBy)
+	var out *record.Batch
+	var keyBuf []byte
+	for i := 0; i < results.Len(); i++ {
+		row := results.Row(i)
+		for j, cond := range s.conds {
+			ok, err := cond(row)
+			if err != nil {
+				s.alertErrC[j].Inc()
+				continue
+			}
+			if !ok {
+				continue
+			}
+			if out == nil {
+				out = record.NewBatch(AlertSchema.Len(), 8)
+			}
+			a := s.st.spec.Alerts[j]
+			keyBuf = keyBuf[:0]
+			for k := 0; k < nKey; k++ {
+				if k > 0 {
+					keyBuf = append(keyBuf, '/')
+				}
+				keyBuf = row[k].AppendText(keyBuf)
+			}
+			key := string(keyBuf)
+			start, end, rev := row[nKey], row[nKey+1], row[nKey+2]
+			ar := out.AppendRow(results.Times[i])
+			ar[0] = record.String(alertID(s.st.spec.Name, a.Name, key, start.Int(), rev.Int()))
+			ar[1] = record.String(a.Name)
+			ar[2] = record.String(a.Severity)
+			ar[3] = record.String(s.st.spec.Name)
+			ar[4] = record.String(key)
+			ar[5], ar[6], ar[7] = start, end, rev
+			ar[8] = record.String(string(record.AppendJSON(nil, schema, row)))
+			s.alertC[j].Inc()
+		}
+	}
+	if out != nil {
+		s.alerts.emit(ctx, out, wm, false)
+	}
+}
+
+// splitStatus and subtaskStatus are updated by their tasks and read by the
+// status API.
+type splitStatus struct {
+	source, split string
+	position      atomic.Int64
+	records       atomic.Int64
+	watermark     atomic.Int64
+	idle          atomic.Bool
+}
+
+type subtaskStatus struct {
+	stage     string
+	index     int
+	watermark atomic.Int64
+	keys      atomic.Int64
+}
+
+func (r *Runtime) addSplitStatus(src, split string) *splitStatus {
+	s := &splitStatus{source: src, split: split}
+	s.watermark.Store(minWM)
+	r.statusMu.Lock()
+	r.splits[src+"/"+split] = s
+	r.statusMu.Unlock()
+	return s
+}
+
+func (r *Runtime) removeSplitStatus(s *splitStatus) {
+	r.statusMu.Lock()
+	if r.splits[s.source+"/"+s.split] == s {
+		delete(r.splits, s.source+"/"+s.split)
+	}
+	r.statusMu.Unlock()
+}
+
+func (r *Runtime) addSubtaskStatus(stage string, i int) *subtaskStatus {
+	s := &subtaskStatus{stage: stage, index: i}
+	s.watermark.Store(minWM)
+	r.statusMu.Lock()
+	r.subtasks = append(r.subtasks, s)
+	r.statusMu.Unlock()
+	return s
+}

@@ -1,0 +1,191 @@
+package operator
+
+import (
+	"strings"
+	"time"
+
+	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/window"
+)
+
+// WatermarkConfig is a split's watermark strategy. Durations are wall-clock
+// except MaxOutOfOrderness, which is event time.
+type WatermarkConfig struct {
+	// MaxOutOfOrderness is how far (ms) the watermark trails the newest event time.
+	MaxOutOfOrderness int64
+	// IdleTimeout marks the split idle after this long without records; 0 never.
+	IdleTimeout time.Duration
+	// SenderField, when >= 0, selects the per-sender strategy: the watermark
+	// is the minimum over each sender's newest event time, ignoring senders
+	// silent for longer than SenderIdleTimeout.
+	SenderField       int
+	SenderIdleTimeout time.Duration
+}
+
+// watermarker tracks one split's watermark. Watermarks follow Flink's
+// convention: watermark w promises no more records with event time <= w,
+// so w = newest - maxOutOfOrderness - 1.
+type watermarker struct {
+	cfg      WatermarkConfig
+	maxTime  int64
+	lastData time.Time
+	senders  map[string]*sender
+	emitted  int64
+}
+
+type sender struct {
+	maxTime int64
+	seen    time.Time
+}
+
+func newWatermarker(cfg WatermarkConfig, now time.Time) *watermarker {
+	w := &watermarker{cfg: cfg, maxTime: window.MinWatermark, lastData: now, emitted: window.MinWatermark}
+	if cfg.SenderField >= 0 {
+		w.senders = make(map[string]*sender)
+	}
+	return w
+}
+
+// observe folds a decoded batch into the split's event-time state.
+func (w *watermarker) observe(b *record.Batch, now time.Time) {
+	if b.Len() == 0 {
+		return
+	}
+	w.lastData = now
+	if w.senders == nil {
+		for _, t := range b.Times {
+			w.maxTime = max(w.maxTime, t)
+		}
+		return
+	}
+	for i, t := range b.Times {
+		id := b.Values[i*b.Width+w.cfg.SenderField]
+		s := w.senders[id.S]
+		if s == nil {
+			s = &sender{maxTime: t}
+			w.senders[strings.Clone(id.S)] = s
+		}
+		s.maxTime = max(s.maxTime, t)
+		s.seen = now
+	}
+}
+
+// current returns the split's watermark and whether the split is idle. The
+// watermark never goes backwards.
+func (w *watermarker) current(now time.Time) (int64, bool) {
+	if w.cfg.IdleTimeout > 0 && now.Sub(w.lastData) >= w.cfg.IdleTimeout {
+		return w.emitted, true
+	}
+	newest := w.maxTime
+	if w.senders != nil {
+		newest = window.MaxWatermark
+		active := 0
+		for id, s := range w.senders {
+			if w.cfg.SenderIdleTimeout > 0 && now.Sub(s.seen) >= w.cfg.SenderIdleTimeout {
+				if now.Sub(s.seen) >= 10*w.cfg.SenderIdleTimeout {
+					delete(w.senders, id) // forget long-gone senders
+				}
+				continue
+			}
+			active++
+			newest = min(newest, s.maxTime)
+		}
+		if active == 0 {
+			return w.emitted, true
+		}
+	}
+	if newest == window.MinWatermark {
+		return w.emitted, false
+	}
+	w.emitted = max(w.emitted, newest-w.cfg.MaxOutOfOrderness-1)
+	return w.emitted, false
+}
+
+// valve combines the watermarks of a subtask's inputs: the minimum over
+// inputs that are neither idle nor finished. When every input is finished
+// event time ends; when every input is idle the watermark holds (or, with
+// idle advance, follows the wall clock).
+type valve struct {
+	inputs  []valveInput
+	current int64
+	// allIdleSince is when the last active input went idle.
+	allIdleSince time.Time
+	idleBase     int64
+}
+
+type valveInput struct {
+	wm     int64
+	idle   bool
+	done   bool
+	joined bool
+}
+
+func newValve() *valve { return &valve{current: window.MinWatermark} }
+
+func (v *valve) input(id int) *valveInput {
+	for id >= len(v.inputs) {
+		v.inputs = append(v.inputs, valveInput{wm: window.MinWatermark})
+	}
+	in := &v.inputs[id]
+	in.joined = true
+	return in
+}
+
+// update records an input's state and returns the combined watermark and
+// whether every input is idle or finished.
+func (v *valve) update(id int, wm int64, idle, done bool, now time.Time) (int64, bool) {
+	in := v.input(id)
+	in.wm = max(in.wm, wm)
+	in.idle = idle
+	in.done = done
+	return v.combine(now)
+}
+
+func (v *valve) combine(now time.Time) (int64, bool) {
+	low := int64(window.MaxWatermark)
+	active, open := 0, 0
+	for i := range v.inputs {
+		in := &v.inputs[i]
+		if !in.joined || in.done {
+			continue
+		}
+		open++
+		if in.idle {
+			continue
+		}
+		active++
+		low = min(low, in.wm)
+	}
+	switch {
+	case open == 0 && len(v.inputs) > 0:
+		v.current = window.MaxWatermark
+	case active > 0:
+		v.current = max(v.current, low)
+		v.allIdleSince = time.Time{}
+	default:
+		if v.allIdleSince.IsZero() {
+			v.allIdleSince, v.idleBase = now, v.current
+		}
+		return v.current, true
+	}
+	return v.current, false
+}
+
+// idleAdvance lets event time follow the wall clock once every input has
+// been idle for at least after: it moves on by the wall time elapsed since
+// they all went idle.
+func (v *valve) idleAdvance(now time.Time, after time.Duration) (int64, bool) {
+	if v.allIdleSince.IsZero() || v.current == window.MinWatermark || v.current == window.MaxWatermark {
+		return v.current, false
+	}
+	idleFor := now.Sub(v.allIdleSince)
+	if idleFor < after {
+		return v.current, false
+	}
+	next := v.idleBase + idleFor.Milliseconds()
+	if next <= v.current {
+		return v.current, false
+	}
+	v.current = next
+	return next, true
+}
