@@ -1,0 +1,29 @@
+// Package decode turns raw messages into typed records.
+//
+// A JSON decoder is built from the declared fields of a pipeline: each field
+// has a name, a path into the JSON document ("meta.sourceId" is the path
+// ["meta", "sourceId"]), a type and, for timestamps, a format. Decode parses
+// one message and appends exactly one row to a record.Batch, or returns an
+// *Error whose Reason is a stable label (invalid_json, missing_field,
+// type_mismatch, bad_timestamp, future_timestamp, no_event_time) suitable for
+// a metric label and a dead-letter reason.
+//
+// Type rules are strict on purpose, because a silently coerced value is
+// harder to debug than a dead letter:
+//   - string accepts only JSON strings;
+//   - int accepts JSON integers and floats with an integral value;
+//   - float accepts any finite JSON number;
+//   - bool accepts only true and false;
+//   - timestamp accepts epoch numbers (seconds, milliseconds, microseconds,
+//     nanoseconds, fractional allowed) and RFC 3339 strings, per TimeFormat,
+//     and is stored as microseconds since the epoch. Timestamps before 1970
+//     are rejected as bad_timestamp.
+//
+// Absent optional fields and JSON null decode to record.Null; absent or null
+// required fields are missing_field.
+//
+// The decoder is built for the hot path: the fastjson parser is reused, field
+// values are staged in a scratch row so a failing record leaves the batch
+// untouched, and strings are copied into the batch arena, so decoding costs
+// no allocation per record once buffers have grown.
+package decode

@@ -1,0 +1,440 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fastjson"
+	"github.com/valyala/fastjson/fastfloat"
+
+	"github.com/streamd/streamd/pkg/record"
+)
+
+// Reasons a record is rejected. They are stable: metrics and dead letters
+// carry them as labels.
+const (
+	ReasonInvalidJSON     = "invalid_json"
+	ReasonMissingField    = "missing_field"
+	ReasonTypeMismatch    = "type_mismatch"
+	ReasonBadTimestamp    = "bad_timestamp"
+	ReasonFutureTimestamp = "future_timestamp"
+	ReasonNoEventTime     = "no_event_time"
+)
+
+// maxDetail bounds how much of a bad message or value an Error repeats, so a
+// 16 MiB garbage line does not become a 16 MiB dead-letter reason.
+const maxDetail = 100
+
+// Error is why a message could not be decoded.
+type Error struct {
+	// Reason is one of the Reason constants.
+	Reason string
+	// Detail names the field and what was seen, truncated.
+	Detail string
+}
+
+// Error implements error.
+func (e *Error) Error() string { return "decode record: " + e.Reason + ": " + e.Detail }
+
+// DeadLetterReason returns Reason, the label a dead letter carries.
+func (e *Error) DeadLetterReason() string { return e.Reason }
+
+// Field is one declared field of a record.
+type Field struct {
+	// Name is the column name in the record schema.
+	Name string
+	// Path is the list of object keys leading to the value; empty means [Name].
+	Path []string
+	// Type is the column type; TypeNull is not allowed.
+	Type record.Type
+	// TimeFormat says how a timestamp field is written; ignored for other types.
+	TimeFormat TimeFormat
+	// Required fields that are absent or null reject the record.
+	Required bool
+}
+
+// Config declares what a JSON decoder extracts.
+type Config struct {
+	// Fields are the record's columns, in schema order.
+	Fields []Field
+	// EventTimeField names a timestamp field that carries the event time;
+	// "" means the message (broker) timestamp is the event time.
+	EventTimeField string
+	// MaxFuture rejects records whose event time is more than this ahead of
+	// Now; 0 or negative disables the check.
+	MaxFuture time.Duration
+	// Now is the wall clock for MaxFuture; nil means time.Now.
+	Now func() time.Time
+}
+
+// slot is a decoded field waiting to be committed to the batch: strings stay
+// in the parser's buffer until the whole record is known to be good.
+type slot struct {
+	v   record.Value
+	str []byte
+}
+
+// JSON decodes JSON objects into typed records. It is used by one goroutine.
+type JSON struct {
+	parser    fastjson.Parser
+	fields    []Field
+	schema    *record.Schema
+	eventIdx  int
+	maxFuture time.Duration
+	now       func() time.Time
+	slots     []slot
+	scratch   []byte
+}
+
+// NewJSON validates cfg and builds a decoder.
+func NewJSON(cfg Config) (*JSON, error) {
+	if len(cfg.Fields) == 0 {
+		return nil, errors.New("new json decoder: no fields declared")
+	}
+	fields := make([]Field, len(cfg.Fields))
+	schemaFields := make([]record.Field, len(cfg.Fields))
+	eventIdx := -1
+	for i, f := range cfg.Fields {
+		if f.Type == record.TypeNull || f.Type > record.TypeTimestamp {
+			return nil, fmt.Errorf("new json decoder: field %q: unsupported type %s", f.Name, f.Type)
+		}
+		if f.TimeFormat > TimeRFC3339 {
+			return nil, fmt.Errorf("new json decoder: field %q: unknown time format %d", f.Name, f.TimeFormat)
+		}
+		if len(f.Path) == 0 {
+			f.Path = []string{f.Name}
+		} else {
+			f.Path = append([]string(nil), f.Path...)
+		}
+		for _, k := range f.Path {
+			if k == "" {
+				return nil, fmt.Errorf("new json decoder: field %q: empty path element", f.Name)
+			}
+		}
+		if f.Name == cfg.EventTimeField {
+			if f.Type != record.TypeTimestamp {
+				return nil, fmt.Errorf("new json decoder: event time field %q has type %s, want timestamp", f.Name, f.Type)
+			}
+			eventIdx = i
+		}
+		fields[i] = f
+		schemaFields[i] = record.Field{Name: f.Name, Type: f.Type}
+	}
+	if cfg.EventTimeField != "" && eventIdx < 0 {
+		return nil, fmt.Errorf("new json decoder: event time field %q is not declared", cfg.EventTimeField)
+	}
+	schema, err := record.NewSchema(schemaFields...)
+	if err != nil {
+		return nil, fmt.Errorf("new json decoder: %w", err)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &JSON{
+		fields:    fields,
+		schema:    schema,
+		eventIdx:  eventIdx,
+		maxFuture: cfg.MaxFuture,
+		now:       now,
+		slots:     make([]slot, len(fields)),
+		scratch:   make([]byte, 0, 64),
+	}, nil
+}
+
+// Schema returns the schema of the rows Decode appends.
+func (d *JSON) Schema() *record.Schema { return d.schema }
+
+// Decode parses msg and appends one row to b, whose width must be the schema
+// length. brokerTS (milliseconds) is the event time when no event time field
+// is configured. On failure it returns an *Error and leaves b unchanged.
+func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
+	doc, err := d.parser.ParseBytes(msg)
+	if err != nil {
+		return &Error{Reason: ReasonInvalidJSON, Detail: truncate(err.Error())}
+	}
+	if doc.Type() != fastjson.TypeObject {
+		return &Error{Reason: ReasonInvalidJSON, Detail: "want a JSON object, got " + doc.Type().String()}
+	}
+	for i := range d.fields {
+		f := &d.fields[i]
+		s := &d.slots[i]
+		s.str = nil
+		v := doc.Get(f.Path...)
+		if v == nil || v.Type() == fastjson.TypeNull {
+			if f.Required {
+				return d.missing(f, v)
+			}
+			s.v = record.Null
+			continue
+		}
+		if e := d.decodeValue(f, v, s); e != nil {
+			return e
+		}
+	}
+
+	var eventMS int64
+	if d.eventIdx >= 0 {
+		ev := d.slots[d.eventIdx].v
+		if ev.IsNull() {
+			return &Error{Reason: ReasonNoEventTime, Detail: fmt.Sprintf("field %q is absent or null", d.fields[d.eventIdx].Name)}
+		}
+		eventMS = int64(ev.N) / 1000
+	} else {
+		if brokerTS <= 0 {
+			return &Error{Reason: ReasonNoEventTime, Detail: "no event time field configured and the message has no timestamp"}
+		}
+		eventMS = brokerTS
+	}
+	if d.maxFuture > 0 {
+		limit := d.now().Add(d.maxFuture).UnixMilli()
+		if eventMS > limit {
+			return &Error{Reason: ReasonFutureTimestamp, Detail: fmt.Sprintf("event time %s is more than %s ahead of now",
+				time.UnixMilli(eventMS).UTC().Format(time.RFC3339Nano), d.maxFuture)}
+		}
+	}
+
+	row := b.AppendRow(eventMS)
+	for i := range d.slots {
+		s := &d.slots[i]
+		if s.v.T == record.TypeString {
+			s.v.S = b.Intern(s.str)
+			s.str = nil
+		}
+		row[i] = s.v
+	}
+	return nil
+}
+
+func (d *JSON) missing(f *Field, v *fastjson.Value) *Error {
+	if v == nil {
+		return &Error{Reason: ReasonMissingField, Detail: fmt.Sprintf("required field %q is absent", f.Name)}
+	}
+	return &Error{Reason: ReasonMissingField, Detail: fmt.Sprintf("required field %q is null", f.Name)}
+}
+
+// decodeValue converts one non-null JSON value into s according to f.
+func (d *JSON) decodeValue(f *Field, v *fastjson.Value, s *slot) *Error {
+	switch f.Type {
+	case record.TypeString:
+		if v.Type() != fastjson.TypeString {
+			return d.mismatch(f, v)
+		}
+		str, _ := v.StringBytes()
+		s.v = record.Value{T: record.TypeString}
+		s.str = str
+	case record.TypeBool:
+		switch v.Type() {
+		case fastjson.TypeTrue:
+			s.v = record.Bool(true)
+		case fastjson.TypeFalse:
+			s.v = record.Bool(false)
+		default:
+			return d.mismatch(f, v)
+		}
+	case record.TypeInt:
+		if v.Type() != fastjson.TypeNumber {
+			return d.mismatch(f, v)
+		}
+		n, isInt, fl, ok := d.number(v)
+		if !ok {
+			return d.mismatch(f, v)
+		}
+		if !isInt {
+			// 2^63 is exactly representable; anything at or beyond it overflows.
+			if fl != math.Trunc(fl) || fl >= 1<<63 || fl < -(1<<63) {
+				return d.mismatch(f, v)
+			}
+			n = int64(fl)
+		}
+		s.v = record.Int(n)
+	case record.TypeFloat:
+		if v.Type() != fastjson.TypeNumber {
+			return d.mismatch(f, v)
+		}
+		n, isInt, fl, ok := d.number(v)
+		if !ok {
+			return d.mismatch(f, v)
+		}
+		if isInt {
+			fl = float64(n)
+		}
+		s.v = record.Float(fl)
+	case record.TypeTimestamp:
+		return d.decodeTimestamp(f, v, s)
+	}
+	return nil
+}
+
+// number parses a JSON number, as an int64 when it is written as an integer
+// that fits, else as a finite float64. ok is false for NaN, Inf and garbage
+// that fastjson let through as a number.
+func (d *JSON) number(v *fastjson.Value) (n int64, isInt bool, f float64, ok bool) {
+	d.scratch = v.MarshalTo(d.scratch[:0])
+	raw := d.scratch
+	if isIntegerText(raw) {
+		if n, err := fastfloat.ParseInt64(b2s(raw)); err == nil {
+			return n, true, 0, true
+		}
+	}
+	f, err := fastfloat.Parse(b2s(raw))
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false, 0, false
+	}
+	return 0, false, f, true
+}
+
+func isIntegerText(p []byte) bool {
+	if len(p) > 0 && p[0] == '-' {
+		p = p[1:]
+	}
+	if len(p) == 0 || len(p) > 19 {
+		return false
+	}
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *JSON) decodeTimestamp(f *Field, v *fastjson.Value, s *slot) *Error {
+	switch v.Type() {
+	case fastjson.TypeString:
+		if f.TimeFormat != TimeAuto && f.TimeFormat != TimeRFC3339 {
+			return d.mismatch(f, v)
+		}
+		str, _ := v.StringBytes()
+		t, err := time.Parse(time.RFC3339Nano, b2s(str))
+		if err != nil {
+			return &Error{Reason: ReasonBadTimestamp, Detail: fmt.Sprintf("field %q: %q is not an RFC 3339 time", f.Name, truncate(string(str)))}
+		}
+		// UnixMicro is only meaningful within ±292k years; RFC 3339 years are 4 digits.
+		us := t.UnixMicro()
+		if us < 0 {
+			return d.badTimestamp(f, v, "before 1970")
+		}
+		s.v = record.Timestamp(us)
+		return nil
+	case fastjson.TypeNumber:
+		if f.TimeFormat == TimeRFC3339 {
+			return d.mismatch(f, v)
+		}
+		n, isInt, fl, ok := d.number(v)
+		if !ok {
+			return d.badTimestamp(f, v, "not a finite number")
+		}
+		format := f.TimeFormat
+		if format == TimeAuto {
+			mag := fl
+			if isInt {
+				mag = float64(n)
+			}
+			format = formatByMagnitude(math.Abs(mag))
+		}
+		us, ok := toMicros(n, isInt, fl, format)
+		if !ok {
+			return d.badTimestamp(f, v, "out of range")
+		}
+		if us < 0 {
+			return d.badTimestamp(f, v, "before 1970")
+		}
+		s.v = record.Timestamp(us)
+		return nil
+	}
+	return d.mismatch(f, v)
+}
+
+// formatByMagnitude guesses the unit of an epoch number: any time between
+// 1973 and 5138 has a distinct magnitude in each unit.
+func formatByMagnitude(x float64) TimeFormat {
+	switch {
+	case x < 1e11:
+		return TimeEpochS
+	case x < 1e14:
+		return TimeEpochMS
+	case x < 1e17:
+		return TimeEpochUS
+	}
+	return TimeEpochNS
+}
+
+// toMicros converts an epoch number in the given unit to microseconds,
+// reporting false on overflow.
+func toMicros(n int64, isInt bool, f float64, format TimeFormat) (int64, bool) {
+	var mult float64
+	var imult int64
+	switch format {
+	case TimeEpochS:
+		mult, imult = 1e6, 1_000_000
+	case TimeEpochMS:
+		mult, imult = 1e3, 1_000
+	case TimeEpochUS:
+		mult, imult = 1, 1
+	case TimeEpochNS:
+		if isInt {
+			return floorDiv(n, 1000), true
+		}
+		return floatMicros(f / 1e3)
+	default:
+		return 0, false
+	}
+	if isInt {
+		if n > math.MaxInt64/imult || n < math.MinInt64/imult {
+			return 0, false
+		}
+		return n * imult, true
+	}
+	return floatMicros(f * mult)
+}
+
+func floatMicros(us float64) (int64, bool) {
+	us = math.Round(us)
+	if math.IsNaN(us) || us >= 1<<63 || us < -(1<<63) {
+		return 0, false
+	}
+	return int64(us), true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && (a < 0) {
+		q--
+	}
+	return q
+}
+
+func (d *JSON) mismatch(f *Field, v *fastjson.Value) *Error {
+	want := f.Type.String()
+	if f.Type == record.TypeTimestamp {
+		want = "timestamp (" + f.TimeFormat.String() + ")"
+	}
+	return &Error{Reason: ReasonTypeMismatch, Detail: fmt.Sprintf("field %q: want %s, got %s %s",
+		f.Name, want, v.Type(), truncate(string(v.MarshalTo(nil))))}
+}
+
+func (d *JSON) badTimestamp(f *Field, v *fastjson.Value, why string) *Error {
+	return &Error{Reason: ReasonBadTimestamp, Detail: fmt.Sprintf("field %q: %s is %s",
+		f.Name, truncate(string(v.MarshalTo(nil))), why)}
+}
+
+func truncate(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail
+	// Do not split a UTF-8 sequence: back up to a rune start.
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return strings.ToValidUTF8(s[:cut], "") + "…"
+}
+
+// b2s views p as a string without copying; the string must not outlive p's
+// next modification.
+func b2s(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
