@@ -1,0 +1,78 @@
+package parquet
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// Config configures a Parquet sink.
+type Config struct {
+	// Name labels the sink's metrics and log lines.
+	Name string `yaml:"name"`
+	// Dir is the output directory; partition directories are created below it.
+	Dir string `yaml:"dir"`
+	// Partition is a path template below Dir: {date} (YYYY-MM-DD), {hour}
+	// and {minute} (two digits) of the row's event time in UTC, and {field}
+	// for the value of a record field, e.g. "dt={date}/hour={hour}/tenant={tenant}".
+	// Empty writes every file directly into Dir.
+	Partition string `yaml:"partition"`
+	// Compression is the page codec: zstd, snappy, gzip or none.
+	Compression string `yaml:"compression"`
+	// RollSize closes a file once its estimated size reaches this many bytes.
+	RollSize int64 `yaml:"rollSize"`
+	// RollRows closes a file once it holds this many rows; 0 disables it.
+	RollRows int64 `yaml:"rollRows"`
+	// RollAge closes a file this long after it was opened, checked on Tick;
+	// 0 disables it.
+	RollAge time.Duration `yaml:"rollAge"`
+	// RowGroupSize flushes a row group once its buffered size reaches this
+	// many bytes. Every open file buffers up to this much in memory, so it
+	// bounds memory per partition.
+	RowGroupSize int64 `yaml:"rowGroupSize"`
+}
+
+// DefaultConfig returns the defaults: zstd, 128 MiB files, 64 MiB row groups,
+// files rolled after five minutes.
+func DefaultConfig() Config {
+	return Config{
+		Name:         "parquet",
+		Compression:  "zstd",
+		RollSize:     128 << 20,
+		RollAge:      5 * time.Minute,
+		RowGroupSize: 64 << 20,
+	}
+}
+
+// Validate reports the first problem with the configuration, naming the field.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return errors.New("parquet sink: name is empty")
+	}
+	if c.Dir == "" {
+		return errors.New("parquet sink: dir is empty")
+	}
+	if _, err := parseTemplate(c.Partition); err != nil {
+		return fmt.Errorf("parquet sink: partition: %w", err)
+	}
+	if filepath.IsAbs(c.Partition) {
+		return fmt.Errorf("parquet sink: partition %q must be relative to dir", c.Partition)
+	}
+	if _, err := codecFor(c.Compression); err != nil {
+		return fmt.Errorf("parquet sink: compression: %w", err)
+	}
+	if c.RollSize <= 0 {
+		return fmt.Errorf("parquet sink: rollSize must be positive, got %d", c.RollSize)
+	}
+	if c.RollRows < 0 {
+		return fmt.Errorf("parquet sink: rollRows must not be negative, got %d", c.RollRows)
+	}
+	if c.RollAge < 0 {
+		return fmt.Errorf("parquet sink: rollAge must not be negative, got %s", c.RollAge)
+	}
+	if c.RowGroupSize <= 0 {
+		return fmt.Errorf("parquet sink: rowGroupSize must be positive, got %d", c.RowGroupSize)
+	}
+	return nil
+}

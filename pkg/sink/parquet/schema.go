@@ -1,0 +1,126 @@
+package parquet
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/gzip"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/compress/uncompressed"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/encoding"
+
+	"github.com/streamd/streamd/pkg/record"
+)
+
+// parquetSchema maps a record schema to a Parquet schema with one optional
+// column per field, in schema order, so column i is field i.
+func parquetSchema(name string, s *record.Schema) (*parquet.Schema, error) {
+	g := &orderedGroup{fields: make([]parquet.Field, s.Len())}
+	for i := range s.Len() {
+		f := s.Field(i)
+		var n parquet.Node
+		switch f.Type {
+		case record.TypeString:
+			n = parquet.String()
+		case record.TypeInt:
+			n = parquet.Int(64)
+		case record.TypeFloat:
+			n = parquet.Leaf(parquet.DoubleType)
+		case record.TypeBool:
+			n = parquet.Leaf(parquet.BooleanType)
+		case record.TypeTimestamp:
+			n = parquet.TimestampAdjusted(parquet.Microsecond, true)
+		default:
+			return nil, fmt.Errorf("map field %q: type %s has no Parquet column type", f.Name, f.Type)
+		}
+		g.fields[i] = &orderedField{Node: parquet.Optional(n), name: f.Name}
+	}
+	return parquet.NewSchema(name, g), nil
+}
+
+// orderedGroup is a Parquet group whose columns keep the order they were
+// given in; parquet.Group sorts its fields by name.
+type orderedGroup struct {
+	fields []parquet.Field
+}
+
+var _ parquet.Node = (*orderedGroup)(nil)
+
+// ID implements parquet.Node.
+func (g *orderedGroup) ID() int { return 0 }
+
+// String implements parquet.Node.
+func (g *orderedGroup) String() string {
+	var b strings.Builder
+	b.WriteString("group {")
+	for i, f := range g.fields {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Name())
+		b.WriteByte(' ')
+		b.WriteString(f.String())
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// Type implements parquet.Node; a group has the group type.
+func (g *orderedGroup) Type() parquet.Type { return parquet.Group{}.Type() }
+
+// Optional implements parquet.Node.
+func (g *orderedGroup) Optional() bool { return false }
+
+// Repeated implements parquet.Node.
+func (g *orderedGroup) Repeated() bool { return false }
+
+// Required implements parquet.Node.
+func (g *orderedGroup) Required() bool { return true }
+
+// Leaf implements parquet.Node.
+func (g *orderedGroup) Leaf() bool { return false }
+
+// Fields implements parquet.Node.
+func (g *orderedGroup) Fields() []parquet.Field { return g.fields }
+
+// Encoding implements parquet.Node.
+func (g *orderedGroup) Encoding() encoding.Encoding { return nil }
+
+// Compression implements parquet.Node.
+func (g *orderedGroup) Compression() compress.Codec { return nil }
+
+// GoType implements parquet.Node. Rows are written with the low-level row
+// API, never from Go structs, so a generic map type stands in.
+func (g *orderedGroup) GoType() reflect.Type { return reflect.TypeFor[map[string]any]() }
+
+// orderedField names a column of an orderedGroup.
+type orderedField struct {
+	parquet.Node
+	name string
+}
+
+// Name implements parquet.Field.
+func (f *orderedField) Name() string { return f.name }
+
+// Value implements parquet.Field. It is only used to read fields out of Go
+// values, which this sink never does.
+func (f *orderedField) Value(reflect.Value) reflect.Value { return reflect.Value{} }
+
+// codecFor maps a Config.Compression name to a codec.
+func codecFor(name string) (compress.Codec, error) {
+	switch name {
+	case "zstd", "":
+		return &zstd.Codec{Level: zstd.SpeedDefault}, nil
+	case "snappy":
+		return &snappy.Codec{}, nil
+	case "gzip":
+		return &gzip.Codec{}, nil
+	case "none", "uncompressed":
+		return &uncompressed.Codec{}, nil
+	}
+	return nil, fmt.Errorf("unknown codec %q (want zstd, snappy, gzip or none)", name)
+}
