@@ -29,6 +29,10 @@ type Config struct {
 	// Sinks write streams: a source or stage name, or one of the built-in
 	// streams "alerts", "deadletters" and "late".
 	Sinks []SinkConfig `yaml:"sinks"`
+
+	// positions maps YAML paths ("stages[0].window.size") to where they
+	// were written, so problems found after loading can still name a line.
+	positions map[string]position
 }
 
 // HTTPConfig configures the admin endpoint (/metrics, /healthz, /readyz, /v1/status).

@@ -1,0 +1,419 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/decode"
+	"github.com/streamd/streamd/pkg/operator"
+	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/sink"
+	"github.com/streamd/streamd/pkg/sink/jsonl"
+	"github.com/streamd/streamd/pkg/sink/parquet"
+	"github.com/streamd/streamd/pkg/source"
+	"github.com/streamd/streamd/pkg/source/file"
+	"github.com/streamd/streamd/pkg/source/generator"
+	"github.com/streamd/streamd/pkg/window"
+)
+
+// Options are what building needs besides the file.
+type Options struct {
+	Logger   *zap.Logger
+	Registry prometheus.Registerer
+	// Now is the wall clock; default time.Now.
+	Now func() time.Time
+}
+
+// Check validates c structurally and semantically (field references,
+// expression types, aggregate inputs) without opening anything.
+func Check(c *Config) Problems {
+	_, ps := build(c, Options{}, false)
+	return ps
+}
+
+// Build validates c and returns a runnable job with its sources and sinks
+// constructed. Problems name the YAML path and line of every mistake.
+func Build(c *Config, opts Options) (operator.Job, error) {
+	job, ps := build(c, opts, true)
+	if len(ps) > 0 {
+		return operator.Job{}, ps
+	}
+	return job, nil
+}
+
+type builder struct {
+	c    *Config
+	opts Options
+	ps   Problems
+	open bool
+}
+
+func (b *builder) problem(path, format string, args ...any) {
+	b.ps = append(b.ps, b.c.Problemf(path, format, args...))
+}
+
+func build(c *Config, opts Options, open bool) (operator.Job, Problems) {
+	c.ApplyDefaults()
+	if ps := c.Validate(); len(ps) > 0 {
+		ps.Sort()
+		return operator.Job{}, ps
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	b := &builder{c: c, opts: opts, open: open}
+	job := operator.Job{
+		Name:        c.Name,
+		Parallelism: c.Parallelism,
+		KeyGroups:   c.KeyGroups,
+		BatchSize:   c.BatchSize,
+		IdleAdvance: c.Time.IdleAdvance.D(),
+		Now:         opts.Now,
+	}
+	schemas := make(map[string]*record.Schema)
+	for i := range c.Sources {
+		spec, schema := b.source(i)
+		if schema == nil {
+			continue
+		}
+		schemas[spec.Name] = schema
+		job.Sources = append(job.Sources, spec)
+	}
+	prev := ""
+	for i := range c.Stages {
+		sc := &c.Stages[i]
+		path := fmt.Sprintf("stages[%d]", i)
+		input := sc.Input
+		if input == "" {
+			input = prev
+			if input == "" {
+				if len(c.Sources) != 1 {
+					b.problem(path+".input", "the first stage must name its input when there are %d sources", len(c.Sources))
+					break
+				}
+				input = c.Sources[0].Name
+			}
+		}
+		prev = sc.Name
+		in := schemas[input]
+		if in == nil {
+			continue // the input already has a problem
+		}
+		spec, out := b.stage(path, sc, input, in)
+		if out == nil {
+			continue
+		}
+		schemas[sc.Name] = out
+		job.Stages = append(job.Stages, spec)
+	}
+	for i := range c.Sinks {
+		sk := c.Sinks[i]
+		path := fmt.Sprintf("sinks[%d]", i)
+		var schema *record.Schema
+		switch {
+		case sk.Input == operator.StreamDeadLetters:
+			schema = operator.DeadLetterSchema
+		case sk.Input == operator.StreamAlerts:
+			schema = operator.AlertSchema
+		case sk.Input == operator.StreamLate || strings.HasSuffix(sk.Input, "."+operator.StreamLate):
+		default:
+			schema = schemas[sk.Input]
+			if schema == nil {
+				continue
+			}
+		}
+		s := b.sink(path, sk, schema)
+		if s != nil {
+			job.Sinks = append(job.Sinks, operator.SinkSpec{Name: sk.Name, Input: sk.Input, Sink: s})
+		}
+	}
+	b.ps.Sort()
+	return job, b.ps
+}
+
+func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
+	sc := b.c.Sources[i]
+	path := fmt.Sprintf("sources[%d]", i)
+	dcfg := decode.Config{EventTimeField: sc.EventTime.Field, MaxFuture: sc.EventTime.MaxFuture.D(), Now: b.opts.Now}
+	if sc.EventTime.MaxFuture < 0 {
+		dcfg.MaxFuture = 0
+	}
+	for j, f := range sc.Decode.Fields {
+		t, _ := record.ParseType(f.Type)
+		tf, _ := decode.ParseTimeFormat(f.Format)
+		p := f.Path
+		if p == "" {
+			p = f.Name
+		}
+		_ = j
+		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required})
+	}
+	probe, err := decode.NewJSON(dcfg)
+	if err != nil {
+		b.problem(path+".decode", "%v", err)
+		return operator.SourceSpec{}, nil
+	}
+	schema := probe.Schema()
+	type stepMaker func(in *record.Schema) (operator.Step, error)
+	var makers []stepMaker
+	for j, st := range b.c.Steps {
+		spath := fmt.Sprintf("steps[%d]", j)
+		var mk stepMaker
+		switch {
+		case st.Filter != "":
+			src := st.Filter
+			mk = func(in *record.Schema) (operator.Step, error) { return operator.NewFilter(src, in) }
+			spath += ".filter"
+		case st.Map != nil:
+			var fields []operator.MapField
+			for k, f := range st.Map.Fields {
+				t, err := record.ParseType(f.Type)
+				if err != nil {
+					b.problem(fmt.Sprintf("%s.map.fields[%d].type", spath, k), "%v", err)
+					return operator.SourceSpec{}, nil
+				}
+				fields = append(fields, operator.MapField{Name: f.Name, Expr: f.Expr, Type: t})
+			}
+			keep := st.Map.Keep
+			mk = func(in *record.Schema) (operator.Step, error) { return operator.NewMap(fields, keep, in) }
+			spath += ".map"
+		case st.FlatMap != nil:
+			fm := *st.FlatMap
+			t, err := record.ParseType(fm.Type)
+			if err != nil {
+				b.problem(spath+".flatMap.type", "%v", err)
+				return operator.SourceSpec{}, nil
+			}
+			mk = func(in *record.Schema) (operator.Step, error) { return operator.NewFlatMap(fm.Expr, fm.As, t, in) }
+			spath += ".flatMap"
+		default:
+			continue
+		}
+		s, err := mk(schema)
+		if err != nil {
+			b.problem(spath, "%v (fields: %s)", err, schema)
+			return operator.SourceSpec{}, nil
+		}
+		schema = s.Schema()
+		makers = append(makers, mk)
+	}
+	wcfg := operator.WatermarkConfig{
+		MaxOutOfOrderness: sc.Watermark.MaxOutOfOrderness.D().Milliseconds(),
+		IdleTimeout:       sc.Watermark.IdleTimeout.D(),
+		SenderField:       -1,
+		SenderIdleTimeout: sc.Watermark.SenderIdleTimeout.D(),
+	}
+	if sc.Watermark.Strategy == "perSender" {
+		idx, ok := schema.Index(sc.Watermark.SenderField)
+		if !ok {
+			b.problem(path+".watermark.senderField", "field %q is not in the records after the steps (%s)", sc.Watermark.SenderField, schema)
+			return operator.SourceSpec{}, nil
+		}
+		if schema.Field(idx).Type != record.TypeString {
+			b.problem(path+".watermark.senderField", "field %q must be a string, it is %s", sc.Watermark.SenderField, schema.Field(idx).Type)
+			return operator.SourceSpec{}, nil
+		}
+		wcfg.SenderField = idx
+	}
+	spec := operator.SourceSpec{
+		Name:      sc.Name,
+		Watermark: wcfg,
+		NewDecoder: func() (operator.Decoder, error) {
+			d, err := decode.NewJSON(dcfg)
+			if err != nil {
+				return nil, err
+			}
+			return reasonDecoder{d}, nil
+		},
+		NewSteps: func() ([]operator.Step, error) {
+			in := probe.Schema()
+			steps := make([]operator.Step, 0, len(makers))
+			for _, mk := range makers {
+				s, err := mk(in)
+				if err != nil {
+					return nil, err
+				}
+				steps = append(steps, s)
+				in = s.Schema()
+			}
+			return steps, nil
+		},
+	}
+	if b.open {
+		src, err := b.openSource(sc)
+		if err != nil {
+			b.problem(path, "%v", err)
+			return operator.SourceSpec{}, nil
+		}
+		spec.Source = src
+	}
+	return spec, schema
+}
+
+// reasonDecoder labels decode errors with their dead-letter reason.
+type reasonDecoder struct{ *decode.JSON }
+
+type reasonError struct{ err *decode.Error }
+
+func (e reasonError) Error() string            { return e.err.Error() }
+func (e reasonError) DeadLetterReason() string { return e.err.Reason }
+func (e reasonError) Unwrap() error            { return e.err }
+
+func (d reasonDecoder) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
+	err := d.JSON.Decode(msg, brokerTS, b)
+	var de *decode.Error
+	if errors.As(err, &de) {
+		return reasonError{err: de}
+	}
+	return err
+}
+
+func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
+	switch sc.Type {
+	case "generator":
+		g := sc.Generator
+		cfg := generator.Config{
+			Seed: g.Seed, Rate: g.Rate, Count: g.Count, Splits: g.Splits, Machines: g.Machines, Tags: g.Tags,
+			Step: g.Step.D(), OutOfOrderness: g.OutOfOrderness.D(), LateFraction: g.LateFraction, LateBy: g.LateBy.D(),
+			MalformedFraction: g.MalformedFraction, Now: b.opts.Now,
+		}
+		if g.StartTime != "" {
+			t, err := time.Parse(time.RFC3339Nano, g.StartTime)
+			if err != nil {
+				return nil, fmt.Errorf("generator.startTime: %w", err)
+			}
+			cfg.StartTime = t
+		}
+		return generator.New(cfg)
+	case "file":
+		return file.New(file.Config{Paths: sc.File.Paths, Follow: sc.File.Follow, PollInterval: sc.File.PollInterval.D()}, b.opts.Logger, b.opts.Registry)
+	case "stdin":
+		return file.New(file.Config{Stdin: true}, b.opts.Logger, b.opts.Registry)
+	}
+	return nil, fmt.Errorf("source type %q is not supported", sc.Type)
+}
+
+func (b *builder) stage(path string, sc *StageConfig, input string, in *record.Schema) (operator.StageSpec, *record.Schema) {
+	kind, err := window.ParseKind(sc.Window.Type)
+	if err != nil {
+		b.problem(path+".window.type", "%v", err)
+		return operator.StageSpec{}, nil
+	}
+	spec := operator.StageSpec{
+		Name:            sc.Name,
+		Input:           input,
+		KeyBy:           sc.KeyBy,
+		Assigner:        window.Assigner{Kind: kind, Size: sc.Window.Size.D().Milliseconds(), Slide: sc.Window.Slide.D().Milliseconds(), Gap: sc.Window.Gap.D().Milliseconds()},
+		AllowedLateness: sc.AllowedLateness.D(),
+		Aggregates:      sc.Aggregates,
+		NewAggregate:    window.NewAggregate,
+	}
+	if kind == window.Tumbling {
+		spec.Assigner.Slide = spec.Assigner.Size
+	}
+	ok := true
+	for j, k := range sc.KeyBy {
+		if _, found := in.Index(k); !found {
+			b.problem(fmt.Sprintf("%s.keyBy[%d]", path, j), "field %q is not in %q (fields: %s)", k, input, in)
+			ok = false
+		}
+	}
+	var aggs []window.Aggregate
+	for j, a := range sc.Aggregates {
+		agg, err := window.NewAggregate(a, in)
+		if err != nil {
+			b.problem(fmt.Sprintf("%s.aggregates[%d]", path, j), "%v", err)
+			ok = false
+			continue
+		}
+		aggs = append(aggs, agg)
+	}
+	if !ok {
+		return operator.StageSpec{}, nil
+	}
+	op, err := window.NewOperator(window.Config{Assigner: spec.Assigner, AllowedLateness: spec.AllowedLateness.Milliseconds(), Input: in, KeyFields: sc.KeyBy, Aggregates: aggs})
+	if err != nil {
+		b.problem(path, "%v", err)
+		return operator.StageSpec{}, nil
+	}
+	out := op.ResultSchema()
+	for j, a := range sc.Alerts {
+		when := a.When
+		cond := func(s *record.Schema) (func(record.Row) (bool, error), error) {
+			e, err := operator.CompileExpression(when, s, record.TypeBool)
+			if err != nil {
+				return nil, err
+			}
+			return e.EvalBool, nil
+		}
+		if _, err := cond(out); err != nil {
+			b.problem(fmt.Sprintf("%s.alerts[%d].when", path, j), "%v (fields: %s)", err, out)
+			continue
+		}
+		sev := a.Severity
+		if sev == "" {
+			sev = "warning"
+		}
+		spec.Alerts = append(spec.Alerts, operator.AlertSpec{Name: a.Name, Severity: sev, NewCondition: cond})
+	}
+	return spec, out
+}
+
+func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.Sink {
+	switch sk.Type {
+	case "parquet":
+		p := sk.Parquet
+		cfg := parquet.DefaultConfig()
+		cfg.Name, cfg.Dir, cfg.Partition = sk.Name, p.Path, p.Partition
+		if p.Compression != "" {
+			cfg.Compression = p.Compression
+		}
+		if p.RollSize > 0 {
+			cfg.RollSize = int64(p.RollSize)
+		}
+		cfg.RollRows = p.RollRows
+		if p.RollAge > 0 {
+			cfg.RollAge = p.RollAge.D()
+		}
+		if err := cfg.Validate(); err != nil {
+			b.problem(path+".parquet", "%v", err)
+			return nil
+		}
+		if schema != nil {
+			if err := parquet.CheckPartition(cfg.Partition, schema); err != nil {
+				b.problem(path+".parquet.partition", "%v (fields: %s)", err, schema)
+				return nil
+			}
+		}
+		if !b.open {
+			return nil
+		}
+		s, err := parquet.New(cfg, b.opts.Logger, b.opts.Registry)
+		if err != nil {
+			b.problem(path, "%v", err)
+			return nil
+		}
+		return s
+	case "stdout", "file":
+		cfg := jsonl.Config{Name: sk.Name}
+		if sk.Type == "file" {
+			cfg.Path = sk.File.Path
+		}
+		if !b.open {
+			return nil
+		}
+		s, err := jsonl.New(cfg, b.opts.Logger, b.opts.Registry)
+		if err != nil {
+			b.problem(path, "%v", err)
+			return nil
+		}
+		return s
+	}
+	b.problem(path+".type", "sink type %q is not supported", sk.Type)
+	return nil
+}

@@ -1,0 +1,753 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+
+	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/window"
+)
+
+// Defaults applied by ApplyDefaults. A zero value in the file means "use
+// the default", so these are also what Validate assumes for zero values.
+const (
+	DefaultKeyGroups          = 128
+	DefaultBatchSize          = 1024
+	DefaultHTTPListen         = ":9249"
+	DefaultDecodeFormat       = "json"
+	DefaultTimestampFormat    = "auto"
+	DefaultWatermarkStrategy  = "bounded"
+	DefaultMaxFuture          = Duration(24 * time.Hour)
+	DefaultParquetCompression = "zstd"
+	DefaultRollSize           = ByteSize(128 << 20)
+	DefaultRollAge            = Duration(5 * time.Minute)
+	DefaultGeneratorSplits    = 1
+	DefaultGeneratorMachines  = 10
+	DefaultGeneratorTags      = 4
+	DefaultGeneratorLateBy    = Duration(10 * time.Minute)
+	DefaultFilePollInterval   = Duration(200 * time.Millisecond)
+)
+
+// MaxKeyGroups bounds keyGroups: key groups are the unit of state and
+// rescaling, and each costs a little memory and a snapshot entry.
+const MaxKeyGroups = 32768
+
+const (
+	builtinStreamAlerts        = "alerts"
+	builtinStreamDeadLetters   = "deadletters"
+	builtinStreamLate          = "late"
+	watermarkStrategyBounded   = "bounded"
+	watermarkStrategyPerSender = "perSender"
+	sourceTypeGenerator        = "generator"
+	sourceTypeFile             = "file"
+	sourceTypeStdin            = "stdin"
+	sinkTypeParquet            = "parquet"
+	sinkTypeStdout             = "stdout"
+	sinkTypeFile               = "file"
+	windowTypeTumbling         = "tumbling"
+	windowTypeSliding          = "sliding"
+	windowTypeSession          = "session"
+
+	maxPartitionTemplateLength = 1024
+	// maxExprMessage keeps an expression parser message on one short line.
+	maxExprMessage = 200
+)
+
+// builtinStreams are the streams every pipeline has besides its sources and
+// stages: alerts raised by stages, records that could not be decoded, and
+// records that arrived after their windows were closed.
+var builtinStreams = []string{builtinStreamAlerts, builtinStreamDeadLetters, builtinStreamLate}
+
+var (
+	timestampFormats  = []string{"", "auto", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "rfc3339"}
+	compressions      = []string{"", "zstd", "snappy", "gzip", "none"}
+	aggregateFns      = []string{"count", "sum", "min", "max", "avg", "first", "last", "count_distinct", "quantile", "max_by", "min_by"}
+	windowTypes       = []string{windowTypeTumbling, windowTypeSliding, windowTypeSession}
+	sourceTypes       = []string{sourceTypeGenerator, sourceTypeFile, sourceTypeStdin}
+	sinkTypes         = []string{sinkTypeParquet, sinkTypeStdout, sinkTypeFile}
+	watermarkStrategy = []string{watermarkStrategyBounded, watermarkStrategyPerSender}
+)
+
+// ApplyDefaults fills every zero value that has a default. It is
+// idempotent, and Validate gives the same answer before and after it.
+func (c *Config) ApplyDefaults() {
+	if c.KeyGroups == 0 {
+		c.KeyGroups = DefaultKeyGroups
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Type == sourceTypeGenerator && s.Generator == nil {
+			// "generator:" with nothing under it decodes to nil; it means
+			// "all defaults", not "missing".
+			s.Generator = &GeneratorConfig{}
+		}
+		if g := s.Generator; g != nil {
+			setDefault(&g.Splits, DefaultGeneratorSplits)
+			setDefault(&g.Machines, DefaultGeneratorMachines)
+			setDefault(&g.Tags, DefaultGeneratorTags)
+			setDefault(&g.LateBy, DefaultGeneratorLateBy)
+		}
+		if f := s.File; f != nil {
+			setDefault(&f.PollInterval, DefaultFilePollInterval)
+		}
+		setDefault(&s.Decode.Format, DefaultDecodeFormat)
+		for j := range s.Decode.Fields {
+			f := &s.Decode.Fields[j]
+			setDefault(&f.Path, f.Name)
+			if f.Type == "timestamp" {
+				setDefault(&f.Format, DefaultTimestampFormat)
+			}
+		}
+		setDefault(&s.EventTime.MaxFuture, DefaultMaxFuture)
+		setDefault(&s.Watermark.Strategy, DefaultWatermarkStrategy)
+	}
+	for i := range c.Sinks {
+		if p := c.Sinks[i].Parquet; p != nil {
+			setDefault(&p.Compression, DefaultParquetCompression)
+			setDefault(&p.RollSize, DefaultRollSize)
+			setDefault(&p.RollAge, DefaultRollAge)
+		}
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Validate checks the structure of the pipeline: required fields, known
+// enumerations, references between sources, stages and sinks, and the
+// syntax of expressions. It reports every problem, sorted by line, each
+// with its YAML path. Checks that need the record schema (does a keyBy
+// field exist after the map steps?) belong to the builder, which reports
+// them through Problemf.
+func (c *Config) Validate() Problems {
+	v := &validator{c: c, names: make(map[string]string)}
+	v.top()
+	for i := range c.Sources {
+		v.source(i, &c.Sources[i])
+	}
+	for i := range c.Steps {
+		v.step(i, &c.Steps[i])
+	}
+	for i := range c.Stages {
+		v.stage(i, &c.Stages[i])
+	}
+	for i := range c.Sinks {
+		v.sink(i, &c.Sinks[i])
+	}
+	v.ps.Sort()
+	return v.ps
+}
+
+// validator collects problems for one Validate call.
+type validator struct {
+	c  *Config
+	ps Problems
+	// names maps every source, stage and sink name to the path that
+	// declared it first: names share one namespace.
+	names map[string]string
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.ps = append(v.ps, v.c.Problemf(path, format, args...))
+}
+
+func (v *validator) top() {
+	c := v.c
+	if strings.TrimSpace(c.Name) == "" {
+		v.add("name", "required")
+	}
+	if c.Parallelism < 0 {
+		v.add("parallelism", "must be >= 0 (0 means one subtask per core)")
+	}
+	keyGroups := c.KeyGroups
+	if keyGroups == 0 {
+		keyGroups = DefaultKeyGroups
+	}
+	switch {
+	case keyGroups < 1 || keyGroups > MaxKeyGroups:
+		v.add("keyGroups", "must be in [1, %d], got %d", MaxKeyGroups, c.KeyGroups)
+	case c.Parallelism > keyGroups:
+		// A subtask owns whole key groups; extra subtasks would idle.
+		v.add("parallelism", "must be <= keyGroups (%d), got %d", keyGroups, c.Parallelism)
+	}
+	if c.BatchSize < 0 {
+		v.add("batchSize", "must be > 0, got %d", c.BatchSize)
+	}
+	if l := c.HTTP.Listen; l != "" && l != "off" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			v.add("http.listen", "invalid address %q (want host:port, :port or off)", l)
+		}
+	}
+	v.nonNegative("time.idleAdvance", c.Time.IdleAdvance)
+	if len(c.Sources) == 0 {
+		v.add("sources", "at least one source is required")
+	}
+	if len(c.Sinks) == 0 {
+		v.add("sinks", "at least one sink is required")
+	}
+}
+
+// declare registers a stream or sink name and reports duplicates.
+func (v *validator) declare(path, name string, stream bool) {
+	if strings.TrimSpace(name) == "" {
+		v.add(path+".name", "required")
+		return
+	}
+	if stream {
+		for _, b := range builtinStreams {
+			if name == b {
+				v.add(path+".name", "%q is reserved for a built-in stream (%s)", name, strings.Join(builtinStreams, ", "))
+				return
+			}
+		}
+	}
+	// Streams (sources and stages) and sinks are separate namespaces: a
+	// sink may be named after the stream it writes.
+	key := name
+	if !stream {
+		key = "sink\x00" + name
+	}
+	if first, dup := v.names[key]; dup {
+		v.add(path+".name", "name %q already used by %s", name, first)
+		return
+	}
+	v.names[key] = path
+}
+
+func (v *validator) source(i int, s *SourceConfig) {
+	path := fmt.Sprintf("sources[%d]", i)
+	v.declare(path, s.Name, true)
+	// Each type takes exactly its own block, so a block left over from
+	// another type is not silently ignored.
+	switch s.Type {
+	case "":
+		v.add(path+".type", "required (one of %s)", strings.Join(sourceTypes, ", "))
+	case sourceTypeGenerator, sourceTypeFile, sourceTypeStdin:
+	default:
+		v.add(path+".type", "unknown source type %q (want %s)", s.Type, strings.Join(sourceTypes, ", "))
+	}
+	switch {
+	case s.Type == sourceTypeGenerator && s.Generator == nil:
+		v.add(path+".generator", "required for type generator")
+	case s.Type != sourceTypeGenerator && s.Generator != nil && s.Type != "":
+		v.add(path+".generator", "only applies to type generator")
+	}
+	switch {
+	case s.Type == sourceTypeFile && s.File == nil:
+		v.add(path+".file", "required for type file")
+	case s.Type != sourceTypeFile && s.File != nil && s.Type != "":
+		v.add(path+".file", "only applies to type file")
+	}
+	if g := s.Generator; g != nil {
+		v.generator(path+".generator", g)
+	}
+	if f := s.File; f != nil {
+		if len(f.Paths) == 0 {
+			v.add(path+".file.paths", "at least one path or glob pattern is required")
+		}
+		for j, p := range f.Paths {
+			if p == "" {
+				v.add(fmt.Sprintf("%s.file.paths[%d]", path, j), "must not be empty")
+			}
+		}
+		v.nonNegative(path+".file.pollInterval", f.PollInterval)
+	}
+
+	fieldTypes := v.fields(path+".decode", &s.Decode)
+
+	if f := s.EventTime.Field; f != "" {
+		switch t, ok := fieldTypes[f]; {
+		case !ok:
+			v.add(path+".eventTime.field", "field %q is not declared in decode.fields", f)
+		case t != record.TypeTimestamp:
+			v.add(path+".eventTime.field", "field %q has type %s; event time needs a timestamp field (declare it as timestamp with a format such as epoch_ms)", f, t)
+		}
+	}
+	// maxFuture may be negative: that disables the check.
+
+	w := &s.Watermark
+	wp := path + ".watermark"
+	switch w.Strategy {
+	case "", watermarkStrategyBounded:
+		if w.SenderField != "" {
+			v.add(wp+".senderField", "only applies to the perSender strategy")
+		}
+	case watermarkStrategyPerSender:
+		switch _, ok := fieldTypes[w.SenderField]; {
+		case w.SenderField == "":
+			v.add(wp+".senderField", "required for the perSender strategy")
+		case !ok:
+			v.add(wp+".senderField", "field %q is not declared in decode.fields", w.SenderField)
+		}
+	default:
+		v.add(wp+".strategy", "unknown strategy %q (want %s)", w.Strategy, strings.Join(watermarkStrategy, " or "))
+	}
+	v.nonNegative(wp+".maxOutOfOrderness", w.MaxOutOfOrderness)
+	v.nonNegative(wp+".idleTimeout", w.IdleTimeout)
+	v.nonNegative(wp+".senderIdleTimeout", w.SenderIdleTimeout)
+}
+
+func (v *validator) generator(path string, g *GeneratorConfig) {
+	if !(g.Rate >= 0) || math.IsInf(g.Rate, 0) {
+		v.add(path+".rate", "must be a finite number >= 0 (0 means as fast as possible)")
+	}
+	if g.Count < 0 {
+		v.add(path+".count", "must be >= 0 (0 means run forever)")
+	}
+	for _, f := range []struct {
+		name string
+		val  int
+	}{{"splits", g.Splits}, {"machines", g.Machines}, {"tags", g.Tags}} {
+		if f.val < 0 {
+			v.add(path+"."+f.name, "must be > 0, got %d", f.val)
+		}
+	}
+	if g.StartTime != "" {
+		if _, err := time.Parse(time.RFC3339, g.StartTime); err != nil {
+			v.add(path+".startTime", "invalid RFC 3339 time %q (want e.g. 2026-01-02T15:04:05Z)", g.StartTime)
+		}
+	}
+	v.nonNegative(path+".step", g.Step)
+	v.nonNegative(path+".outOfOrderness", g.OutOfOrderness)
+	v.nonNegative(path+".lateBy", g.LateBy)
+	v.fraction(path+".lateFraction", g.LateFraction)
+	v.fraction(path+".malformedFraction", g.MalformedFraction)
+}
+
+// fields checks declared fields and returns their types by name.
+func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type {
+	if d.Format != "" && d.Format != DefaultDecodeFormat {
+		v.add(path+".format", "unknown format %q (want json)", d.Format)
+	}
+	types := make(map[string]record.Type, len(d.Fields))
+	first := make(map[string]int, len(d.Fields))
+	for j, f := range d.Fields {
+		fp := fmt.Sprintf("%s.fields[%d]", path, j)
+		t, err := record.ParseType(f.Type)
+		switch {
+		case f.Type == "":
+			v.add(fp+".type", "required (string, int, float, bool or timestamp)")
+		case err != nil:
+			v.add(fp+".type", "%s", err.Error())
+		}
+		switch {
+		case f.Format == "":
+		case t != record.TypeTimestamp:
+			if err == nil && f.Type != "" {
+				v.add(fp+".format", "only applies to timestamp fields")
+			}
+		case !slices.Contains(timestampFormats, f.Format):
+			v.add(fp+".format", "unknown timestamp format %q (want %s)", f.Format, strings.Join(timestampFormats[1:], ", "))
+		}
+		if f.Name == "" {
+			v.add(fp+".name", "required")
+			continue
+		}
+		if k, dup := first[f.Name]; dup {
+			v.add(fp+".name", "field %q already declared at %s.fields[%d]", f.Name, path, k)
+			continue
+		}
+		first[f.Name] = j
+		types[f.Name] = t
+	}
+	return types
+}
+
+func (v *validator) step(i int, s *StepConfig) {
+	path := fmt.Sprintf("steps[%d]", i)
+	var kinds []string
+	if s.Filter != "" {
+		kinds = append(kinds, "filter")
+	}
+	if s.Map != nil {
+		kinds = append(kinds, "map")
+	}
+	if s.FlatMap != nil {
+		kinds = append(kinds, "flatMap")
+	}
+	switch len(kinds) {
+	case 0:
+		v.add(path, "one of filter, map or flatMap is required")
+	case 1:
+	default:
+		v.add(path, "only one of filter, map and flatMap may be set, found %s", strings.Join(kinds, " and "))
+	}
+	if s.Filter != "" {
+		v.expr(path+".filter", s.Filter)
+	}
+	if m := s.Map; m != nil {
+		if len(m.Fields) == 0 {
+			v.add(path+".map.fields", "at least one field is required")
+		}
+		seen := make(map[string]int, len(m.Fields))
+		for j, f := range m.Fields {
+			fp := fmt.Sprintf("%s.map.fields[%d]", path, j)
+			switch k, dup := seen[f.Name]; {
+			case f.Name == "":
+				v.add(fp+".name", "required")
+			case dup:
+				v.add(fp+".name", "field %q already computed by %s.map.fields[%d]", f.Name, path, k)
+			default:
+				seen[f.Name] = j
+			}
+			if f.Expr == "" {
+				v.add(fp+".expr", "required")
+			} else {
+				v.expr(fp+".expr", f.Expr)
+			}
+			v.optionalType(fp+".type", f.Type)
+		}
+	}
+	if fm := s.FlatMap; fm != nil {
+		if fm.Expr == "" {
+			v.add(path+".flatMap.expr", "required")
+		} else {
+			v.expr(path+".flatMap.expr", fm.Expr)
+		}
+		if fm.As == "" {
+			v.add(path+".flatMap.as", "required (the field that receives each element)")
+		}
+		v.optionalType(path+".flatMap.type", fm.Type)
+	}
+}
+
+func (v *validator) stage(i int, s *StageConfig) {
+	path := fmt.Sprintf("stages[%d]", i)
+	switch {
+	case s.Input != "":
+		v.streamRef(path+".input", s.Input, i, false)
+	case i == 0 && len(v.c.Sources) > 1:
+		// Later stages default to the previous stage; the first has no
+		// previous stage and must pick one of several sources.
+		v.add(path+".input", "required for the first stage when there are %d sources", len(v.c.Sources))
+	}
+	// Declared after the input check so a stage reading itself is
+	// reported as "not an earlier stage".
+	v.declare(path, s.Name, true)
+
+	seenKey := make(map[string]bool, len(s.KeyBy))
+	for j, k := range s.KeyBy {
+		kp := fmt.Sprintf("%s.keyBy[%d]", path, j)
+		switch {
+		case k == "":
+			v.add(kp, "must not be empty")
+		case seenKey[k]:
+			v.add(kp, "field %q listed twice", k)
+		}
+		seenKey[k] = true
+	}
+
+	v.window(path+".window", &s.Window)
+	v.nonNegative(path+".allowedLateness", s.AllowedLateness)
+
+	if len(s.Aggregates) == 0 {
+		v.add(path+".aggregates", "at least one aggregate is required")
+	}
+	outputs := make(map[string]string, len(s.Aggregates))
+	for _, k := range s.KeyBy {
+		outputs[k] = "keyBy"
+	}
+	for j := range s.Aggregates {
+		ap := fmt.Sprintf("%s.aggregates[%d]", path, j)
+		name := v.aggregate(ap, &s.Aggregates[j])
+		if name == "" {
+			continue
+		}
+		if first, dup := outputs[name]; dup {
+			v.add(ap, "output field %q already produced by %s (set as to rename it)", name, first)
+			continue
+		}
+		outputs[name] = ap
+	}
+
+	alertNames := make(map[string]int, len(s.Alerts))
+	for j, a := range s.Alerts {
+		ap := fmt.Sprintf("%s.alerts[%d]", path, j)
+		switch k, dup := alertNames[a.Name]; {
+		case a.Name == "":
+			v.add(ap+".name", "required")
+		case dup:
+			v.add(ap+".name", "alert %q already defined at %s.alerts[%d]", a.Name, path, k)
+		default:
+			alertNames[a.Name] = j
+		}
+		if a.When == "" {
+			v.add(ap+".when", "required (a boolean expression over the stage's output fields)")
+		} else {
+			v.expr(ap+".when", a.When)
+		}
+	}
+}
+
+func (v *validator) window(path string, w *WindowConfig) {
+	switch w.Type {
+	case "":
+		v.add(path+".type", "required (one of %s)", strings.Join(windowTypes, ", "))
+		return
+	case windowTypeTumbling, windowTypeSliding:
+		v.positiveMillis(path+".size", w.Size)
+		if w.Gap != 0 {
+			v.add(path+".gap", "only applies to session windows")
+		}
+	case windowTypeSession:
+		v.positiveMillis(path+".gap", w.Gap)
+		if w.Size != 0 {
+			v.add(path+".size", "does not apply to session windows (they last until a gap)")
+		}
+		if w.Slide != 0 {
+			v.add(path+".slide", "only applies to sliding windows")
+		}
+		return
+	default:
+		v.add(path+".type", "unknown window type %q (want %s)", w.Type, strings.Join(windowTypes, ", "))
+		return
+	}
+	if w.Type == windowTypeTumbling {
+		if w.Slide != 0 {
+			v.add(path+".slide", "only applies to sliding windows")
+		}
+		return
+	}
+	// Sliding windows are pre-aggregated in slices of gcd(size, slide), so
+	// the slide need not divide the size; it only must not exceed it.
+	if v.positiveMillis(path+".slide", w.Slide) && w.Size > 0 && w.Slide > w.Size {
+		v.add(path+".slide", "must be <= size (%s), got %s", w.Size.D(), w.Slide.D())
+	}
+}
+
+// positiveMillis checks that a window length is positive and whole
+// milliseconds: event time is kept in milliseconds.
+func (v *validator) positiveMillis(path string, d Duration) bool {
+	switch {
+	case d == 0:
+		v.add(path, "required, must be > 0")
+	case d < 0:
+		v.add(path, "must be > 0, got %s", d.D())
+	case d.D()%time.Millisecond != 0:
+		v.add(path, "must be a whole number of milliseconds, got %s", d.D())
+	default:
+		return true
+	}
+	return false
+}
+
+// aggregate checks one aggregate and returns its output field name.
+func (v *validator) aggregate(path string, a *window.Spec) string {
+	switch {
+	case a.Fn == "":
+		v.add(path+".fn", "required (one of %s)", strings.Join(aggregateFns, ", "))
+		return ""
+	case !slices.Contains(aggregateFns, a.Fn):
+		v.add(path+".fn", "unknown aggregate %q (want %s)", a.Fn, strings.Join(aggregateFns, ", "))
+		return ""
+	}
+	if a.Field == "" && a.Fn != "count" {
+		v.add(path+".field", "required for %s", a.Fn)
+	}
+	switch a.Fn {
+	case "max_by", "min_by":
+		if a.By == "" {
+			v.add(path+".by", "required for %s (the field that decides which value wins)", a.Fn)
+		}
+	default:
+		if a.By != "" {
+			v.add(path+".by", "only applies to max_by and min_by")
+		}
+	}
+	switch {
+	case a.Fn == "quantile" && !(a.Q > 0 && a.Q < 1):
+		v.add(path+".q", "must be in (0, 1), got %v", a.Q)
+	case a.Fn != "quantile" && a.Q != 0:
+		v.add(path+".q", "only applies to quantile")
+	}
+	switch {
+	case a.As != "":
+		return a.As
+	case a.Field == "":
+		return a.Fn
+	default:
+		return a.Fn + "_" + a.Field
+	}
+}
+
+func (v *validator) sink(i int, s *SinkConfig) {
+	path := fmt.Sprintf("sinks[%d]", i)
+	v.declare(path, s.Name, false)
+	if s.Input == "" {
+		v.add(path+".input", "required (a source, a stage, or one of %s)", strings.Join(builtinStreams, ", "))
+	} else {
+		v.streamRef(path+".input", s.Input, len(v.c.Stages), true)
+	}
+	switch s.Type {
+	case "":
+		v.add(path+".type", "required (one of %s)", strings.Join(sinkTypes, ", "))
+	case sinkTypeParquet, sinkTypeStdout, sinkTypeFile:
+	default:
+		v.add(path+".type", "unknown sink type %q (want %s)", s.Type, strings.Join(sinkTypes, ", "))
+	}
+	switch {
+	case s.Type == sinkTypeParquet && s.Parquet == nil:
+		v.add(path+".parquet", "required for type parquet")
+	case s.Type != sinkTypeParquet && s.Parquet != nil && s.Type != "":
+		v.add(path+".parquet", "only applies to type parquet")
+	}
+	switch {
+	case s.Type == sinkTypeFile && s.File == nil:
+		v.add(path+".file", "required for type file")
+	case s.Type != sinkTypeFile && s.File != nil && s.Type != "":
+		v.add(path+".file", "only applies to type file")
+	}
+	if p := s.Parquet; p != nil {
+		pp := path + ".parquet"
+		if p.Path == "" {
+			v.add(pp+".path", "required (the output directory)")
+		}
+		if err := checkPartition(p.Partition); err != nil {
+			v.add(pp+".partition", "%s", err.Error())
+		}
+		if !slices.Contains(compressions, p.Compression) {
+			v.add(pp+".compression", "unknown compression %q (want %s)", p.Compression, strings.Join(compressions[1:], ", "))
+		}
+		if p.RollSize < 0 {
+			v.add(pp+".rollSize", "must be >= 0")
+		}
+		if p.RollRows < 0 {
+			v.add(pp+".rollRows", "must be >= 0 (0 means no row limit)")
+		}
+		v.nonNegative(pp+".rollAge", p.RollAge)
+	}
+	if f := s.File; f != nil && f.Path == "" {
+		v.add(path+".file.path", "required")
+	}
+}
+
+// streamRef checks that name is a source, one of the first `stages`
+// stages, or (for sinks) a built-in stream.
+func (v *validator) streamRef(path, name string, stages int, builtins bool) {
+	for _, s := range v.c.Sources {
+		if s.Name == name {
+			return
+		}
+	}
+	for j, s := range v.c.Stages {
+		if s.Name != name {
+			continue
+		}
+		if j < stages {
+			return
+		}
+		v.add(path, "stage %q is not an earlier stage (a stage reads a source or an earlier stage)", name)
+		return
+	}
+	if builtins && slices.Contains(builtinStreams, name) {
+		return
+	}
+	if builtins {
+		// "<stage>.late" is one stage's late records; "late" is all of them.
+		if stage, ok := strings.CutSuffix(name, "."+builtinStreamLate); ok {
+			for _, s := range v.c.Stages {
+				if s.Name == stage {
+					return
+				}
+			}
+		}
+		v.add(path, "unknown stream %q (want a source, a stage, <stage>.late, or one of %s)", name, strings.Join(builtinStreams, ", "))
+		return
+	}
+	v.add(path, "unknown stream %q (want a source or an earlier stage)", name)
+}
+
+// expr checks an expression's syntax. Types and field names are checked
+// by the builder, which knows the schema.
+func (v *validator) expr(path, src string) {
+	if _, err := parseExpr(src); err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			msg := fe.Message
+			if len(msg) > maxExprMessage {
+				msg = msg[:maxExprMessage] + "..."
+			}
+			v.add(path, "invalid expression: %s (line %d, column %d of the expression)", msg, fe.Line, fe.Column+1)
+			return
+		}
+		v.add(path, "invalid expression: %s", err.Error())
+	}
+}
+
+// parseExpr parses src, turning a panic inside the expression parser into
+// an error: validation must survive any input.
+func parseExpr(src string) (t *parser.Tree, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("parse expression: %v", r)
+		}
+	}()
+	return parser.Parse(src)
+}
+
+func (v *validator) optionalType(path, t string) {
+	if t == "" {
+		return
+	}
+	if _, err := record.ParseType(t); err != nil {
+		v.add(path, "%s", err.Error())
+	}
+}
+
+func (v *validator) nonNegative(path string, d Duration) {
+	if d < 0 {
+		v.add(path, "must be >= 0, got %s", d.D())
+	}
+}
+
+func (v *validator) fraction(path string, f float64) {
+	if !(f >= 0 && f <= 1) {
+		v.add(path, "must be in [0, 1], got %v", f)
+	}
+}
+
+// checkPartition checks a partition template's {placeholder} syntax.
+func checkPartition(t string) error {
+	if len(t) > maxPartitionTemplateLength {
+		return fmt.Errorf("template longer than %d characters", maxPartitionTemplateLength)
+	}
+	for rest := t; rest != ""; {
+		open := strings.IndexAny(rest, "{}")
+		if open < 0 {
+			break
+		}
+		if rest[open] == '}' {
+			return fmt.Errorf("unmatched \"}\" in %q", t)
+		}
+		end := strings.IndexAny(rest[open+1:], "{}")
+		if end < 0 || rest[open+1+end] != '}' {
+			return fmt.Errorf("unclosed \"{\" in %q", t)
+		}
+		if name := rest[open+1 : open+1+end]; strings.TrimSpace(name) == "" {
+			return fmt.Errorf("empty placeholder {} in %q (want {date}, {hour}, {minute} or {field})", t)
+		}
+		rest = rest[open+1+end+1:]
+	}
+	if strings.HasPrefix(t, "/") || strings.Contains("/"+t+"/", "/../") {
+		return fmt.Errorf("must be a relative path inside the output directory, got %q", t)
+	}
+	return nil
+}
