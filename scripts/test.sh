@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's test command (after `make deps`): formatting, vet, the race
+# test suite, and every benchmark compiled and run once.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 20m ./...
+go test -run '^$' -bench . -benchtime 1x -timeout 10m ./... >/dev/null
+echo "benchmarks: compiled and ran once"
