@@ -172,10 +172,17 @@ func (t *splitTask) run(ctx context.Context) {
 func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, now time.Time) {
 	b := record.NewBatch(width, len(msgs.Messages))
 	var nbytes int
+	ingest := now.UnixMilli()
 	for i := range msgs.Messages {
 		m := &msgs.Messages[i]
 		nbytes += len(m.Value)
-		if err := t.dec.Decode(m.Value, m.Timestamp, b); err != nil {
+		ts := m.Timestamp
+		if ts == 0 {
+			// Sources without broker timestamps (files, stdin): ingestion
+			// time stands in for a missing event-time field.
+			ts = ingest
+		}
+		if err := t.dec.Decode(m.Value, ts, b); err != nil {
 			t.deadLetter(now, m.Position.String(), err, m.Value)
 		}
 	}

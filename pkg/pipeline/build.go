@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -143,14 +142,13 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 	if sc.EventTime.MaxFuture < 0 {
 		dcfg.MaxFuture = 0
 	}
-	for j, f := range sc.Decode.Fields {
+	for _, f := range sc.Decode.Fields {
 		t, _ := record.ParseType(f.Type)
 		tf, _ := decode.ParseTimeFormat(f.Format)
 		p := f.Path
 		if p == "" {
 			p = f.Name
 		}
-		_ = j
 		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required})
 	}
 	probe, err := decode.NewJSON(dcfg)
@@ -224,11 +222,7 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		Name:      sc.Name,
 		Watermark: wcfg,
 		NewDecoder: func() (operator.Decoder, error) {
-			d, err := decode.NewJSON(dcfg)
-			if err != nil {
-				return nil, err
-			}
-			return reasonDecoder{d}, nil
+			return decode.NewJSON(dcfg)
 		},
 		NewSteps: func() ([]operator.Step, error) {
 			in := probe.Schema()
@@ -253,24 +247,6 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		spec.Source = src
 	}
 	return spec, schema
-}
-
-// reasonDecoder labels decode errors with their dead-letter reason.
-type reasonDecoder struct{ *decode.JSON }
-
-type reasonError struct{ err *decode.Error }
-
-func (e reasonError) Error() string            { return e.err.Error() }
-func (e reasonError) DeadLetterReason() string { return e.err.Reason }
-func (e reasonError) Unwrap() error            { return e.err }
-
-func (d reasonDecoder) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
-	err := d.JSON.Decode(msg, brokerTS, b)
-	var de *decode.Error
-	if errors.As(err, &de) {
-		return reasonError{err: de}
-	}
-	return err
 }
 
 func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
