@@ -18,6 +18,11 @@ type event struct {
 	idle  bool
 	done  bool
 	join  bool
+	// after is, on a join, the last marker injected before the producer
+	// started: it will deliver only later ones.
+	after int64
+	// marker is an in-band control element (see Marker).
+	marker *Marker
 }
 
 // keyer computes keys, key groups and subtasks for rows of one stream.
@@ -118,6 +123,13 @@ func (x *exchangeOut) send(b *record.Batch, wm int64, idle bool) {
 		x.bufs[sub] = nil
 		x.sentWM[sub], x.sentIdle[sub] = wm, idle
 		in <- event{from: x.id, batch: out, wm: wm, idle: idle}
+	}
+}
+
+// sendMarker forwards a marker to every subtask, after everything sent before it.
+func (x *exchangeOut) sendMarker(m *Marker) {
+	for _, in := range x.stage.inputs {
+		in <- event{from: x.id, marker: m}
 	}
 }
 

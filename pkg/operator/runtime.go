@@ -43,7 +43,17 @@ type Runtime struct {
 	statusMu sync.Mutex
 	splits   map[string]*splitStatus
 	subtasks []*subtaskStatus
+
+	// markerMu orders marker injection with split start: a split started
+	// after marker n is injected joins its consumers as "past n".
+	markerMu   sync.Mutex
+	lastMarker int64
+	running    map[*splitTask]struct{}
+	handler    MarkerHandler
 }
+
+// SetMarkerHandler installs the handler for markers; call before Run.
+func (r *Runtime) SetMarkerHandler(h MarkerHandler) { r.handler = h }
 
 // stream is a named flow of rows of one schema with its consumers.
 type stream struct {
@@ -119,6 +129,7 @@ func New(job Job, logger *zap.Logger, reg prometheus.Registerer) (*Runtime, erro
 		m:       newMetrics(reg),
 		streams: make(map[string]*stream),
 		splits:  make(map[string]*splitStatus),
+		running: make(map[*splitTask]struct{}),
 	}
 	if err := r.wire(); err != nil {
 		return nil, fmt.Errorf("new runtime: %w", err)
@@ -401,7 +412,7 @@ type emitter struct {
 	tickers []sink.Ticker
 }
 
-func (r *Runtime) newEmitter(s *stream, task string) (*emitter, error) {
+func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, error) {
 	e := &emitter{r: r, stream: s}
 	for _, sk := range s.sinks {
 		w, err := sk.spec.Sink.NewWriter(task, s.schema)
@@ -419,11 +430,18 @@ func (r *Runtime) newEmitter(s *stream, task string) (*emitter, error) {
 		id := int(st.nextInput.Add(1) - 1)
 		x := newExchangeOut(st, id, s.schema.Len())
 		for _, in := range st.inputs {
-			in <- event{from: id, wm: minWM, join: true}
+			in <- event{from: id, wm: minWM, join: true, after: after}
 		}
 		e.outs = append(e.outs, x)
 	}
 	return e, nil
+}
+
+// marker forwards a marker downstream.
+func (e *emitter) marker(m *Marker) {
+	for _, x := range e.outs {
+		x.sendMarker(m)
+	}
 }
 
 // emit writes b (may be nil for a watermark-only update) and forwards the watermark.

@@ -39,6 +39,8 @@ type splitTask struct {
 	idleG   prometheus.Gauge
 	deadBy  map[string]prometheus.Counter
 	deadB   *record.Batch
+	ctrl    chan Marker
+	last    source.Position
 }
 
 // startSplit opens a split and starts its task. It registers the task as a
@@ -47,7 +49,12 @@ type splitTask struct {
 func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup) {
 	src.out.producers.Add(1)
 	r.streams[StreamDeadLetters].producers.Add(1)
-	t, err := r.newSplitTask(ctx, src, sp, start)
+	r.markerMu.Lock()
+	t, err := r.newSplitTask(ctx, src, sp, start, r.lastMarker)
+	if err == nil {
+		r.running[t] = struct{}{}
+	}
+	r.markerMu.Unlock()
 	if err != nil {
 		src.out.producers.Done()
 		r.streams[StreamDeadLetters].producers.Done()
@@ -65,7 +72,7 @@ func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split
 	}()
 }
 
-func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position) (*splitTask, error) {
+func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, after int64) (*splitTask, error) {
 	dec, err := src.spec.NewDecoder()
 	if err != nil {
 		return nil, err
@@ -81,12 +88,12 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		return nil, err
 	}
 	task := "split-" + src.spec.Name + "-" + sanitizeTask(sp.ID)
-	out, err := r.newEmitter(src.out, task)
+	out, err := r.newEmitter(src.out, task, after)
 	if err != nil {
 		_ = reader.Close()
 		return nil, err
 	}
-	dead, err := r.newEmitter(r.streams[StreamDeadLetters], task)
+	dead, err := r.newEmitter(r.streams[StreamDeadLetters], task, after)
 	if err != nil {
 		out.finish(ctx)
 		_ = reader.Close()
@@ -105,6 +112,10 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		wmDelay: r.m.splitWMDelay.WithLabelValues(name, id),
 		idleG:   r.m.splitIdle.WithLabelValues(name, id),
 		deadBy:  make(map[string]prometheus.Counter),
+		ctrl:    make(chan Marker, 64),
+	}
+	if start != nil {
+		t.last = *start
 	}
 	return t, nil
 }
@@ -122,6 +133,9 @@ func sanitizeTask(id string) string {
 func (t *splitTask) run(ctx context.Context) {
 	log := t.r.log.With(zap.String("source", t.src.spec.Name), zap.String("split", t.split.ID))
 	defer func() {
+		t.r.markerMu.Lock()
+		delete(t.r.running, t)
+		t.r.markerMu.Unlock()
 		if err := t.reader.Close(); err != nil {
 			log.Warn("close split", zap.Error(err))
 		}
@@ -134,6 +148,7 @@ func (t *splitTask) run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	width := t.dec.Schema().Len()
 	for {
+		t.markers()
 		readCtx, cancel := context.WithTimeout(ctx, t.r.job.TickInterval)
 		err := t.reader.Read(readCtx, msgs, t.r.job.BatchSize)
 		cancel()
@@ -189,6 +204,7 @@ func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, 
 	t.records.Add(float64(len(msgs.Messages)))
 	t.bytes.Add(float64(nbytes))
 	last := msgs.Messages[len(msgs.Messages)-1].Position
+	t.last = source.Position{Offset: last.Offset + 1, Sequence: last.Sequence}
 	t.status.position.Store(last.Offset)
 	t.status.records.Add(int64(len(msgs.Messages)))
 	for _, s := range t.steps {
@@ -246,6 +262,26 @@ func (t *splitTask) deadLetter(now time.Time, pos string, err error, raw []byte)
 	row[6] = record.String(b.Intern(raw))
 }
 
+// markers passes pending markers downstream. It runs between reads, so
+// everything read before a marker has already been emitted.
+func (t *splitTask) markers() {
+	for {
+		select {
+		case m := <-t.ctrl:
+			next := t.last
+			if p, ok := t.reader.(source.Positioner); ok {
+				next = p.Position()
+			}
+			if h := t.r.handler; h != nil {
+				h.AtSplit(m, SplitCut{Source: t.src.spec.Name, Split: t.split.ID, Next: next, Watermark: t.wm.emitted})
+			}
+			t.out.marker(&m)
+		default:
+			return
+		}
+	}
+}
+
 func (t *splitTask) flushDead(ctx context.Context, wm int64) {
 	if t.deadB == nil || t.deadB.Len() == 0 {
 		return
@@ -281,6 +317,8 @@ type subtask struct {
 	conds  []func(record.Row) (bool, error)
 	status *subtaskStatus
 
+	align     alignment
+	records   int64
 	res       window.Output
 	wmDelay   prometheus.Gauge
 	keys      prometheus.Gauge
@@ -298,15 +336,15 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op *window.Operator) (*subtask,
 	name := subtaskName(st.spec.Name, i)
 	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
 	var err error
-	if s.out, err = r.newEmitter(st.out, name); err != nil {
+	if s.out, err = r.newEmitter(st.out, name, 0); err != nil {
 		return nil, err
 	}
-	if s.late, err = r.newEmitter(st.late, name); err != nil {
+	if s.late, err = r.newEmitter(st.late, name, 0); err != nil {
 		return nil, err
 	}
 	if len(st.spec.Alerts) > 0 {
 		r.streams[StreamAlerts].producers.Add(1)
-		if s.alerts, err = r.newEmitter(r.streams[StreamAlerts], name); err != nil {
+		if s.alerts, err = r.newEmitter(r.streams[StreamAlerts], name, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -364,7 +402,7 @@ func (s *subtask) run() {
 				s.keys.Set(0)
 				return
 			}
-			s.handle(ctx, ev)
+			s.receive(ctx, ev)
 		case now := <-ticker.C:
 			if s.r.job.IdleAdvance > 0 {
 				if wm, ok := s.valve.idleAdvance(now, s.r.job.IdleAdvance); ok {
@@ -384,9 +422,58 @@ func (s *subtask) run() {
 	}
 }
 
+// receive holds back events of inputs that are past a marker still being
+// aligned, and handles markers once every open input has delivered them.
+func (s *subtask) receive(ctx context.Context, ev event) {
+	a := &s.align
+	if ev.join {
+		in := a.input(ev.from)
+		in.joined, in.last = true, ev.after
+	} else if a.blocked(ev.from) {
+		a.queue = append(a.queue, ev)
+		return
+	}
+	s.handle(ctx, ev)
+	for {
+		id, ok := a.complete()
+		if !ok {
+			return
+		}
+		m := a.pending[id]
+		delete(a.pending, id)
+		a.aligned = id
+		if h := s.r.handler; h != nil {
+			h.AtSubtask(m, &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records})
+		}
+		s.out.marker(&m)
+		queued := a.queue
+		a.queue = nil
+		for _, q := range queued {
+			if a.blocked(q.from) {
+				a.queue = append(a.queue, q)
+				continue
+			}
+			s.handle(ctx, q)
+		}
+	}
+}
+
 func (s *subtask) handle(ctx context.Context, ev event) {
+	if ev.marker != nil {
+		in := s.align.input(ev.from)
+		in.last = ev.marker.ID
+		if s.align.pending == nil {
+			s.align.pending = make(map[int64]Marker)
+		}
+		s.align.pending[ev.marker.ID] = *ev.marker
+		return // markers carry no records and leave watermarks alone
+	}
+	if ev.done {
+		s.align.input(ev.from).done = true
+	}
 	if ev.batch != nil {
 		s.in.Add(float64(ev.batch.Len()))
+		s.records += int64(ev.batch.Len())
 		s.op.Process(ev.batch, &s.res)
 		s.st.putBatch(ev.batch)
 	}

@@ -98,3 +98,10 @@ type Event struct {
 type Dynamic interface {
 	Watch(ctx context.Context, fn func(Event) error) error
 }
+
+// Positioner is implemented by readers that know the position of the next
+// message they will deliver — what a checkpoint records so a restored
+// reader resumes exactly after the last message processed.
+type Positioner interface {
+	Position() Position
+}
