@@ -75,6 +75,7 @@ type Operator struct {
 
 type keyState struct {
 	key   string
+	kg    uint16
 	vals  []record.Value
 	panes []pane
 	// timer is the one event time at which this key needs attention next,
@@ -190,6 +191,9 @@ func (o *Operator) add(in *record.Batch, i int, out *Output) {
 	}
 	if ks == nil {
 		ks = o.newKey(key, in.Row(i))
+		if in.KeyGroups != nil {
+			ks.kg = in.KeyGroups[i]
+		}
 	}
 	p := ks.paneAt(s)
 	if p == nil {
@@ -245,6 +249,9 @@ func (o *Operator) addSession(ks *keyState, in *record.Batch, i int, t int64, ou
 	}
 	if ks == nil {
 		ks = o.newKey(in.Keys[i], in.Row(i))
+		if in.KeyGroups != nil {
+			ks.kg = in.KeyGroups[i]
+		}
 	}
 	var p *pane
 	if first < 0 {

@@ -1,0 +1,201 @@
+package window
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/streamd/streamd/pkg/record"
+)
+
+// snapshotVersion is the first byte of every key-group snapshot.
+const snapshotVersion = 1
+
+// Snapshot encodes the operator's keyed state per key group: the unit of
+// restore and rescaling. Empty keys kept for reuse are not part of it. The
+// watermark is not either: on restore it is rebuilt from the splits.
+func (o *Operator) Snapshot() map[uint16][]byte {
+	groups := make(map[uint16][]*keyState)
+	for _, ks := range o.keys {
+		if len(ks.panes) > 0 {
+			groups[ks.kg] = append(groups[ks.kg], ks)
+		}
+	}
+	out := make(map[uint16][]byte, len(groups))
+	for kg, keys := range groups {
+		buf := make([]byte, 0, 16+len(keys)*(48+len(keys[0].key)+40*o.aggCount))
+		buf = append(buf, snapshotVersion)
+		buf = binary.AppendUvarint(buf, uint64(len(keys)))
+		for _, ks := range keys {
+			buf = o.appendKey(buf, ks)
+		}
+		out[kg] = buf
+	}
+	return out
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func (o *Operator) appendKey(buf []byte, ks *keyState) []byte {
+	buf = appendString(buf, ks.key)
+	buf = binary.AppendUvarint(buf, uint64(len(ks.vals)))
+	for _, v := range ks.vals {
+		buf = AppendValue(buf, v)
+	}
+	buf = binary.AppendVarint(buf, ks.firedEnd)
+	buf = binary.AppendVarint(buf, ks.lastEnd)
+	buf = binary.AppendUvarint(buf, uint64(len(ks.revs)))
+	for end, rev := range ks.revs {
+		buf = binary.AppendVarint(buf, end)
+		buf = binary.AppendVarint(buf, int64(rev))
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(ks.panes)))
+	for j := range ks.panes {
+		p := &ks.panes[j]
+		buf = binary.AppendVarint(buf, p.start)
+		buf = binary.AppendVarint(buf, p.end)
+		buf = binary.AppendVarint(buf, int64(p.emitted))
+		if p.pending {
+			buf = append(buf, 1)
+		} else {
+			buf = append(buf, 0)
+		}
+		for k := range p.accs {
+			buf = AppendAcc(buf, &p.accs[k])
+		}
+	}
+	return buf
+}
+
+var errSnapTruncated = errors.New("truncated window snapshot")
+
+type snapReader struct {
+	b   []byte
+	err error
+}
+
+func (r *snapReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errSnapTruncated
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errSnapTruncated
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) count(max int) int {
+	n := r.uvarint()
+	if n > uint64(max) || n > uint64(len(r.b)) {
+		if r.err == nil {
+			r.err = fmt.Errorf("window snapshot: count %d exceeds the data", n)
+		}
+		return 0
+	}
+	return int(n)
+}
+
+func (r *snapReader) string() string {
+	n := r.count(len(r.b))
+	if r.err != nil {
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+// Restore adds the keys of one key group's snapshot to the operator. It
+// is used on a new operator before any record is processed; a key group
+// is restored at most once.
+func (o *Operator) Restore(kg uint16, data []byte) error {
+	if len(data) == 0 || data[0] != snapshotVersion {
+		return fmt.Errorf("restore key group %d: unknown snapshot version", kg)
+	}
+	r := &snapReader{b: data[1:]}
+	n := r.count(len(r.b))
+	// Slabs: one allocation per key group instead of several per key.
+	slab := make([]keyState, n)
+	vals := make([]record.Value, n*len(o.keyIdx))
+	if o.keys == nil || len(o.keys) == 0 {
+		o.keys = make(map[string]*keyState, n*2)
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		ks := &slab[i]
+		ks.kg, ks.timer = kg, noTimer
+		ks.key = r.string()
+		nv := r.count(len(o.keyIdx))
+		if r.err == nil && nv != len(o.keyIdx) {
+			r.err = fmt.Errorf("key %q has %d key values, the stage keys by %d fields", ks.key, nv, len(o.keyIdx))
+		}
+		ks.vals = vals[i*len(o.keyIdx) : (i+1)*len(o.keyIdx) : (i+1)*len(o.keyIdx)]
+		for j := 0; j < nv && r.err == nil; j++ {
+			ks.vals[j], r.b, r.err = ReadValue(r.b)
+		}
+		ks.firedEnd = r.varint()
+		ks.lastEnd = r.varint()
+		if nr := r.count(len(r.b)); nr > 0 {
+			ks.revs = make(map[int64]int32, nr)
+			for j := 0; j < nr && r.err == nil; j++ {
+				end := r.varint()
+				ks.revs[end] = int32(r.varint())
+			}
+		}
+		np := r.count(len(r.b))
+		ks.panes = make([]pane, 0, np)
+		accs := make([]Acc, np*o.aggCount)
+		for j := 0; j < np && r.err == nil; j++ {
+			p := pane{start: r.varint(), end: r.varint(), emitted: int32(r.varint()), accs: accs[j*o.aggCount : (j+1)*o.aggCount : (j+1)*o.aggCount]}
+			if len(r.b) == 0 {
+				r.err = errSnapTruncated
+				break
+			}
+			p.pending = r.b[0] == 1
+			r.b = r.b[1:]
+			for k := range p.accs {
+				if r.err == nil {
+					r.b, r.err = ReadAcc(r.b, &p.accs[k])
+				}
+			}
+			ks.panes = append(ks.panes, p)
+		}
+		if r.err != nil {
+			break
+		}
+		if _, dup := o.keys[ks.key]; dup {
+			return fmt.Errorf("restore key group %d: key %q restored twice", kg, ks.key)
+		}
+		o.keys[ks.key] = ks
+		o.schedule(ks)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes after the last key", len(r.b))
+	}
+	if r.err != nil {
+		return fmt.Errorf("restore key group %d: %w", kg, r.err)
+	}
+	return nil
+}
+
+// SetWatermark sets the operator's event time without firing timers; used
+// after a restore, before processing resumes.
+func (o *Operator) SetWatermark(wm int64) { o.wm = wm }
