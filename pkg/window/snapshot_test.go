@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
