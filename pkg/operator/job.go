@@ -38,6 +38,8 @@ type Job struct {
 	Sources      []SourceSpec
 	Stages       []StageSpec
 	Sinks        []SinkSpec
+	// Checkpoint enables aligned checkpoints and restore.
+	Checkpoint *CheckpointConfig
 	// Now is the wall clock; default time.Now.
 	Now func() time.Time
 }

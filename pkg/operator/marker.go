@@ -61,17 +61,27 @@ var ErrNotRunning = errors.New("runtime is not running")
 
 // Inject sends a marker into every running split and returns its ID.
 func (r *Runtime) Inject(payload any) (int64, error) {
+	id, _, err := r.inject(payload, nil)
+	return id, err
+}
+
+// inject sends a marker into every running split; counted, if not nil, is
+// told how many splits receive it before any of them can see it.
+func (r *Runtime) inject(payload any, counted func(int)) (int64, int, error) {
 	r.markerMu.Lock()
 	defer r.markerMu.Unlock()
 	if !r.Ready() {
-		return 0, ErrNotRunning
+		return 0, 0, ErrNotRunning
 	}
 	r.lastMarker++
 	m := Marker{ID: r.lastMarker, Payload: payload}
+	if counted != nil {
+		counted(len(r.running))
+	}
 	for t := range r.running {
 		t.ctrl <- m
 	}
-	return m.ID, nil
+	return m.ID, len(r.running), nil
 }
 
 // alignment tracks which inputs of a subtask have delivered which markers.

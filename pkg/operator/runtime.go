@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
@@ -50,6 +51,21 @@ type Runtime struct {
 	lastMarker int64
 	running    map[*splitTask]struct{}
 	handler    MarkerHandler
+
+	coordinator *Coordinator
+	restore     *restoreState
+	// noDrain stops subtasks without firing open windows: their state is
+	// in a savepoint.
+	noDrain atomic.Bool
+}
+
+// subtaskList returns the number of subtasks of all stages.
+func (r *Runtime) subtaskList() []struct{} {
+	n := 0
+	for _, st := range r.stages {
+		n += len(st.inputs)
+	}
+	return make([]struct{}, n)
 }
 
 // SetMarkerHandler installs the handler for markers; call before Run.
@@ -134,8 +150,16 @@ func New(job Job, logger *zap.Logger, reg prometheus.Registerer) (*Runtime, erro
 	if err := r.wire(); err != nil {
 		return nil, fmt.Errorf("new runtime: %w", err)
 	}
+	if job.Checkpoint != nil {
+		if _, err := NewCoordinator(r, *job.Checkpoint, logger, reg); err != nil {
+			return nil, fmt.Errorf("new runtime: %w", err)
+		}
+	}
 	return r, nil
 }
+
+// Coordinator returns the checkpoint coordinator, nil without checkpoints.
+func (r *Runtime) Coordinator() *Coordinator { return r.coordinator }
 
 func (r *Runtime) addStream(name string, s *record.Schema) (*stream, error) {
 	if _, dup := r.streams[name]; dup {
@@ -281,9 +305,34 @@ func (r *Runtime) fail(err error) {
 // stops the sources; everything already read is drained through the
 // stages (open windows fire) and sinks before Run returns.
 func (r *Runtime) Run(ctx context.Context) error {
-	srcCtx, stop := context.WithCancel(ctx)
+	// Sources stop when ctx is done — after a savepoint, if checkpoints
+	// are configured to take one — not at the same instant.
+	srcCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	r.stop = stop
+	finished := make(chan struct{})
+	var stopping sync.WaitGroup
+	stopping.Add(1)
+	go func() {
+		defer stopping.Done()
+		select {
+		case <-ctx.Done():
+			r.onStop()
+			stop()
+		case <-finished:
+		}
+	}()
+	// The shutdown savepoint completes before Run returns.
+	defer stopping.Wait()
+	defer close(finished)
+	if c := r.coordinator; c != nil {
+		if from := c.cfg.RestoreFrom; from >= 0 {
+			if _, err := c.Restore(ctx, from); err != nil && !errors.Is(err, checkpoint.ErrNoCheckpoint) {
+				return fmt.Errorf("run: %w", err)
+			}
+		}
+		go c.Run(srcCtx)
+	}
 
 	var tasks sync.WaitGroup
 	for _, st := range r.stages {
@@ -376,6 +425,25 @@ func (r *Runtime) Run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// onStop runs when Run's context is done: with checkpoints, take a savepoint
+// and stop the splits right behind its barrier, keeping window state for
+// the restart instead of firing it.
+func (r *Runtime) onStop() {
+	c := r.coordinator
+	if c == nil || !c.cfg.SavepointOnStop || !r.Ready() {
+		return
+	}
+	r.noDrain.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	id, err := c.Trigger(ctx, true, true)
+	if err != nil {
+		r.log.Error("savepoint at shutdown failed; the next start restores the last completed checkpoint", zap.Error(err))
+		return
+	}
+	r.log.Info("savepoint complete", zap.Int64("id", id))
 }
 
 func (r *Runtime) watchSplits(ctx context.Context, src *sourceRT, dyn source.Dynamic, tasks *sync.WaitGroup) {

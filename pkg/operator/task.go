@@ -49,8 +49,17 @@ type splitTask struct {
 func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup) {
 	src.out.producers.Add(1)
 	r.streams[StreamDeadLetters].producers.Add(1)
+	var restoredWM int64 = minWM
+	if start == nil {
+		if pos, wm, ok := r.restore.startPosition(src.spec.Name, sp.ID); ok {
+			start, restoredWM = pos, wm
+		}
+	}
 	r.markerMu.Lock()
 	t, err := r.newSplitTask(ctx, src, sp, start, r.lastMarker)
+	if err == nil && restoredWM != minWM {
+		t.wm.emitted = restoredWM
+	}
 	if err == nil {
 		r.running[t] = struct{}{}
 	}
@@ -148,7 +157,10 @@ func (t *splitTask) run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	width := t.dec.Schema().Len()
 	for {
-		t.markers()
+		if t.markers() {
+			log.Info("split stopped behind a savepoint barrier")
+			return
+		}
 		readCtx, cancel := context.WithTimeout(ctx, t.r.job.TickInterval)
 		err := t.reader.Read(readCtx, msgs, t.r.job.BatchSize)
 		cancel()
@@ -263,8 +275,9 @@ func (t *splitTask) deadLetter(now time.Time, pos string, err error, raw []byte)
 }
 
 // markers passes pending markers downstream. It runs between reads, so
-// everything read before a marker has already been emitted.
-func (t *splitTask) markers() {
+// everything read before a marker has already been emitted. It reports
+// whether a marker asked the split to stop reading.
+func (t *splitTask) markers() bool {
 	for {
 		select {
 		case m := <-t.ctrl:
@@ -276,8 +289,11 @@ func (t *splitTask) markers() {
 				h.AtSplit(m, SplitCut{Source: t.src.spec.Name, Split: t.split.ID, Next: next, Watermark: t.wm.emitted})
 			}
 			t.out.marker(&m)
+			if req, ok := m.Payload.(*checkpointRequest); ok && req.stop {
+				return true
+			}
 		default:
-			return
+			return false
 		}
 	}
 }
@@ -365,6 +381,23 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op *window.Operator) (*subtask,
 	s.updates = r.m.windowUpdates.WithLabelValues(st.spec.Name)
 	s.lateC = r.m.lateRecords.WithLabelValues(st.spec.Name)
 	s.status = r.addSubtaskStatus(st.spec.Name, i)
+	if rs := r.restore; rs != nil {
+		wm := int64(minWM)
+		for kg, data := range rs.groups[st.spec.Name] {
+			if SubtaskFor(int(kg), r.job.KeyGroups, len(st.inputs)) != i {
+				continue
+			}
+			if err := op.Restore(kg, data); err != nil {
+				return nil, fmt.Errorf("restore stage %q: %w", st.spec.Name, err)
+			}
+			// Key groups moved from several old subtasks take the most
+			// advanced watermark: no window is fired twice.
+			wm = max(wm, rs.wms[st.spec.Name][kg])
+		}
+		if wm != minWM {
+			op.SetWatermark(wm)
+		}
+	}
 	s.newOutput()
 	return s, nil
 }
@@ -391,9 +424,12 @@ func (s *subtask) run() {
 		select {
 		case ev, ok := <-in:
 			if !ok {
-				// End of input: event time ends and every window fires.
-				s.op.Advance(maxWM, &s.res)
-				s.flush(ctx, maxWM, false)
+				// End of input: event time ends and every window fires —
+				// unless the state was saved in a savepoint to resume from.
+				if !s.r.noDrain.Load() {
+					s.op.Advance(maxWM, &s.res)
+					s.flush(ctx, maxWM, false)
+				}
 				s.out.finish(ctx)
 				s.late.finish(ctx)
 				if s.alerts != nil {
@@ -470,6 +506,11 @@ func (s *subtask) handle(ctx context.Context, ev event) {
 	}
 	if ev.done {
 		s.align.input(ev.from).done = true
+		if s.r.noDrain.Load() {
+			// Stopping behind a savepoint: a finished input must not end
+			// event time, or every saved window would fire now.
+			return
+		}
 	}
 	if ev.batch != nil {
 		s.in.Add(float64(ev.batch.Len()))

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/pkg/checkpoint/store/local"
 	"github.com/streamd/streamd/pkg/decode"
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/record"
@@ -131,8 +132,35 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems) {
 			job.Sinks = append(job.Sinks, operator.SinkSpec{Name: sk.Name, Input: sk.Input, Sink: s})
 		}
 	}
+	if cc := c.Checkpoint; cc != nil {
+		job.Checkpoint = b.checkpoint(cc)
+	}
 	b.ps.Sort()
 	return job, b.ps
+}
+
+func (b *builder) checkpoint(cc *CheckpointConfig) *operator.CheckpointConfig {
+	if cc.Dir == "" {
+		b.problem("checkpoint.dir", "required: the directory checkpoints are written to")
+		return nil
+	}
+	if cc.Interval < 0 || cc.Timeout < 0 || cc.Retain < 0 {
+		b.problem("checkpoint", "interval, timeout and retain must not be negative")
+		return nil
+	}
+	out := &operator.CheckpointConfig{
+		Prefix: cc.Prefix, Interval: cc.Interval.D(), Timeout: cc.Timeout.D(), Retain: cc.Retain,
+		SavepointOnStop: cc.SavepointOnStop == nil || *cc.SavepointOnStop,
+	}
+	if b.open {
+		st, err := local.New(cc.Dir)
+		if err != nil {
+			b.problem("checkpoint.dir", "%v", err)
+			return nil
+		}
+		out.Store = st
+	}
+	return out
 }
 
 func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {

@@ -29,6 +29,8 @@ type Config struct {
 	// Sinks write streams: a source or stage name, or one of the built-in
 	// streams "alerts", "deadletters" and "late".
 	Sinks []SinkConfig `yaml:"sinks"`
+	// Checkpoint enables aligned checkpoints of positions and state.
+	Checkpoint *CheckpointConfig `yaml:"checkpoint"`
 
 	// positions maps YAML paths ("stages[0].window.size") to where they
 	// were written, so problems found after loading can still name a line.
@@ -242,4 +244,23 @@ type ParquetConfig struct {
 // JSONFileConfig writes JSON lines to a file.
 type JSONFileConfig struct {
 	Path string `yaml:"path"`
+}
+
+// CheckpointConfig configures checkpoints and where they are stored.
+type CheckpointConfig struct {
+	// Interval between checkpoints, e.g. 10s; 0 only takes savepoints.
+	Interval Duration `yaml:"interval"`
+	// Timeout fails a checkpoint that takes longer; default 2m.
+	Timeout Duration `yaml:"timeout"`
+	// Retain is the number of completed checkpoints kept; default 3.
+	Retain int `yaml:"retain"`
+	// SavepointOnStop (default true) takes a savepoint at SIGTERM and
+	// resumes from it, instead of firing open windows.
+	SavepointOnStop *bool `yaml:"savepointOnStop"`
+	// Dir stores checkpoints in a local directory (durable writes with
+	// fsync and atomic renames).
+	Dir string `yaml:"dir"`
+	// Prefix is the pipeline's key prefix in the store; default
+	// "pipelines/<name>".
+	Prefix string `yaml:"prefix"`
 }

@@ -1,0 +1,466 @@
+package operator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/checkpoint"
+	"github.com/streamd/streamd/pkg/checkpoint/store"
+	"github.com/streamd/streamd/pkg/source"
+	"github.com/streamd/streamd/pkg/window"
+)
+
+// CheckpointConfig configures aligned checkpoints.
+type CheckpointConfig struct {
+	Store store.Store
+	// Prefix is where this pipeline's checkpoints live in the store.
+	Prefix string
+	// Interval between checkpoints; 0 takes checkpoints only on request
+	// and at shutdown.
+	Interval time.Duration
+	// Timeout fails a checkpoint that has not completed in time (default 2m).
+	Timeout time.Duration
+	// Retain is how many completed checkpoints to keep (default 3).
+	Retain int
+	// SavepointOnStop takes a final checkpoint when the pipeline is
+	// stopped, instead of draining open windows.
+	SavepointOnStop bool
+	// RestoreFrom restores the checkpoint with this ID instead of the
+	// newest one; -1 starts from the configured positions without restoring.
+	RestoreFrom int64
+}
+
+// checkpointRequest is the payload of checkpoint barriers.
+type checkpointRequest struct {
+	id        int64
+	savepoint bool
+	// stop makes split tasks stop reading once the barrier has passed them.
+	stop bool
+}
+
+// Coordinator runs the checkpoint protocol over a Runtime: it injects
+// barriers, collects the snapshots of splits and subtasks, writes state and
+// then the manifest, which makes the checkpoint complete.
+type Coordinator struct {
+	rt  *Runtime
+	cfg CheckpointConfig
+	log *zap.Logger
+	m   *checkpointMetrics
+
+	mu       sync.Mutex
+	nextID   int64
+	inflight *pendingCheckpoint
+	last     atomic.Int64
+	restored *checkpoint.Manifest
+	stopping atomic.Bool
+}
+
+type pendingCheckpoint struct {
+	req      *checkpointRequest
+	started  time.Time
+	expected int // acknowledgements still missing
+	splits   []checkpoint.SplitState
+	parts    map[string][]subtaskPart
+	done     chan error
+	once     sync.Once
+	// finished is closed when the checkpoint completes or fails.
+	finished chan struct{}
+}
+
+type subtaskPart struct {
+	index  int
+	wm     int64
+	groups map[uint16][]byte
+}
+
+type checkpointMetrics struct {
+	duration   prometheus.Histogram
+	pause      prometheus.Histogram
+	alignment  prometheus.Histogram
+	size       prometheus.Gauge
+	failures   prometheus.Counter
+	completed  prometheus.Counter
+	lastID     prometheus.Gauge
+	lastTime   prometheus.Gauge
+	restore    prometheus.Gauge
+	restoredID prometheus.Gauge
+}
+
+func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
+	f := promauto.With(reg)
+	buckets := prometheus.ExponentialBuckets(0.001, 2, 16)
+	return &checkpointMetrics{
+		duration:   f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_duration_seconds", Help: "Time from triggering a checkpoint to its manifest being written.", Buckets: buckets}),
+		pause:      f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_pause_seconds", Help: "Time a subtask stops processing to snapshot its state.", Buckets: buckets}),
+		alignment:  f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_alignment_seconds", Help: "Time from triggering a checkpoint until every task acknowledged it.", Buckets: buckets}),
+		size:       f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_size_bytes", Help: "State bytes of the last completed checkpoint."}),
+		failures:   f.NewCounter(prometheus.CounterOpts{Name: "streamd_checkpoint_failures_total", Help: "Checkpoints that failed or timed out."}),
+		completed:  f.NewCounter(prometheus.CounterOpts{Name: "streamd_checkpoints_completed_total", Help: "Checkpoints completed."}),
+		lastID:     f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_last_id", Help: "ID of the last completed checkpoint."}),
+		lastTime:   f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_last_completed_timestamp_seconds", Help: "When the last checkpoint completed (Unix seconds)."}),
+		restore:    f.NewGauge(prometheus.GaugeOpts{Name: "streamd_restore_duration_seconds", Help: "Time the last restore took."}),
+		restoredID: f.NewGauge(prometheus.GaugeOpts{Name: "streamd_restored_checkpoint_id", Help: "ID of the checkpoint the pipeline was restored from (0: none)."}),
+	}
+}
+
+// NewCoordinator attaches checkpointing to rt; call before rt.Run.
+func NewCoordinator(rt *Runtime, cfg CheckpointConfig, logger *zap.Logger, reg prometheus.Registerer) (*Coordinator, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("new checkpoint coordinator: no store")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "pipelines/" + rt.job.Name
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	if cfg.Retain == 0 {
+		cfg.Retain = 3
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	c := &Coordinator{rt: rt, cfg: cfg, log: logger.With(zap.String("component", "checkpoint")), m: newCheckpointMetrics(reg), nextID: 1}
+	rt.SetMarkerHandler(c)
+	rt.coordinator = c
+	return c, nil
+}
+
+// Restore loads the newest complete checkpoint (or the one with id, if id
+// > 0) and arranges for the runtime to start from it. It returns
+// checkpoint.ErrNoCheckpoint when there is none to restore.
+func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manifest, error) {
+	start := time.Now()
+	var m *checkpoint.Manifest
+	var err error
+	if id > 0 {
+		m, err = checkpoint.Load(ctx, c.cfg.Store, checkpoint.ManifestKey(c.cfg.Prefix, id))
+	} else {
+		m, err = checkpoint.Latest(ctx, c.cfg.Store, c.cfg.Prefix)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.KeyGroups != c.rt.job.KeyGroups {
+		return nil, fmt.Errorf("restore checkpoint %d: it has %d key groups, the pipeline %d; key groups cannot change", m.ID, m.KeyGroups, c.rt.job.KeyGroups)
+	}
+	rs := &restoreState{splits: make(map[string]checkpoint.SplitState), groups: make(map[string]map[uint16][]byte), wms: make(map[string]map[uint16]int64)}
+	for _, s := range m.Splits {
+		rs.splits[s.Source+"/"+s.Split] = s
+	}
+	for _, st := range m.Stages {
+		groups, wms := make(map[uint16][]byte), make(map[uint16]int64)
+		for _, b := range st.Blobs {
+			data, err := c.read(ctx, b.Key)
+			if err != nil {
+				return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
+			}
+			if int64(len(data)) != b.Size {
+				return nil, fmt.Errorf("restore checkpoint %d: state %s has %d bytes, the manifest says %d", m.ID, b.Key, len(data), b.Size)
+			}
+			for _, g := range b.Groups {
+				groups[g.KeyGroup] = data[g.Offset : g.Offset+g.Length]
+				wms[g.KeyGroup] = b.Watermark
+			}
+		}
+		rs.groups[st.Stage], rs.wms[st.Stage] = groups, wms
+	}
+	c.rt.restore = rs
+	c.restored = m
+	c.mu.Lock()
+	c.nextID = m.ID + 1
+	c.mu.Unlock()
+	c.last.Store(m.ID)
+	c.m.restore.Set(time.Since(start).Seconds())
+	c.m.restoredID.Set(float64(m.ID))
+	c.log.Info("restoring checkpoint", zap.Int64("id", m.ID), zap.Int("splits", len(m.Splits)), zap.Duration("load", time.Since(start)))
+	return m, nil
+}
+
+func (c *Coordinator) read(ctx context.Context, key string) ([]byte, error) {
+	r, err := c.cfg.Store.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return data, nil
+}
+
+// restoreState is what the runtime starts from.
+type restoreState struct {
+	splits map[string]checkpoint.SplitState
+	groups map[string]map[uint16][]byte
+	wms    map[string]map[uint16]int64
+}
+
+// LastCompleted is the ID of the newest completed (or restored) checkpoint.
+func (c *Coordinator) LastCompleted() int64 { return c.last.Load() }
+
+// Run triggers a checkpoint every interval until ctx is done.
+func (c *Coordinator) Run(ctx context.Context) {
+	if c.cfg.Interval <= 0 {
+		return
+	}
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if c.stopping.Load() {
+				return
+			}
+			if _, err := c.Trigger(ctx, false, false); err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, ErrNotRunning) {
+				c.log.Warn("checkpoint failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+var errInFlight = errors.New("a checkpoint is already in progress")
+
+// Trigger takes a checkpoint and waits for it to complete or fail.
+func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64, error) {
+	if savepoint {
+		c.stopping.Store(stop)
+	}
+	c.mu.Lock()
+	for c.inflight != nil {
+		p := c.inflight
+		if time.Since(p.started) >= c.cfg.Timeout {
+			c.fail(p, fmt.Errorf("checkpoint %d timed out after %s", p.req.id, c.cfg.Timeout))
+			break
+		}
+		if !savepoint {
+			c.mu.Unlock()
+			return 0, errInFlight
+		}
+		// A savepoint waits for the checkpoint in progress.
+		c.mu.Unlock()
+		select {
+		case <-p.finished:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		c.mu.Lock()
+	}
+	req := &checkpointRequest{id: c.nextID, savepoint: savepoint, stop: stop}
+	c.nextID++
+	p := &pendingCheckpoint{req: req, started: time.Now(), parts: make(map[string][]subtaskPart), done: make(chan error, 1), finished: make(chan struct{})}
+	c.inflight = p
+	// Every subtask acknowledges; so does every split the barrier reaches,
+	// counted by Inject under the same lock as split registration.
+	p.expected = len(c.rt.subtaskList())
+	c.mu.Unlock()
+
+	_, splits, err := c.rt.inject(req, func(n int) {
+		c.mu.Lock()
+		p.expected += n
+		c.mu.Unlock()
+	})
+	if err != nil {
+		c.mu.Lock()
+		c.fail(p, err)
+		c.mu.Unlock()
+		return 0, err
+	}
+	_ = splits
+	c.maybeComplete(p)
+	timer := time.NewTimer(c.cfg.Timeout)
+	defer timer.Stop()
+	select {
+	case err := <-p.done:
+		return req.id, err
+	case <-timer.C:
+		c.mu.Lock()
+		c.fail(p, fmt.Errorf("checkpoint %d timed out after %s", req.id, c.cfg.Timeout))
+		c.mu.Unlock()
+		return req.id, <-p.done
+	case <-ctx.Done():
+		return req.id, ctx.Err()
+	}
+}
+
+// fail ends a pending checkpoint; c.mu is held.
+func (c *Coordinator) fail(p *pendingCheckpoint, err error) {
+	if c.inflight == p {
+		c.inflight = nil
+	}
+	p.once.Do(func() {
+		c.m.failures.Inc()
+		p.done <- err
+		close(p.finished)
+	})
+}
+
+// AtSplit records a split's position as the barrier passes it.
+func (c *Coordinator) AtSplit(m Marker, cut SplitCut) {
+	req, ok := m.Payload.(*checkpointRequest)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	p := c.inflight
+	if p == nil || p.req != req {
+		c.mu.Unlock()
+		return
+	}
+	p.splits = append(p.splits, checkpoint.SplitState{Source: cut.Source, Split: cut.Split, Next: cut.Next, Watermark: cut.Watermark})
+	p.expected--
+	c.mu.Unlock()
+	c.maybeComplete(p)
+}
+
+// AtSubtask snapshots a subtask's state on its goroutine: the processing
+// pause of a checkpoint.
+func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
+	req, ok := m.Payload.(*checkpointRequest)
+	if !ok {
+		return
+	}
+	op, ok := st.Operator.(*window.Operator)
+	if !ok {
+		return
+	}
+	start := time.Now()
+	groups := op.Snapshot()
+	c.m.pause.Observe(time.Since(start).Seconds())
+	c.mu.Lock()
+	p := c.inflight
+	if p == nil || p.req != req {
+		c.mu.Unlock()
+		return
+	}
+	p.parts[st.Stage] = append(p.parts[st.Stage], subtaskPart{index: st.Index, wm: op.Watermark(), groups: groups})
+	p.expected--
+	c.mu.Unlock()
+	c.maybeComplete(p)
+}
+
+func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {
+	c.mu.Lock()
+	ready := c.inflight == p && p.expected == 0
+	c.mu.Unlock()
+	if !ready {
+		return
+	}
+	c.m.alignment.Observe(time.Since(p.started).Seconds())
+	go func() {
+		err := c.finalize(p)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err != nil {
+			c.fail(p, err)
+			return
+		}
+		if c.inflight == p {
+			c.inflight = nil
+		}
+		p.once.Do(func() {
+			p.done <- nil
+			close(p.finished)
+		})
+	}()
+}
+
+// finalize writes the state blobs, then the manifest, then drops old checkpoints.
+func (c *Coordinator) finalize(p *pendingCheckpoint) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	id := p.req.id
+	dir := checkpoint.Dir(c.cfg.Prefix, id)
+	m := &checkpoint.Manifest{
+		Version: checkpoint.ManifestVersion, ID: id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
+		Savepoint: p.req.savepoint, KeyGroups: c.rt.job.KeyGroups, Splits: p.splits,
+	}
+	var total int64
+	for _, st := range c.rt.stages {
+		ss := checkpoint.StageState{Stage: st.spec.Name}
+		for _, part := range p.parts[st.spec.Name] {
+			var buf bytes.Buffer
+			blob := checkpoint.StateBlob{Key: dir + "/state/" + st.spec.Name + "-" + strconv.Itoa(part.index), Watermark: part.wm}
+			for kg, data := range part.groups {
+				blob.Groups = append(blob.Groups, checkpoint.KeyGroupRange{KeyGroup: kg, Offset: int64(buf.Len()), Length: int64(len(data))})
+				buf.Write(data)
+			}
+			blob.Size = int64(buf.Len())
+			if err := c.cfg.Store.Put(ctx, blob.Key, bytes.NewReader(buf.Bytes()), blob.Size); err != nil {
+				return fmt.Errorf("write checkpoint %d state: %w", id, err)
+			}
+			total += blob.Size
+			ss.Blobs = append(ss.Blobs, blob)
+		}
+		m.Stages = append(m.Stages, ss)
+	}
+	data, err := m.Encode()
+	if err != nil {
+		return err
+	}
+	if err := c.cfg.Store.PutIfAbsent(ctx, checkpoint.ManifestKey(c.cfg.Prefix, id), data); err != nil {
+		return fmt.Errorf("write checkpoint %d manifest: %w", id, err)
+	}
+	c.last.Store(id)
+	c.m.completed.Inc()
+	c.m.lastID.Set(float64(id))
+	c.m.lastTime.Set(float64(time.Now().UnixMilli()) / 1000)
+	c.m.size.Set(float64(total))
+	c.m.duration.Observe(time.Since(p.started).Seconds())
+	c.log.Info("checkpoint complete", zap.Int64("id", id), zap.Bool("savepoint", p.req.savepoint), zap.Int64("stateBytes", total), zap.Duration("duration", time.Since(p.started)))
+	c.retain(ctx)
+	return nil
+}
+
+// retain deletes checkpoints older than the newest Retain.
+func (c *Coordinator) retain(ctx context.Context) {
+	infos, err := checkpoint.List(ctx, c.cfg.Store, c.cfg.Prefix)
+	if err != nil || len(infos) <= c.cfg.Retain {
+		return
+	}
+	for _, old := range infos[:len(infos)-c.cfg.Retain] {
+		dir := checkpoint.Dir(c.cfg.Prefix, old.ID)
+		objs, err := c.cfg.Store.List(ctx, dir+"/")
+		if err != nil {
+			c.log.Warn("list old checkpoint", zap.Int64("id", old.ID), zap.Error(err))
+			continue
+		}
+		// The manifest goes first so a half-deleted checkpoint never looks complete.
+		keys := []string{old.Manifest}
+		for _, o := range objs {
+			if o.Key != old.Manifest {
+				keys = append(keys, o.Key)
+			}
+		}
+		if err := c.cfg.Store.Delete(ctx, keys...); err != nil {
+			c.log.Warn("delete old checkpoint", zap.Int64("id", old.ID), zap.Error(err))
+		}
+	}
+}
+
+// startPosition returns where a split resumes after a restore.
+func (rs *restoreState) startPosition(src string, split string) (*source.Position, int64, bool) {
+	if rs == nil {
+		return nil, minWM, false
+	}
+	s, ok := rs.splits[src+"/"+split]
+	if !ok {
+		return nil, minWM, false
+	}
+	pos := s.Next
+	return &pos, s.Watermark, true
+}
