@@ -1,0 +1,349 @@
+package kafkaconn
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// DialTimeout bounds connecting to one broker, TLS and SASL included.
+const DialTimeout = 10 * time.Second
+
+// SASL mechanism names accepted in SASLConfig.Mechanism.
+const (
+	MechanismPlain       = "plain"
+	MechanismSCRAMSHA256 = "scram-sha-256"
+	MechanismSCRAMSHA512 = "scram-sha-512"
+)
+
+// TLSConfig enables TLS to the brokers. Setting any file enables it too.
+type TLSConfig struct {
+	// Enabled turns TLS on with the system roots when no CAFile is given.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs that sign the broker certificates.
+	CAFile string `yaml:"caFile"`
+	// CertFile and KeyFile are the PEM client certificate and key for mTLS.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// InsecureSkipVerify disables broker certificate verification; for
+	// tests only.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+	// ServerName overrides the name checked in the broker certificate.
+	ServerName string `yaml:"serverName"`
+}
+
+// On reports whether TLS is used.
+func (c TLSConfig) On() bool {
+	return c.Enabled || c.CAFile != "" || c.CertFile != "" || c.KeyFile != ""
+}
+
+// Validate checks the settings that do not need the files; prefix is the
+// yaml path of the block ("tls").
+func (c TLSConfig) Validate(prefix string) error {
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return fmt.Errorf("%s.certFile and %s.keyFile must be set together", prefix, prefix)
+	}
+	return nil
+}
+
+// Build loads the files and returns the client TLS configuration, or nil
+// when TLS is off.
+func (c TLSConfig) Build() (*tls.Config, error) {
+	if !c.On() {
+		return nil, nil
+	}
+	if err := c.Validate("tls"); err != nil {
+		return nil, fmt.Errorf("build tls config: %w", err)
+	}
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         c.ServerName,
+		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // opt-in for tests
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("build tls config: read tls.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("build tls config: tls.caFile %s holds no PEM certificate", c.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("build tls config: load tls.certFile/tls.keyFile: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// SASLConfig authenticates to the brokers. The password is never logged:
+// String and the zap encoders print it redacted.
+type SASLConfig struct {
+	// Mechanism is plain, scram-sha-256 or scram-sha-512; empty disables SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// String renders the settings with the password redacted, so a config
+// printed by mistake does not leak it.
+func (c SASLConfig) String() string {
+	if c.Mechanism == "" {
+		return "sasl(off)"
+	}
+	return fmt.Sprintf("sasl(%s user=%s password=<redacted>)", c.Mechanism, c.Username)
+}
+
+// GoString redacts the password in %#v too.
+func (c SASLConfig) GoString() string { return c.String() }
+
+// Validate checks the mechanism and credentials; prefix is the yaml path of
+// the block ("sasl").
+func (c SASLConfig) Validate(prefix string) error {
+	switch strings.ToLower(c.Mechanism) {
+	case "":
+		return nil
+	case MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512:
+	default:
+		return fmt.Errorf("%s.mechanism %q must be one of plain, scram-sha-256, scram-sha-512", prefix, c.Mechanism)
+	}
+	if c.Username == "" {
+		return fmt.Errorf("%s.username is required with %s.mechanism %s", prefix, prefix, c.Mechanism)
+	}
+	return nil
+}
+
+// Build returns the kafka-go mechanism, or nil when SASL is off.
+func (c SASLConfig) Build() (sasl.Mechanism, error) {
+	if err := c.Validate("sasl"); err != nil {
+		return nil, fmt.Errorf("build sasl mechanism: %w", err)
+	}
+	switch strings.ToLower(c.Mechanism) {
+	case MechanismPlain:
+		return plain.Mechanism{Username: c.Username, Password: c.Password}, nil
+	case MechanismSCRAMSHA256, MechanismSCRAMSHA512:
+		algo := scram.SHA256
+		if strings.EqualFold(c.Mechanism, MechanismSCRAMSHA512) {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, c.Username, c.Password)
+		if err != nil {
+			return nil, fmt.Errorf("build sasl mechanism: %w", err)
+		}
+		return m, nil
+	}
+	return nil, nil
+}
+
+// Conn is the built connection settings of one source or sink.
+type Conn struct {
+	Brokers  []string
+	ClientID string
+	TLS      *tls.Config
+	SASL     sasl.Mechanism
+}
+
+// New builds the connection settings from configuration.
+func New(brokers []string, clientID string, t TLSConfig, s SASLConfig) (*Conn, error) {
+	tc, err := t.Build()
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.Build()
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{Brokers: slices.Clone(brokers), ClientID: clientID, TLS: tc, SASL: m}, nil
+}
+
+// Dialer returns a kafka-go dialer for readers and consumer groups.
+func (c *Conn) Dialer() *kafka.Dialer {
+	return &kafka.Dialer{
+		ClientID:      c.ClientID,
+		Timeout:       DialTimeout,
+		DualStack:     true,
+		TLS:           c.TLS,
+		SASLMechanism: c.SASL,
+	}
+}
+
+// Transport returns a kafka-go transport for writers and admin requests.
+// Its owner calls CloseIdleConnections when done with it.
+func (c *Conn) Transport() *kafka.Transport {
+	return &kafka.Transport{
+		Dial:        (&net.Dialer{Timeout: DialTimeout}).DialContext,
+		DialTimeout: DialTimeout,
+		ClientID:    c.ClientID,
+		TLS:         c.TLS,
+		SASL:        c.SASL,
+	}
+}
+
+// Check connects to every broker (TLS and SASL included), then asks one of
+// them whether every topic exists. It returns one error naming what failed
+// and what to fix: unreachable brokers, failed logins and missing topics are
+// listed together so a single run shows every problem.
+func (c *Conn) Check(ctx context.Context, topics []string) error {
+	if len(c.Brokers) == 0 {
+		return errors.New("check kafka: no brokers configured: set brokers")
+	}
+	d := c.Dialer()
+	var problems []string
+	var reachable string
+	for _, b := range c.Brokers {
+		if err := ping(ctx, d, b); err != nil {
+			problems = append(problems, fmt.Sprintf("broker %s: %s (%s)", b, err, hint(err)))
+			continue
+		}
+		if reachable == "" {
+			reachable = b
+		}
+	}
+	if reachable == "" {
+		return fmt.Errorf("check kafka: no broker reachable: %s", strings.Join(problems, "; "))
+	}
+	missing, err := c.missingTopics(ctx, reachable, topics)
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("metadata from broker %s: %s", reachable, err))
+	}
+	for _, t := range missing {
+		problems = append(problems, fmt.Sprintf("topic %q does not exist on brokers %s (create it or fix the topic name)", t, strings.Join(c.Brokers, ",")))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("check kafka: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// ping connects to one broker and exchanges one request, so TLS client
+// certificate and protocol mismatches that surface after the handshake are
+// caught too.
+func ping(ctx context.Context, d *kafka.Dialer, broker string) error {
+	conn, err := d.DialContext(ctx, "tcp", broker)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(DialTimeout)
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	_, err = conn.ApiVersions()
+	return err
+}
+
+func (c *Conn) missingTopics(ctx context.Context, broker string, topics []string) ([]string, error) {
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	tr := c.Transport()
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(broker), Transport: tr, Timeout: DialTimeout}
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[string]bool, len(md.Topics))
+	for _, t := range md.Topics {
+		if t.Error == nil && len(t.Partitions) > 0 {
+			found[t.Name] = true
+		}
+	}
+	var missing []string
+	for _, t := range topics {
+		if !found[t] {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
+}
+
+// Partitions returns the partition IDs of each topic, failing with the
+// names of topics that do not exist.
+func (c *Conn) Partitions(ctx context.Context, topics []string) (map[string][]int, error) {
+	tr := c.Transport()
+	defer tr.CloseIdleConnections()
+	var lastErr error
+	for _, b := range c.Brokers {
+		cl := &kafka.Client{Addr: kafka.TCP(b), Transport: tr, Timeout: DialTimeout}
+		md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+		if err != nil {
+			lastErr = fmt.Errorf("broker %s: %w", b, err)
+			continue
+		}
+		out := make(map[string][]int, len(topics))
+		for _, t := range md.Topics {
+			if t.Error != nil || len(t.Partitions) == 0 {
+				continue
+			}
+			ids := make([]int, 0, len(t.Partitions))
+			for _, p := range t.Partitions {
+				ids = append(ids, p.ID)
+			}
+			slices.Sort(ids)
+			out[t.Name] = ids
+		}
+		var missing []string
+		for _, t := range topics {
+			if _, ok := out[t]; !ok {
+				missing = append(missing, fmt.Sprintf("%q", t))
+			}
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("list partitions: topics %s do not exist on brokers %s", strings.Join(missing, ", "), strings.Join(c.Brokers, ","))
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("list partitions: no broker reachable: %w", lastErr)
+}
+
+// hint says what to fix for a broker connection error.
+func hint(err error) string {
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	var kerr kafka.Error
+	switch {
+	case errors.As(err, &dnsErr):
+		return "check the broker host name"
+	case errors.As(err, &certErr):
+		return "check tls.caFile and tls.serverName"
+	case errors.As(err, &recErr):
+		return "the broker does not speak TLS here: check the port or disable tls"
+	case errors.As(err, &kerr) && (kerr == kafka.SASLAuthenticationFailed || kerr == kafka.UnsupportedSASLMechanism || kerr == kafka.IllegalSASLState):
+		return "check sasl.mechanism, sasl.username and sasl.password"
+	case strings.Contains(err.Error(), "certificate required"):
+		return "the broker requires a client certificate: set tls.certFile and tls.keyFile"
+	case strings.Contains(err.Error(), "tls: "):
+		return "check the tls settings against the broker's listener"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "the broker closed the connection: check whether the listener expects tls or sasl"
+	case errors.As(err, &opErr):
+		return "check that the broker runs and the address and port are right"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the broker did not answer in time: check the address, firewall and tls settings"
+	}
+	return "check brokers, tls and sasl settings"
+}
