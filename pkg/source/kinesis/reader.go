@@ -1,0 +1,342 @@
+package kinesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	"github.com/cenkalti/backoff/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/source"
+)
+
+// Reader reads one shard. It is used by one goroutine.
+type Reader struct {
+	s       *Source
+	shard   string
+	initial types.ShardIteratorType
+	iter    *string
+
+	// lastSeq is the last record delivered whole; an iterator is acquired
+	// after it. atSeq and skipSub resume inside a KPL aggregate: the
+	// iterator starts at atSeq, whose sub-records up to skipSub were
+	// delivered before.
+	lastSeq string
+	atSeq   string
+	skipSub int
+
+	recs   []types.Record
+	idx    int // next record of recs
+	sub    int // next sub-record of recs[idx]
+	ended  bool
+	done   bool
+	called time.Time
+
+	deagg   deaggregator
+	subSeqs []string // positions of the sub-records of recs[subFor]
+	subFor  int
+	keyBuf  []byte
+
+	bo        *backoff.ExponentialBackOff
+	timer     *time.Timer
+	behind    prometheus.Gauge
+	throttles prometheus.Counter
+	records   prometheus.Counter
+	logger    *zap.Logger
+}
+
+var _ source.Reader = (*Reader)(nil)
+
+// Open returns a reader of one shard. With a start position it resumes
+// after the message at that position (see the package doc); without one
+// it starts at the configured StartPosition, except that a shard descending
+// from a shard this source read starts at its oldest record.
+func (s *Source) Open(_ context.Context, split source.Split, start *source.Position) (source.Reader, error) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = max(s.cfg.PollInterval, 100*time.Millisecond)
+	bo.MaxInterval = 10 * time.Second
+	r := &Reader{
+		s:         s,
+		shard:     split.ID,
+		initial:   types.ShardIteratorType(s.cfg.StartPosition),
+		subFor:    -1,
+		bo:        bo,
+		behind:    s.m.behind.WithLabelValues(s.stream, split.ID),
+		throttles: s.m.throttles.WithLabelValues(s.stream),
+		records:   s.m.records.WithLabelValues(s.stream),
+		logger:    s.logger.With(zap.String("shard", split.ID)),
+	}
+	if r.initial == types.ShardIteratorTypeLatest && s.hasKnownParent(split.ID) {
+		r.initial = types.ShardIteratorTypeTrimHorizon
+	}
+	if start != nil && start.Sequence != "" {
+		seq, sub, ok := strings.Cut(start.Sequence, ":")
+		if !ok {
+			r.lastSeq = seq
+		} else {
+			n, err := strconv.Atoi(sub)
+			if err != nil || n < 0 || seq == "" {
+				return nil, fmt.Errorf("open shard %s: bad sequence %q", split.ID, start.Sequence)
+			}
+			r.atSeq, r.skipSub = seq, n
+		}
+	}
+	return r, nil
+}
+
+// Read appends up to max messages to b, waiting for records until ctx is
+// done. At the end of a closed shard it returns source.ErrEndOfSplit, and
+// only on the call after the shard's last messages were returned, so those
+// are handled before the shard's children start.
+func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
+	if r.done {
+		return source.ErrEndOfSplit
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if max <= 0 {
+		return nil
+	}
+	// Keys of the previous call's messages are dead now.
+	r.keyBuf = r.keyBuf[:0]
+	for {
+		if r.deliver(b, max) > 0 {
+			return nil
+		}
+		if r.ended {
+			r.done = true
+			r.s.finished(r.shard)
+			return source.ErrEndOfSplit
+		}
+		if err := r.fetch(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// deliver moves up to max messages from the fetched records into b.
+func (r *Reader) deliver(b *source.Batch, max int) int {
+	n := 0
+	for r.idx < len(r.recs) && n < max {
+		rec := &r.recs[r.idx]
+		seq := aws.ToString(rec.SequenceNumber)
+		var ts int64
+		if rec.ApproximateArrivalTimestamp != nil {
+			ts = rec.ApproximateArrivalTimestamp.UnixMilli()
+		}
+		resume := r.atSeq != "" && seq == r.atSeq
+		if isAggregate(rec.Data) {
+			users, err := r.deagg.split(rec.Data)
+			if err == nil {
+				if resume && r.sub <= r.skipSub {
+					r.sub = r.skipSub + 1
+				}
+				seqs := r.subSequences(seq, len(users))
+				for ; r.sub < len(users) && n < max; r.sub++ {
+					u := users[r.sub]
+					b.Messages = append(b.Messages, source.Message{
+						Value: u.data, Key: u.key, Timestamp: ts,
+						Position: source.Position{Sequence: seqs[r.sub]},
+					})
+					n++
+				}
+				if r.sub < len(users) {
+					return n
+				}
+				r.next(seq)
+				continue
+			}
+			r.logger.Debug("delivering malformed KPL aggregate as one message", zap.String("sequence", seq))
+		}
+		if resume {
+			// Delivered whole before the restart.
+			r.next(seq)
+			continue
+		}
+		k := len(r.keyBuf)
+		r.keyBuf = append(r.keyBuf, aws.ToString(rec.PartitionKey)...)
+		b.Messages = append(b.Messages, source.Message{
+			Value: rec.Data, Key: r.keyBuf[k:len(r.keyBuf):len(r.keyBuf)], Timestamp: ts,
+			Position: source.Position{Sequence: seq},
+		})
+		n++
+		r.next(seq)
+	}
+	return n
+}
+
+// next moves past the current record, delivered whole.
+func (r *Reader) next(seq string) {
+	r.idx++
+	r.sub = 0
+	r.lastSeq = seq
+	if seq == r.atSeq {
+		r.atSeq = ""
+	}
+}
+
+// subSequences returns the positions "<seq>:<i>" of an aggregate's user
+// records, built in one allocation per aggregate.
+func (r *Reader) subSequences(seq string, n int) []string {
+	if r.subFor == r.idx && len(r.subSeqs) == n {
+		return r.subSeqs
+	}
+	var buf []byte
+	ends := make([]int, 0, n)
+	for i := range n {
+		buf = append(buf, seq...)
+		buf = append(buf, ':')
+		buf = strconv.AppendInt(buf, int64(i), 10)
+		ends = append(ends, len(buf))
+	}
+	all := string(buf)
+	r.subSeqs = r.subSeqs[:0]
+	start := 0
+	for _, end := range ends {
+		r.subSeqs = append(r.subSeqs, all[start:end])
+		start = end
+	}
+	r.subFor = r.idx
+	return r.subSeqs
+}
+
+// noRetry leaves throttling to the reader's own backoff, so every refused
+// call is counted and spaced out with jitter.
+func noRetry(o *kinesis.Options) { o.RetryMaxAttempts = 1 }
+
+// fetch gets the next records of the shard, pacing calls PollInterval
+// apart. It returns nil without records after a throttle or an expired
+// iterator, which the caller retries.
+func (r *Reader) fetch(ctx context.Context) error {
+	if r.iter == nil {
+		if err := r.acquire(ctx); err != nil || r.iter == nil {
+			return err
+		}
+	}
+	if wait := time.Until(r.called.Add(r.s.cfg.PollInterval)); wait > 0 {
+		if err := r.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	in := &kinesis.GetRecordsInput{ShardIterator: r.iter, Limit: aws.Int32(r.s.cfg.Limit)}
+	if r.s.cfg.StreamARN != "" {
+		in.StreamARN = aws.String(r.s.cfg.StreamARN)
+	}
+	out, err := r.s.client.GetRecords(ctx, in, noRetry)
+	r.called = time.Now()
+	if err != nil {
+		// A refusal counts even when ctx ended meanwhile.
+		if throttled(err) {
+			r.throttles.Inc()
+			return r.sleep(ctx, r.bo.NextBackOff())
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var expired *types.ExpiredIteratorException
+		if errors.As(err, &expired) {
+			r.logger.Info("shard iterator expired; acquiring a new one", zap.String("after", r.lastSeq))
+			r.iter = nil
+			return nil
+		}
+		return fmt.Errorf("get records of shard %s: %w", r.shard, err)
+	}
+	r.bo.Reset()
+	r.recs, r.idx, r.sub, r.subFor = out.Records, 0, 0, -1
+	r.records.Add(float64(len(out.Records)))
+	if out.MillisBehindLatest != nil {
+		r.behind.Set(float64(*out.MillisBehindLatest))
+	}
+	r.iter = out.NextShardIterator
+	if r.iter == nil {
+		r.ended = true
+	}
+	return nil
+}
+
+// acquire gets a shard iterator for where reading continues.
+func (r *Reader) acquire(ctx context.Context) error {
+	in := &kinesis.GetShardIteratorInput{ShardId: aws.String(r.shard)}
+	if r.s.cfg.StreamARN != "" {
+		in.StreamARN = aws.String(r.s.cfg.StreamARN)
+	} else {
+		in.StreamName = aws.String(r.s.cfg.Stream)
+	}
+	switch {
+	case r.lastSeq != "":
+		in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
+		in.StartingSequenceNumber = aws.String(r.lastSeq)
+	case r.atSeq != "":
+		in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
+		in.StartingSequenceNumber = aws.String(r.atSeq)
+	default:
+		in.ShardIteratorType = r.initial
+		if r.initial == types.ShardIteratorTypeAtTimestamp {
+			in.Timestamp = aws.Time(r.s.cfg.Timestamp)
+		}
+	}
+	out, err := r.s.client.GetShardIterator(ctx, in, noRetry)
+	if err != nil {
+		if throttled(err) {
+			r.throttles.Inc()
+			return r.sleep(ctx, r.bo.NextBackOff())
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("get iterator of shard %s (%s): %w", r.shard, in.ShardIteratorType, err)
+	}
+	r.iter = out.ShardIterator
+	if r.iter == nil {
+		// A closed shard positioned past its last record.
+		r.ended = true
+	}
+	return nil
+}
+
+// throttled tells whether Kinesis refused a call for exceeding a limit.
+func throttled(err error) bool {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "LimitExceededException",
+		"ThrottlingException", "KMSThrottlingException":
+		return true
+	}
+	return false
+}
+
+func (r *Reader) sleep(ctx context.Context, d time.Duration) error {
+	if r.timer == nil {
+		r.timer = time.NewTimer(d)
+	} else {
+		r.timer.Reset(d)
+	}
+	select {
+	case <-ctx.Done():
+		r.timer.Stop()
+		return ctx.Err()
+	case <-r.timer.C:
+		return nil
+	}
+}
+
+// Close releases the reader; Kinesis holds nothing for it.
+func (r *Reader) Close() error {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	return nil
+}
