@@ -4,15 +4,30 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/streamd/streamd/pkg/checkpoint/store"
+	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
 )
 
 // Config configures a Parquet sink.
 type Config struct {
 	// Name labels the sink's metrics and log lines.
 	Name string `yaml:"name"`
-	// Dir is the output directory; partition directories are created below it.
+	// Dir is the output directory; partition directories are created below
+	// it. "s3://bucket/prefix" writes to S3 instead, configured by S3. With
+	// Store set, Dir is the key prefix inside that store (may be empty).
 	Dir string `yaml:"dir"`
+	// S3 configures the client when Dir is an s3:// URL (endpoint, region,
+	// pathStyle, credentials, retries); its bucket and prefix come from Dir.
+	S3 s3store.Config `yaml:"s3"`
+	// Store, set from Go, writes files to this object store instead of a
+	// directory; the YAML form is an s3:// Dir.
+	Store store.Store `yaml:"-"`
+	// PartSize is the size of the multipart-upload parts a file is sent in
+	// when written to an object store; every open file buffers one part.
+	PartSize int64 `yaml:"partSize"`
 	// Partition is a path template below Dir: {date} (YYYY-MM-DD), {hour}
 	// and {minute} (two digits) of the row's event time in UTC, and {field}
 	// for the value of a record field, e.g. "dt={date}/hour={hour}/tenant={tenant}".
@@ -42,16 +57,36 @@ func DefaultConfig() Config {
 		RollSize:     128 << 20,
 		RollAge:      5 * time.Minute,
 		RowGroupSize: 64 << 20,
+		S3:           s3store.DefaultConfig(),
+		PartSize:     8 << 20,
 	}
 }
+
+// isS3 reports whether dir names an S3 location.
+func isS3(dir string) bool { return strings.HasPrefix(dir, "s3://") }
 
 // Validate reports the first problem with the configuration, naming the field.
 func (c *Config) Validate() error {
 	if c.Name == "" {
 		return errors.New("parquet sink: name is empty")
 	}
-	if c.Dir == "" {
+	if c.Dir == "" && c.Store == nil {
 		return errors.New("parquet sink: dir is empty")
+	}
+	if c.Store != nil || isS3(c.Dir) {
+		if c.PartSize < store.MinPartSize {
+			return fmt.Errorf("parquet sink: partSize must be at least %d for an object store, got %d", store.MinPartSize, c.PartSize)
+		}
+	}
+	if c.Store == nil && isS3(c.Dir) {
+		sc := c.S3
+		var err error
+		if sc.Bucket, sc.Prefix, err = s3store.ParseURL(c.Dir); err != nil {
+			return fmt.Errorf("parquet sink: dir: %w", err)
+		}
+		if err := sc.Validate(); err != nil {
+			return fmt.Errorf("parquet sink: %w", err)
+		}
 	}
 	if _, err := parseTemplate(c.Partition); err != nil {
 		return fmt.Errorf("parquet sink: partition: %w", err)

@@ -11,6 +11,14 @@
 // from a per-task sequence, never from random ids, so a task's output is
 // reproducible.
 //
+// With an object store as destination (Config.Store, or an s3:// Dir with
+// an s3 block) the layout and names are the same below the key prefix.
+// Each file is a multipart upload: the bytes the Parquet writer produces
+// are sent in parts of Config.PartSize (at least 5 MiB, the S3 minimum),
+// and the upload is completed, with If-None-Match so nothing is replaced,
+// when the file rolls or the writer closes. Until then nothing is visible
+// under the key; a file that cannot be committed has its upload aborted.
+//
 // Rows are written with parquet-go's low-level row API: every value is placed
 // by column index and definition level, without reflection, and the
 // partition path of consecutive rows of the same partition is not rendered

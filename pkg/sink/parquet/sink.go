@@ -3,6 +3,7 @@ package parquet
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,13 +13,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 )
 
-// Sink writes one stream as Hive-partitioned Parquet files under Config.Dir.
+// Sink writes one stream as Hive-partitioned Parquet files under Config.Dir,
+// on local disk or in an object store.
 type Sink struct {
 	cfg     Config
+	dest    destination
 	codec   compress.Codec
 	logger  *zap.Logger
 	metrics *metrics
@@ -82,8 +86,13 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	dest, err := newDestination(cfg, logger, reg)
+	if err != nil {
+		return nil, fmt.Errorf("new parquet sink: %w", err)
+	}
 	return &Sink{
 		cfg:     cfg,
+		dest:    dest,
 		codec:   codec,
 		logger:  logger.With(zap.String("sink", cfg.Name)),
 		metrics: newMetrics(cfg.Name, reg),
@@ -133,6 +142,7 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		vals:  make([]parquet.Value, schema.Len()*runRows),
 		run:   make([]parquet.Row, 0, runRows),
 		now:   time.Now,
+		ctx:   context.Background(),
 	}, nil
 }
 
@@ -143,6 +153,35 @@ func (s *Sink) nextSeq(task string) uint64 {
 	n := s.seqs[task]
 	s.seqs[task] = n + 1
 	return n
+}
+
+// newDestination picks where files go: Config.Store, an S3 store for an
+// s3:// Dir, or the local directory.
+func newDestination(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (destination, error) {
+	partSize := int(cfg.PartSize)
+	if cfg.Store != nil {
+		prefix := strings.Trim(cfg.Dir, "/")
+		if prefix != "" {
+			prefix += "/"
+		}
+		return storeDest{st: cfg.Store, prefix: prefix, partSize: partSize}, nil
+	}
+	if !isS3(cfg.Dir) {
+		return localDest{root: cfg.Dir}, nil
+	}
+	sc := cfg.S3
+	var err error
+	if sc.Bucket, sc.Prefix, err = s3store.ParseURL(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if sc.Name == "" {
+		sc.Name = cfg.Name
+	}
+	st, err := s3store.New(sc, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	return storeDest{st: st, partSize: partSize}, nil
 }
 
 // Close releases the sink. Files are committed by Writer.Close, which the

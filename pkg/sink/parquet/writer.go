@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -49,32 +46,36 @@ type Writer struct {
 	now    func() time.Time
 	err    error // sticky: the writer is unusable after a failed write
 	closed bool
+	// ctx is the context of the Write, Tick or Close in progress. Bytes
+	// reach the destination from inside the Parquet writer, which takes no
+	// context, so uploads they trigger find it here.
+	ctx context.Context
 }
 
 // partFile is one open, in-progress file.
 type partFile struct {
-	dir       string // partition directory relative to Config.Dir
-	absDir    string
-	tmpPath   string
-	finalPath string
-	f         *os.File
-	out       *countingWriter
-	pw        *parquet.Writer
-	rows      int64
-	openedMs  int64
+	dir      string // partition directory relative to Config.Dir
+	name     string // final file name
+	dst      output
+	out      *countingWriter
+	pw       *parquet.Writer
+	rows     int64
+	openedMs int64
 	// bucket and key identify the rows that belong here without rendering.
 	bucket int64
 	key    []record.Value
 }
 
-// countingWriter counts the bytes that reach the file.
+// countingWriter passes the Parquet writer's bytes to the output with the
+// writer's current context and counts them.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	dst output
+	ctx *context.Context
+	n   int64
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
+	n, err := c.dst.write(*c.ctx, p)
 	c.n += int64(n)
 	return n, err
 }
@@ -88,6 +89,7 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("write parquet: %w", err)
 	}
+	w.ctx = ctx
 	if err := w.check(b); err != nil {
 		return err
 	}
@@ -222,7 +224,7 @@ func (w *Writer) flushRun() error {
 	pf.rows += int64(n)
 	w.sink.metrics.rows.Add(float64(n))
 	if err != nil {
-		return fmt.Errorf("write parquet rows to %s: %w", pf.tmpPath, err)
+		return fmt.Errorf("write parquet rows to %s: %w", pf.dst.name(), err)
 	}
 	cfg := &w.sink.cfg
 	size := pf.pw.Size()
@@ -231,7 +233,7 @@ func (w *Writer) flushRun() error {
 	}
 	if size-pf.out.n >= cfg.RowGroupSize {
 		if err := pf.pw.Flush(); err != nil {
-			return fmt.Errorf("flush parquet row group to %s: %w", pf.tmpPath, err)
+			return fmt.Errorf("flush parquet row group to %s: %w", pf.dst.name(), err)
 		}
 	}
 	return nil
@@ -239,41 +241,36 @@ func (w *Writer) flushRun() error {
 
 // open starts a new in-progress file for a partition directory.
 func (w *Writer) open(dir string, row record.Row, ms int64) (*partFile, error) {
-	absDir := filepath.Join(w.sink.cfg.Dir, filepath.FromSlash(dir))
-	if err := os.MkdirAll(absDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create partition directory: %w", err)
-	}
+	dst := w.sink.dest
 	// Skip sequence numbers whose files exist from an earlier run of the
 	// process, so committed files are never replaced.
 	var name string
 	for {
 		name = "part-" + w.task + "-" + padSeq(w.sink.nextSeq(w.task)) + ".parquet"
-		_, err := os.Lstat(filepath.Join(absDir, name))
-		if errors.Is(err, fs.ErrNotExist) {
+		taken, err := dst.exists(w.ctx, dir, name)
+		if err != nil {
+			return nil, err
+		}
+		if !taken {
 			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("check parquet file name: %w", err)
-		}
+	}
+	out, err := dst.create(w.ctx, dir, name)
+	if err != nil {
+		return nil, err
 	}
 	pf := &partFile{
-		dir:       dir,
-		absDir:    absDir,
-		tmpPath:   filepath.Join(absDir, "."+name+".inprogress"),
-		finalPath: filepath.Join(absDir, name),
-		openedMs:  w.now().UnixMilli(),
-		bucket:    w.part.bucket(ms),
-		key:       make([]record.Value, len(w.part.fields)),
+		dir:      dir,
+		name:     name,
+		dst:      out,
+		openedMs: w.now().UnixMilli(),
+		bucket:   w.part.bucket(ms),
+		key:      make([]record.Value, len(w.part.fields)),
 	}
 	for j, f := range w.part.fields {
 		pf.key[j] = row[f].Clone()
 	}
-	f, err := os.OpenFile(pf.tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("create parquet file: %w", err)
-	}
-	pf.f = f
-	pf.out = &countingWriter{w: f}
+	pf.out = &countingWriter{dst: out, ctx: &w.ctx}
 	pf.pw = parquet.NewWriter(pf.out, w.options...)
 	w.sink.metrics.openFiles.Inc()
 	return pf, nil
@@ -287,51 +284,30 @@ func padSeq(n uint64) string {
 	return s
 }
 
-// commit finishes a file and moves it to its final name: footer, fsync of
-// the file, rename, fsync of the directories, so a reader sees either no
-// file or a complete one.
+// commit finishes a file (footer) and makes it visible under its final
+// name: renamed after fsync on disk, or its multipart upload completed in a
+// store, so a reader sees either no file or a complete one.
 func (w *Writer) commit(pf *partFile) error {
 	w.forget(pf)
 	if err := pf.pw.Close(); err != nil {
 		w.abort(pf)
-		return fmt.Errorf("close parquet writer for %s: %w", pf.tmpPath, err)
-	}
-	if err := pf.f.Sync(); err != nil {
-		w.abort(pf)
-		return fmt.Errorf("sync parquet file: %w", err)
-	}
-	if err := pf.f.Close(); err != nil {
-		w.sink.metrics.openFiles.Dec()
-		_ = os.Remove(pf.tmpPath)
-		return fmt.Errorf("close parquet file: %w", err)
+		return fmt.Errorf("close parquet writer for %s: %w", pf.dst.name(), err)
 	}
 	w.sink.metrics.openFiles.Dec()
-	if err := os.Rename(pf.tmpPath, pf.finalPath); err != nil {
-		_ = os.Remove(pf.tmpPath)
-		return fmt.Errorf("commit parquet file: %w", err)
-	}
-	// The partition directory may be new, so its entry in every parent up
-	// to Dir must be durable too.
-	for dir := pf.absDir; ; dir = filepath.Dir(dir) {
-		if err := syncDir(dir); err != nil {
-			return fmt.Errorf("commit parquet file: %w", err)
-		}
-		if rel, err := filepath.Rel(w.sink.cfg.Dir, dir); err != nil || rel == "." || filepath.Dir(dir) == dir {
-			break
-		}
+	if err := pf.dst.commit(w.ctx); err != nil {
+		return err
 	}
 	w.sink.metrics.files.Inc()
 	w.sink.metrics.bytes.Add(float64(pf.out.n))
 	w.sink.logger.Debug("committed parquet file",
-		zap.String("path", pf.finalPath), zap.Int64("rows", pf.rows), zap.Int64("bytes", pf.out.n))
+		zap.String("path", w.sink.dest.location(pf.dir, pf.name)), zap.Int64("rows", pf.rows), zap.Int64("bytes", pf.out.n))
 	return nil
 }
 
 // abort drops an in-progress file that cannot be committed.
 func (w *Writer) abort(pf *partFile) {
 	w.forget(pf)
-	_ = pf.f.Close()
-	_ = os.Remove(pf.tmpPath)
+	pf.dst.abort(w.ctx)
 	w.sink.metrics.openFiles.Dec()
 }
 
@@ -362,11 +338,12 @@ func syncDir(dir string) error {
 
 // Tick commits files that have been open for RollAge or longer, so a quiet
 // partition still becomes visible.
-func (w *Writer) Tick(_ context.Context, nowMillis, _ int64) error {
+func (w *Writer) Tick(ctx context.Context, nowMillis, _ int64) error {
 	age := w.sink.cfg.RollAge.Milliseconds()
 	if age <= 0 || w.closed || w.err != nil {
 		return nil
 	}
+	w.ctx = ctx
 	var errs []error
 	for _, pf := range w.sortedFiles() {
 		if nowMillis-pf.openedMs >= age {
@@ -399,11 +376,12 @@ func (w *Writer) sortedFiles() []*partFile {
 
 // Close commits every open file. After a failed write, files are dropped
 // instead, since they may hold part of a batch.
-func (w *Writer) Close(context.Context) error {
+func (w *Writer) Close(ctx context.Context) error {
 	if w.closed {
 		return nil
 	}
 	w.closed = true
+	w.ctx = ctx
 	if w.err != nil {
 		for _, pf := range w.sortedFiles() {
 			w.abort(pf)
