@@ -4,14 +4,17 @@ PKGS     ?= ./...
 BENCHTIME ?= 1x
 FUZZTIME ?= 30s
 
-.PHONY: help deps test test-short bench fuzz lint fmt vet demo build clean
+.PHONY: help deps test test-short bench fuzz lint fmt vet demo build clean dev-up dev-down
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-deps: ## install test dependencies (Node.js + DuckDB reader, Prometheus + promtool)
+deps: ## install test dependencies: DuckDB reader, Prometheus, kcat, kinesis-local, MinIO
 	bash scripts/install-test-deps.sh
 	bash scripts/install-prometheus.sh
+	bash scripts/install-kcat.sh
+	bash scripts/install-kinesis-local.sh
+	bash scripts/install-minio.sh
 
 test: deps ## everything CI runs: vet, race tests (incl. fuzz seeds and golden scenarios), benchmarks once
 	bash scripts/test.sh
@@ -41,3 +44,13 @@ demo: ## run the line-monitoring demo (Ctrl-C to stop)
 
 clean:
 	rm -rf bin out
+
+dev-up: ## start local Kafka (kfake), kinesis-local and MinIO on fixed loopback ports
+	bash scripts/kafka-dev.sh start
+	bash scripts/kinesis-dev.sh start
+	bash scripts/minio-dev.sh start
+
+dev-down: ## stop the local servers started by dev-up (by PID)
+	-bash scripts/minio-dev.sh stop
+	-bash scripts/kinesis-dev.sh stop
+	-bash scripts/kafka-dev.sh stop

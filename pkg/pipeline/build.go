@@ -9,15 +9,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/checkpoint/store/local"
+	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
 	"github.com/streamd/streamd/pkg/decode"
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/sink/jsonl"
+	kafkasink "github.com/streamd/streamd/pkg/sink/kafka"
+	kinesissink "github.com/streamd/streamd/pkg/sink/kinesis"
 	"github.com/streamd/streamd/pkg/sink/parquet"
+	"github.com/streamd/streamd/pkg/sink/webhook"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/source/file"
 	"github.com/streamd/streamd/pkg/source/generator"
+	kafkasrc "github.com/streamd/streamd/pkg/source/kafka"
+	kinesissrc "github.com/streamd/streamd/pkg/source/kinesis"
 	"github.com/streamd/streamd/pkg/window"
 )
 
@@ -152,14 +158,37 @@ func (b *builder) checkpoint(cc *CheckpointConfig) *operator.CheckpointConfig {
 		Prefix: cc.Prefix, Interval: cc.Interval.D(), Timeout: cc.Timeout.D(), Retain: cc.Retain,
 		SavepointOnStop: cc.SavepointOnStop == nil || *cc.SavepointOnStop,
 	}
-	if b.open {
-		st, err := local.New(cc.Dir)
+	if !b.open {
+		return out
+	}
+	if strings.HasPrefix(cc.Dir, "s3://") {
+		bucket, prefix, err := s3store.ParseURL(cc.Dir)
 		if err != nil {
 			b.problem("checkpoint.dir", "%v", err)
 			return nil
 		}
+		scfg := s3store.DefaultConfig()
+		if cc.S3 != nil {
+			scfg = *cc.S3
+		}
+		scfg.Bucket, scfg.Prefix = bucket, prefix
+		if scfg.Name == "" {
+			scfg.Name = "checkpoints"
+		}
+		st, err := s3store.New(scfg, b.opts.Logger, b.opts.Registry)
+		if err != nil {
+			b.problem("checkpoint", "%v", err)
+			return nil
+		}
 		out.Store = st
+		return out
 	}
+	st, err := local.New(cc.Dir)
+	if err != nil {
+		b.problem("checkpoint.dir", "%v", err)
+		return nil
+	}
+	out.Store = st
 	return out
 }
 
@@ -298,6 +327,16 @@ func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
 		return file.New(file.Config{Paths: sc.File.Paths, Follow: sc.File.Follow, PollInterval: sc.File.PollInterval.D()}, b.opts.Logger, b.opts.Registry)
 	case "stdin":
 		return file.New(file.Config{Stdin: true}, b.opts.Logger, b.opts.Registry)
+	case "kafka":
+		cfg := *sc.Kafka
+		if b.c.Checkpoint != nil {
+			// Offsets are committed to the group when checkpoints complete:
+			// committing what was merely handed out could skip records.
+			cfg.DisableAutoCommit = true
+		}
+		return kafkasrc.New(cfg, b.opts.Logger, b.opts.Registry)
+	case "kinesis":
+		return kinesissrc.New(*sc.Kinesis, b.opts.Logger, b.opts.Registry)
 	}
 	return nil, fmt.Errorf("source type %q is not supported", sc.Type)
 }
@@ -374,6 +413,9 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		p := sk.Parquet
 		cfg := parquet.DefaultConfig()
 		cfg.Name, cfg.Dir, cfg.Partition = sk.Name, p.Path, p.Partition
+		if p.S3 != nil {
+			cfg.S3 = *p.S3
+		}
 		if p.Compression != "" {
 			cfg.Compression = p.Compression
 		}
@@ -398,6 +440,60 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 			return nil
 		}
 		s, err := parquet.New(cfg, b.opts.Logger, b.opts.Registry)
+		if err != nil {
+			b.problem(path, "%v", err)
+			return nil
+		}
+		return s
+	case "kafka":
+		cfg := *sk.Kafka
+		cfg.Name = sk.Name
+		if err := cfg.Validate(); err != nil {
+			b.problem(path+".kafka", "%v", err)
+			return nil
+		}
+		if schema != nil && cfg.KeyField != "" {
+			if _, ok := schema.Index(cfg.KeyField); !ok {
+				b.problem(path+".kafka.keyField", "field %q is not in %q (fields: %s)", cfg.KeyField, sk.Input, schema)
+				return nil
+			}
+		}
+		if !b.open {
+			return nil
+		}
+		s, err := kafkasink.New(cfg, b.opts.Logger, b.opts.Registry)
+		if err != nil {
+			b.problem(path, "%v", err)
+			return nil
+		}
+		return s
+	case "kinesis":
+		cfg := *sk.Kinesis
+		cfg.Name = sk.Name
+		if err := cfg.Validate(); err != nil {
+			b.problem(path+".kinesis", "%v", err)
+			return nil
+		}
+		if !b.open {
+			return nil
+		}
+		s, err := kinesissink.New(cfg, b.opts.Logger, b.opts.Registry)
+		if err != nil {
+			b.problem(path, "%v", err)
+			return nil
+		}
+		return s
+	case "webhook":
+		cfg := *sk.Webhook
+		cfg.Name = sk.Name
+		if err := cfg.Validate(); err != nil {
+			b.problem(path+".webhook", "%v", err)
+			return nil
+		}
+		if !b.open {
+			return nil
+		}
+		s, err := webhook.New(cfg, b.opts.Logger, b.opts.Registry)
 		if err != nil {
 			b.problem(path, "%v", err)
 			return nil

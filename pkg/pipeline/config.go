@@ -1,6 +1,12 @@
 package pipeline
 
 import (
+	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
+	kafkasink "github.com/streamd/streamd/pkg/sink/kafka"
+	kinesissink "github.com/streamd/streamd/pkg/sink/kinesis"
+	"github.com/streamd/streamd/pkg/sink/webhook"
+	kafkasrc "github.com/streamd/streamd/pkg/source/kafka"
+	kinesissrc "github.com/streamd/streamd/pkg/source/kinesis"
 	"github.com/streamd/streamd/pkg/window"
 )
 
@@ -54,10 +60,14 @@ type TimeConfig struct {
 // SourceConfig is one input.
 type SourceConfig struct {
 	Name string `yaml:"name"`
-	// Type is generator, file or stdin (kafka and kinesis come with their connectors).
+	// Type is generator, file, stdin, kafka or kinesis.
 	Type      string           `yaml:"type"`
 	Generator *GeneratorConfig `yaml:"generator"`
 	File      *FileConfig      `yaml:"file"`
+	// Kafka reads partitions of Kafka topics (see docs/pipeline.md).
+	Kafka *kafkasrc.Config `yaml:"kafka"`
+	// Kinesis reads the shards of a Kinesis data stream.
+	Kinesis *kinesissrc.Config `yaml:"kinesis"`
 	// Decode says how raw messages become typed records.
 	Decode DecodeConfig `yaml:"decode"`
 	// EventTime says where a record's event time comes from.
@@ -219,16 +229,25 @@ type SinkConfig struct {
 	Name string `yaml:"name"`
 	// Input is the stream written.
 	Input string `yaml:"input"`
-	// Type is parquet, stdout or file.
+	// Type is parquet, stdout, file, kafka, kinesis or webhook.
 	Type    string          `yaml:"type"`
 	Parquet *ParquetConfig  `yaml:"parquet"`
 	File    *JSONFileConfig `yaml:"file"`
+	// Kafka produces rows as JSON messages to a topic.
+	Kafka *kafkasink.Config `yaml:"kafka"`
+	// Kinesis puts rows as JSON records to a stream.
+	Kinesis *kinesissink.Config `yaml:"kinesis"`
+	// Webhook POSTs rows as JSON arrays to a URL.
+	Webhook *webhook.Config `yaml:"webhook"`
 }
 
 // ParquetConfig writes Hive-partitioned Parquet files.
 type ParquetConfig struct {
-	// Path is the output directory.
+	// Path is the output directory, or s3://bucket/prefix.
 	Path string `yaml:"path"`
+	// S3 configures the S3 client for s3:// paths (endpoint, region,
+	// pathStyle, credentials; default: the AWS credential chain).
+	S3 *s3store.Config `yaml:"s3"`
 	// Partition is a path template: {date}, {hour}, {minute} from event time
 	// and {field} from record fields, e.g. "dt={date}/hour={hour}/tag={tag}".
 	Partition string `yaml:"partition"`
@@ -258,8 +277,11 @@ type CheckpointConfig struct {
 	// resumes from it, instead of firing open windows.
 	SavepointOnStop *bool `yaml:"savepointOnStop"`
 	// Dir stores checkpoints in a local directory (durable writes with
-	// fsync and atomic renames).
+	// fsync and atomic renames), or in S3 with s3://bucket/prefix
+	// (manifests created with conditional puts).
 	Dir string `yaml:"dir"`
+	// S3 configures the S3 client for an s3:// Dir.
+	S3 *s3store.Config `yaml:"s3"`
 	// Prefix is the pipeline's key prefix in the store; default
 	// "pipelines/<name>".
 	Prefix string `yaml:"prefix"`

@@ -49,6 +49,11 @@ const (
 	sourceTypeGenerator        = "generator"
 	sourceTypeFile             = "file"
 	sourceTypeStdin            = "stdin"
+	sourceTypeKafka            = "kafka"
+	sourceTypeKinesis          = "kinesis"
+	sinkTypeKafka              = "kafka"
+	sinkTypeKinesis            = "kinesis"
+	sinkTypeWebhook            = "webhook"
 	sinkTypeParquet            = "parquet"
 	sinkTypeStdout             = "stdout"
 	sinkTypeFile               = "file"
@@ -71,8 +76,8 @@ var (
 	compressions      = []string{"", "zstd", "snappy", "gzip", "none"}
 	aggregateFns      = []string{"count", "sum", "min", "max", "avg", "first", "last", "count_distinct", "quantile", "max_by", "min_by"}
 	windowTypes       = []string{windowTypeTumbling, windowTypeSliding, windowTypeSession}
-	sourceTypes       = []string{sourceTypeGenerator, sourceTypeFile, sourceTypeStdin}
-	sinkTypes         = []string{sinkTypeParquet, sinkTypeStdout, sinkTypeFile}
+	sourceTypes       = []string{sourceTypeGenerator, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis}
+	sinkTypes         = []string{sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook}
 	watermarkStrategy = []string{watermarkStrategyBounded, watermarkStrategyPerSender}
 )
 
@@ -205,6 +210,17 @@ func (v *validator) top() {
 	}
 }
 
+// block checks that a component's block (path.<want>) is present exactly
+// when the component's type is want.
+func (v *validator) block(path, typ, want string, present bool) {
+	switch {
+	case typ == want && !present:
+		v.add(path+"."+want, "required for type %s", want)
+	case typ != want && present && typ != "":
+		v.add(path+"."+want, "only applies to type %s", want)
+	}
+}
+
 // declare registers a stream or sink name and reports duplicates.
 func (v *validator) declare(path, name string, stream bool) {
 	if strings.TrimSpace(name) == "" {
@@ -240,7 +256,7 @@ func (v *validator) source(i int, s *SourceConfig) {
 	switch s.Type {
 	case "":
 		v.add(path+".type", "required (one of %s)", strings.Join(sourceTypes, ", "))
-	case sourceTypeGenerator, sourceTypeFile, sourceTypeStdin:
+	case sourceTypeGenerator, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis:
 	default:
 		v.add(path+".type", "unknown source type %q (want %s)", s.Type, strings.Join(sourceTypes, ", "))
 	}
@@ -256,6 +272,8 @@ func (v *validator) source(i int, s *SourceConfig) {
 	case s.Type != sourceTypeFile && s.File != nil && s.Type != "":
 		v.add(path+".file", "only applies to type file")
 	}
+	v.block(path, s.Type, sourceTypeKafka, s.Kafka != nil)
+	v.block(path, s.Type, sourceTypeKinesis, s.Kinesis != nil)
 	if g := s.Generator; g != nil {
 		v.generator(path+".generator", g)
 	}
@@ -599,7 +617,7 @@ func (v *validator) sink(i int, s *SinkConfig) {
 	switch s.Type {
 	case "":
 		v.add(path+".type", "required (one of %s)", strings.Join(sinkTypes, ", "))
-	case sinkTypeParquet, sinkTypeStdout, sinkTypeFile:
+	case sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook:
 	default:
 		v.add(path+".type", "unknown sink type %q (want %s)", s.Type, strings.Join(sinkTypes, ", "))
 	}
@@ -615,6 +633,9 @@ func (v *validator) sink(i int, s *SinkConfig) {
 	case s.Type != sinkTypeFile && s.File != nil && s.Type != "":
 		v.add(path+".file", "only applies to type file")
 	}
+	v.block(path, s.Type, sinkTypeKafka, s.Kafka != nil)
+	v.block(path, s.Type, sinkTypeKinesis, s.Kinesis != nil)
+	v.block(path, s.Type, sinkTypeWebhook, s.Webhook != nil)
 	if p := s.Parquet; p != nil {
 		pp := path + ".parquet"
 		if p.Path == "" {

@@ -108,7 +108,7 @@ func TestValidateRules(t *testing.T) {
 
 		// Sources.
 		{"source name required", "name: t\nsources:\n  - {name: gen, type: stdin}\n  - {type: stdin}\nsinks: [{name: out, input: gen, type: stdout}]\n", "sources[1].name", 4, "required"},
-		{"source type required", sourceDoc("decode: {}"), "sources[0].type", 3, "required (one of generator, file, stdin)"},
+		{"source type required", sourceDoc("decode: {}"), "sources[0].type", 3, "required (one of generator, file, stdin, kafka, kinesis)"},
 		{"source type unknown", sourceDoc("type: kafkaa"), "sources[0].type", 4, `unknown source type "kafkaa"`},
 		{"file block required", sourceDoc("type: file"), "sources[0].file", 3, "required for type file"},
 		{"generator block on stdin", sourceDoc("type: stdin", "generator: {}"), "sources[0].generator", 5, "only applies to type generator"},
@@ -208,8 +208,9 @@ func TestValidateRules(t *testing.T) {
 		{"sink input required", sinkDoc("type: stdout"), "sinks[0].input", 5, "required (a source, a stage, or one of alerts, deadletters, late)"},
 		{"sink input unknown", sinkDoc("type: stdout", "input: gne"), "sinks[0].input", 7, `unknown stream "gne" (want a source, a stage, <stage>.late, or one of alerts, deadletters, late)`},
 		{"sink input late of unknown stage", sinkDoc("type: stdout", "input: gen.late"), "sinks[0].input", 7, `unknown stream "gen.late"`},
-		{"sink type required", sinkDoc("input: gen"), "sinks[0].type", 5, "required (one of parquet, stdout, file)"},
-		{"sink type unknown", sinkDoc("input: gen", "type: kafka"), "sinks[0].type", 7, `unknown sink type "kafka"`},
+		{"sink type required", sinkDoc("input: gen"), "sinks[0].type", 5, "required (one of parquet, stdout, file, kafka, kinesis, webhook)"},
+		{"sink type unknown", sinkDoc("input: gen", "type: kafkaa"), "sinks[0].type", 7, `unknown sink type "kafkaa"`},
+		{"kafka sink needs its block", sinkDoc("input: gen", "type: kafka"), "sinks[0].kafka", 5, "required for type kafka"},
 		{"parquet block required", sinkDoc("input: gen", "type: parquet"), "sinks[0].parquet", 5, "required for type parquet"},
 		{"parquet block on stdout", sinkDoc("input: gen", "type: stdout", "parquet: {path: x}"), "sinks[0].parquet", 8, "only applies to type parquet"},
 		{"file block required", sinkDoc("input: gen", "type: file"), "sinks[0].file", 5, "required for type file"},
