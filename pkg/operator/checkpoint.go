@@ -17,6 +17,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/checkpoint/store"
+	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/window"
 )
@@ -71,6 +72,7 @@ type pendingCheckpoint struct {
 	started  time.Time
 	expected int // acknowledgements still missing
 	splits   []checkpoint.SplitState
+	sinks    []checkpoint.SinkState
 	parts    map[string][]subtaskPart
 	done     chan error
 	once     sync.Once
@@ -85,32 +87,34 @@ type subtaskPart struct {
 }
 
 type checkpointMetrics struct {
-	duration   prometheus.Histogram
-	pause      prometheus.Histogram
-	alignment  prometheus.Histogram
-	size       prometheus.Gauge
-	failures   prometheus.Counter
-	completed  prometheus.Counter
-	lastID     prometheus.Gauge
-	lastTime   prometheus.Gauge
-	restore    prometheus.Gauge
-	restoredID prometheus.Gauge
+	duration       prometheus.Histogram
+	pause          prometheus.Histogram
+	alignment      prometheus.Histogram
+	size           prometheus.Gauge
+	failures       prometheus.Counter
+	completed      prometheus.Counter
+	lastID         prometheus.Gauge
+	lastTime       prometheus.Gauge
+	restore        prometheus.Gauge
+	restoredID     prometheus.Gauge
+	commitFailures prometheus.Counter
 }
 
 func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
 	f := promauto.With(reg)
 	buckets := prometheus.ExponentialBuckets(0.001, 2, 16)
 	return &checkpointMetrics{
-		duration:   f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_duration_seconds", Help: "Time from triggering a checkpoint to its manifest being written.", Buckets: buckets}),
-		pause:      f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_pause_seconds", Help: "Time a subtask stops processing to snapshot its state.", Buckets: buckets}),
-		alignment:  f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_alignment_seconds", Help: "Time from triggering a checkpoint until every task acknowledged it.", Buckets: buckets}),
-		size:       f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_size_bytes", Help: "State bytes of the last completed checkpoint."}),
-		failures:   f.NewCounter(prometheus.CounterOpts{Name: "streamd_checkpoint_failures_total", Help: "Checkpoints that failed or timed out."}),
-		completed:  f.NewCounter(prometheus.CounterOpts{Name: "streamd_checkpoints_completed_total", Help: "Checkpoints completed."}),
-		lastID:     f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_last_id", Help: "ID of the last completed checkpoint."}),
-		lastTime:   f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_last_completed_timestamp_seconds", Help: "When the last checkpoint completed (Unix seconds)."}),
-		restore:    f.NewGauge(prometheus.GaugeOpts{Name: "streamd_restore_duration_seconds", Help: "Time the last restore took."}),
-		restoredID: f.NewGauge(prometheus.GaugeOpts{Name: "streamd_restored_checkpoint_id", Help: "ID of the checkpoint the pipeline was restored from (0: none)."}),
+		duration:       f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_duration_seconds", Help: "Time from triggering a checkpoint to its manifest being written.", Buckets: buckets}),
+		pause:          f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_pause_seconds", Help: "Time a subtask stops processing to snapshot its state.", Buckets: buckets}),
+		alignment:      f.NewHistogram(prometheus.HistogramOpts{Name: "streamd_checkpoint_alignment_seconds", Help: "Time from triggering a checkpoint until every task acknowledged it.", Buckets: buckets}),
+		size:           f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_size_bytes", Help: "State bytes of the last completed checkpoint."}),
+		failures:       f.NewCounter(prometheus.CounterOpts{Name: "streamd_checkpoint_failures_total", Help: "Checkpoints that failed or timed out."}),
+		completed:      f.NewCounter(prometheus.CounterOpts{Name: "streamd_checkpoints_completed_total", Help: "Checkpoints completed."}),
+		lastID:         f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_last_id", Help: "ID of the last completed checkpoint."}),
+		lastTime:       f.NewGauge(prometheus.GaugeOpts{Name: "streamd_checkpoint_last_completed_timestamp_seconds", Help: "When the last checkpoint completed (Unix seconds)."}),
+		restore:        f.NewGauge(prometheus.GaugeOpts{Name: "streamd_restore_duration_seconds", Help: "Time the last restore took."}),
+		restoredID:     f.NewGauge(prometheus.GaugeOpts{Name: "streamd_restored_checkpoint_id", Help: "ID of the checkpoint the pipeline was restored from (0: none)."}),
+		commitFailures: f.NewCounter(prometheus.CounterOpts{Name: "streamd_checkpoint_commit_failures_total", Help: "Sink commits after a completed checkpoint that failed (retried on recovery)."}),
 	}
 }
 
@@ -322,6 +326,7 @@ func (c *Coordinator) AtSplit(m Marker, cut SplitCut) {
 		return
 	}
 	p.splits = append(p.splits, checkpoint.SplitState{Source: cut.Source, Split: cut.Split, Next: cut.Next, Watermark: cut.Watermark})
+	p.sinks = append(p.sinks, cut.Sinks...)
 	p.expected--
 	c.mu.Unlock()
 	c.maybeComplete(p)
@@ -348,6 +353,7 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 		return
 	}
 	p.parts[st.Stage] = append(p.parts[st.Stage], subtaskPart{index: st.Index, wm: op.Watermark(), groups: groups})
+	p.sinks = append(p.sinks, st.Sinks...)
 	p.expected--
 	c.mu.Unlock()
 	c.maybeComplete(p)
@@ -387,7 +393,7 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	dir := checkpoint.Dir(c.cfg.Prefix, id)
 	m := &checkpoint.Manifest{
 		Version: checkpoint.ManifestVersion, ID: id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
-		Savepoint: p.req.savepoint, KeyGroups: c.rt.job.KeyGroups, Splits: p.splits,
+		Savepoint: p.req.savepoint, KeyGroups: c.rt.job.KeyGroups, Splits: p.splits, Sinks: p.sinks,
 	}
 	var total int64
 	for _, st := range c.rt.stages {
@@ -422,7 +428,66 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	c.m.size.Set(float64(total))
 	c.m.duration.Observe(time.Since(p.started).Seconds())
 	c.log.Info("checkpoint complete", zap.Int64("id", id), zap.Bool("savepoint", p.req.savepoint), zap.Int64("stateBytes", total), zap.Duration("duration", time.Since(p.started)))
+	c.commit(ctx, m)
 	c.retain(ctx)
+	return nil
+}
+
+// commit publishes the sinks' output covered by a completed checkpoint and
+// records source offsets in the brokers. Failures are logged: the
+// checkpoint is complete, and recovery commits again idempotently.
+func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) {
+	for _, s := range m.Sinks {
+		tx, ok := c.rt.sinkNamed(s.Sink).(sink.Transactional)
+		if !ok {
+			continue
+		}
+		if err := tx.Commit(ctx, s.Task, s.State); err != nil {
+			c.m.commitFailures.Inc()
+			c.log.Warn("commit sink output; it will be committed on recovery", zap.String("sink", s.Sink), zap.String("task", s.Task), zap.Int64("checkpoint", m.ID), zap.Error(err))
+		}
+	}
+	for _, src := range c.rt.sources {
+		oc, ok := src.spec.Source.(source.OffsetCommitter)
+		if !ok {
+			continue
+		}
+		offsets := make(map[string]int64)
+		for _, s := range m.Splits {
+			if s.Source == src.spec.Name {
+				offsets[s.Split] = s.Next.Offset
+			}
+		}
+		if len(offsets) == 0 {
+			continue
+		}
+		if err := oc.Commit(ctx, offsets); err != nil {
+			c.log.Warn("commit source offsets", zap.String("source", src.spec.Name), zap.Error(err))
+		}
+	}
+}
+
+// recoverSinks hands each transactional sink the states of the restored
+// checkpoint (nothing when starting fresh).
+func (c *Coordinator) recoverSinks(ctx context.Context) error {
+	states := make(map[string]map[string][]byte)
+	if m := c.restored; m != nil {
+		for _, s := range m.Sinks {
+			if states[s.Sink] == nil {
+				states[s.Sink] = make(map[string][]byte)
+			}
+			states[s.Sink][s.Task] = s.State
+		}
+	}
+	for _, sk := range c.rt.sinks {
+		tx, ok := sk.spec.Sink.(sink.Transactional)
+		if !ok {
+			continue
+		}
+		if err := tx.Recover(ctx, states[sk.spec.Name]); err != nil {
+			return fmt.Errorf("recover sink %q: %w", sk.spec.Name, err)
+		}
+	}
 	return nil
 }
 

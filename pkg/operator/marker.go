@@ -3,6 +3,7 @@ package operator
 import (
 	"errors"
 
+	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/source"
 )
 
@@ -30,6 +31,9 @@ type SplitCut struct {
 	Next source.Position
 	// Watermark is the split's watermark when the marker passed.
 	Watermark int64
+	// Sinks holds the prepared states of the split's sink writers, for
+	// checkpoint barriers.
+	Sinks []checkpoint.SinkState
 }
 
 // MarkerHandler receives markers as they pass tasks. Methods are called
@@ -53,6 +57,9 @@ type SubtaskContext struct {
 	Operator any
 	// Records is how many records the subtask has processed so far.
 	Records int64
+	// Sinks holds the prepared states of the subtask's sink writers, for
+	// checkpoint barriers.
+	Sinks []checkpoint.SinkState
 }
 
 // ErrNotRunning is returned when markers are injected into a runtime that

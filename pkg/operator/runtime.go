@@ -158,6 +158,16 @@ func New(job Job, logger *zap.Logger, reg prometheus.Registerer) (*Runtime, erro
 	return r, nil
 }
 
+// sinkNamed returns a sink by name.
+func (r *Runtime) sinkNamed(name string) sink.Sink {
+	for _, sk := range r.sinks {
+		if sk.spec.Name == name {
+			return sk.spec.Sink
+		}
+	}
+	return nil
+}
+
 // Coordinator returns the checkpoint coordinator, nil without checkpoints.
 func (r *Runtime) Coordinator() *Coordinator { return r.coordinator }
 
@@ -322,14 +332,23 @@ func (r *Runtime) Run(ctx context.Context) error {
 		case <-finished:
 		}
 	}()
-	// The shutdown savepoint completes before Run returns.
-	defer stopping.Wait()
-	defer close(finished)
+	var once sync.Once
+	// endStop waits for a shutdown savepoint (and its commits) to finish.
+	endStop := func() {
+		once.Do(func() {
+			close(finished)
+			stopping.Wait()
+		})
+	}
+	defer endStop()
 	if c := r.coordinator; c != nil {
 		if from := c.cfg.RestoreFrom; from >= 0 {
 			if _, err := c.Restore(ctx, from); err != nil && !errors.Is(err, checkpoint.ErrNoCheckpoint) {
 				return fmt.Errorf("run: %w", err)
 			}
+		}
+		if err := c.recoverSinks(ctx); err != nil {
+			return fmt.Errorf("run: %w", err)
 		}
 		go c.Run(srcCtx)
 	}
@@ -406,6 +425,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 	r.log.Info("pipeline running", zap.String("pipeline", r.job.Name), zap.Int("parallelism", r.job.Parallelism), zap.Int("stages", len(r.stages)))
 
 	tasks.Wait()
+	// Sinks close only after a shutdown savepoint has committed their output.
+	endStop()
 	r.ready.Store(false)
 	r.m.ready.Set(0)
 	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -473,6 +494,7 @@ func (r *Runtime) watchSplits(ctx context.Context, src *sourceRT, dyn source.Dyn
 // downstream stages.
 type emitter struct {
 	r       *Runtime
+	task    string
 	stream  *stream
 	writers []sink.Writer
 	sinks   []*sinkRT
@@ -481,7 +503,7 @@ type emitter struct {
 }
 
 func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, error) {
-	e := &emitter{r: r, stream: s}
+	e := &emitter{r: r, stream: s, task: task}
 	for _, sk := range s.sinks {
 		w, err := sk.spec.Sink.NewWriter(task, s.schema)
 		if err != nil {
@@ -503,6 +525,23 @@ func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, err
 		e.outs = append(e.outs, x)
 	}
 	return e, nil
+}
+
+// prepare asks every writer that takes part in checkpoints to make its
+// output recoverable, and collects their states.
+func (e *emitter) prepare(ctx context.Context, id int64, task string, out []checkpoint.SinkState) ([]checkpoint.SinkState, error) {
+	for i, w := range e.writers {
+		p, ok := w.(sink.Preparer)
+		if !ok {
+			continue
+		}
+		state, err := p.Prepare(ctx, id)
+		if err != nil {
+			return out, fmt.Errorf("prepare sink %q for checkpoint %d: %w", e.sinks[i].spec.Name, id, err)
+		}
+		out = append(out, checkpoint.SinkState{Sink: e.sinks[i].spec.Name, Task: task, State: state})
+	}
+	return out, nil
 }
 
 // marker forwards a marker downstream.

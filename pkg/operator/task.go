@@ -285,8 +285,20 @@ func (t *splitTask) markers() bool {
 			if p, ok := t.reader.(source.Positioner); ok {
 				next = p.Position()
 			}
+			cut := SplitCut{Source: t.src.spec.Name, Split: t.split.ID, Next: next, Watermark: t.wm.emitted}
+			if req, ok := m.Payload.(*checkpointRequest); ok {
+				t.flushDead(context.Background(), t.wm.emitted)
+				var err error
+				cut.Sinks, err = t.out.prepare(context.Background(), req.id, t.out.task, nil)
+				if err == nil {
+					cut.Sinks, err = t.dead.prepare(context.Background(), req.id, t.dead.task, cut.Sinks)
+				}
+				if err != nil {
+					t.r.fail(err)
+				}
+			}
 			if h := t.r.handler; h != nil {
-				h.AtSplit(m, SplitCut{Source: t.src.spec.Name, Split: t.split.ID, Next: next, Watermark: t.wm.emitted})
+				h.AtSplit(m, cut)
 			}
 			t.out.marker(&m)
 			if req, ok := m.Payload.(*checkpointRequest); ok && req.stop {
@@ -478,8 +490,20 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		m := a.pending[id]
 		delete(a.pending, id)
 		a.aligned = id
+		sc := &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records}
+		if req, ok := m.Payload.(*checkpointRequest); ok {
+			var err error
+			for _, e := range []*emitter{s.out, s.late, s.alerts} {
+				if e != nil && err == nil {
+					sc.Sinks, err = e.prepare(ctx, req.id, e.task, sc.Sinks)
+				}
+			}
+			if err != nil {
+				s.r.fail(err)
+			}
+		}
 		if h := s.r.handler; h != nil {
-			h.AtSubtask(m, &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records})
+			h.AtSubtask(m, sc)
 		}
 		s.out.marker(&m)
 		queued := a.queue

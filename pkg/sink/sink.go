@@ -33,3 +33,33 @@ type Writer interface {
 type Ticker interface {
 	Tick(ctx context.Context, nowMillis, watermark int64) error
 }
+
+// Preparer is implemented by writers that take part in exactly-once
+// checkpoints. Prepare is called on the writer's goroutine when a
+// checkpoint barrier passes its task: it makes everything written so far
+// recoverable (durable, but not yet visible to readers) and returns the
+// state that Commit and Recover need — files completed since the last
+// checkpoint, waiting to be published, and the files still open with what
+// it takes to resume them. It must be quick: it is part of the task's pause.
+type Preparer interface {
+	Prepare(ctx context.Context, checkpointID int64) ([]byte, error)
+}
+
+// Transactional is implemented by sinks whose output is published only
+// once the checkpoint that covers it is complete.
+type Transactional interface {
+	Sink
+	// Commit publishes what a prepared state lists as completed (rename a
+	// staged file, complete a multipart upload). It is called from the
+	// checkpoint coordinator after the manifest is durable, and again on
+	// recovery, so it must be idempotent. It may run concurrently with the
+	// sink's writers.
+	Commit(ctx context.Context, task string, state []byte) error
+	// Recover is called once at start, before any NewWriter, with the
+	// prepared states of the checkpoint being restored, by task. It commits
+	// (idempotently) what they list as completed, discards output staged
+	// after that checkpoint, and keeps the open files so that NewWriter for
+	// the same task resumes them; files of tasks that no longer exist are
+	// finished and committed.
+	Recover(ctx context.Context, states map[string][]byte) error
+}

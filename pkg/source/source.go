@@ -105,3 +105,11 @@ type Dynamic interface {
 type Positioner interface {
 	Position() Position
 }
+
+// OffsetCommitter is implemented by sources that record consumption in the
+// broker (Kafka consumer-group offsets) so standard lag tooling sees it.
+// The runtime calls it after a checkpoint completes, with the next offset
+// of each split ("topic/partition" → offset).
+type OffsetCommitter interface {
+	Commit(ctx context.Context, offsets map[string]int64) error
+}
