@@ -21,6 +21,7 @@ import (
 
 	"github.com/streamd/streamd/internal/admin"
 	"github.com/streamd/streamd/internal/version"
+	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/pipeline"
 )
@@ -28,8 +29,10 @@ import (
 const usage = `streamd — stream processing as one static binary
 
 Usage:
-  streamd run --config pipeline.yaml [--log-level info] [--listen addr]
+  streamd run --config pipeline.yaml [--log-level info] [--listen addr] [--from ID | --fresh]
   streamd validate --config pipeline.yaml
+  streamd checkpoints list --config pipeline.yaml
+  streamd checkpoints inspect --config pipeline.yaml [--id ID]
   streamd version
 `
 
@@ -47,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "checkpoints":
+		return cmdCheckpoints(args[1:], stdout, stderr)
 	case "version":
 		_, _ = fmt.Fprintf(stdout, "streamd %s (revision %s, %s)\n", version.Version, version.Revision, runtime.Version())
 		return 0
@@ -89,6 +94,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "pipeline file")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	listen := fs.String("listen", "", "admin HTTP address; overrides http.listen in the pipeline file")
+	from := fs.Int64("from", 0, "restore this checkpoint or savepoint ID instead of the newest")
+	fresh := fs.Bool("fresh", false, "start from the configured positions, ignoring checkpoints")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -119,6 +126,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
 		return 1
 	}
+	if job.Checkpoint != nil {
+		job.Checkpoint.RestoreFrom = *from
+		if *fresh {
+			job.Checkpoint.RestoreFrom = -1
+		}
+	} else if *from != 0 || *fresh {
+		_, _ = fmt.Fprintln(stderr, "run: --from and --fresh need a checkpoint block in the pipeline file")
+		return 2
+	}
 	rt, err := operator.New(job, logger, reg)
 	if err != nil {
 		logger.Error("build pipeline", zap.Error(err))
@@ -131,7 +147,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	var srv *admin.Server
 	if addr != "off" {
-		srv, err = admin.New(admin.Config{Listen: addr, Gatherer: reg, Ready: rt.Ready, Status: func() any { return rt.Status() }}, logger)
+		acfg := admin.Config{Listen: addr, Gatherer: reg, Ready: rt.Ready, Status: func() any { return rt.Status() }}
+		if c := rt.Coordinator(); c != nil {
+			acfg.Savepoint = func(ctx context.Context) (int64, error) { return c.Trigger(ctx, true, false) }
+		}
+		srv, err = admin.New(acfg, logger)
 		if err != nil {
 			logger.Error("start admin http", zap.Error(err))
 			return 1
@@ -174,4 +194,83 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
 	return zap.New(core), nil
+}
+
+func cmdCheckpoints(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "inspect") {
+		_, _ = fmt.Fprint(stderr, "checkpoints: want list or inspect\n\n"+usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("checkpoints "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "pipeline file")
+	id := fs.Int64("id", 0, "checkpoint ID (inspect; default the newest)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	cfg, err := pipeline.Load(*cfgPath, nil)
+	if err != nil {
+		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
+		return 1
+	}
+	job, err := pipeline.Build(cfg, pipeline.Options{})
+	if err != nil {
+		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
+		return 1
+	}
+	if job.Checkpoint == nil {
+		_, _ = fmt.Fprintf(stderr, "%s: the pipeline has no checkpoint block\n", *cfgPath)
+		return 1
+	}
+	prefix := job.Checkpoint.Prefix
+	if prefix == "" {
+		prefix = "pipelines/" + job.Name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st := job.Checkpoint.Store
+	if args[0] == "list" {
+		infos, err := checkpoint.List(ctx, st, prefix)
+		if err != nil {
+			_, _ = fmt.Fprintf(stderr, "checkpoints list: %v\n", err)
+			return 1
+		}
+		_, _ = fmt.Fprintf(stdout, "%-8s %-10s %-25s %8s %s\n", "ID", "KIND", "CREATED", "SPLITS", "STATE BYTES")
+		for _, in := range infos {
+			m, err := checkpoint.Load(ctx, st, in.Manifest)
+			if err != nil {
+				_, _ = fmt.Fprintf(stdout, "%-8d unreadable: %v\n", in.ID, err)
+				continue
+			}
+			kind := "checkpoint"
+			if m.Savepoint {
+				kind = "savepoint"
+			}
+			var size int64
+			for _, s := range m.Stages {
+				for _, b := range s.Blobs {
+					size += b.Size
+				}
+			}
+			_, _ = fmt.Fprintf(stdout, "%-8d %-10s %-25s %8d %d\n", m.ID, kind, m.Created.Format(time.RFC3339), len(m.Splits), size)
+		}
+		return 0
+	}
+	var m *checkpoint.Manifest
+	if *id > 0 {
+		m, err = checkpoint.Load(ctx, st, checkpoint.ManifestKey(prefix, *id))
+	} else {
+		m, err = checkpoint.Latest(ctx, st, prefix)
+	}
+	if err != nil {
+		_, _ = fmt.Fprintf(stderr, "checkpoints inspect: %v\n", err)
+		return 1
+	}
+	data, err := m.Encode()
+	if err != nil {
+		_, _ = fmt.Fprintf(stderr, "checkpoints inspect: %v\n", err)
+		return 1
+	}
+	_, _ = fmt.Fprintln(stdout, string(data))
+	return 0
 }

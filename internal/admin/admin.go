@@ -26,6 +26,8 @@ type Config struct {
 	Ready func() bool
 	// Status returns the JSON body of /v1/status.
 	Status func() any
+	// Savepoint, when set, serves POST /v1/savepoint: take a savepoint now.
+	Savepoint func(ctx context.Context) (int64, error)
 }
 
 // Server is the admin HTTP server.
@@ -58,6 +60,18 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(cfg.Status())
 	})
+	if cfg.Savepoint != nil {
+		mux.HandleFunc("POST /v1/savepoint", func(w http.ResponseWriter, r *http.Request) {
+			id, err := cfg.Savepoint(r.Context())
+			w.Header().Set("Content-Type", "application/json")
+			if err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]int64{"savepoint": id})
+		})
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
