@@ -343,20 +343,36 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 	if !ok {
 		return
 	}
-	start := time.Now()
-	groups := op.Snapshot()
-	c.m.pause.Observe(time.Since(start).Seconds())
-	c.mu.Lock()
-	p := c.inflight
-	if p == nil || p.req != req {
+	wm := op.Watermark()
+	sinks := st.Sinks
+	finish := func(groups map[uint16][]byte) {
+		c.mu.Lock()
+		p := c.inflight
+		if p == nil || p.req != req {
+			c.mu.Unlock()
+			return
+		}
+		p.parts[st.Stage] = append(p.parts[st.Stage], subtaskPart{index: st.Index, wm: wm, groups: groups})
+		p.sinks = append(p.sinks, sinks...)
+		p.expected--
 		c.mu.Unlock()
+		c.maybeComplete(p)
+	}
+	if st.Async == nil {
+		start := time.Now()
+		groups := op.Snapshot()
+		c.m.pause.Observe(time.Since(start).Seconds())
+		finish(groups)
 		return
 	}
-	p.parts[st.Stage] = append(p.parts[st.Stage], subtaskPart{index: st.Index, wm: op.Watermark(), groups: groups})
-	p.sinks = append(p.sinks, st.Sinks...)
-	p.expected--
-	c.mu.Unlock()
-	c.maybeComplete(p)
+	// The pause is only the capture of the key set; the state is encoded
+	// in the background while the subtask goes on.
+	st.Async(func() (<-chan struct{}, func()) {
+		start := time.Now()
+		snap := op.BeginSnapshot()
+		c.m.pause.Observe(time.Since(start).Seconds())
+		return snap.Done(), func() { finish(snap.Finish()) }
+	})
 }
 
 func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {

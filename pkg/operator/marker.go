@@ -60,6 +60,12 @@ type SubtaskContext struct {
 	// Sinks holds the prepared states of the subtask's sink writers, for
 	// checkpoint barriers.
 	Sinks []checkpoint.SinkState
+	// Async runs background work for the marker: start is called on the
+	// subtask's goroutine and returns a channel closed when the background
+	// work is done and a finish func the subtask then calls on its own
+	// goroutine, between records. At most one is pending per subtask;
+	// a new one first completes the previous.
+	Async func(start func() (done <-chan struct{}, finish func()))
 }
 
 // ErrNotRunning is returned when markers are injected into a runtime that

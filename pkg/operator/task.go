@@ -345,19 +345,23 @@ type subtask struct {
 	conds  []func(record.Row) (bool, error)
 	status *subtaskStatus
 
-	align     alignment
-	records   int64
-	res       window.Output
-	wmDelay   prometheus.Gauge
-	keys      prometheus.Gauge
-	in        prometheus.Counter
-	firings   prometheus.Counter
-	updates   prometheus.Counter
-	lateC     prometheus.Counter
-	alertC    []prometheus.Counter
-	alertErrC []prometheus.Counter
-	sentWM    int64
-	sentIdle  bool
+	align   alignment
+	records int64
+	// asyncDone/asyncFinish is background work of a marker (an
+	// asynchronous snapshot) to complete on this goroutine.
+	asyncDone   <-chan struct{}
+	asyncFinish func()
+	res         window.Output
+	wmDelay     prometheus.Gauge
+	keys        prometheus.Gauge
+	in          prometheus.Counter
+	firings     prometheus.Counter
+	updates     prometheus.Counter
+	lateC       prometheus.Counter
+	alertC      []prometheus.Counter
+	alertErrC   []prometheus.Counter
+	sentWM      int64
+	sentIdle    bool
 }
 
 func (r *Runtime) newSubtask(st *stageRT, i int, op *window.Operator) (*subtask, error) {
@@ -436,6 +440,7 @@ func (s *subtask) run() {
 		select {
 		case ev, ok := <-in:
 			if !ok {
+				s.completeAsync(true)
 				// End of input: event time ends and every window fires —
 				// unless the state was saved in a savepoint to resume from.
 				if !s.r.noDrain.Load() {
@@ -451,6 +456,8 @@ func (s *subtask) run() {
 				return
 			}
 			s.receive(ctx, ev)
+		case <-s.asyncDone:
+			s.completeAsync(false)
 		case now := <-ticker.C:
 			if s.r.job.IdleAdvance > 0 {
 				if wm, ok := s.valve.idleAdvance(now, s.r.job.IdleAdvance); ok {
@@ -490,7 +497,7 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		m := a.pending[id]
 		delete(a.pending, id)
 		a.aligned = id
-		sc := &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records}
+		sc := &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records, Async: s.async}
 		if req, ok := m.Payload.(*checkpointRequest); ok {
 			var err error
 			for _, e := range []*emitter{s.out, s.late, s.alerts} {
@@ -516,6 +523,32 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 			s.handle(ctx, q)
 		}
 	}
+}
+
+// async registers background work to complete on this goroutine.
+func (s *subtask) async(start func() (<-chan struct{}, func())) {
+	s.completeAsync(true)
+	s.asyncDone, s.asyncFinish = start()
+}
+
+// completeAsync runs the pending finish if its work is done (or, with
+// wait, once it is).
+func (s *subtask) completeAsync(wait bool) {
+	if s.asyncDone == nil {
+		return
+	}
+	if !wait {
+		select {
+		case <-s.asyncDone:
+		default:
+			return
+		}
+	} else {
+		<-s.asyncDone
+	}
+	finish := s.asyncFinish
+	s.asyncDone, s.asyncFinish = nil, nil
+	finish()
 }
 
 func (s *subtask) handle(ctx context.Context, ev event) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -71,6 +72,12 @@ type Operator struct {
 	spareTimers [][]*keyState
 	nextSweep   int64
 	empty       int
+	// async is the snapshot in progress, nil most of the time.
+	async *AsyncSnapshot
+	epoch int64
+	// all lists every key in keys (and, until the next sweep, some that
+	// were dropped), so a snapshot can capture the key set with one copy.
+	all []*keyState
 }
 
 type keyState struct {
@@ -92,6 +99,8 @@ type keyState struct {
 	// lastEnd is the end of the newest pane; an empty key is dropped once
 	// the watermark is a retention period past it.
 	lastEnd int64
+	// snap coordinates an asynchronous snapshot (see async.go).
+	snap atomic.Int64
 }
 
 type pane struct {
@@ -194,6 +203,8 @@ func (o *Operator) add(in *record.Batch, i int, out *Output) {
 		if in.KeyGroups != nil {
 			ks.kg = in.KeyGroups[i]
 		}
+	} else if o.async != nil {
+		o.async.touch(ks)
 	}
 	p := ks.paneAt(s)
 	if p == nil {
@@ -252,6 +263,8 @@ func (o *Operator) addSession(ks *keyState, in *record.Batch, i int, t int64, ou
 		if in.KeyGroups != nil {
 			ks.kg = in.KeyGroups[i]
 		}
+	} else if o.async != nil {
+		o.async.touch(ks)
 	}
 	var p *pane
 	if first < 0 {
@@ -310,11 +323,14 @@ func (ks *keyState) dropPane(p *pane) {
 func (o *Operator) newKey(key string, row record.Row) *keyState {
 	o.empty++ // until its first pane
 	ks := &keyState{key: key, timer: noTimer, firedEnd: MinWatermark, vals: make([]record.Value, len(o.keyIdx))}
+	// A key born after a snapshot began is not part of it.
+	ks.snap.Store(2*o.epoch + 1)
 	for j, idx := range o.keyIdx {
 		ks.vals[j] = row[idx].Clone()
 	}
 	ks.key = strings.Clone(key) // the batch's key lives in its arena
 	o.keys[ks.key] = ks
+	o.all = append(o.all, ks)
 	return ks
 }
 
@@ -378,6 +394,9 @@ func (o *Operator) Advance(wm int64, out *Output) {
 }
 
 func (o *Operator) onTimer(ks *keyState, out *Output) {
+	if o.async != nil {
+		o.async.touch(ks)
+	}
 	if o.cfg.Assigner.Kind == Sliding {
 		for {
 			e := o.nextSlidingEnd(ks)
@@ -438,12 +457,20 @@ func (o *Operator) sweep() {
 		return
 	}
 	r := o.retention()
-	for k, ks := range o.keys {
-		if len(ks.panes) == 0 && (o.wm == MaxWatermark || ks.lastEnd+r <= o.wm) {
-			delete(o.keys, k)
-			o.empty--
+	kept := o.all[:0]
+	for _, ks := range o.all {
+		if o.keys[ks.key] != ks {
+			continue // dropped earlier
 		}
+		if len(ks.panes) == 0 && (o.wm == MaxWatermark || ks.lastEnd+r <= o.wm) && o.async == nil {
+			delete(o.keys, ks.key)
+			o.empty--
+			continue
+		}
+		kept = append(kept, ks)
 	}
+	clear(o.all[len(kept):])
+	o.all = kept
 	if o.wm >= MaxWatermark-r {
 		o.nextSweep = MaxWatermark
 	} else {

@@ -185,6 +185,7 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 			return fmt.Errorf("restore key group %d: key %q restored twice", kg, ks.key)
 		}
 		o.keys[ks.key] = ks
+		o.all = append(o.all, ks)
 		o.schedule(ks)
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -133,19 +133,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		return op
 	}
 	const keys = 1_000_000
-	op := newOp()
-	out := &Output{Results: record.NewBatch(op.ResultSchema().Len(), 64)}
-	for off := 0; off < keys; off += 10_000 {
-		bt := record.NewBatch(2, 10_000)
-		for i := off; i < off+10_000; i++ {
-			k := fmt.Sprintf("machine-%07d/temperature", i)
-			row := bt.AppendRow(int64(i % 50_000))
-			row[0], row[1] = record.String(k), record.Float(float64(i%977))
-			bt.Keys = append(bt.Keys, k)
-			bt.KeyGroups = append(bt.KeyGroups, uint16(i%128))
-		}
-		op.Process(bt, out)
-	}
+	op := bigOperator(b, keys)
 	var snapNS, restoreNS, bytes int64
 	for b.Loop() {
 		t0 := nanotime()
@@ -167,6 +155,30 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	b.ReportMetric(float64(snapNS)/n/1e6, "snapshot-ms")
 	b.ReportMetric(float64(restoreNS)/n/1e6, "restore-ms")
 	b.ReportMetric(float64(bytes)/keys, "bytes/key")
+}
+
+// bigOperator returns a tumbling-window operator (count, avg, max) holding
+// state for n keys spread over 128 key groups.
+func bigOperator(b *testing.B, n int) *Operator {
+	var aggs []Aggregate
+	for _, s := range []Spec{{Fn: "count"}, {Fn: "avg", Field: "value"}, {Fn: "max", Field: "value"}} {
+		agg, _ := NewAggregate(s, snapInput)
+		aggs = append(aggs, agg)
+	}
+	op, _ := NewOperator(Config{Assigner: Assigner{Kind: Tumbling, Size: 60_000, Slide: 60_000}, Input: snapInput, KeyFields: []string{"key"}, Aggregates: aggs})
+	out := &Output{Results: record.NewBatch(op.ResultSchema().Len(), 64)}
+	for off := 0; off < n; off += 10_000 {
+		bt := record.NewBatch(2, 10_000)
+		for i := off; i < off+10_000; i++ {
+			k := fmt.Sprintf("machine-%07d/temperature", i)
+			row := bt.AppendRow(int64(i % 50_000))
+			row[0], row[1] = record.String(k), record.Float(float64(i%977))
+			bt.Keys = append(bt.Keys, k)
+			bt.KeyGroups = append(bt.KeyGroups, uint16(i%128))
+		}
+		op.Process(bt, out)
+	}
+	return op
 }
 
 func nanotime() int64 { return time.Now().UnixNano() }
