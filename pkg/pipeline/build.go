@@ -14,6 +14,7 @@ import (
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
+	"github.com/streamd/streamd/pkg/sink/hold"
 	"github.com/streamd/streamd/pkg/sink/jsonl"
 	kafkasink "github.com/streamd/streamd/pkg/sink/kafka"
 	kinesissink "github.com/streamd/streamd/pkg/sink/kinesis"
@@ -134,6 +135,17 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems) {
 			}
 		}
 		s := b.sink(path, sk, schema)
+		switch sk.Delivery {
+		case "", "atLeastOnce":
+		case "exactlyOnce":
+			if c.Checkpoint == nil {
+				b.problem(path+".delivery", "exactlyOnce needs a checkpoint block: rows are released when their checkpoint completes")
+			} else if sk.Type != "parquet" && s != nil {
+				s = hold.New(s)
+			}
+		default:
+			b.problem(path+".delivery", "unknown delivery %q (want atLeastOnce or exactlyOnce)", sk.Delivery)
+		}
 		if s != nil {
 			job.Sinks = append(job.Sinks, operator.SinkSpec{Name: sk.Name, Input: sk.Input, Sink: s})
 		}

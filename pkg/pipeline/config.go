@@ -229,6 +229,11 @@ type SinkConfig struct {
 	Name string `yaml:"name"`
 	// Input is the stream written.
 	Input string `yaml:"input"`
+	// Delivery is atLeastOnce (default) or exactlyOnce: rows (alerts) are
+	// held until the checkpoint that produced them completes. Needs a
+	// checkpoint block. Parquet sinks are exactly-once by themselves when
+	// checkpoints are enabled.
+	Delivery string `yaml:"delivery"`
 	// Type is parquet, stdout, file, kafka, kinesis or webhook.
 	Type    string          `yaml:"type"`
 	Parquet *ParquetConfig  `yaml:"parquet"`
