@@ -585,8 +585,32 @@ func (e *emitter) finish(ctx context.Context) {
 	e.closeWriters(ctx)
 }
 
+// finalPreparer is implemented by transactional writers that can publish
+// everything they hold when the input has ended for good.
+type finalPreparer interface {
+	PrepareFinal(ctx context.Context, checkpointID int64) ([]byte, error)
+}
+
 func (e *emitter) closeWriters(ctx context.Context) {
 	for i, w := range e.writers {
+		// At the end of the input (not a stop behind a savepoint) nothing
+		// will be replayed: a transactional writer publishes what it holds.
+		if fp, ok := w.(finalPreparer); ok && e.r.coordinator != nil && !e.r.noDrain.Load() {
+			if tx, ok := e.sinks[i].spec.Sink.(sink.Transactional); ok {
+				state, err := fp.PrepareFinal(ctx, 0)
+				if err == nil {
+					err = w.Close(ctx)
+				}
+				if err == nil {
+					err = tx.Commit(ctx, e.task, state)
+				}
+				if err != nil {
+					e.sinks[i].errors.Inc()
+					e.r.fail(fmt.Errorf("publish sink %q at end of input: %w", e.sinks[i].spec.Name, err))
+				}
+				continue
+			}
+		}
 		if err := w.Close(ctx); err != nil {
 			e.sinks[i].errors.Inc()
 			e.r.fail(fmt.Errorf("close sink %q: %w", e.sinks[i].spec.Name, err))

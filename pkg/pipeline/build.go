@@ -428,6 +428,8 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		if p.S3 != nil {
 			cfg.S3 = *p.S3
 		}
+		// With checkpoints, files are published only by completed checkpoints.
+		cfg.Transactional = b.c.Checkpoint != nil
 		if p.Compression != "" {
 			cfg.Compression = p.Compression
 		}

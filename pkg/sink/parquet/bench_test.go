@@ -85,3 +85,56 @@ func BenchmarkWriter(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPrepare measures a checkpoint of a writer with open files in
+// several partitions, each with a small tail, as at a short checkpoint
+// interval: reports checkpoints/s and the state size.
+func BenchmarkPrepare(b *testing.B) {
+	for _, partitions := range []int{1, 16} {
+		b.Run(fmt.Sprintf("partitions=%d", partitions), func(b *testing.B) {
+			schema := record.MustSchema(
+				record.Field{Name: "host", Type: record.TypeString},
+				record.Field{Name: "value", Type: record.TypeFloat},
+				record.Field{Name: "ts", Type: record.TypeTimestamp},
+			)
+			const rows = 256
+			batch := record.NewBatch(schema.Len(), rows)
+			for i := range rows {
+				r := batch.AppendRow(baseMs + int64(i))
+				r[0] = record.String(fmt.Sprintf("host-%03d", i%partitions))
+				r[1] = record.Float(float64(i) * 0.37)
+				r[2] = record.Timestamp((baseMs + int64(i)) * 1000)
+			}
+			cfg := DefaultConfig()
+			cfg.Dir = b.TempDir()
+			cfg.Partition = "host={host}"
+			cfg.Transactional = true
+			s, err := New(cfg, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w, err := s.NewWriter("bench", schema)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			var size int
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := w.Write(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+				st, err := w.(*Writer).Prepare(ctx, int64(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(st)
+			}
+			if err := w.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checkpoints/s")
+			b.ReportMetric(float64(size), "state-bytes")
+		})
+	}
+}

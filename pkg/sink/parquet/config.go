@@ -46,6 +46,12 @@ type Config struct {
 	// many bytes. Every open file buffers up to this much in memory, so it
 	// bounds memory per partition.
 	RowGroupSize int64 `yaml:"rowGroupSize"`
+	// Transactional, set by the runtime when the pipeline checkpoints,
+	// publishes files only through Commit after the checkpoint that covers
+	// them, for exactly-once output. Without it a file is published when it
+	// rolls; the first Prepare switches the sink to transactional mode
+	// anyway, but files rolled before it were published unchecked.
+	Transactional bool `yaml:"-"`
 }
 
 // DefaultConfig returns the defaults: zstd, 128 MiB files, 64 MiB row groups,

@@ -7,119 +7,274 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/streamd/streamd/pkg/checkpoint/store"
+	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
 )
 
-// destination creates the files of a sink: a local directory or an object
-// store. The partition layout and file names are the same for both.
+// destination stages and publishes the files of a sink: a local directory
+// or an object store. The partition layout and file names are the same for
+// both. Every method that takes a fileRef is safe for concurrent use.
 type destination interface {
-	// exists reports whether a committed file already has this name, so
+	// exists reports whether a published file already has this name, so
 	// a restarted process never replaces one.
 	exists(ctx context.Context, dir, name string) (bool, error)
-	// create starts an in-progress file that becomes dir/name on commit.
-	create(ctx context.Context, dir, name string) (output, error)
+	// create starts a staged file that becomes ref's final name on publish.
+	// Uploads it triggers from inside the Parquet writer use *ctxp.
+	create(ctx context.Context, task string, ref fileRef, ctxp *context.Context) (stagedOutput, error)
+	// resume reopens a staged file of a checkpoint, cut back to length.
+	resume(ctx context.Context, task string, ref fileRef, length int64, ctxp *context.Context) (stagedOutput, error)
+	// publish makes a completed staged file visible under its final name.
+	// It is idempotent: a file already published returns (false, nil).
+	publish(ctx context.Context, task string, ref fileRef) (bool, error)
+	// discard deletes a staged file; one that does not exist is no error.
+	discard(ctx context.Context, task string, ref fileRef)
+	// staged lists the staged files of the given (escaped) tasks.
+	staged(ctx context.Context, tasks map[string]bool) ([]stagedFile, error)
 	// location names the final path of dir/name in log lines.
 	location(dir, name string) string
 }
 
-// output receives the bytes of one in-progress file.
-type output interface {
-	// write appends bytes; ctx bounds any upload it triggers.
-	write(ctx context.Context, p []byte) (int, error)
-	// commit makes the file visible under its final name, complete.
-	commit(ctx context.Context) error
-	// abort drops the file.
-	abort(ctx context.Context)
-	// name identifies the in-progress file in error messages.
+// stagedFile is a staged file found by destination.staged.
+type stagedFile struct {
+	task string
+	ref  fileRef
+}
+
+// stagedKey identifies a staged file across checkpoints and listings.
+type stagedKey struct {
+	task, dir, uploadID string
+	seq                 uint64
+}
+
+func keyOf(task string, r *fileRef) stagedKey {
+	return stagedKey{task: task, dir: r.Dir, uploadID: r.UploadID, seq: r.Seq}
+}
+
+// stagedOutput is the pqfile.Output of one staged file.
+type stagedOutput interface {
+	pqfile.Output
+	// ref returns the file's reference with the parts uploaded so far.
+	ref() fileRef
+	// bind makes uploads use the context *ctxp from now on.
+	bind(ctxp *context.Context)
+	// release drops the output without finishing or deleting the staged
+	// file, which a checkpoint may still need.
+	release()
+	// name identifies the staged file in error messages.
 	name() string
 }
 
-// localDest writes files below a directory: a hidden ".<name>.inprogress"
-// file in the partition directory, fsynced and renamed on commit.
+// fileName is the final name of a task's file.
+func fileName(task string, seq uint64) string {
+	return "part-" + task + "-" + padSeq(seq) + ".parquet"
+}
+
+func padSeq(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	if len(s) < 6 {
+		s = "000000"[len(s):] + s
+	}
+	return s
+}
+
+// parseFileName splits "part-<task>-<seq>.parquet" (with the given prefix
+// and suffix around it) into task and sequence number.
+func parseFileName(base, prefix, suffix string) (task string, seq uint64, ok bool) {
+	rest, found := strings.CutPrefix(base, prefix)
+	if !found {
+		return "", 0, false
+	}
+	if rest, found = strings.CutSuffix(rest, suffix); !found {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(rest, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(rest[i+1:], 10, 64)
+	if err != nil || rest[i+1] == '+' {
+		return "", 0, false
+	}
+	return rest[:i], seq, true
+}
+
+// localDest writes files below a directory: a hidden
+// ".part-<task>-<seq>.parquet.inprogress" file in the partition directory,
+// renamed to its final name on publish.
 type localDest struct{ root string }
 
+const (
+	stagedPrefix = ".part-"
+	stagedSuffix = ".parquet.inprogress"
+)
+
+func (d localDest) absDir(dir string) string { return filepath.Join(d.root, filepath.FromSlash(dir)) }
+
+func (d localDest) stagedPath(task string, r fileRef) string {
+	return filepath.Join(d.absDir(r.Dir), "."+fileName(task, r.Seq)+".inprogress")
+}
+
+func (d localDest) finalPath(task string, r fileRef) string {
+	return filepath.Join(d.absDir(r.Dir), fileName(task, r.Seq))
+}
+
 func (d localDest) exists(_ context.Context, dir, name string) (bool, error) {
-	_, err := os.Lstat(filepath.Join(d.root, filepath.FromSlash(dir), name))
+	return pathExists(filepath.Join(d.absDir(dir), name))
+}
+
+func pathExists(p string) (bool, error) {
+	_, err := os.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("check parquet file name: %w", err)
+		return false, fmt.Errorf("check parquet file: %w", err)
 	}
 	return true, nil
 }
 
-func (d localDest) location(dir, name string) string {
-	return filepath.Join(d.root, filepath.FromSlash(dir), name)
-}
+func (d localDest) location(dir, name string) string { return filepath.Join(d.absDir(dir), name) }
 
-func (d localDest) create(_ context.Context, dir, name string) (output, error) {
-	absDir := filepath.Join(d.root, filepath.FromSlash(dir))
-	if err := os.MkdirAll(absDir, 0o755); err != nil {
+func (d localDest) create(_ context.Context, task string, r fileRef, _ *context.Context) (stagedOutput, error) {
+	abs := d.absDir(r.Dir)
+	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("create partition directory: %w", err)
 	}
-	o := &localOutput{
-		root:      d.root,
-		absDir:    absDir,
-		tmpPath:   filepath.Join(absDir, "."+name+".inprogress"),
-		finalPath: filepath.Join(absDir, name),
+	// The partition directory may be new: its entry in every parent up to
+	// the root must be durable before a checkpoint refers to the file.
+	if err := d.syncParents(abs); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(o.tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	out, err := pqfile.CreateLocal(d.stagedPath(task, r))
 	if err != nil {
-		return nil, fmt.Errorf("create parquet file: %w", err)
+		return nil, err
 	}
-	o.f = f
-	return o, nil
+	return &localOutput{LocalOutput: out, r: r}, nil
 }
 
-type localOutput struct {
-	root, absDir, tmpPath, finalPath string
-	f                                *os.File
-}
-
-func (o *localOutput) write(_ context.Context, p []byte) (int, error) { return o.f.Write(p) }
-func (o *localOutput) name() string                                   { return o.tmpPath }
-
-func (o *localOutput) abort(context.Context) {
-	_ = o.f.Close()
-	_ = os.Remove(o.tmpPath)
-}
-
-// commit: fsync of the file, rename, fsync of the directories, so a reader
-// sees either no file or a complete one.
-func (o *localOutput) commit(context.Context) error {
-	if err := o.f.Sync(); err != nil {
-		o.abort(context.Background())
-		return fmt.Errorf("sync parquet file: %w", err)
-	}
-	if err := o.f.Close(); err != nil {
-		_ = os.Remove(o.tmpPath)
-		return fmt.Errorf("close parquet file: %w", err)
-	}
-	if err := os.Rename(o.tmpPath, o.finalPath); err != nil {
-		_ = os.Remove(o.tmpPath)
-		return fmt.Errorf("commit parquet file: %w", err)
-	}
-	// The partition directory may be new, so its entry in every parent up
-	// to the root must be durable too.
-	for dir := o.absDir; ; dir = filepath.Dir(dir) {
+func (d localDest) syncParents(abs string) error {
+	for dir := abs; ; {
+		rel, err := filepath.Rel(d.root, dir)
+		if err != nil || rel == "." || filepath.Dir(dir) == dir {
+			return nil
+		}
+		dir = filepath.Dir(dir)
 		if err := syncDir(dir); err != nil {
-			return fmt.Errorf("commit parquet file: %w", err)
-		}
-		if rel, err := filepath.Rel(o.root, dir); err != nil || rel == "." || filepath.Dir(dir) == dir {
-			break
+			return fmt.Errorf("sync partition directory: %w", err)
 		}
 	}
-	return nil
+}
+
+func (d localDest) resume(_ context.Context, task string, r fileRef, length int64, _ *context.Context) (stagedOutput, error) {
+	out, err := pqfile.OpenLocalForResume(d.stagedPath(task, r), length)
+	if err != nil {
+		return nil, err
+	}
+	return &localOutput{LocalOutput: out, r: r}, nil
+}
+
+// publish renames the staged file, whose bytes are durable since its
+// writer closed, and makes the rename durable. It never replaces a file.
+func (d localDest) publish(_ context.Context, task string, r fileRef) (bool, error) {
+	src, dst := d.stagedPath(task, r), d.finalPath(task, r)
+	srcOK, err := pathExists(src)
+	if err != nil {
+		return false, err
+	}
+	dstOK, err := pathExists(dst)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case !srcOK && dstOK:
+		return false, nil // published before
+	case !srcOK:
+		return false, fmt.Errorf("publish parquet file: neither %s nor %s exists", src, dst)
+	case dstOK:
+		return false, fmt.Errorf("publish parquet file: %s exists already", dst)
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return false, fmt.Errorf("publish parquet file: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return false, fmt.Errorf("publish parquet file: %w", err)
+	}
+	return true, nil
+}
+
+func (d localDest) discard(_ context.Context, task string, r fileRef) {
+	_ = os.Remove(d.stagedPath(task, r))
+}
+
+// staged walks the whole directory: staged files of a lost run may be in
+// any partition. It runs once, at recovery.
+func (d localDest) staged(_ context.Context, tasks map[string]bool) ([]stagedFile, error) {
+	var out []stagedFile
+	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if e.IsDir() {
+			return nil
+		}
+		task, seq, ok := parseFileName(e.Name(), stagedPrefix, stagedSuffix)
+		if !ok || !tasks[task] {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, filepath.Dir(p))
+		if err != nil {
+			return err
+		}
+		dir := filepath.ToSlash(rel)
+		if dir == "." {
+			dir = ""
+		}
+		out = append(out, stagedFile{task: task, ref: fileRef{Dir: dir, Seq: seq}})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list staged parquet files: %w", err)
+	}
+	return out, nil
+}
+
+// localOutput is a staged local file.
+type localOutput struct {
+	*pqfile.LocalOutput
+	r fileRef
+}
+
+func (o *localOutput) ref() fileRef          { return o.r }
+func (o *localOutput) bind(*context.Context) {}
+func (o *localOutput) name() string          { return o.Path() }
+func (o *localOutput) release()              { _ = o.Close() }
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // storeDest writes each file as a multipart upload to an object store, so
-// a file of any size streams out in parts while the Parquet writer produces
-// it and becomes visible, complete, only when the upload is completed.
+// a file of any size streams out in parts while it is written, survives
+// checkpoints and restarts as an open upload, and becomes visible, complete,
+// only when the upload is completed.
 type storeDest struct {
 	st       store.Store
 	prefix   string // key prefix, empty or ending in "/"
@@ -149,37 +304,96 @@ func (d storeDest) exists(ctx context.Context, dir, name string) (bool, error) {
 	return false, nil
 }
 
-func (d storeDest) create(ctx context.Context, dir, name string) (output, error) {
-	key := d.key(dir, name)
+func (d storeDest) create(ctx context.Context, task string, r fileRef, ctxp *context.Context) (stagedOutput, error) {
+	key := d.key(r.Dir, fileName(task, r.Seq))
 	id, err := d.st.CreateUpload(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("create parquet file: %w", err)
 	}
-	return &storeOutput{st: d.st, key: key, uploadID: id, partSize: d.partSize,
+	r.UploadID = id
+	return &storeOutput{st: d.st, key: key, r: r, partSize: d.partSize, ctx: ctxp,
 		buf: make([]byte, 0, d.partSize)}, nil
 }
 
-// storeOutput buffers bytes until a part is full, then uploads it; the last
-// part, of any size, goes up on commit.
+// resume re-attaches to the upload: parts uploaded after the checkpoint are
+// replaced as the file is written again, and parts past the last one listed
+// on completion are dropped by the store.
+func (d storeDest) resume(_ context.Context, task string, r fileRef, length int64, ctxp *context.Context) (stagedOutput, error) {
+	r.Parts = slices.Clone(r.Parts)
+	if n := int64(len(r.Parts)) * int64(d.partSize); n != length {
+		return nil, fmt.Errorf("resume parquet upload %s: %d parts of %d bytes, checkpoint has %d bytes uploaded",
+			r.UploadID, len(r.Parts), d.partSize, length)
+	}
+	return &storeOutput{st: d.st, key: d.key(r.Dir, fileName(task, r.Seq)), r: r, partSize: d.partSize, ctx: ctxp,
+		buf: make([]byte, 0, d.partSize)}, nil
+}
+
+func (d storeDest) publish(ctx context.Context, task string, r fileRef) (bool, error) {
+	if err := d.st.CompleteUpload(ctx, d.key(r.Dir, fileName(task, r.Seq)), r.UploadID, r.Parts); err != nil {
+		return false, fmt.Errorf("publish parquet file: %w", err)
+	}
+	return true, nil
+}
+
+// abortTimeout bounds the cleanup of a dropped upload.
+const abortTimeout = 30 * time.Second
+
+func (d storeDest) discard(ctx context.Context, task string, r fileRef) {
+	// Aborting is cleanup: it runs even after the caller gave up, bounded.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_ = d.st.AbortUpload(ctx, d.key(r.Dir, fileName(task, r.Seq)), r.UploadID)
+}
+
+func (d storeDest) staged(ctx context.Context, tasks map[string]bool) ([]stagedFile, error) {
+	ups, err := d.st.ListUploads(ctx, d.prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list parquet uploads: %w", err)
+	}
+	var out []stagedFile
+	for _, u := range ups {
+		rel := strings.TrimPrefix(u.Key, d.prefix)
+		dir, base := path.Split(rel)
+		task, seq, ok := parseFileName(base, "part-", ".parquet")
+		if !ok || !tasks[task] {
+			continue
+		}
+		out = append(out, stagedFile{task: task, ref: fileRef{Dir: strings.TrimSuffix(dir, "/"), Seq: seq, UploadID: u.UploadID}})
+	}
+	return out, nil
+}
+
+// storeOutput buffers bytes until a part is full, then uploads it. Sync
+// leaves the buffered bytes pending: they are less than a part, too small
+// for S3 unless last, so they travel in the checkpoint instead. Close
+// uploads them as the last part, of any size.
 type storeOutput struct {
 	st       store.Store
 	key      string
-	uploadID string
+	r        fileRef
 	partSize int
 	buf      []byte
-	parts    []store.Part
+	ctx      *context.Context
 }
 
-func (o *storeOutput) name() string { return o.key + " (upload " + o.uploadID + ")" }
+func (o *storeOutput) ref() fileRef {
+	r := o.r
+	r.Parts = slices.Clone(r.Parts)
+	return r
+}
 
-func (o *storeOutput) write(ctx context.Context, p []byte) (int, error) {
+func (o *storeOutput) bind(ctxp *context.Context) { o.ctx = ctxp }
+func (o *storeOutput) name() string               { return o.key + " (upload " + o.r.UploadID + ")" }
+func (o *storeOutput) release()                   { o.buf = nil }
+
+func (o *storeOutput) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		k := min(len(p), o.partSize-len(o.buf))
 		o.buf = append(o.buf, p[:k]...)
 		p = p[k:]
 		if len(o.buf) == o.partSize {
-			if err := o.flush(ctx); err != nil {
+			if err := o.flush(); err != nil {
 				return n - len(p), err
 			}
 		}
@@ -187,39 +401,28 @@ func (o *storeOutput) write(ctx context.Context, p []byte) (int, error) {
 	return n, nil
 }
 
-func (o *storeOutput) flush(ctx context.Context) error {
-	num := len(o.parts) + 1
-	etag, err := o.st.UploadPart(ctx, o.key, o.uploadID, num, bytes.NewReader(o.buf), int64(len(o.buf)))
-	if err != nil {
-		return fmt.Errorf("upload parquet part: %w", err)
-	}
-	o.parts = append(o.parts, store.Part{Num: num, ETag: etag})
-	o.buf = o.buf[:0]
-	return nil
-}
+func (o *storeOutput) Sync() ([]byte, error) { return o.buf, nil }
 
-func (o *storeOutput) commit(ctx context.Context) error {
-	if len(o.buf) > 0 || len(o.parts) == 0 {
-		if err := o.flush(ctx); err != nil {
-			o.abort(ctx)
+func (o *storeOutput) Close() error {
+	if len(o.buf) > 0 || len(o.r.Parts) == 0 {
+		if err := o.flush(); err != nil {
 			return err
 		}
 	}
-	if err := o.st.CompleteUpload(ctx, o.key, o.uploadID, o.parts); err != nil {
-		o.abort(ctx)
-		return fmt.Errorf("commit parquet file: %w", err)
-	}
 	o.buf = nil
 	return nil
 }
 
-// abortTimeout bounds the cleanup of a failed upload.
-const abortTimeout = 30 * time.Second
-
-func (o *storeOutput) abort(ctx context.Context) {
-	// Aborting is cleanup: it runs even after the caller gave up, bounded.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-	defer cancel()
-	_ = o.st.AbortUpload(ctx, o.key, o.uploadID)
-	o.buf = nil
+func (o *storeOutput) flush() error {
+	num := len(o.r.Parts) + 1
+	if num > maxParts {
+		return fmt.Errorf("upload parquet part: %s would exceed %d parts", o.key, maxParts)
+	}
+	etag, err := o.st.UploadPart(*o.ctx, o.key, o.r.UploadID, num, bytes.NewReader(o.buf), int64(len(o.buf)))
+	if err != nil {
+		return fmt.Errorf("upload parquet part: %w", err)
+	}
+	o.r.Parts = append(o.r.Parts, store.Part{Num: num, ETag: etag})
+	o.buf = o.buf[:0]
+	return nil
 }

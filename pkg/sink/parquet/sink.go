@@ -3,8 +3,10 @@ package parquet
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -16,6 +18,7 @@ import (
 	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
+	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
 )
 
 // Sink writes one stream as Hive-partitioned Parquet files under Config.Dir,
@@ -27,16 +30,40 @@ type Sink struct {
 	logger  *zap.Logger
 	metrics *metrics
 
+	// transactional is set by Config.Transactional, Recover or the first
+	// Prepare; it never goes back.
+	transactional atomic.Bool
+	// hasRecovered tells Prepare, without the lock, that recovered files
+	// wait to be claimed or finished.
+	hasRecovered atomic.Bool
+	// finishMu serializes finishing recovered files, which does I/O.
+	finishMu sync.Mutex
+
+	// mu guards the bookkeeping shared by writers, Commit and Recover. It is
+	// never held during I/O.
 	mu sync.Mutex
 	// seqs holds the next file sequence number of each task, so a task
-	// whose writer is made again in the same process does not reuse names.
+	// whose writer is made again does not reuse names.
 	seqs map[string]uint64
+	// committed holds, by task, the sequence numbers of files Commit has
+	// published, until the task's writer drops them from its list.
+	committed map[string]map[uint64]struct{}
+	// recovered holds, by task, the open files Recover resumed, until
+	// NewWriter claims them or FinishRecovered publishes them.
+	recovered map[string]*recoveredTask
+}
+
+// recoveredTask is the resumed open files of one task.
+type recoveredTask struct {
+	fields []record.Field
+	files  []*partFile
 }
 
 var (
-	_ sink.Sink   = (*Sink)(nil)
-	_ sink.Writer = (*Writer)(nil)
-	_ sink.Ticker = (*Writer)(nil)
+	_ sink.Transactional = (*Sink)(nil)
+	_ sink.Writer        = (*Writer)(nil)
+	_ sink.Ticker        = (*Writer)(nil)
+	_ sink.Preparer      = (*Writer)(nil)
 )
 
 type metrics struct {
@@ -52,12 +79,12 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 	return &metrics{
 		files: f.NewCounter(prometheus.CounterOpts{
 			Name:        "streamd_parquet_files_total",
-			Help:        "Parquet files committed under their final name.",
+			Help:        "Parquet files published under their final name.",
 			ConstLabels: labels,
 		}),
 		bytes: f.NewCounter(prometheus.CounterOpts{
 			Name:        "streamd_parquet_bytes_total",
-			Help:        "Bytes of committed Parquet files.",
+			Help:        "Bytes of published Parquet files.",
 			ConstLabels: labels,
 		}),
 		rows: f.NewCounter(prometheus.CounterOpts{
@@ -67,7 +94,7 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 		}),
 		openFiles: f.NewGauge(prometheus.GaugeOpts{
 			Name:        "streamd_parquet_open_files",
-			Help:        "Parquet files being written and not yet committed.",
+			Help:        "Parquet files being written.",
 			ConstLabels: labels,
 		}),
 	}
@@ -90,22 +117,59 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 	if err != nil {
 		return nil, fmt.Errorf("new parquet sink: %w", err)
 	}
-	return &Sink{
-		cfg:     cfg,
-		dest:    dest,
-		codec:   codec,
-		logger:  logger.With(zap.String("sink", cfg.Name)),
-		metrics: newMetrics(cfg.Name, reg),
-		seqs:    make(map[string]uint64),
-	}, nil
+	s := &Sink{
+		cfg:       cfg,
+		dest:      dest,
+		codec:     codec,
+		logger:    logger.With(zap.String("sink", cfg.Name)),
+		metrics:   newMetrics(cfg.Name, reg),
+		seqs:      make(map[string]uint64),
+		committed: make(map[string]map[uint64]struct{}),
+		recovered: make(map[string]*recoveredTask),
+	}
+	s.transactional.Store(cfg.Transactional)
+	return s, nil
+}
+
+// fileOptions are the options of every file writer of the sink. The tail
+// a checkpoint carries per open file is bounded by the row group size and
+// by pqfile's default.
+func (s *Sink) fileOptions() pqfile.Options {
+	return pqfile.Options{
+		Compression:   s.codec,
+		RowGroupBytes: s.cfg.RowGroupSize,
+		MaxTailBytes:  min(s.cfg.RowGroupSize, pqfile.DefaultMaxTailBytes),
+	}
 }
 
 // NewWriter returns the writer of one producing task. The task name is
 // part of every file name, so writers of different tasks never collide.
+// After Recover, the writer continues the task's resumed open files when
+// the schema is unchanged; otherwise they are finished and published first.
 func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error) {
 	w, err := s.newWriter(task, schema)
 	if err != nil {
 		return nil, err
+	}
+	s.mu.Lock()
+	rt := s.recovered[w.task]
+	delete(s.recovered, w.task)
+	delete(s.committed, w.task)
+	s.mu.Unlock()
+	if rt == nil {
+		return w, nil
+	}
+	if !slices.Equal(rt.fields, schema.Fields()) {
+		s.logger.Warn("schema changed since the checkpoint: finishing resumed parquet files",
+			zap.String("task", task), zap.Int("files", len(rt.files)))
+		if err := s.finishFiles(context.Background(), w.task, rt.files); err != nil {
+			return nil, fmt.Errorf("new parquet writer: %w", err)
+		}
+		return w, nil
+	}
+	for _, pf := range rt.files {
+		pf.out.bind(&w.ctx)
+		w.files[pf.dir] = pf
 	}
 	return w, nil
 }
@@ -132,17 +196,12 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		schema:  schema,
 		types:   types,
 		pschema: ps,
-		options: []parquet.WriterOption{
-			ps,
-			parquet.Compression(s.codec),
-			parquet.CreatedBy("streamd", "", ""),
-		},
-		part:  part,
-		files: make(map[string]*partFile),
-		vals:  make([]parquet.Value, schema.Len()*runRows),
-		run:   make([]parquet.Row, 0, runRows),
-		now:   time.Now,
-		ctx:   context.Background(),
+		part:    part,
+		files:   make(map[string]*partFile),
+		vals:    make([]parquet.Value, schema.Len()*runRows),
+		run:     make([]parquet.Row, 0, runRows),
+		now:     time.Now,
+		ctx:     context.Background(),
 	}, nil
 }
 
@@ -153,6 +212,85 @@ func (s *Sink) nextSeq(task string) uint64 {
 	n := s.seqs[task]
 	s.seqs[task] = n + 1
 	return n
+}
+
+// peekSeq returns the sequence number the task's next file would get.
+func (s *Sink) peekSeq(task string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seqs[task]
+}
+
+// takeCommitted returns and forgets the files of a task that Commit
+// published.
+func (s *Sink) takeCommitted(task string) map[uint64]struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done := s.committed[task]
+	delete(s.committed, task)
+	return done
+}
+
+func (s *Sink) forgetCommitted(task string) {
+	s.mu.Lock()
+	delete(s.committed, task)
+	s.mu.Unlock()
+}
+
+// enableTransactions switches the sink to transactional mode, for a
+// runtime that checkpoints without having set Config.Transactional.
+func (s *Sink) enableTransactions() {
+	if !s.transactional.Load() && s.transactional.CompareAndSwap(false, true) {
+		s.logger.Warn("parquet sink takes part in checkpoints without Transactional set: " +
+			"files rolled before the first checkpoint were published without one")
+	}
+}
+
+// publish makes a completed file visible and counts it.
+func (s *Sink) publish(ctx context.Context, task string, f *completedFile) error {
+	published, err := s.dest.publish(ctx, task, f.fileRef)
+	if err != nil {
+		return err
+	}
+	if published {
+		s.metrics.files.Inc()
+		s.metrics.bytes.Add(float64(f.Size))
+		s.logger.Debug("published parquet file", zap.String("path", s.dest.location(f.Dir, fileName(task, f.Seq))),
+			zap.Int64("rows", f.Rows), zap.Int64("bytes", f.Size))
+	}
+	return nil
+}
+
+// Commit publishes the completed files a prepared state lists. It is
+// idempotent and safe to run concurrently with the task's writer, also
+// after the writer or the sink is closed.
+func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
+	st, err := decodeState(state)
+	if err != nil {
+		return fmt.Errorf("commit parquet files of %s: %w", task, err)
+	}
+	if esc := string(escapePathValue(nil, task)); st.Task != esc {
+		return fmt.Errorf("commit parquet files of %s: state belongs to task %q", task, st.Task)
+	}
+	for i := range st.Completed {
+		if err := s.publish(ctx, st.Task, &st.Completed[i]); err != nil {
+			return fmt.Errorf("commit parquet files of %s: %w", task, err)
+		}
+	}
+	if len(st.Completed) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done := s.committed[st.Task]
+	if done == nil {
+		done = make(map[uint64]struct{}, len(st.Completed))
+		s.committed[st.Task] = done
+	}
+	for i := range st.Completed {
+		done[st.Completed[i].Seq] = struct{}{}
+	}
+	return nil
 }
 
 // newDestination picks where files go: Config.Store, an S3 store for an
@@ -184,6 +322,10 @@ func newDestination(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (
 	return storeDest{st: st, partSize: partSize}, nil
 }
 
-// Close releases the sink. Files are committed by Writer.Close, which the
-// runtime calls for every writer first.
-func (s *Sink) Close(context.Context) error { return nil }
+// Close releases the sink. Without checkpoints, files are published by
+// Writer.Close, which the runtime calls for every writer first. After
+// Recover, it finishes and publishes resumed files no writer claimed (see
+// FinishRecovered).
+func (s *Sink) Close(ctx context.Context) error {
+	return s.FinishRecovered(ctx)
+}

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
 	"time"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
-	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
 )
 
 // runRows is how many consecutive rows of one partition are handed to the
@@ -22,13 +20,21 @@ const runRows = 256
 
 // Writer writes the rows of one producing task, one open file per
 // partition. It is used by one goroutine.
+//
+// Without checkpoints a file is published (renamed, or its upload
+// completed) when it rolls and when the writer closes. In transactional
+// mode (Config.Transactional, or from the first Prepare on) a rolled file is
+// only closed: it waits, staged, until Commit publishes it after the
+// checkpoint that lists it is durable. Close then publishes nothing: files a
+// prepared state refers to stay staged for Commit or for Recover after a
+// restart, which resumes the open ones; files no state refers to hold only
+// rows the restart replays, so they are deleted.
 type Writer struct {
 	sink    *Sink
 	task    string // escaped for use in file names
 	schema  *record.Schema
 	types   []record.Type
 	pschema *parquet.Schema
-	options []parquet.WriterOption
 	part    *partitioner
 
 	// files maps a rendered partition directory to its open file.
@@ -43,41 +49,39 @@ type Writer struct {
 	runFile *partFile
 	vals    []parquet.Value
 
+	// completed lists rolled files that are not known to be published yet,
+	// in transactional mode.
+	completed []doneFile
+
 	now    func() time.Time
 	err    error // sticky: the writer is unusable after a failed write
 	closed bool
-	// ctx is the context of the Write, Tick or Close in progress. Bytes
-	// reach the destination from inside the Parquet writer, which takes no
-	// context, so uploads they trigger find it here.
+	// ctx is the context of the Write, Tick, Prepare or Close in progress.
+	// Bytes reach the destination from inside the file writer, which takes
+	// no context, so uploads they trigger find it here.
 	ctx context.Context
 }
 
-// partFile is one open, in-progress file.
+// partFile is one open, staged file.
 type partFile struct {
 	dir      string // partition directory relative to Config.Dir
-	name     string // final file name
-	dst      output
-	out      *countingWriter
-	pw       *parquet.Writer
-	rows     int64
+	seq      uint64
+	out      stagedOutput
+	pw       *pqfile.Writer
 	openedMs int64
-	// bucket and key identify the rows that belong here without rendering.
+	// prepared is set once a prepared state refers to the file: from then
+	// on it is kept on Close, for Commit or Recover.
+	prepared bool
+	// bucket and key identify the rows that belong here without rendering;
+	// key is nil for a resumed file until its first row.
 	bucket int64
 	key    []record.Value
 }
 
-// countingWriter passes the Parquet writer's bytes to the output with the
-// writer's current context and counts them.
-type countingWriter struct {
-	dst output
-	ctx *context.Context
-	n   int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.dst.write(*c.ctx, p)
-	c.n += int64(n)
-	return n, err
+// doneFile is a rolled file waiting for Commit.
+type doneFile struct {
+	completedFile
+	prepared bool
 }
 
 // Write appends the rows of b to the files of their partitions. Values are
@@ -110,7 +114,7 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 			w.runFile = pf
 		}
 		w.appendRow(row)
-		if len(w.run) == runRows || (rollRows > 0 && pf.rows+int64(len(w.run)) >= rollRows) {
+		if len(w.run) == runRows || (rollRows > 0 && pf.pw.Rows()+int64(len(w.run)) >= rollRows) {
 			if err := w.flushRun(); err != nil {
 				return w.fail(err)
 			}
@@ -170,10 +174,17 @@ func (w *Writer) lookup(row record.Row, ms int64) (*partFile, error) {
 	pf, ok := w.files[string(w.pathBuf)]
 	if !ok {
 		var err error
-		if pf, err = w.open(string(w.pathBuf), row, ms); err != nil {
+		if pf, err = w.open(string(w.pathBuf), ms); err != nil {
 			return nil, err
 		}
 		w.files[pf.dir] = pf
+	}
+	if pf.key == nil {
+		pf.bucket = w.part.bucket(ms)
+		pf.key = make([]record.Value, len(w.part.fields))
+		for j, f := range w.part.fields {
+			pf.key[j] = row[f].Clone()
+		}
 	}
 	w.last = pf
 	return pf, nil
@@ -211,43 +222,37 @@ func (w *Writer) appendRow(row record.Row) {
 	w.run = append(w.run, parquet.Row(vals))
 }
 
-// flushRun hands the pending run to its file's Parquet writer, then flushes
-// the row group or rolls the file if it has grown enough.
+// flushRun hands the pending run to its file's writer, then rolls the
+// file if it has grown enough. The file writer flushes row groups itself.
 func (w *Writer) flushRun() error {
 	pf := w.runFile
 	if len(w.run) == 0 || pf == nil {
 		return nil
 	}
-	n, err := pf.pw.WriteRows(w.run)
+	n := len(w.run)
+	err := pf.pw.WriteRows(w.run)
 	clear(w.run) // drop references to the batch's strings
 	w.run = w.run[:0]
-	pf.rows += int64(n)
-	w.sink.metrics.rows.Add(float64(n))
 	if err != nil {
-		return fmt.Errorf("write parquet rows to %s: %w", pf.dst.name(), err)
+		return fmt.Errorf("write parquet rows to %s: %w", pf.out.name(), err)
 	}
+	w.sink.metrics.rows.Add(float64(n))
 	cfg := &w.sink.cfg
-	size := pf.pw.Size()
-	if size >= cfg.RollSize || (cfg.RollRows > 0 && pf.rows >= cfg.RollRows) {
-		return w.commit(pf)
-	}
-	if size-pf.out.n >= cfg.RowGroupSize {
-		if err := pf.pw.Flush(); err != nil {
-			return fmt.Errorf("flush parquet row group to %s: %w", pf.dst.name(), err)
-		}
+	if pf.pw.Size() >= cfg.RollSize || (cfg.RollRows > 0 && pf.pw.Rows() >= cfg.RollRows) {
+		return w.roll(pf)
 	}
 	return nil
 }
 
-// open starts a new in-progress file for a partition directory.
-func (w *Writer) open(dir string, row record.Row, ms int64) (*partFile, error) {
+// open starts a new staged file for a partition directory.
+func (w *Writer) open(dir string, ms int64) (*partFile, error) {
 	dst := w.sink.dest
 	// Skip sequence numbers whose files exist from an earlier run of the
-	// process, so committed files are never replaced.
-	var name string
+	// process, so published files are never replaced.
+	var seq uint64
 	for {
-		name = "part-" + w.task + "-" + padSeq(w.sink.nextSeq(w.task)) + ".parquet"
-		taken, err := dst.exists(w.ctx, dir, name)
+		seq = w.sink.nextSeq(w.task)
+		taken, err := dst.exists(w.ctx, dir, fileName(w.task, seq))
 		if err != nil {
 			return nil, err
 		}
@@ -255,60 +260,48 @@ func (w *Writer) open(dir string, row record.Row, ms int64) (*partFile, error) {
 			break
 		}
 	}
-	out, err := dst.create(w.ctx, dir, name)
+	out, err := dst.create(w.ctx, w.task, fileRef{Dir: dir, Seq: seq}, &w.ctx)
 	if err != nil {
 		return nil, err
 	}
-	pf := &partFile{
-		dir:      dir,
-		name:     name,
-		dst:      out,
-		openedMs: w.now().UnixMilli(),
-		bucket:   w.part.bucket(ms),
-		key:      make([]record.Value, len(w.part.fields)),
+	pw, err := pqfile.New(out, w.pschema, w.sink.fileOptions())
+	if err != nil {
+		out.release()
+		dst.discard(w.ctx, w.task, out.ref())
+		return nil, fmt.Errorf("create parquet file %s: %w", out.name(), err)
 	}
-	for j, f := range w.part.fields {
-		pf.key[j] = row[f].Clone()
-	}
-	pf.out = &countingWriter{dst: out, ctx: &w.ctx}
-	pf.pw = parquet.NewWriter(pf.out, w.options...)
 	w.sink.metrics.openFiles.Inc()
-	return pf, nil
+	return &partFile{dir: dir, seq: seq, out: out, pw: pw, openedMs: w.now().UnixMilli(), bucket: w.part.bucket(ms)}, nil
 }
 
-func padSeq(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	if len(s) < 6 {
-		s = "000000"[len(s):] + s
-	}
-	return s
-}
-
-// commit finishes a file (footer) and makes it visible under its final
-// name: renamed after fsync on disk, or its multipart upload completed in a
-// store, so a reader sees either no file or a complete one.
-func (w *Writer) commit(pf *partFile) error {
+// roll finishes a file (footer). Without checkpoints it is published at
+// once; in transactional mode it waits for the Commit of a checkpoint.
+func (w *Writer) roll(pf *partFile) error {
 	w.forget(pf)
+	w.sink.metrics.openFiles.Dec()
 	if err := pf.pw.Close(); err != nil {
-		w.abort(pf)
-		return fmt.Errorf("close parquet writer for %s: %w", pf.dst.name(), err)
+		if !pf.prepared {
+			w.sink.dest.discard(w.ctx, w.task, pf.out.ref())
+		}
+		return fmt.Errorf("close parquet file %s: %w", pf.out.name(), err)
 	}
-	w.sink.metrics.openFiles.Dec()
-	if err := pf.dst.commit(w.ctx); err != nil {
-		return err
+	done := completedFile{fileRef: pf.out.ref(), Size: pf.pw.Size(), Rows: pf.pw.Rows()}
+	if w.sink.transactional.Load() {
+		w.completed = append(w.completed, doneFile{completedFile: done, prepared: pf.prepared})
+		return nil
 	}
-	w.sink.metrics.files.Inc()
-	w.sink.metrics.bytes.Add(float64(pf.out.n))
-	w.sink.logger.Debug("committed parquet file",
-		zap.String("path", w.sink.dest.location(pf.dir, pf.name)), zap.Int64("rows", pf.rows), zap.Int64("bytes", pf.out.n))
-	return nil
+	return w.sink.publish(w.ctx, w.task, &done)
 }
 
-// abort drops an in-progress file that cannot be committed.
-func (w *Writer) abort(pf *partFile) {
+// drop releases an open file without finishing it, and deletes it unless
+// a prepared state refers to it.
+func (w *Writer) drop(pf *partFile) {
 	w.forget(pf)
-	pf.dst.abort(w.ctx)
 	w.sink.metrics.openFiles.Dec()
+	pf.out.release()
+	if !pf.prepared {
+		w.sink.dest.discard(w.ctx, w.task, pf.out.ref())
+	}
 }
 
 // forget removes a file from the writer's bookkeeping.
@@ -324,19 +317,7 @@ func (w *Writer) forget(pf *partFile) {
 	}
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// Tick commits files that have been open for RollAge or longer, so a quiet
+// Tick rolls files that have been open for RollAge or longer, so a quiet
 // partition still becomes visible.
 func (w *Writer) Tick(ctx context.Context, nowMillis, _ int64) error {
 	age := w.sink.cfg.RollAge.Milliseconds()
@@ -347,16 +328,19 @@ func (w *Writer) Tick(ctx context.Context, nowMillis, _ int64) error {
 	var errs []error
 	for _, pf := range w.sortedFiles() {
 		if nowMillis-pf.openedMs >= age {
-			if err := w.commit(pf); err != nil {
+			if err := w.roll(pf); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
+	if len(errs) == 0 {
+		return nil
+	}
 	return w.fail(errors.Join(errs...))
 }
 
-// sortedFiles lists open files by partition, so commits happen in a
-// deterministic order.
+// sortedFiles lists open files by partition, so files roll and states list
+// them in a deterministic order.
 func (w *Writer) sortedFiles() []*partFile {
 	out := make([]*partFile, 0, len(w.files))
 	for _, pf := range w.files {
@@ -374,25 +358,116 @@ func (w *Writer) sortedFiles() []*partFile {
 	return out
 }
 
-// Close commits every open file. After a failed write, files are dropped
-// instead, since they may hold part of a batch.
+// Close ends the writer. Without checkpoints it publishes every open file,
+// or, after a failed write, deletes them, since they may hold part of a
+// batch. In transactional mode it publishes nothing and only releases
+// resources: see Writer.
 func (w *Writer) Close(ctx context.Context) error {
 	if w.closed {
 		return nil
 	}
 	w.closed = true
 	w.ctx = ctx
+	if w.sink.transactional.Load() {
+		for _, pf := range w.sortedFiles() {
+			w.drop(pf)
+		}
+		for _, d := range w.completed {
+			if !d.prepared {
+				w.sink.dest.discard(ctx, w.task, d.fileRef)
+			}
+		}
+		w.completed = nil
+		w.sink.forgetCommitted(w.task)
+		return w.err
+	}
 	if w.err != nil {
 		for _, pf := range w.sortedFiles() {
-			w.abort(pf)
+			w.drop(pf)
 		}
 		return w.err
 	}
 	var errs []error
 	for _, pf := range w.sortedFiles() {
-		if err := w.commit(pf); err != nil {
+		if err := w.roll(pf); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Prepare makes everything written so far recoverable and returns the
+// task's state for checkpoint checkpointID: the rolled files not yet known
+// to be published, and every open file with its pqfile state. Files rolled
+// before an earlier checkpoint stay listed until a Commit reports them
+// published, so a checkpoint that never completes loses nothing. The first
+// Prepare switches a sink without Config.Transactional to transactional
+// mode.
+func (w *Writer) Prepare(ctx context.Context, checkpointID int64) ([]byte, error) {
+	if err := w.usable(); err != nil {
+		return nil, fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err)
+	}
+	w.ctx = ctx
+	w.sink.enableTransactions()
+	if err := w.sink.finishRecoveredOnce(ctx); err != nil {
+		// The files stay staged for the next recovery; no checkpoint may
+		// complete without them.
+		return nil, w.fail(fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err))
+	}
+	w.dropCommitted()
+	st := taskState{Task: w.task, Fields: w.schema.Fields(), NextSeq: w.sink.peekSeq(w.task)}
+	if len(w.completed) > 0 {
+		st.Completed = make([]completedFile, len(w.completed))
+		for i := range w.completed {
+			w.completed[i].prepared = true
+			st.Completed[i] = w.completed[i].completedFile
+		}
+	}
+	files := w.sortedFiles()
+	if len(files) > 0 {
+		st.Open = make([]openFile, 0, len(files))
+	}
+	for _, pf := range files {
+		fs, err := pf.pw.Snapshot()
+		if err != nil {
+			return nil, w.fail(fmt.Errorf("prepare parquet checkpoint %d: snapshot %s: %w", checkpointID, pf.out.name(), err))
+		}
+		pf.prepared = true
+		st.Open = append(st.Open, openFile{fileRef: pf.out.ref(), OpenedMs: pf.openedMs, File: fs})
+	}
+	b, err := encodeState(nil, &st)
+	if err != nil {
+		return nil, fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err)
+	}
+	return b, nil
+}
+
+// PrepareFinal is Prepare for the last checkpoint of a pipeline that ends
+// (end of input, or a stop that will not be resumed): it rolls every open
+// file first, so the state lists only completed files and the Commit of
+// this checkpoint publishes all output.
+func (w *Writer) PrepareFinal(ctx context.Context, checkpointID int64) ([]byte, error) {
+	if err := w.usable(); err != nil {
+		return nil, fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err)
+	}
+	w.ctx = ctx
+	w.sink.enableTransactions()
+	for _, pf := range w.sortedFiles() {
+		if err := w.roll(pf); err != nil {
+			return nil, w.fail(err)
+		}
+	}
+	return w.Prepare(ctx, checkpointID)
+}
+
+// dropCommitted forgets rolled files that a Commit has published.
+func (w *Writer) dropCommitted() {
+	done := w.sink.takeCommitted(w.task)
+	if len(done) == 0 || len(w.completed) == 0 {
+		return
+	}
+	w.completed = slices.DeleteFunc(w.completed, func(d doneFile) bool {
+		_, ok := done[d.Seq]
+		return ok
+	})
 }
