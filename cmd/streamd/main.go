@@ -148,6 +148,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	var srv *admin.Server
 	if addr != "off" {
 		acfg := admin.Config{Listen: addr, Gatherer: reg, Ready: rt.Ready, Status: func() any { return rt.Status() }}
+		if m := rt.Rules(); m != nil {
+			acfg.Rules = m
+		}
 		if c := rt.Coordinator(); c != nil {
 			acfg.Savepoint = func(ctx context.Context) (int64, error) { return c.Trigger(ctx, true, false) }
 		}

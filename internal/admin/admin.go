@@ -7,9 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/streamd/streamd/pkg/operator"
+	"github.com/streamd/streamd/pkg/rules"
+	"github.com/streamd/streamd/pkg/rules/control"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,6 +33,16 @@ type Config struct {
 	Status func() any
 	// Savepoint, when set, serves POST /v1/savepoint: take a savepoint now.
 	Savepoint func(ctx context.Context) (int64, error)
+	// Rules, when set, serves /v1/rules.
+	Rules RuleAPI
+}
+
+// RuleAPI is what /v1/rules needs from the runtime's rule manager.
+type RuleAPI interface {
+	Stages() []string
+	List(stage string) ([]*rules.Rule, error)
+	Put(ctx context.Context, stage string, r *rules.Rule) error
+	Delete(ctx context.Context, stage, id string) error
 }
 
 // Server is the admin HTTP server.
@@ -72,6 +87,9 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 			_ = json.NewEncoder(w).Encode(map[string]int64{"savepoint": id})
 		})
 	}
+	if cfg.Rules != nil {
+		registerRules(mux, cfg.Rules)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -101,3 +119,96 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func registerRules(mux *http.ServeMux, api RuleAPI) {
+	// stage picks the rule stage: ?stage=, or the only one.
+	stage := func(w http.ResponseWriter, r *http.Request) (string, bool) {
+		if s := r.URL.Query().Get("stage"); s != "" {
+			return s, true
+		}
+		stages := api.Stages()
+		if len(stages) == 1 {
+			return stages[0], true
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "several rule stages: name one with ?stage=", "stages": stages})
+		return "", false
+	}
+	mux.HandleFunc("GET /v1/rules", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string][]*rules.Rule{}
+		for _, s := range api.Stages() {
+			list, err := api.List(s)
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+				return
+			}
+			out[s] = list
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /v1/rules/{id}", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := stage(w, r)
+		if !ok {
+			return
+		}
+		list, err := api.List(st)
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		for _, rule := range list {
+			if rule.ID == r.PathValue("id") {
+				writeJSON(w, http.StatusOK, rule)
+				return
+			}
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no rule %q", r.PathValue("id"))})
+	})
+	mux.HandleFunc("PUT /v1/rules/{id}", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := stage(w, r)
+		if !ok {
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		rule, err := rules.Parse(body, control.FormatOf(body))
+		if err == nil && rule.ID != r.PathValue("id") {
+			err = fmt.Errorf("the body's id %q does not match the path's %q", rule.ID, r.PathValue("id"))
+		}
+		if err == nil {
+			err = api.Put(r.Context(), st, rule)
+		}
+		switch {
+		case err == nil:
+			writeJSON(w, http.StatusOK, map[string]any{"id": rule.ID, "version": rule.Version, "stage": st})
+		case errors.Is(err, operatorErrStale):
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		}
+	})
+	mux.HandleFunc("DELETE /v1/rules/{id}", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := stage(w, r)
+		if !ok {
+			return
+		}
+		if err := api.Delete(r.Context(), st, r.PathValue("id")); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// operatorErrStale: stale versions are reported as 409 Conflict.
+var operatorErrStale = operator.ErrStaleRule

@@ -339,6 +339,15 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 	if !ok {
 		return
 	}
+	if ro, ok := st.Operator.(*ruleOperator); ok {
+		data, err := ro.snapshot()
+		if err != nil {
+			c.log.Error("snapshot rule engine", zap.String("stage", st.Stage), zap.Error(err))
+			return // the checkpoint times out and fails
+		}
+		c.addPart(req, st.Stage, subtaskPart{index: st.Index, wm: ro.Watermark(), groups: map[uint16][]byte{ruleGroup(st.Index): data}}, st.Sinks)
+		return
+	}
 	op, ok := st.Operator.(*window.Operator)
 	if !ok {
 		return
@@ -346,17 +355,7 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 	wm := op.Watermark()
 	sinks := st.Sinks
 	finish := func(groups map[uint16][]byte) {
-		c.mu.Lock()
-		p := c.inflight
-		if p == nil || p.req != req {
-			c.mu.Unlock()
-			return
-		}
-		p.parts[st.Stage] = append(p.parts[st.Stage], subtaskPart{index: st.Index, wm: wm, groups: groups})
-		p.sinks = append(p.sinks, sinks...)
-		p.expected--
-		c.mu.Unlock()
-		c.maybeComplete(p)
+		c.addPart(req, st.Stage, subtaskPart{index: st.Index, wm: wm, groups: groups}, sinks)
 	}
 	if st.Async == nil {
 		start := time.Now()
@@ -373,6 +372,21 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 		c.m.pause.Observe(time.Since(start).Seconds())
 		return snap.Done(), func() { finish(snap.Finish()) }
 	})
+}
+
+// addPart records a subtask's acknowledgement of a checkpoint.
+func (c *Coordinator) addPart(req *checkpointRequest, stage string, part subtaskPart, sinks []checkpoint.SinkState) {
+	c.mu.Lock()
+	p := c.inflight
+	if p == nil || p.req != req {
+		c.mu.Unlock()
+		return
+	}
+	p.parts[stage] = append(p.parts[stage], part)
+	p.sinks = append(p.sinks, sinks...)
+	p.expected--
+	c.mu.Unlock()
+	c.maybeComplete(p)
 }
 
 func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {

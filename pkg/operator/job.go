@@ -93,6 +93,9 @@ type StageSpec struct {
 	Alerts          []AlertSpec
 	// NewAggregate binds aggregates to the stage's input schema.
 	NewAggregate func(window.Spec, *record.Schema) (window.Aggregate, error)
+	// Rules, when set, makes this a live rule stage: no window; the rule
+	// engine's state changes are the stage's output.
+	Rules *RulesSpec
 }
 
 // AlertSpec is a threshold alert evaluated on every window result of a stage.

@@ -24,6 +24,7 @@ type metrics struct {
 	alertErrors    *prometheus.CounterVec
 	sinkErrors     *prometheus.CounterVec
 	ready          prometheus.Gauge
+	ruleDryRuns    *prometheus.CounterVec
 	splitsAssigned *prometheus.GaugeVec
 }
 
@@ -47,6 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		alertErrors:    f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_alert_errors_total", Help: "Alert conditions that failed to evaluate."}, []string{"stage", "alert"}),
 		sinkErrors:     f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_errors_total", Help: "Failed sink writes."}, []string{"sink"}),
 		ready:          f.NewGauge(prometheus.GaugeOpts{Name: "streamd_ready", Help: "1 once the pipeline is running."}),
+		ruleDryRuns:    f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_rule_dry_run_alerts_total", Help: "State changes of dry-run rules: logged, not published."}, []string{"stage"}),
 		splitsAssigned: f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_source_splits", Help: "Splits being read per source."}, []string{"source"}),
 	}
 }

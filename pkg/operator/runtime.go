@@ -53,6 +53,7 @@ type Runtime struct {
 	handler    MarkerHandler
 
 	coordinator *Coordinator
+	ruleManager *RuleManager
 	restore     *restoreState
 	// noDrain stops subtasks without firing open windows: their state is
 	// in a savepoint.
@@ -109,7 +110,26 @@ type stageRT struct {
 	// batches recycles the exchange's batches: subtasks return them once
 	// the window operator has taken what it keeps.
 	batches sync.Pool
+	// ruleOps are the rule engines of a rule stage's subtasks.
+	ruleOps []*ruleOperator
 }
+
+// stageOperator is what a subtask runs: a window operator or a rule engine.
+type stageOperator interface {
+	Process(in *record.Batch, out *window.Output)
+	Advance(wm int64, out *window.Output)
+	Watermark() int64
+	SetWatermark(wm int64)
+	Keys() int
+	ResultSchema() *record.Schema
+	LateSchema() *record.Schema
+	Restore(kg uint16, data []byte) error
+}
+
+var (
+	_ stageOperator = (*window.Operator)(nil)
+	_ stageOperator = (*ruleOperator)(nil)
+)
 
 func (st *stageRT) getBatch(width, capacity int) *record.Batch {
 	if b, ok := st.batches.Get().(*record.Batch); ok && b.Width == width {
@@ -149,6 +169,11 @@ func New(job Job, logger *zap.Logger, reg prometheus.Registerer) (*Runtime, erro
 	}
 	if err := r.wire(); err != nil {
 		return nil, fmt.Errorf("new runtime: %w", err)
+	}
+	if r.ruleManager = newRuleManager(r); r.ruleManager != nil && reg != nil {
+		if err := reg.Register(newRuleCollector(r.ruleManager)); err != nil {
+			return nil, fmt.Errorf("new runtime: register rule metrics: %w", err)
+		}
 	}
 	if job.Checkpoint != nil {
 		if _, err := NewCoordinator(r, *job.Checkpoint, logger, reg); err != nil {
@@ -211,12 +236,14 @@ func (r *Runtime) wire() error {
 			}
 			st.keyIdx = append(st.keyIdx, i)
 		}
-		for _, a := range spec.Aggregates {
-			agg, err := spec.NewAggregate(a, in.schema)
-			if err != nil {
-				return fmt.Errorf("stage %q: %w", spec.Name, err)
+		if spec.Rules == nil {
+			for _, a := range spec.Aggregates {
+				agg, err := spec.NewAggregate(a, in.schema)
+				if err != nil {
+					return fmt.Errorf("stage %q: %w", spec.Name, err)
+				}
+				st.aggs = append(st.aggs, agg)
 			}
-			st.aggs = append(st.aggs, agg)
 		}
 		probe, err := r.newOperator(st)
 		if err != nil {
@@ -279,7 +306,10 @@ func sourceSchema(spec SourceSpec) (*record.Schema, error) {
 	return schema, nil
 }
 
-func (r *Runtime) newOperator(st *stageRT) (*window.Operator, error) {
+func (r *Runtime) newOperator(st *stageRT) (stageOperator, error) {
+	if st.spec.Rules != nil {
+		return newRuleOperator(st.spec.Rules, st.in.schema, st.spec.AllowedLateness.Milliseconds(), r.log.With(zap.String("stage", st.spec.Name)))
+	}
 	return window.NewOperator(window.Config{
 		Assigner:        st.spec.Assigner,
 		AllowedLateness: st.spec.AllowedLateness.Milliseconds(),
@@ -422,6 +452,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	r.ready.Store(true)
 	r.m.ready.Set(1)
+	var controls sync.WaitGroup
+	r.runControls(srcCtx, &controls)
+	defer controls.Wait()
 	r.log.Info("pipeline running", zap.String("pipeline", r.job.Name), zap.Int("parallelism", r.job.Parallelism), zap.Int("stages", len(r.stages)))
 
 	tasks.Wait()

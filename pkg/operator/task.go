@@ -337,7 +337,7 @@ type subtask struct {
 	r      *Runtime
 	st     *stageRT
 	idx    int
-	op     *window.Operator
+	op     stageOperator
 	valve  *valve
 	out    *emitter
 	late   *emitter
@@ -364,7 +364,7 @@ type subtask struct {
 	sentIdle    bool
 }
 
-func (r *Runtime) newSubtask(st *stageRT, i int, op *window.Operator) (*subtask, error) {
+func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, error) {
 	name := subtaskName(st.spec.Name, i)
 	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
 	var err error
@@ -397,6 +397,24 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op *window.Operator) (*subtask,
 	s.updates = r.m.windowUpdates.WithLabelValues(st.spec.Name)
 	s.lateC = r.m.lateRecords.WithLabelValues(st.spec.Name)
 	s.status = r.addSubtaskStatus(st.spec.Name, i)
+	if ro, ok := op.(*ruleOperator); ok {
+		ro.dryRuns = r.m.ruleDryRuns.WithLabelValues(st.spec.Name)
+		st.ruleOps = append(st.ruleOps, ro)
+		if rs := r.restore; rs != nil {
+			// Rule state is kept per subtask (see ruleOperator.snapshot).
+			groups := rs.groups[st.spec.Name]
+			if len(groups) > 0 && len(groups) != len(st.inputs) {
+				return nil, fmt.Errorf("restore rule stage %q: the checkpoint has %d subtasks, the pipeline %d; rule state cannot be rescaled yet", st.spec.Name, len(groups), len(st.inputs))
+			}
+			if data, ok := groups[ruleGroup(i)]; ok {
+				if err := ro.Restore(0, data); err != nil {
+					return nil, fmt.Errorf("restore rule stage %q: %w", st.spec.Name, err)
+				}
+			}
+		}
+		s.newOutput()
+		return s, nil
+	}
 	if rs := r.restore; rs != nil {
 		wm := int64(minWM)
 		for kg, data := range rs.groups[st.spec.Name] {
@@ -473,6 +491,9 @@ func (s *subtask) run() {
 			if wm := s.op.Watermark(); wm != minWM && wm != maxWM {
 				s.wmDelay.Set(float64(now.UnixMilli()-wm) / 1000)
 			}
+			if ro, ok := s.op.(*ruleOperator); ok {
+				ro.publishStats()
+			}
 		}
 	}
 }
@@ -497,6 +518,14 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		m := a.pending[id]
 		delete(a.pending, id)
 		a.aligned = id
+		if u, ok := m.Payload.(*ruleUpdate); ok && u.stage == s.st.spec.Name {
+			if ro, ok := s.op.(*ruleOperator); ok {
+				if err := ro.eng.Apply(u.update); err != nil {
+					s.r.log.Error("apply rule update", zap.String("stage", u.stage), zap.Error(err))
+				}
+				ro.publishStats()
+			}
+		}
 		sc := &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records, Async: s.async}
 		if req, ok := m.Payload.(*checkpointRequest); ok {
 			var err error

@@ -13,6 +13,8 @@ import (
 	"github.com/streamd/streamd/pkg/decode"
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/rules"
+	"github.com/streamd/streamd/pkg/rules/control"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/sink/hold"
 	"github.com/streamd/streamd/pkg/sink/jsonl"
@@ -354,6 +356,9 @@ func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
 }
 
 func (b *builder) stage(path string, sc *StageConfig, input string, in *record.Schema) (operator.StageSpec, *record.Schema) {
+	if sc.Rules != nil {
+		return b.rulesStage(path, sc, input, in)
+	}
 	kind, err := window.ParseKind(sc.Window.Type)
 	if err != nil {
 		b.problem(path+".window.type", "%v", err)
@@ -417,6 +422,69 @@ func (b *builder) stage(path string, sc *StageConfig, input string, in *record.S
 		spec.Alerts = append(spec.Alerts, operator.AlertSpec{Name: a.Name, Severity: sev, NewCondition: cond})
 	}
 	return spec, out
+}
+
+// rulesStage builds a live rule stage: rules from files are loaded (and
+// validated against the stage's input) now; files and a control topic are
+// watched while running.
+func (b *builder) rulesStage(path string, sc *StageConfig, input string, in *record.Schema) (operator.StageSpec, *record.Schema) {
+	rc := sc.Rules
+	for j, k := range sc.KeyBy {
+		if _, found := in.Index(k); !found {
+			b.problem(fmt.Sprintf("%s.keyBy[%d]", path, j), "field %q is not in %q (fields: %s)", k, input, in)
+			return operator.StageSpec{}, nil
+		}
+	}
+	opts := rules.DefaultOptions()
+	if rc.QuarantineAfter > 0 {
+		opts.QuarantineAfter = rc.QuarantineAfter
+	}
+	if rc.MaxSignalPoints > 0 {
+		opts.MaxSignalPoints = rc.MaxSignalPoints
+	}
+	spec := &operator.RulesSpec{Options: opts}
+	if len(rc.Files) > 0 {
+		files := &control.Files{Paths: rc.Files, Poll: rc.PollInterval.D(), Log: b.opts.Logger}
+		initial, err := files.Load()
+		if err != nil {
+			b.problem(path+".rules.files", "%v", err)
+			return operator.StageSpec{}, nil
+		}
+		for _, r := range initial {
+			if err := r.Validate(in); err != nil {
+				b.problem(path+".rules.files", "rule %q: %v", r.ID, err)
+				return operator.StageSpec{}, nil
+			}
+			if !keyCovers(r.Key, sc.KeyBy) {
+				b.problem(path+".rules.files", "rule %q keys by %v, which must include the stage's keyBy %v so each key's records meet on one subtask", r.ID, r.Key, sc.KeyBy)
+				return operator.StageSpec{}, nil
+			}
+		}
+		spec.Initial = initial
+		spec.Control = append(spec.Control, files)
+	}
+	if k := rc.Kafka; k != nil {
+		if len(k.Brokers) == 0 || k.Topic == "" {
+			b.problem(path+".rules.kafka", "brokers and topic are required")
+			return operator.StageSpec{}, nil
+		}
+		spec.Control = append(spec.Control, &control.Kafka{Brokers: k.Brokers, Topic: k.Topic, Log: b.opts.Logger})
+	}
+	return operator.StageSpec{Name: sc.Name, Input: input, KeyBy: sc.KeyBy, AllowedLateness: sc.AllowedLateness.D(), Rules: spec}, operator.RuleAlertSchema
+}
+
+// keyCovers reports whether a rule key includes every stage key field.
+func keyCovers(ruleKey, stageKey []string) bool {
+	for _, k := range stageKey {
+		found := false
+		for _, r := range ruleKey {
+			found = found || r == k
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.Sink {

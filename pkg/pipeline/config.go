@@ -205,6 +205,33 @@ type StageConfig struct {
 	Aggregates      []window.Spec `yaml:"aggregates"`
 	// Alerts are simple threshold alerts over this stage's results.
 	Alerts []AlertConfig `yaml:"alerts"`
+	// Rules makes this a live rule stage (see docs/rules.md): rules come
+	// from files, a Kafka control topic and the admin API, and the stage's
+	// output is one row per change of a rule's state for a key.
+	Rules *RulesConfig `yaml:"rules"`
+}
+
+// RulesConfig configures a rule stage and where its rules come from.
+type RulesConfig struct {
+	// Files are rule files (JSON or YAML) or directories of them; they are
+	// loaded at start and watched for changes.
+	Files []string `yaml:"files"`
+	// PollInterval is how often files are checked; default 1s.
+	PollInterval Duration `yaml:"pollInterval"`
+	// Kafka is a compacted control topic: key = rule id, value = the rule
+	// (JSON or YAML), empty value = delete.
+	Kafka *RulesKafkaConfig `yaml:"kafka"`
+	// QuarantineAfter disables a rule after this many consecutive
+	// evaluation errors; default 100.
+	QuarantineAfter int `yaml:"quarantineAfter"`
+	// MaxSignalPoints bounds each windowed signal's points per key.
+	MaxSignalPoints int `yaml:"maxSignalPoints"`
+}
+
+// RulesKafkaConfig is the Kafka control topic of a rule stage.
+type RulesKafkaConfig struct {
+	Brokers []string `yaml:"brokers"`
+	Topic   string   `yaml:"topic"`
 }
 
 // WindowConfig selects a window assigner.

@@ -473,8 +473,18 @@ func (v *validator) stage(i int, s *StageConfig) {
 		seenKey[k] = true
 	}
 
-	v.window(path+".window", &s.Window)
 	v.nonNegative(path+".allowedLateness", s.AllowedLateness)
+	if s.Rules != nil {
+		// A rule stage evaluates live rules instead of windows.
+		if s.Window != (WindowConfig{}) {
+			v.add(path+".window", "a rule stage has no window")
+		}
+		if len(s.Aggregates) > 0 || len(s.Alerts) > 0 {
+			v.add(path+".aggregates", "a rule stage has no aggregates or threshold alerts: rules define them")
+		}
+		return
+	}
+	v.window(path+".window", &s.Window)
 
 	if len(s.Aggregates) == 0 {
 		v.add(path+".aggregates", "at least one aggregate is required")

@@ -1,0 +1,428 @@
+package operator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/rules"
+	"github.com/streamd/streamd/pkg/window"
+)
+
+// RulesSpec makes a stage a live rule stage instead of a window stage.
+type RulesSpec struct {
+	Options rules.Options
+	// Initial rules are installed before the first record.
+	Initial []*rules.Rule
+	// Control sources deliver rule changes while the pipeline runs.
+	Control []RuleControl
+}
+
+// RuleControl is a source of rule changes (watched files, a control
+// topic). Run delivers changes until ctx is done; put and del validate and
+// broadcast them, and their errors (an invalid or stale rule) are the
+// source's to report — they never stop the pipeline.
+type RuleControl interface {
+	Run(ctx context.Context, put func(*rules.Rule) error, del func(id string) error) error
+}
+
+// RuleAlertSchema is the schema of a rule stage's output: one row per
+// change of a rule's state for a key.
+var RuleAlertSchema = record.MustSchema(
+	record.Field{Name: "alert_id", Type: record.TypeString},
+	record.Field{Name: "rule_id", Type: record.TypeString},
+	record.Field{Name: "rule_version", Type: record.TypeInt},
+	record.Field{Name: "key", Type: record.TypeString},
+	record.Field{Name: "old_state", Type: record.TypeString},
+	record.Field{Name: "new_state", Type: record.TypeString},
+	record.Field{Name: "group", Type: record.TypeString},
+	record.Field{Name: "severity", Type: record.TypeString},
+	record.Field{Name: "event_time", Type: record.TypeTimestamp},
+	record.Field{Name: "signals", Type: record.TypeString},
+	record.Field{Name: "labels", Type: record.TypeString},
+)
+
+// ruleOperator adapts a rule engine to a subtask: records behind the
+// watermark by more than the allowed lateness go to the late stream, as in
+// window stages; the engine's state changes become output rows.
+type ruleOperator struct {
+	eng      *rules.Engine
+	late     *record.Schema
+	lateness int64
+	out      *window.Output
+	dryRuns  prometheus.Counter
+	log      *zap.Logger
+	stats    atomic.Pointer[[]rules.RuleStats]
+}
+
+func newRuleOperator(spec *RulesSpec, in *record.Schema, lateness int64, log *zap.Logger) (*ruleOperator, error) {
+	eng, err := rules.New(in, spec.Options)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range spec.Initial {
+		if err := eng.Apply(rules.Update{Rule: r}); err != nil {
+			return nil, fmt.Errorf("install rule %q: %w", r.ID, err)
+		}
+	}
+	late, err := record.NewSchema(append(in.Fields(), record.Field{Name: window.FieldLateWatermark, Type: record.TypeTimestamp})...)
+	if err != nil {
+		return nil, err
+	}
+	return &ruleOperator{eng: eng, late: late, lateness: lateness, log: log}, nil
+}
+
+func (o *ruleOperator) ResultSchema() *record.Schema { return RuleAlertSchema }
+func (o *ruleOperator) LateSchema() *record.Schema   { return o.late }
+func (o *ruleOperator) Watermark() int64             { return o.eng.Watermark() }
+func (o *ruleOperator) SetWatermark(int64)           {}
+
+// Keys is the number of (rule, key) states.
+func (o *ruleOperator) Keys() int {
+	n := 0
+	for _, s := range o.eng.Stats() {
+		for _, c := range s.Keys {
+			n += c
+		}
+	}
+	return n
+}
+
+func (o *ruleOperator) Process(in *record.Batch, out *window.Output) {
+	o.out = out
+	wm := o.eng.Watermark()
+	for i := 0; i < in.Len(); i++ {
+		t := in.Times[i]
+		if wm != minWM && t <= wm-o.lateness {
+			out.LateRecords++
+			row := out.Late.AppendRow(t)
+			copy(row, in.Row(i))
+			row[len(row)-1] = record.TimestampMillis(wm)
+			continue
+		}
+		o.eng.Process(in.Row(i), t, o.emit)
+	}
+}
+
+func (o *ruleOperator) Advance(wm int64, out *window.Output) {
+	o.out = out
+	o.eng.Advance(wm, o.emit)
+}
+
+func (o *ruleOperator) emit(a rules.Alert) {
+	if a.DryRun {
+		if o.dryRuns != nil {
+			o.dryRuns.Inc()
+		}
+		o.log.Info("dry-run rule changed state", zap.String("rule", a.RuleID), zap.String("key", a.Key), zap.String("from", a.OldState), zap.String("to", a.NewState))
+		return
+	}
+	o.out.Firings++
+	b := o.out.Results
+	row := b.AppendRow(a.EventTime)
+	row[0] = record.String(a.ID)
+	row[1] = record.String(a.RuleID)
+	row[2] = record.Int(a.RuleVersion)
+	row[3] = record.String(a.Key)
+	row[4] = record.String(a.OldState)
+	row[5] = record.String(a.NewState)
+	row[6] = record.String(a.Group)
+	row[7] = record.String(a.Severity)
+	row[8] = record.TimestampMillis(a.EventTime)
+	sig := []byte{'{'}
+	for i, s := range a.Signals {
+		if i > 0 {
+			sig = append(sig, ',')
+		}
+		sig = record.AppendJSONString(sig, s.Name)
+		sig = append(sig, ':')
+		sig = record.AppendJSONValue(sig, s.Value)
+	}
+	row[9] = record.String(string(append(sig, '}')))
+	lab := []byte{'{'}
+	keys := make([]string, 0, len(a.Labels))
+	for k := range a.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		if i > 0 {
+			lab = append(lab, ',')
+		}
+		lab = record.AppendJSONString(lab, k)
+		lab = append(lab, ':')
+		lab = record.AppendJSONString(lab, a.Labels[k])
+	}
+	row[10] = record.String(string(append(lab, '}')))
+}
+
+// Restore loads a rule engine snapshot (rules and key states).
+func (o *ruleOperator) Restore(_ uint16, data []byte) error {
+	return o.eng.Restore(bytes.NewReader(data))
+}
+
+// Snapshot encodes the engine's rules and key states. Rule stages keep
+// their state per subtask: the snapshot is filed under the subtask index.
+func (o *ruleOperator) snapshot() ([]byte, error) {
+	var buf bytes.Buffer
+	if err := o.eng.Snapshot(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ruleUpdate is the payload of a rule-change marker.
+type ruleUpdate struct {
+	stage  string
+	update rules.Update
+}
+
+// RuleManager validates rule changes for the rule stages of a runtime,
+// keeps the current rule set for the admin API, and broadcasts changes as
+// markers so every subtask applies them at the same point of its input.
+type RuleManager struct {
+	rt *Runtime
+	mu sync.Mutex
+	// rules holds the current rules by stage and id.
+	rules map[string]map[string]*rules.Rule
+	// schemas are the input schemas of the rule stages, keys their keyBy.
+	schemas map[string]*record.Schema
+	keys    map[string][]string
+}
+
+// ErrStaleRule is returned for an update whose version is not newer.
+var ErrStaleRule = errors.New("rule version is not newer than the current one")
+
+// Rules returns the rule manager, nil when the job has no rule stage.
+func (r *Runtime) Rules() *RuleManager { return r.ruleManager }
+
+func newRuleManager(rt *Runtime) *RuleManager {
+	m := &RuleManager{rt: rt, rules: make(map[string]map[string]*rules.Rule), schemas: make(map[string]*record.Schema), keys: make(map[string][]string)}
+	for _, st := range rt.stages {
+		if st.spec.Rules == nil {
+			continue
+		}
+		m.schemas[st.spec.Name] = st.in.schema
+		m.keys[st.spec.Name] = st.spec.KeyBy
+		m.rules[st.spec.Name] = make(map[string]*rules.Rule)
+		for _, r := range st.spec.Rules.Initial {
+			m.rules[st.spec.Name][r.ID] = r
+		}
+	}
+	if len(m.schemas) == 0 {
+		return nil
+	}
+	return m
+}
+
+// Stages lists the rule stages.
+func (m *RuleManager) Stages() []string {
+	out := make([]string, 0, len(m.schemas))
+	for s := range m.schemas {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// List returns a stage's current rules sorted by id.
+func (m *RuleManager) List(stage string) ([]*rules.Rule, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	set, ok := m.rules[stage]
+	if !ok {
+		return nil, fmt.Errorf("no rule stage %q", stage)
+	}
+	out := make([]*rules.Rule, 0, len(set))
+	for _, r := range set {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Validate checks a rule against a stage without installing it.
+func (m *RuleManager) Validate(stage string, r *rules.Rule) error {
+	schema, ok := m.schemas[stage]
+	if !ok {
+		return fmt.Errorf("no rule stage %q", stage)
+	}
+	if err := r.Validate(schema); err != nil {
+		return err
+	}
+	for _, k := range m.keys[stage] {
+		found := false
+		for _, rk := range r.Key {
+			found = found || rk == k
+		}
+		if !found {
+			return fmt.Errorf("rule %q: key %v must include %q, the field stage %q is partitioned by", r.ID, r.Key, k, stage)
+		}
+	}
+	return nil
+}
+
+// Put validates a rule and broadcasts it; it returns once the change is
+// injected into every split.
+func (m *RuleManager) Put(ctx context.Context, stage string, r *rules.Rule) error {
+	if err := m.Validate(stage, r); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.rules[stage][r.ID]; ok && r.Version <= cur.Version {
+		if r.Version == cur.Version {
+			return nil // a replayed change (control topic, restart): already in place
+		}
+		return fmt.Errorf("rule %q version %d: %w (current %d)", r.ID, r.Version, ErrStaleRule, cur.Version)
+	}
+	if _, err := m.rt.Inject(&ruleUpdate{stage: stage, update: rules.Update{Rule: r}}); err != nil {
+		return fmt.Errorf("broadcast rule %q: %w", r.ID, err)
+	}
+	m.rules[stage][r.ID] = r
+	return nil
+}
+
+// Delete removes a rule everywhere; deleting an unknown rule is a no-op.
+func (m *RuleManager) Delete(ctx context.Context, stage, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.rules[stage][id]; !ok {
+		return nil
+	}
+	if _, err := m.rt.Inject(&ruleUpdate{stage: stage, update: rules.Update{Delete: id}}); err != nil {
+		return fmt.Errorf("broadcast delete of rule %q: %w", id, err)
+	}
+	delete(m.rules[stage], id)
+	return nil
+}
+
+// Stats returns the per-rule counters summed over a stage's subtasks.
+func (m *RuleManager) Stats(stage string) []rules.RuleStats {
+	byID := map[string]*rules.RuleStats{}
+	var order []string
+	for _, st := range m.rt.stages {
+		if st.spec.Name != stage {
+			continue
+		}
+		for _, op := range st.ruleOps {
+			p := op.stats.Load()
+			if p == nil {
+				continue
+			}
+			for _, s := range *p {
+				agg := byID[s.ID]
+				if agg == nil {
+					c := s
+					c.Keys = map[string]int{}
+					for k, v := range s.Keys {
+						c.Keys[k] = v
+					}
+					byID[s.ID] = &c
+					order = append(order, s.ID)
+					continue
+				}
+				// The version every subtask has reached.
+				agg.Version = min(agg.Version, s.Version)
+				agg.Evaluations += s.Evaluations
+				agg.Errors += s.Errors
+				agg.Alerts += s.Alerts
+				agg.DryRunAlerts += s.DryRunAlerts
+				for k, v := range s.Keys {
+					agg.Keys[k] += v
+				}
+			}
+		}
+	}
+	sort.Strings(order)
+	out := make([]rules.RuleStats, 0, len(order))
+	for _, id := range order {
+		out = append(out, *byID[id])
+	}
+	return out
+}
+
+// ruleCollector exports per-rule metrics from the subtasks' published stats.
+type ruleCollector struct {
+	m                                  *RuleManager
+	evals, errs, alerts, keys, quarant *prometheus.Desc
+}
+
+func newRuleCollector(m *RuleManager) *ruleCollector {
+	return &ruleCollector{
+		m:       m,
+		evals:   prometheus.NewDesc("streamd_rule_evaluations_total", "Rule evaluations.", []string{"stage", "rule"}, nil),
+		errs:    prometheus.NewDesc("streamd_rule_errors_total", "Rule evaluations that failed.", []string{"stage", "rule"}, nil),
+		alerts:  prometheus.NewDesc("streamd_rule_alerts_total", "State changes emitted as alerts.", []string{"stage", "rule"}, nil),
+		keys:    prometheus.NewDesc("streamd_rule_keys", "Keys of a rule by current state.", []string{"stage", "rule", "state"}, nil),
+		quarant: prometheus.NewDesc("streamd_rule_quarantined", "1 when a rule is quarantined after repeated errors.", []string{"stage", "rule"}, nil),
+	}
+}
+
+func (c *ruleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.evals
+	ch <- c.errs
+	ch <- c.alerts
+	ch <- c.keys
+	ch <- c.quarant
+}
+
+func (c *ruleCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, stage := range c.m.Stages() {
+		for _, s := range c.m.Stats(stage) {
+			ch <- prometheus.MustNewConstMetric(c.evals, prometheus.CounterValue, float64(s.Evaluations), stage, s.ID)
+			ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(s.Errors), stage, s.ID)
+			ch <- prometheus.MustNewConstMetric(c.alerts, prometheus.CounterValue, float64(s.Alerts), stage, s.ID)
+			q := 0.0
+			if s.Quarantined {
+				q = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.quarant, prometheus.GaugeValue, q, stage, s.ID)
+			for state, n := range s.Keys {
+				ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(n), stage, s.ID, state)
+			}
+		}
+	}
+}
+
+func ruleGroup(i int) uint16 { return uint16(i) }
+
+// publishStats makes the engine's counters readable by the metrics
+// collector; it runs on the subtask's goroutine.
+func (o *ruleOperator) publishStats() {
+	st := o.eng.Stats()
+	o.stats.Store(&st)
+}
+
+// runControls starts every rule stage's control sources; they stop with ctx.
+func (r *Runtime) runControls(ctx context.Context, wg *sync.WaitGroup) {
+	m := r.ruleManager
+	if m == nil {
+		return
+	}
+	for _, st := range r.stages {
+		if st.spec.Rules == nil {
+			continue
+		}
+		stage := st.spec.Name
+		for _, ctl := range st.spec.Rules.Control {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				put := func(rule *rules.Rule) error { return m.Put(ctx, stage, rule) }
+				del := func(id string) error { return m.Delete(ctx, stage, id) }
+				if err := ctl.Run(ctx, put, del); err != nil {
+					r.log.Error("rule control source stopped", zap.String("stage", stage), zap.Error(err))
+				}
+			}()
+		}
+	}
+}

@@ -1,0 +1,273 @@
+// Package control reads rule changes from where rule authors publish them:
+// rule files and directories (watched), and a compacted Kafka topic (key =
+// rule id, value = the rule, empty value = delete). Each source delivers
+// changes to put/del callbacks; the runtime validates them and broadcasts
+// them to every subtask at one logical point.
+package control
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/rules"
+)
+
+// FormatOf guesses a rule document's format: JSON when it starts with '{'.
+func FormatOf(data []byte) rules.Format {
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
+		return rules.FormatJSON
+	}
+	return rules.FormatYAML
+}
+
+// Files watches rule files and directories of *.json, *.yaml and *.yml
+// files, one rule per file.
+type Files struct {
+	Paths []string
+	Poll  time.Duration
+	Log   *zap.Logger
+}
+
+// Load reads every rule now. Bad files are errors: at start, a broken rule
+// file should stop the pipeline from starting with a silently smaller set.
+func (f *Files) Load() ([]*rules.Rule, error) {
+	set, errs := f.scan()
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	out := make([]*rules.Rule, 0, len(set))
+	for _, e := range set {
+		out = append(out, e.rule)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+type fileRule struct {
+	rule *rules.Rule
+	file string
+	sum  [32]byte
+}
+
+func (f *Files) files() ([]string, error) {
+	var out []string
+	for _, p := range f.Paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("rule files: %w", err)
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("rule files: %w", err)
+		}
+		for _, e := range entries {
+			switch strings.ToLower(filepath.Ext(e.Name())) {
+			case ".json", ".yaml", ".yml":
+				if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+					out = append(out, filepath.Join(p, e.Name()))
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// scan parses every file; rules keyed by id.
+func (f *Files) scan() (map[string]fileRule, []error) {
+	files, err := f.files()
+	if err != nil {
+		return nil, []error{err}
+	}
+	set := make(map[string]fileRule)
+	var errs []error
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read rule file %s: %w", file, err))
+			continue
+		}
+		r, err := rules.Parse(data, FormatOf(data))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rule file %s: %w", file, err))
+			continue
+		}
+		if prev, dup := set[r.ID]; dup {
+			errs = append(errs, fmt.Errorf("rule file %s: rule %q is also defined in %s", file, r.ID, prev.file))
+			continue
+		}
+		set[r.ID] = fileRule{rule: r, file: file, sum: sha256.Sum256(data)}
+	}
+	return set, errs
+}
+
+// Run polls the files and delivers changed, new and removed rules. A file
+// that does not parse is reported and leaves its rule as it was.
+func (f *Files) Run(ctx context.Context, put func(*rules.Rule) error, del func(string) error) error {
+	poll := f.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	log := f.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	known, _ := f.scan()
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		set, errs := f.scan()
+		for _, err := range errs {
+			log.Warn("rule file rejected; the running rule is unchanged", zap.Error(err))
+		}
+		for id, e := range set {
+			if old, ok := known[id]; ok && old.sum == e.sum {
+				continue
+			}
+			if err := put(e.rule); err != nil {
+				log.Warn("rule rejected", zap.String("rule", id), zap.String("file", e.file), zap.Error(err))
+				continue
+			}
+			log.Info("rule installed", zap.String("rule", id), zap.Int64("version", e.rule.Version), zap.String("file", e.file))
+		}
+		for id, old := range known {
+			if _, ok := set[id]; ok || fileFailed(errs, old.file) {
+				continue
+			}
+			if err := del(id); err != nil {
+				log.Warn("rule delete failed", zap.String("rule", id), zap.Error(err))
+				continue
+			}
+			log.Info("rule deleted", zap.String("rule", id), zap.String("file", old.file))
+		}
+		// Keep the entries of files that failed, so a fix is seen as a change.
+		for id, old := range known {
+			if _, ok := set[id]; !ok && fileFailed(errs, old.file) {
+				set[id] = old
+			}
+		}
+		known = set
+	}
+}
+
+func fileFailed(errs []error, file string) bool {
+	for _, err := range errs {
+		if strings.Contains(err.Error(), file) {
+			return true
+		}
+	}
+	return false
+}
+
+// Kafka reads a compacted control topic from its beginning, then follows it.
+type Kafka struct {
+	Brokers []string
+	Topic   string
+	Log     *zap.Logger
+	// Dialer is optional (TLS/SASL).
+	Dialer *kafka.Dialer
+}
+
+// Run consumes every partition of the topic until ctx is done.
+func (k *Kafka) Run(ctx context.Context, put func(*rules.Rule) error, del func(string) error) error {
+	log := k.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	dialer := k.Dialer
+	if dialer == nil {
+		dialer = &kafka.Dialer{Timeout: 10 * time.Second}
+	}
+	var parts []kafka.Partition
+	var err error
+	for attempt := 0; ; attempt++ {
+		parts, err = readPartitions(ctx, dialer, k.Brokers, k.Topic)
+		if err == nil {
+			break
+		}
+		log.Warn("read rule topic partitions; retrying", zap.String("topic", k.Topic), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(min(time.Duration(attempt+1)*time.Second, 30*time.Second)):
+		}
+	}
+	errc := make(chan error, len(parts))
+	for _, p := range parts {
+		go func(p int) {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: k.Brokers, Topic: k.Topic, Partition: p, MaxWait: 100 * time.Millisecond, Dialer: dialer})
+			defer r.Close()
+			_ = r.SetOffset(kafka.FirstOffset)
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					errc <- nil
+					return
+				}
+				id := string(m.Key)
+				if len(m.Value) == 0 {
+					if err := del(id); err != nil {
+						log.Warn("rule delete failed", zap.String("rule", id), zap.Error(err))
+					}
+					continue
+				}
+				rule, err := rules.Parse(m.Value, FormatOf(m.Value))
+				if err == nil && id != "" && rule.ID != id {
+					err = fmt.Errorf("message key %q does not match rule id %q", id, rule.ID)
+				}
+				if err == nil {
+					err = put(rule)
+				}
+				if err != nil {
+					log.Warn("rule from control topic rejected", zap.String("rule", id), zap.Int64("offset", m.Offset), zap.Error(err))
+				}
+			}
+		}(p.ID)
+	}
+	for range parts {
+		<-errc
+	}
+	return nil
+}
+
+func readPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, topic string) ([]kafka.Partition, error) {
+	var last error
+	for _, b := range brokers {
+		conn, err := d.DialContext(ctx, "tcp", b)
+		if err != nil {
+			last = err
+			continue
+		}
+		parts, err := conn.ReadPartitions(topic)
+		_ = conn.Close()
+		if err != nil {
+			last = err
+			continue
+		}
+		if len(parts) == 0 {
+			return nil, fmt.Errorf("topic %q has no partitions", topic)
+		}
+		return parts, nil
+	}
+	return nil, fmt.Errorf("read partitions of %q: %w", topic, last)
+}

@@ -1,0 +1,935 @@
+package rules
+
+import (
+	"bytes"
+	"container/heap"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"unsafe"
+
+	"github.com/streamd/streamd/pkg/record"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// QuarantineAfter is the number of consecutive evaluation errors after
+	// which a rule is quarantined (disabled with the reason kept).
+	QuarantineAfter int `yaml:"quarantineAfter"`
+	// MaxSignalPoints bounds the inputs a windowed signal keeps per key;
+	// beyond it the oldest input is dropped, which bounds state when a
+	// sender floods a key.
+	MaxSignalPoints int `yaml:"maxSignalPoints"`
+	// KeyGroup maps a rule key to its key group, the unit of snapshots.
+	// Nil puts every key in key group 0.
+	KeyGroup func(key string) int `yaml:"-"`
+}
+
+// DefaultOptions returns the defaults: quarantine after 100 consecutive
+// errors, 10000 inputs per windowed signal and key.
+func DefaultOptions() Options {
+	return Options{QuarantineAfter: 100, MaxSignalPoints: 10000}
+}
+
+// Validate reports options out of range, naming the yaml field.
+func (o Options) Validate() error {
+	var errs []error
+	if o.QuarantineAfter < 1 {
+		errs = append(errs, fmt.Errorf("quarantineAfter: must be at least 1 (got %d)", o.QuarantineAfter))
+	}
+	if o.MaxSignalPoints < 1 {
+		errs = append(errs, fmt.Errorf("maxSignalPoints: must be at least 1 (got %d)", o.MaxSignalPoints))
+	}
+	return errors.Join(errs...)
+}
+
+// Update is one change from the control stream: a new or changed rule, or
+// the deletion of a rule by ID.
+type Update struct {
+	// Rule is the new definition; the engine keeps it and it must not be
+	// modified afterwards.
+	Rule *Rule
+	// Delete is the ID of the rule to remove when Rule is nil.
+	Delete string
+}
+
+// SignalValue is one signal's value at an alert.
+type SignalValue struct {
+	Name  string
+	Value record.Value
+}
+
+// Alert is a change of a rule's state for one key.
+type Alert struct {
+	// ID is deterministic: the hex SHA-256 prefix of rule ID, version, key,
+	// event time and new state, so a replay produces the same ID and
+	// consumers can drop duplicates.
+	ID          string
+	RuleID      string
+	RuleVersion int64
+	// Key is the rule key as text (values joined by "|"); KeyFields and
+	// KeyValues give it field by field.
+	Key       string
+	KeyFields []string
+	KeyValues []record.Value
+	OldState  string
+	NewState  string
+	// Group is the group that decided the new state, or, on a return to
+	// the resting state, the group that decided the old one.
+	Group string
+	// Signals are every signal's value at the transition, by name.
+	Signals []SignalValue
+	// EventTime is the event time (ms) of the transition.
+	EventTime   int64
+	Severity    string
+	Description string
+	Labels      map[string]string
+	Annotations map[string]string
+	// DryRun marks alerts of dry-run rules: they are to be logged or
+	// counted, never published.
+	DryRun bool
+}
+
+// RuleStats are the counters of one rule, cumulative over its versions.
+type RuleStats struct {
+	ID               string
+	Version          int64
+	Enabled          bool
+	DryRun           bool
+	Quarantined      bool
+	QuarantineReason string
+	// Evaluations counts condition evaluations of a (rule, key).
+	Evaluations uint64
+	// Errors counts evaluation errors (select, signal or condition).
+	Errors uint64
+	// Alerts counts state changes emitted; DryRunAlerts those of dry-run
+	// versions.
+	Alerts       uint64
+	DryRunAlerts uint64
+	// Keys counts keys by their current state.
+	Keys map[string]int
+}
+
+// Engine evaluates the active rules over a stream of records of one
+// schema. It is single-threaded: one subtask owns one engine, and Apply,
+// Process, Advance and the snapshot methods are called from that subtask
+// between records, which is what makes rule updates take effect at the
+// same logical point on every subtask.
+type Engine struct {
+	schema     *record.Schema
+	opts       Options
+	rules      map[string]*ruleRT
+	tombstones map[string]int64
+	index      []fieldIndex
+	scan       []*ruleRT
+	timers     timerHeap
+	seq        uint64
+	watermark  int64
+	badRows    uint64
+	spaces     map[string]*keySpace
+	rowGen     uint64
+
+	run vmRunner
+	// rowScope and sigScope live in the engine so that passing them to
+	// the expression closures does not allocate per record.
+	rowScope scope
+	sigScope scope
+	vals     []record.Value
+	inputs   []sigInput
+	holds    []bool
+	clears   []bool
+	keyBuf   []byte
+	keyVals  []record.Value
+}
+
+type sigInput struct {
+	matched bool
+	v       record.Value
+}
+
+type fieldIndex struct {
+	pos int
+	m   map[string][]*ruleRT
+}
+
+// ruleRT is a rule version in an engine with its per-key state.
+type ruleRT struct {
+	prog        *program
+	quarantined bool
+	reason      string
+	consecutive int
+	stats       RuleStats
+	keys        map[string]*keyState
+	// byID finds a key's state by its ID in the key space, which costs a
+	// small integer lookup per rule instead of hashing the key string
+	// again for each of the rules a record feeds.
+	byID       map[int32]*keyState
+	space      *keySpace
+	stateCount []int
+}
+
+// keySpace interns the keys of every rule keyed by the same fields, and
+// remembers the current record's key ID so it is computed once per record.
+type keySpace struct {
+	idx []int
+	ids map[string]int32
+	gen uint64
+	cur int32
+}
+
+func (s *keySpace) intern(key string) int32 {
+	id, ok := s.ids[key]
+	if !ok {
+		id = int32(len(s.ids))
+		s.ids[strings.Clone(key)] = id
+	}
+	return id
+}
+
+func (e *Engine) newRuleRT(p *program) *ruleRT {
+	sig := fmt.Sprint(p.keyIdx)
+	space := e.spaces[sig]
+	if space == nil {
+		space = &keySpace{idx: p.keyIdx, ids: map[string]int32{}}
+		e.spaces[sig] = space
+	}
+	return &ruleRT{prog: p, keys: map[string]*keyState{}, byID: map[int32]*keyState{}, space: space, stateCount: make([]int, len(p.states))}
+}
+
+func (e *Engine) putKey(r *ruleRT, ks *keyState) {
+	ks.rule = r
+	r.keys[ks.key] = ks
+	r.byID[r.space.intern(ks.key)] = ks
+}
+
+// Group phases of one (rule, key).
+const (
+	phaseInactive uint8 = iota
+	phasePending
+	phaseFiring
+)
+
+type groupState struct {
+	phase uint8
+	since int64
+}
+
+// keyState is one (rule, key).
+type keyState struct {
+	rule    *ruleRT
+	key     string
+	vals    []record.Value
+	kg      int
+	clock   int64
+	sigs    []sigState
+	groups  []groupState
+	state   int
+	decider int
+	timer   int64
+	dirty   bool
+	dead    bool
+}
+
+// New returns an engine for records of schema.
+func New(schema *record.Schema, opts Options) (*Engine, error) {
+	if schema == nil {
+		return nil, errors.New("new rule engine: schema is required")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("new rule engine: %w", err)
+	}
+	return &Engine{
+		schema:     schema,
+		opts:       opts,
+		rules:      map[string]*ruleRT{},
+		tombstones: map[string]int64{},
+		spaces:     map[string]*keySpace{},
+		watermark:  -1 << 63,
+	}, nil
+}
+
+// Watermark is the last watermark passed to Advance.
+func (e *Engine) Watermark() int64 { return e.watermark }
+
+// Rules returns the current definitions, sorted by ID.
+func (e *Engine) Rules() []*Rule {
+	out := make([]*Rule, 0, len(e.rules))
+	for _, r := range e.sorted() {
+		out = append(out, r.prog.rule)
+	}
+	return out
+}
+
+// Stats returns every rule's counters, sorted by ID.
+func (e *Engine) Stats() []RuleStats {
+	out := make([]RuleStats, 0, len(e.rules))
+	for _, r := range e.sorted() {
+		out = append(out, r.snapshotStats())
+	}
+	return out
+}
+
+// BadRows counts rows whose width did not match the schema; they are skipped.
+func (e *Engine) BadRows() uint64 { return e.badRows }
+
+func (r *ruleRT) snapshotStats() RuleStats {
+	s := r.stats
+	s.Version = r.prog.rule.Version
+	s.Enabled = r.prog.rule.Enabled
+	s.DryRun = r.prog.rule.DryRun
+	s.Quarantined, s.QuarantineReason = r.quarantined, r.reason
+	s.Keys = make(map[string]int, len(r.stateCount))
+	for i, n := range r.stateCount {
+		if n > 0 {
+			s.Keys[r.prog.states[i]] = n
+		}
+	}
+	return s
+}
+
+func (e *Engine) sorted() []*ruleRT {
+	out := make([]*ruleRT, 0, len(e.rules))
+	for _, r := range e.rules {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].prog.rule.ID < out[j].prog.rule.ID })
+	return out
+}
+
+// Apply installs, replaces or deletes a rule. A replacement must carry a
+// greater version than the current one (or than the deleted one). It keeps
+// the per-key state that the new version can reuse — signals and groups
+// whose definitions did not change, and each key's current state — and
+// re-evaluates every key at the next watermark or record, so the new
+// version takes effect for all keys from this point. Delete drops the
+// rule's state and emits nothing.
+func (e *Engine) Apply(u Update) error {
+	if u.Rule == nil {
+		if u.Delete == "" {
+			return errors.New("apply rule update: neither rule nor delete is set")
+		}
+		cur := e.rules[u.Delete]
+		if cur == nil {
+			return nil
+		}
+		e.tombstones[u.Delete] = cur.prog.rule.Version
+		e.dropKeys(cur)
+		delete(e.rules, u.Delete)
+		e.rebuild()
+		return nil
+	}
+	rule := u.Rule
+	cur := e.rules[rule.ID]
+	curVersion, known := e.tombstones[rule.ID]
+	if cur != nil {
+		curVersion, known = cur.prog.rule.Version, true
+	}
+	if known && rule.Version <= curVersion {
+		return fmt.Errorf("apply rule %q: version %d is not greater than the current version %d", rule.ID, rule.Version, curVersion)
+	}
+	prog, err := compileRule(rule, e.schema)
+	if err != nil {
+		return fmt.Errorf("apply rule: %w", err)
+	}
+	nr := e.newRuleRT(prog)
+	if cur != nil {
+		nr.stats = cur.stats
+		if rule.Enabled {
+			e.migrate(cur, nr)
+		}
+		e.dropKeys(cur)
+	}
+	nr.stats.ID = rule.ID
+	delete(e.tombstones, rule.ID)
+	e.rules[rule.ID] = nr
+	e.rebuild()
+	return nil
+}
+
+// migrate carries reusable state from the old version to the new one.
+func (e *Engine) migrate(old, nr *ruleRT) {
+	keys := make([]string, 0, len(old.keys))
+	for k := range old.keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	op, np := old.prog, nr.prog
+	for _, k := range keys {
+		oks := old.keys[k]
+		ks := e.newKeyState(nr, oks.key, oks.vals)
+		e.putKey(nr, ks)
+		ks.kg, ks.clock = oks.kg, oks.clock
+		for i := range np.signals {
+			if j, ok := op.sigIndex[np.signals[i].name]; ok && op.signals[j].spec == np.signals[i].spec && op.signals[j].typ == np.signals[i].typ {
+				ks.sigs[i] = oks.sigs[j].clone()
+			}
+		}
+		for i := range np.groups {
+			for j := range op.groups {
+				if op.groups[j].name == np.groups[i].name && reflect.DeepEqual(op.groups[j].spec, np.groups[i].spec) {
+					ks.groups[i] = oks.groups[j]
+				}
+			}
+		}
+		if s, ok := np.stateIdx[op.states[oks.state]]; ok {
+			ks.state = s
+		}
+		if oks.decider >= 0 {
+			for i := range np.groups {
+				if np.groups[i].name == op.groups[oks.decider].name {
+					ks.decider = i
+				}
+			}
+		}
+		nr.stateCount[0]--
+		nr.stateCount[ks.state]++
+		ks.dirty = true
+		e.schedule(ks)
+	}
+}
+
+func (e *Engine) dropKeys(r *ruleRT) {
+	for _, ks := range r.keys {
+		ks.dead = true
+	}
+	r.keys = map[string]*keyState{}
+	r.byID = map[int32]*keyState{}
+	clear(r.stateCount)
+}
+
+// rebuild recomputes the select index: a rule whose select constrains a
+// field to constants is listed under each constant of its most selective
+// such field; the others are scanned for every record.
+func (e *Engine) rebuild() {
+	e.index, e.scan = nil, nil
+	byPos := map[int]map[string][]*ruleRT{}
+	maxSig, maxGroups := 0, 0
+	for _, r := range e.sorted() {
+		p := r.prog
+		maxSig = max(maxSig, len(p.signals))
+		maxGroups = max(maxGroups, len(p.groups))
+		if !p.rule.Enabled || r.quarantined {
+			continue
+		}
+		best := -1
+		for pos, vals := range p.index {
+			if best < 0 || len(vals) < len(p.index[best]) || (len(vals) == len(p.index[best]) && pos < best) {
+				best = pos
+			}
+		}
+		if best < 0 {
+			e.scan = append(e.scan, r)
+			continue
+		}
+		m := byPos[best]
+		if m == nil {
+			m = map[string][]*ruleRT{}
+			byPos[best] = m
+		}
+		seen := map[string]bool{}
+		for _, v := range p.index[best] {
+			if !seen[v] {
+				seen[v] = true
+				m[v] = append(m[v], r)
+			}
+		}
+	}
+	for pos, m := range byPos {
+		e.index = append(e.index, fieldIndex{pos: pos, m: m})
+	}
+	sort.Slice(e.index, func(i, j int) bool { return e.index[i].pos < e.index[j].pos })
+	e.vals = make([]record.Value, maxSig)
+	e.inputs = make([]sigInput, maxSig)
+	e.holds = make([]bool, maxGroups)
+	e.clears = make([]bool, maxGroups)
+}
+
+// Process feeds one record with event time t (ms) to every enabled rule
+// whose select matches it. Lateness is the runtime's concern: the engine
+// uses the event times it is given.
+func (e *Engine) Process(row record.Row, t int64, emit func(Alert)) {
+	if len(row) != e.schema.Len() {
+		e.badRows++
+		return
+	}
+	e.rowGen++
+	index, scan := e.index, e.scan
+	for i := range index {
+		v := row[index[i].pos]
+		if v.T != record.TypeString {
+			continue
+		}
+		for _, r := range index[i].m[v.S] {
+			e.processRule(r, row, t, emit)
+		}
+	}
+	for _, r := range scan {
+		e.processRule(r, row, t, emit)
+	}
+}
+
+func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert)) {
+	if r.quarantined {
+		return
+	}
+	p := r.prog
+	sc := &e.rowScope
+	sc.row = row
+	if p.selectC != nil && !p.selectIsIndex {
+		m, err := e.run.evalBool(p.selectC, sc)
+		if err != nil {
+			e.fail(r, fmt.Errorf("select: %w", err))
+			return
+		}
+		if m != triTrue {
+			return
+		}
+	}
+	any := false
+	inputs := e.inputs[:len(p.signals)]
+	for i := range p.signals {
+		sp := &p.signals[i]
+		inputs[i] = sigInput{}
+		if sp.when != nil {
+			m, err := e.run.evalBool(sp.when, sc)
+			if err != nil {
+				e.fail(r, fmt.Errorf("signal %s: when: %w", sp.name, err))
+				return
+			}
+			if m != triTrue {
+				continue
+			}
+		}
+		var v record.Value
+		if sp.value != nil {
+			var err error
+			if v, err = e.run.evalValue(sp.value, sc); err != nil {
+				e.fail(r, fmt.Errorf("signal %s: value: %w", sp.name, err))
+				return
+			}
+		}
+		inputs[i] = sigInput{matched: true, v: v}
+		any = true
+	}
+	if !any {
+		return
+	}
+	ks := e.lookupKey(r, row)
+	now := max(ks.clock, t, e.watermark)
+	if !e.step(ks, now, emit) {
+		return
+	}
+	changed := false
+	for i := range p.signals {
+		if !inputs[i].matched {
+			continue
+		}
+		c, err := p.signals[i].add(&ks.sigs[i], t, inputs[i].v, now, e.opts.MaxSignalPoints)
+		if err != nil {
+			e.fail(r, fmt.Errorf("signal %s: %w", p.signals[i].name, err))
+			return
+		}
+		changed = changed || c
+	}
+	if changed || ks.dirty {
+		ks.dirty = false
+		if !e.evaluate(ks, now, emit) {
+			return
+		}
+	}
+	r.consecutive = 0
+	e.schedule(ks)
+}
+
+// lookupKey finds or creates the state of the record's key. The key ID is
+// computed once per record and key space; the common single-string key is
+// looked up without building a string.
+func (e *Engine) lookupKey(r *ruleRT, row record.Row) *keyState {
+	sp := r.space
+	if sp.gen != e.rowGen {
+		idx := sp.idx
+		var key string
+		if len(idx) == 1 && row[idx[0]].T == record.TypeString {
+			key = row[idx[0]].S
+		} else {
+			e.keyBuf = e.keyBuf[:0]
+			for i, f := range idx {
+				if i > 0 {
+					e.keyBuf = append(e.keyBuf, '|')
+				}
+				e.keyBuf = row[f].AppendText(e.keyBuf)
+			}
+			key = unsafeString(e.keyBuf)
+		}
+		sp.cur = sp.intern(key)
+		sp.gen = e.rowGen
+	}
+	if ks := r.byID[sp.cur]; ks != nil {
+		return ks
+	}
+	idx := r.prog.keyIdx
+	vals := make([]record.Value, len(idx))
+	e.keyBuf = e.keyBuf[:0]
+	for i, f := range idx {
+		vals[i] = row[f].Clone()
+		if i > 0 {
+			e.keyBuf = append(e.keyBuf, '|')
+		}
+		e.keyBuf = row[f].AppendText(e.keyBuf)
+	}
+	ks := e.newKeyState(r, string(e.keyBuf), vals)
+	r.keys[ks.key] = ks
+	r.byID[sp.cur] = ks
+	r.stateCount[0]++
+	return ks
+}
+
+func (e *Engine) newKeyState(r *ruleRT, key string, vals []record.Value) *keyState {
+	ks := &keyState{
+		rule:    r,
+		key:     key,
+		vals:    vals,
+		clock:   -1 << 63,
+		sigs:    make([]sigState, len(r.prog.signals)),
+		groups:  make([]groupState, len(r.prog.groups)),
+		decider: -1,
+		timer:   noTimer,
+	}
+	if e.opts.KeyGroup != nil {
+		ks.kg = e.opts.KeyGroup(key)
+	}
+	return ks
+}
+
+// nextEvent is the earliest event time at which the key changes without a
+// new record: a pending group's duration elapsing or an input leaving a
+// signal's window.
+func (e *Engine) nextEvent(ks *keyState) int64 {
+	p := ks.rule.prog
+	next := int64(noTimer)
+	for i := range p.groups {
+		if g := ks.groups[i]; g.phase == phasePending {
+			next = min(next, g.since+p.groups[i].forMs)
+		}
+	}
+	for i := range p.signals {
+		next = min(next, p.signals[i].nextExpiry(&ks.sigs[i]))
+	}
+	return next
+}
+
+// step moves the key's clock to `to`, evaluating at each event on the way,
+// so "for 5m" fires exactly 5 minutes after the condition began to hold
+// whatever the record and watermark spacing. It reports false when an
+// evaluation failed.
+func (e *Engine) step(ks *keyState, to int64, emit func(Alert)) bool {
+	p := ks.rule.prog
+	for {
+		next := e.nextEvent(ks)
+		if next > to {
+			break
+		}
+		ks.clock = max(ks.clock, next)
+		for i := range p.signals {
+			p.signals[i].expire(&ks.sigs[i], ks.clock)
+		}
+		if !e.evaluate(ks, ks.clock, emit) {
+			return false
+		}
+	}
+	ks.clock = max(ks.clock, to)
+	return true
+}
+
+// evaluate re-evaluates every group of the key at event time at and emits
+// an alert if the rule's state for the key changed. On an error nothing
+// changes and false is returned.
+func (e *Engine) evaluate(ks *keyState, at int64, emit func(Alert)) bool {
+	r := ks.rule
+	p := r.prog
+	vals := e.vals[:len(p.signals)]
+	for i := range p.signals {
+		vals[i] = p.signals[i].current(&ks.sigs[i])
+	}
+	sc := &e.sigScope
+	sc.sigs = vals
+	r.stats.Evaluations++
+	for gi := range p.groups {
+		g := &p.groups[gi]
+		holds := !g.any
+		for _, c := range g.conds {
+			t, err := e.run.evalBool(c, sc)
+			if err != nil {
+				e.fail(r, fmt.Errorf("group %s: %w", g.name, err))
+				return false
+			}
+			if g.any && t == triTrue {
+				holds = true
+				break
+			}
+			if !g.any && t != triTrue {
+				holds = false
+				break
+			}
+		}
+		e.holds[gi] = holds
+		e.clears[gi] = false
+		if g.clear != nil && ks.groups[gi].phase == phaseFiring {
+			t, err := e.run.evalBool(g.clear, sc)
+			if err != nil {
+				e.fail(r, fmt.Errorf("group %s: clear: %w", g.name, err))
+				return false
+			}
+			// A clear expression over signals that have no value any more
+			// counts as holding: expired evidence must not keep an alert
+			// firing forever.
+			e.clears[gi] = t != triFalse
+		}
+	}
+	best := -1
+	for gi := range p.groups {
+		g, gs := &p.groups[gi], &ks.groups[gi]
+		holds := e.holds[gi]
+		switch gs.phase {
+		case phaseInactive:
+			if holds {
+				gs.since = at
+				gs.phase = phasePending
+				if g.forMs == 0 {
+					gs.phase = phaseFiring
+				}
+			}
+		case phasePending:
+			switch {
+			case !holds:
+				gs.phase = phaseInactive
+			case gs.since+g.forMs <= at:
+				gs.phase = phaseFiring
+			}
+		case phaseFiring:
+			if (g.clear != nil && e.clears[gi]) || (g.clear == nil && !holds) {
+				gs.phase = phaseInactive
+			}
+		}
+		if gs.phase == phaseFiring && (best < 0 || outranks(g, &p.groups[best])) {
+			best = gi
+		}
+	}
+	newState := 0
+	if best >= 0 {
+		newState = p.groups[best].state
+	}
+	if newState != ks.state {
+		decider := best
+		if best < 0 {
+			decider = ks.decider
+		}
+		old := ks.state
+		r.stateCount[old]--
+		r.stateCount[newState]++
+		ks.state = newState
+		ks.decider = best
+		if p.rule.DryRun {
+			r.stats.DryRunAlerts++
+		} else {
+			r.stats.Alerts++
+		}
+		if emit != nil {
+			emit(e.alert(ks, old, decider, vals, at))
+		}
+	}
+	ks.decider = best
+	return true
+}
+
+// outranks orders firing groups: higher state, then higher weight; on a
+// full tie the earlier group (already chosen) stays.
+func outranks(g, cur *groupProg) bool {
+	if g.state != cur.state {
+		return g.state > cur.state
+	}
+	return g.weight > cur.weight
+}
+
+func (e *Engine) alert(ks *keyState, old, decider int, vals []record.Value, at int64) Alert {
+	p := ks.rule.prog
+	rule := p.rule
+	a := Alert{
+		RuleID:      rule.ID,
+		RuleVersion: rule.Version,
+		Key:         ks.key,
+		KeyFields:   rule.Key,
+		KeyValues:   ks.vals,
+		OldState:    p.states[old],
+		NewState:    p.states[ks.state],
+		EventTime:   at,
+		Severity:    rule.Severity,
+		Description: rule.Description,
+		Labels:      rule.Labels,
+		DryRun:      rule.DryRun,
+	}
+	if decider >= 0 {
+		a.Group = p.groups[decider].name
+	}
+	a.Signals = make([]SignalValue, len(vals))
+	for i, v := range vals {
+		a.Signals[i] = SignalValue{Name: p.signals[i].name, Value: v}
+	}
+	a.ID = AlertID(rule.ID, rule.Version, ks.key, at, a.NewState)
+	if len(p.annot) > 0 {
+		data := map[string]any{"key": ks.key, "state": a.NewState, "oldState": a.OldState, "group": a.Group, "ruleId": rule.ID}
+		for _, s := range a.Signals {
+			data[s.Name] = s.Value.Any()
+		}
+		a.Annotations = make(map[string]string, len(p.annot))
+		var buf bytes.Buffer
+		for _, an := range p.annot {
+			buf.Reset()
+			if err := an.tmpl.Execute(&buf, data); err != nil {
+				a.Annotations[an.name] = "render annotation: " + err.Error()
+				continue
+			}
+			a.Annotations[an.name] = buf.String()
+		}
+	}
+	return a
+}
+
+// AlertID is the deterministic alert ID: the first 16 bytes of the SHA-256
+// of rule ID, version, key, transition event time and new state, in hex.
+func AlertID(ruleID string, version int64, key string, eventTime int64, newState string) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, s := range []string{ruleID, key, newState} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	binary.BigEndian.PutUint64(n[:], uint64(version))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(eventTime))
+	h.Write(n[:])
+	sum := h.Sum(nil)
+	return hex.EncodeToString(sum[:16])
+}
+
+// fail counts an evaluation error and quarantines the rule after
+// QuarantineAfter consecutive ones.
+func (e *Engine) fail(r *ruleRT, err error) {
+	r.stats.Errors++
+	r.consecutive++
+	if r.consecutive >= e.opts.QuarantineAfter && !r.quarantined {
+		r.quarantined = true
+		r.reason = fmt.Sprintf("%d consecutive evaluation errors, last: %v", r.consecutive, err)
+		e.rebuild()
+	}
+}
+
+// Advance moves event time to the watermark: pending groups whose duration
+// has elapsed fire and inputs leave their windows, for keys that receive
+// no further records.
+func (e *Engine) Advance(watermark int64, emit func(Alert)) {
+	if watermark <= e.watermark {
+		return
+	}
+	e.watermark = watermark
+	for len(e.timers) > 0 && e.timers[0].t <= watermark {
+		en := heap.Pop(&e.timers).(timer)
+		ks := en.ks
+		if ks.dead || ks.timer != en.t || ks.rule.quarantined {
+			continue
+		}
+		ks.timer = noTimer
+		ok := e.step(ks, watermark, emit)
+		if ok && ks.dirty {
+			ks.dirty = false
+			ok = e.evaluate(ks, ks.clock, emit)
+		}
+		if ok {
+			ks.rule.consecutive = 0
+			e.schedule(ks)
+		}
+	}
+}
+
+// schedule sets the key's timer to its next event.
+func (e *Engine) schedule(ks *keyState) {
+	next := e.nextEvent(ks)
+	if ks.dirty {
+		next = min(next, ks.clock)
+	}
+	if next == ks.timer {
+		return
+	}
+	ks.timer = next
+	if next == noTimer {
+		return
+	}
+	e.seq++
+	heap.Push(&e.timers, timer{t: next, seq: e.seq, ks: ks})
+	if n := len(e.timers); n > 4096 && n > 4*e.liveTimers() {
+		e.compactTimers()
+	}
+}
+
+func (e *Engine) liveTimers() int {
+	n := 0
+	for _, r := range e.rules {
+		n += len(r.keys)
+	}
+	return n
+}
+
+// compactTimers drops entries superseded by a later schedule.
+func (e *Engine) compactTimers() {
+	live := e.timers[:0]
+	for _, t := range e.timers {
+		if !t.ks.dead && t.ks.timer == t.t {
+			live = append(live, t)
+		}
+	}
+	clear(e.timers[len(live):])
+	e.timers = live
+	heap.Init(&e.timers)
+}
+
+type timer struct {
+	t   int64
+	seq uint64
+	ks  *keyState
+}
+
+// timerHeap orders timers by time, then by scheduling order, so keys due at
+// the same time fire in a deterministic order.
+type timerHeap []timer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	return h[i].t < h[j].t || (h[i].t == h[j].t && h[i].seq < h[j].seq)
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+
+// Push implements heap.Interface.
+func (h *timerHeap) Push(x any) { *h = append(*h, x.(timer)) }
+
+// Pop implements heap.Interface.
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = timer{}
+	*h = old[:len(old)-1]
+	return t
+}
+
+// unsafeString views b as a string for a map lookup; intern clones it
+// before keeping it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func errSignalType(sp *signalProg, v record.Value) error {
+	return fmt.Errorf("value %s is %s, want %s", v.GoString(), v.T, sp.typ)
+}
