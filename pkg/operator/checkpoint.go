@@ -64,7 +64,9 @@ type Coordinator struct {
 	inflight *pendingCheckpoint
 	last     atomic.Int64
 	restored *checkpoint.Manifest
-	stopping atomic.Bool
+	// restoredCommitted: the restored checkpoint's commits had completed.
+	restoredCommitted bool
+	stopping          atomic.Bool
 }
 
 type pendingCheckpoint struct {
@@ -147,12 +149,15 @@ func NewCoordinator(rt *Runtime, cfg CheckpointConfig, logger *zap.Logger, reg p
 func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manifest, error) {
 	start := time.Now()
 	var m *checkpoint.Manifest
-	var err error
-	if id > 0 {
-		m, err = checkpoint.Load(ctx, c.cfg.Store, checkpoint.ManifestKey(c.cfg.Prefix, id))
-	} else {
-		m, err = checkpoint.Latest(ctx, c.cfg.Store, c.cfg.Prefix)
-	}
+	err := retry(ctx, func() error {
+		var err error
+		if id > 0 {
+			m, err = checkpoint.Load(ctx, c.cfg.Store, checkpoint.ManifestKey(c.cfg.Prefix, id))
+		} else {
+			m, err = checkpoint.Latest(ctx, c.cfg.Store, c.cfg.Prefix)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +187,9 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 	}
 	c.rt.restore = rs
 	c.restored = m
+	if _, err := c.read(ctx, committedKey(c.cfg.Prefix, m.ID)); err == nil {
+		c.restoredCommitted = true
+	}
 	c.mu.Lock()
 	c.nextID = m.ID + 1
 	c.mu.Unlock()
@@ -192,7 +200,35 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 	return m, nil
 }
 
+// read reads an object, retrying transient failures: a restore should
+// ride out a flaky store rather than fail the start.
 func (c *Coordinator) read(ctx context.Context, key string) ([]byte, error) {
+	var data []byte
+	err := retry(ctx, func() error {
+		var err error
+		data, err = c.readOnce(ctx, key)
+		return err
+	})
+	return data, err
+}
+
+// retry runs fn up to 6 times with growing pauses, stopping at ErrNotFound.
+func retry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 6; attempt++ {
+		if err = fn(); err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, checkpoint.ErrNoCheckpoint) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (c *Coordinator) readOnce(ctx context.Context, key string) ([]byte, error) {
 	r, err := c.cfg.Store.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
@@ -467,14 +503,26 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 // records source offsets in the brokers. Failures are logged: the
 // checkpoint is complete, and recovery commits again idempotently.
 func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) {
+	ok := true
 	for _, s := range m.Sinks {
-		tx, ok := c.rt.sinkNamed(s.Sink).(sink.Transactional)
-		if !ok {
+		tx, isTx := c.rt.sinkNamed(s.Sink).(sink.Transactional)
+		if !isTx {
 			continue
 		}
 		if err := tx.Commit(ctx, s.Task, s.State); err != nil {
+			ok = false
 			c.m.commitFailures.Inc()
 			c.log.Warn("commit sink output; it will be committed on recovery", zap.String("sink", s.Sink), zap.String("task", s.Task), zap.Int64("checkpoint", m.ID), zap.Error(err))
+		}
+	}
+	if ok {
+		// Recovery from this checkpoint need not deliver its output again.
+		for attempt := 0; attempt < 5; attempt++ {
+			err := c.cfg.Store.PutIfAbsent(ctx, committedKey(c.cfg.Prefix, m.ID), []byte("committed\n"))
+			if err == nil || errors.Is(err, store.ErrExists) {
+				break
+			}
+			c.log.Warn("record completed commit", zap.Int64("checkpoint", m.ID), zap.Error(err))
 		}
 	}
 	for _, src := range c.rt.sources {
@@ -497,6 +545,8 @@ func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) {
 	}
 }
 
+func committedKey(prefix string, id int64) string { return checkpoint.Dir(prefix, id) + "/_committed" }
+
 // recoverSinks hands each transactional sink the states of the restored
 // checkpoint (nothing when starting fresh).
 func (c *Coordinator) recoverSinks(ctx context.Context) error {
@@ -512,6 +562,12 @@ func (c *Coordinator) recoverSinks(ctx context.Context) error {
 	for _, sk := range c.rt.sinks {
 		tx, ok := sk.spec.Sink.(sink.Transactional)
 		if !ok {
+			continue
+		}
+		if cr, ok := sk.spec.Sink.(sink.CommittedRecoverer); ok && c.restoredCommitted {
+			if err := cr.RecoverCommitted(ctx, states[sk.spec.Name]); err != nil {
+				return fmt.Errorf("recover sink %q: %w", sk.spec.Name, err)
+			}
 			continue
 		}
 		if err := tx.Recover(ctx, states[sk.spec.Name]); err != nil {

@@ -566,7 +566,7 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		}
 		return s
 	case "webhook":
-		cfg := *sk.Webhook
+		cfg := webhookDefaults(*sk.Webhook)
 		cfg.Name = sk.Name
 		if err := cfg.Validate(); err != nil {
 			b.problem(path+".webhook", "%v", err)
@@ -598,4 +598,28 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 	}
 	b.problem(path+".type", "sink type %q is not supported", sk.Type)
 	return nil
+}
+
+// webhookDefaults fills the fields a pipeline file left out.
+func webhookDefaults(c webhook.Config) webhook.Config {
+	d := webhook.DefaultConfig()
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = d.MaxAttempts
+	}
+	if c.InitialBackoff == 0 {
+		c.InitialBackoff = d.InitialBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = d.MaxBackoff
+	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = d.MaxRetryAfter
+	}
+	if c.MaxRows == 0 {
+		c.MaxRows = d.MaxRows
+	}
+	return c
 }

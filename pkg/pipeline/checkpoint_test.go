@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -9,11 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/streamd/streamd/internal/s3proxy"
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/checkpoint/store/local"
 	"github.com/streamd/streamd/pkg/operator"
@@ -61,7 +67,12 @@ sinks:
 
 func runPipeline(t *testing.T, dir, rate string, stopAfter int64) {
 	t.Helper()
-	cfg, err := pipeline.Parse([]byte(savepointPipeline), func(k string) (string, bool) {
+	runPipelineDoc(t, savepointPipeline, dir, rate, stopAfter, nil)
+}
+
+func runPipelineDoc(t *testing.T, doc, dir, rate string, stopAfter int64, reg prometheus.Registerer) {
+	t.Helper()
+	cfg, err := pipeline.Parse([]byte(doc), func(k string) (string, bool) {
 		switch k {
 		case "DIR":
 			return dir, true
@@ -71,10 +82,10 @@ func runPipeline(t *testing.T, dir, rate string, stopAfter int64) {
 		return "", false
 	})
 	require.NoError(t, err)
-	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	job, err := pipeline.Build(cfg, pipeline.Options{Logger: log})
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	job, err := pipeline.Build(cfg, pipeline.Options{Logger: log, Registry: reg})
 	require.NoError(t, err)
-	rt, err := operator.New(job, log, nil)
+	rt, err := operator.New(job, log, reg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -87,7 +98,7 @@ func runPipeline(t *testing.T, dir, rate string, stopAfter int64) {
 			for _, s := range rt.Status().Splits {
 				read += s.Records
 			}
-			if read >= stopAfter && rt.Coordinator().LastCompleted() > 0 {
+			if read >= stopAfter && rt.Coordinator().LastCompleted() > 1 {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -138,4 +149,77 @@ func TestSavepointRestoreMatchesUninterrupted(t *testing.T) {
 
 	runPipeline(t, dir, "0", 0) // restores the savepoint, runs to the end
 	require.Equal(t, want, sortedLines(t, filepath.Join(dir, "results.jsonl")))
+}
+
+// TestCheckpointsThroughFaultyS3 stores checkpoints in S3 behind a proxy
+// that fails, resets, loses and delays requests, with few retries so that
+// some checkpoints really fail. The pipeline must keep running, count the
+// failures, and — with results held until their checkpoint completes —
+// produce across a stop and a restore exactly what an uninterrupted run does.
+func TestCheckpointsThroughFaultyS3(t *testing.T) {
+	backend := s3mem.New()
+	require.NoError(t, backend.CreateBucket("chk"))
+	s3srv := httptest.NewServer(gofakes3.New(backend).Server())
+	defer s3srv.Close()
+	proxy, err := s3proxy.New(s3proxy.Config{Target: s3srv.URL, Seed: 7, ErrorRate: 0.2, ResetRate: 0.05, LostResponseRate: 0.05, DelayRate: 0.1, Delay: 20 * time.Millisecond})
+	require.NoError(t, err)
+	front := httptest.NewServer(proxy)
+	defer front.Close()
+	defer proxy.Close()
+
+	doc := strings.Replace(savepointPipeline, `checkpoint: {dir: "${DIR}/checkpoints", interval: 150ms}`,
+		`checkpoint:
+  dir: s3://chk/pipelines
+  interval: 100ms
+  timeout: 5s
+  s3: {endpoint: "`+front.URL+`", region: us-east-1, pathStyle: true, accessKey: ak, secretKey: sk, maxAttempts: 2, maxBackoff: 10ms}`, 1)
+	doc = strings.Replace(doc, `type: file, file: {path: "${DIR}/results.jsonl"}}`, `type: file, delivery: exactlyOnce, file: {path: "${DIR}/results.jsonl"}}`, 1)
+	require.Contains(t, doc, "s3://chk")
+	require.Contains(t, doc, "exactlyOnce")
+
+	ref := t.TempDir()
+	runPipeline(t, ref, "0", 0)
+	want := sortedLines(t, filepath.Join(ref, "results.jsonl"))
+
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	runPipelineDoc(t, doc, dir, "4000", 4000, reg)
+	failures := testutil.ToFloat64(counterNamed(t, reg, "streamd_checkpoint_failures_total"))
+	t.Logf("first run: %v checkpoint failures; proxy injected %+v", failures, proxy.Counts())
+	require.Positive(t, failures, "faults made some checkpoints fail")
+	require.Positive(t, testutil.ToFloat64(counterNamed(t, reg, "streamd_checkpoints_completed_total")), "others completed")
+
+	runPipelineDoc(t, doc, dir, "0", 0, prometheus.NewRegistry())
+	got := sortedLines(t, filepath.Join(dir, "results.jsonl"))
+	t.Logf("want %d lines, got %d", len(want), len(got))
+	{
+		counts := map[string]int{}
+		for _, l := range got {
+			counts[l]++
+		}
+		for _, l := range want {
+			counts[l]--
+		}
+		n := 0
+		for l, c := range counts {
+			if c != 0 && n < 5 {
+				t.Logf("%+d %s", c, l)
+				n++
+			}
+		}
+	}
+	require.Equal(t, want, got)
+}
+
+func counterNamed(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: "copy"}, func() float64 { return mf.GetMetric()[0].GetCounter().GetValue() })
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return nil
 }

@@ -63,3 +63,12 @@ type Transactional interface {
 	// finished and committed.
 	Recover(ctx context.Context, states map[string][]byte) error
 }
+
+// CommittedRecoverer is implemented by transactional sinks whose Commit is
+// not idempotent by itself (rows handed to another system). When the
+// restored checkpoint is known to have been committed completely, the
+// runtime calls RecoverCommitted instead of Recover, and nothing is
+// delivered twice.
+type CommittedRecoverer interface {
+	RecoverCommitted(ctx context.Context, states map[string][]byte) error
+}

@@ -5,7 +5,9 @@
 // checkpoint; Commit hands them to the wrapped sink. Recovery commits the
 // restored checkpoint's rows again, so a consumer may see the rows of the
 // last checkpoint twice after a crash — with the same deterministic alert
-// ids, which is what consumers deduplicate on.
+// ids, which is what consumers deduplicate on — unless the runtime knows
+// the commit completed (it records that in the checkpoint store), in which
+// case nothing is delivered twice.
 package hold
 
 import (
@@ -29,23 +31,38 @@ type Sink struct {
 	mu    sync.Mutex
 	// out holds the wrapped sink's writers used by Commit, by task.
 	out map[string]sink.Writer
+	// delivered is, by task, the newest checkpoint whose rows were handed
+	// to the wrapped sink.
+	delivered map[string]int64
 }
 
 var (
-	_ sink.Transactional = (*Sink)(nil)
-	_ sink.Preparer      = (*Writer)(nil)
+	_ sink.Transactional      = (*Sink)(nil)
+	_ sink.Preparer           = (*Writer)(nil)
+	_ sink.CommittedRecoverer = (*Sink)(nil)
 )
 
 // New wraps inner.
-func New(inner sink.Sink) *Sink { return &Sink{inner: inner, out: make(map[string]sink.Writer)} }
+func New(inner sink.Sink) *Sink {
+	return &Sink{inner: inner, out: make(map[string]sink.Writer), delivered: make(map[string]int64)}
+}
 
-// Writer holds one task's rows until the next barrier.
+// Writer holds one task's rows until a completed checkpoint covers them.
+// Rows are kept in segments, one per barrier: a checkpoint that fails
+// leaves its segment to the next one, so no row is lost.
 type Writer struct {
 	s      *Sink
 	task   string
 	schema *record.Schema
 	rows   int
 	buf    []byte
+	segs   []segment
+}
+
+type segment struct {
+	id   int64
+	rows int
+	buf  []byte
 }
 
 // NewWriter returns a holding writer for task.
@@ -65,8 +82,27 @@ func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 	return nil
 }
 
-// Prepare hands the rows held so far to the checkpoint.
-func (w *Writer) Prepare(context.Context, int64) ([]byte, error) {
+// Prepare closes the current segment under checkpoint id and returns every
+// segment not yet delivered.
+func (w *Writer) Prepare(_ context.Context, id int64) ([]byte, error) {
+	if w.rows > 0 {
+		w.segs = append(w.segs, segment{id: id, rows: w.rows, buf: w.buf})
+		w.rows, w.buf = 0, nil
+	}
+	w.s.mu.Lock()
+	done := w.s.delivered[w.task]
+	w.s.mu.Unlock()
+	kept := w.segs[:0]
+	for _, sg := range w.segs {
+		if sg.id > done {
+			kept = append(kept, sg)
+		}
+	}
+	w.segs = kept
+	return w.encode(), nil
+}
+
+func (w *Writer) encode() []byte {
 	st := []byte{stateVersion}
 	st = binary.AppendUvarint(st, uint64(w.schema.Len()))
 	for i := 0; i < w.schema.Len(); i++ {
@@ -75,34 +111,39 @@ func (w *Writer) Prepare(context.Context, int64) ([]byte, error) {
 		st = append(st, f.Name...)
 		st = append(st, byte(f.Type))
 	}
-	st = binary.AppendUvarint(st, uint64(w.rows))
-	st = append(st, w.buf...)
-	st = binary.LittleEndian.AppendUint32(st, crc32.ChecksumIEEE(st))
-	w.rows, w.buf = 0, w.buf[:0]
-	return st, nil
+	st = binary.AppendUvarint(st, uint64(len(w.segs)))
+	for _, sg := range w.segs {
+		st = binary.AppendVarint(st, sg.id)
+		st = binary.AppendUvarint(st, uint64(sg.rows))
+		st = binary.AppendUvarint(st, uint64(len(sg.buf)))
+		st = append(st, sg.buf...)
+	}
+	return binary.LittleEndian.AppendUint32(st, crc32.ChecksumIEEE(st))
 }
 
 // Close delivers rows no checkpoint took (the input ended without a final
 // checkpoint: nothing will replay them), then releases the task.
 func (w *Writer) Close(ctx context.Context) error {
-	if w.rows == 0 {
+	if w.rows == 0 && len(w.segs) == 0 {
 		return nil
 	}
-	st, _ := w.Prepare(ctx, 0)
+	st, _ := w.Prepare(ctx, 1<<62)
 	return w.s.Commit(ctx, w.task, st)
 }
 
-// Commit delivers the rows of a prepared state to the wrapped sink.
+// Commit delivers the rows of a prepared state's segments that are newer
+// than what this task already delivered.
 func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
-	schema, b, err := decodeState(state)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	schema, b, newest, err := decodeState(state, s.delivered[task])
 	if err != nil {
 		return fmt.Errorf("commit held rows of %s: %w", task, err)
 	}
 	if b.Len() == 0 {
+		s.delivered[task] = max(s.delivered[task], newest)
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w := s.out[task]
 	if w == nil {
 		if w, err = s.inner.NewWriter(task, schema); err != nil {
@@ -113,6 +154,7 @@ func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
 	if err := w.Write(ctx, b); err != nil {
 		return fmt.Errorf("commit held rows of %s: %w", task, err)
 	}
+	s.delivered[task] = max(s.delivered[task], newest)
 	return nil
 }
 
@@ -125,6 +167,10 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 	}
 	return nil
 }
+
+// RecoverCommitted is Recover for a checkpoint whose commit completed: its
+// rows were delivered, so nothing is sent again.
+func (s *Sink) RecoverCommitted(context.Context, map[string][]byte) error { return nil }
 
 // Close closes the wrapped sink's writers and the sink.
 func (s *Sink) Close(ctx context.Context) error {
@@ -141,13 +187,20 @@ func (s *Sink) Close(ctx context.Context) error {
 
 var errCorrupt = errors.New("corrupt held-rows state")
 
-func decodeState(st []byte) (*record.Schema, *record.Batch, error) {
+// decodeState returns the rows of the segments newer than after, and the
+// newest segment id.
+func decodeState(st []byte, after int64) (*record.Schema, *record.Batch, int64, error) {
+	schema, b, newest, err := decodeSegments(st, after)
+	return schema, b, newest, err
+}
+
+func decodeSegments(st []byte, after int64) (*record.Schema, *record.Batch, int64, error) {
 	if len(st) < 5 || st[0] != stateVersion {
-		return nil, nil, errCorrupt
+		return nil, nil, 0, errCorrupt
 	}
 	body := st[:len(st)-4]
 	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(st[len(st)-4:]) {
-		return nil, nil, fmt.Errorf("%w: checksum mismatch", errCorrupt)
+		return nil, nil, 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
 	p := body[1:]
 	uv := func() (uint64, bool) {
@@ -160,41 +213,63 @@ func decodeState(st []byte) (*record.Schema, *record.Batch, error) {
 	}
 	nf, ok := uv()
 	if !ok || nf > uint64(len(p)) {
-		return nil, nil, errCorrupt
+		return nil, nil, 0, errCorrupt
 	}
 	fields := make([]record.Field, nf)
 	for i := range fields {
 		l, ok := uv()
 		if !ok || l+1 > uint64(len(p)) {
-			return nil, nil, errCorrupt
+			return nil, nil, 0, errCorrupt
 		}
 		fields[i] = record.Field{Name: string(p[:l]), Type: record.Type(p[l])}
 		p = p[l+1:]
 	}
 	schema, err := record.NewSchema(fields...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errCorrupt, err)
+		return nil, nil, 0, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
-	rows, ok := uv()
-	if !ok || rows > uint64(len(p)) {
-		return nil, nil, errCorrupt
+	nsegs, ok := uv()
+	if !ok || nsegs > uint64(len(p)) {
+		return nil, nil, 0, errCorrupt
 	}
-	b := record.NewBatch(len(fields), int(rows))
-	for r := uint64(0); r < rows; r++ {
-		t, n := binary.Varint(p)
+	b := record.NewBatch(len(fields), 0)
+	var newest int64
+	for sgi := uint64(0); sgi < nsegs; sgi++ {
+		id, n := binary.Varint(p)
 		if n <= 0 {
-			return nil, nil, errCorrupt
+			return nil, nil, 0, errCorrupt
 		}
 		p = p[n:]
-		row := b.AppendRow(t)
-		for i := range row {
-			if row[i], p, err = window.ReadValue(p); err != nil {
-				return nil, nil, fmt.Errorf("%w: %w", errCorrupt, err)
+		rows, ok1 := uv()
+		size, ok2 := uv()
+		if !ok1 || !ok2 || size > uint64(len(p)) || rows > size {
+			return nil, nil, 0, errCorrupt
+		}
+		seg := p[:size]
+		p = p[size:]
+		newest = max(newest, id)
+		if id <= after {
+			continue // delivered before
+		}
+		for r := uint64(0); r < rows; r++ {
+			t, n := binary.Varint(seg)
+			if n <= 0 {
+				return nil, nil, 0, errCorrupt
 			}
+			seg = seg[n:]
+			row := b.AppendRow(t)
+			for i := range row {
+				if row[i], seg, err = window.ReadValue(seg); err != nil {
+					return nil, nil, 0, fmt.Errorf("%w: %w", errCorrupt, err)
+				}
+			}
+		}
+		if len(seg) != 0 {
+			return nil, nil, 0, fmt.Errorf("%w: %d trailing bytes in a segment", errCorrupt, len(seg))
 		}
 	}
 	if len(p) != 0 {
-		return nil, nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(p))
+		return nil, nil, 0, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(p))
 	}
-	return schema, b, nil
+	return schema, b, newest, nil
 }

@@ -49,33 +49,44 @@ func TestHoldUntilCommit(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, w.Write(ctx, batch("c")))
 	require.Empty(t, lines(t, path), "nothing is delivered before its checkpoint completes")
+	// Checkpoint 2 fails: its rows stay held and travel in checkpoint 3.
+	_, err = w.(*Writer).Prepare(ctx, 2)
+	require.NoError(t, err)
+	st3, err := w.(*Writer).Prepare(ctx, 3)
+	require.NoError(t, err)
 	require.NoError(t, s.Commit(ctx, "stage-0", st1))
+	require.Len(t, lines(t, path), 2)
+	require.NoError(t, s.Commit(ctx, "stage-0", st3))
+	require.NoError(t, s.Commit(ctx, "stage-0", st3), "committing again delivers nothing twice")
 	require.NoError(t, s.Close(ctx))
-	got := lines(t, path)
-	require.Len(t, got, 2)
-	require.Contains(t, got[0], `"alert_id":"a"`)
-	require.Contains(t, got[1], `"alert_id":"b"`)
+	require.Len(t, lines(t, path), 3)
+	require.Contains(t, lines(t, path)[2], `"alert_id":"c"`)
 
-	// A crash after checkpoint 1: recovery delivers its rows again (same
-	// ids, for consumers to deduplicate); "c" was never delivered.
-	inner2, err := jsonl.New(jsonl.Config{Name: "alerts", Path: path}, nil, nil)
+	// A crash after checkpoint 1 (never committed "c"): recovery delivers
+	// checkpoint 1's rows again, unless its commit is known to be complete.
+	path2 := filepath.Join(t.TempDir(), "alerts.jsonl")
+	inner2, err := jsonl.New(jsonl.Config{Name: "alerts", Path: path2}, nil, nil)
 	require.NoError(t, err)
 	s2 := New(inner2)
 	require.NoError(t, s2.Recover(ctx, map[string][]byte{"stage-0": st1}))
 	require.NoError(t, s2.Close(ctx))
-	require.Len(t, lines(t, path), 4)
-	for _, l := range lines(t, path) {
-		require.NotContains(t, l, `"alert_id":"c"`)
-	}
+	require.Len(t, lines(t, path2), 2)
+	path3 := filepath.Join(t.TempDir(), "alerts.jsonl")
+	inner3, err := jsonl.New(jsonl.Config{Name: "alerts", Path: path3}, nil, nil)
+	require.NoError(t, err)
+	s3 := New(inner3)
+	require.NoError(t, s3.RecoverCommitted(ctx, map[string][]byte{"stage-0": st1}))
+	require.NoError(t, s3.Close(ctx))
+	require.Empty(t, lines(t, path3))
 }
 
 func FuzzDecodeState(f *testing.F) {
-	w := &Writer{schema: schema}
+	w := &Writer{s: New(nil), schema: schema}
 	_ = w.Write(context.Background(), batch("x", "y"))
 	st, _ := w.Prepare(context.Background(), 1)
 	f.Add(st)
 	f.Add([]byte{1, 2, 3, 4, 5})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _, _ = decodeState(data)
+		_, _, _, _ = decodeState(data, 0)
 	})
 }
