@@ -606,3 +606,47 @@ func BenchmarkReadKinesisLocal(b *testing.B) {
 	require.Equal(b, n*b.N, total)
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "records/s")
 }
+
+// slowClient delays every GetRecords answer.
+type slowClient struct {
+	client *http.Client
+	delay  time.Duration
+}
+
+func (s *slowClient) Do(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.Header.Get("X-Amz-Target"), ".GetRecords") {
+		time.Sleep(s.delay)
+	}
+	return s.client.Do(req)
+}
+
+// The runtime reads with a short deadline so it can check idleness between
+// reads. A GetRecords call slower than that deadline must not be cut off
+// and retried forever: its records arrive on a later read.
+func TestSlowGetRecordsUnderShortReadDeadlines(t *testing.T) {
+	client, stream := newStream(t, 1)
+	const n = 30
+	for i := range n {
+		put(t, client, stream, "k", fmt.Sprintf("r%02d", i))
+	}
+	cfg := testConfig(t, stream)
+	cfg.HTTPClient = &slowClient{client: &http.Client{}, delay: 300 * time.Millisecond}
+	src := newTestSource(t, cfg, nil)
+	ctx := context.Background()
+	splits, err := src.Splits(ctx)
+	require.NoError(t, err)
+	require.Len(t, splits, 1)
+	rd, err := src.Open(ctx, splits[0], nil)
+	require.NoError(t, err)
+	defer rd.Close()
+	var got int
+	deadline := time.Now().Add(30 * time.Second)
+	for got < n && time.Now().Before(deadline) {
+		b := &source.Batch{}
+		readCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_ = rd.Read(readCtx, b, 100)
+		cancel()
+		got += len(b.Messages)
+	}
+	require.Equal(t, n, got, "every record arrives although each GetRecords outlasts the read deadline")
+}

@@ -214,6 +214,9 @@ func (r *Reader) subSequences(seq string, n int) []string {
 // call is counted and spaced out with jitter.
 func noRetry(o *kinesis.Options) { o.RetryMaxAttempts = 1 }
 
+// callTimeout bounds one Kinesis API call.
+const callTimeout = 30 * time.Second
+
 // fetch gets the next records of the shard, pacing calls PollInterval
 // apart. It returns nil without records after a throttle or an expired
 // iterator, which the caller retries.
@@ -232,7 +235,13 @@ func (r *Reader) fetch(ctx context.Context) error {
 	if r.s.cfg.StreamARN != "" {
 		in.StreamARN = aws.String(r.s.cfg.StreamARN)
 	}
-	out, err := r.s.client.GetRecords(ctx, in, noRetry)
+	// The caller's ctx may be a short read deadline (the runtime checks
+	// idleness between reads); a GetRecords cut off by it would be retried
+	// with the same iterator forever on a slow endpoint. The call gets its
+	// own bounded context, and its records are kept for the next Read.
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	out, err := r.s.client.GetRecords(callCtx, in, noRetry)
+	cancel()
 	r.called = time.Now()
 	if err != nil {
 		// A refusal counts even when ctx ended meanwhile.
@@ -285,7 +294,9 @@ func (r *Reader) acquire(ctx context.Context) error {
 			in.Timestamp = aws.Time(r.s.cfg.Timestamp)
 		}
 	}
-	out, err := r.s.client.GetShardIterator(ctx, in, noRetry)
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	out, err := r.s.client.GetShardIterator(callCtx, in, noRetry)
+	cancel()
 	if err != nil {
 		if throttled(err) {
 			r.throttles.Inc()
