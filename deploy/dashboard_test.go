@@ -65,20 +65,26 @@ func loadDashboard(t *testing.T) dashboard {
 	return d
 }
 
-// dashboardQuery is one panel query, with the panel it belongs to.
+// dashboardQuery is one panel query, with the panel and row it belongs to.
 type dashboardQuery struct {
+	Row   string
 	Panel string
 	Expr  string
 }
 
-// dashboardQueries lists every PromQL expression in the dashboard.
+// dashboardQueries lists every PromQL expression in the dashboard. A
+// panel belongs to the row above it, or to the collapsed row holding it.
 func dashboardQueries(d dashboard) []dashboardQuery {
 	var qs []dashboardQuery
+	row := ""
 	var walk func([]panel)
 	walk = func(ps []panel) {
 		for _, p := range ps {
+			if p.Type == "row" {
+				row = p.Title
+			}
 			for _, tg := range p.Targets {
-				qs = append(qs, dashboardQuery{Panel: p.Title, Expr: tg.Expr})
+				qs = append(qs, dashboardQuery{Row: row, Panel: p.Title, Expr: tg.Expr})
 			}
 			walk(p.Panels)
 		}
@@ -140,7 +146,10 @@ func TestDashboardStructure(t *testing.T) {
 			require.NotContains(t, evaluable(tg.Expr), "$", "panel %q has an unknown variable", p.Title)
 		}
 	}
-	require.Equal(t, []string{"Overview", "Sources", "Event time", "Quality", "Windows", "Sinks", "Alerts", "Go runtime", "Process"}, rows)
+	require.Equal(t, []string{
+		"Overview", "Sources", "Kafka", "Kinesis", "Event time", "Quality", "Windows", "Sinks", "Checkpoints",
+		"Alerts", "Go runtime", "Process",
+	}, rows)
 }
 
 // rulesFile is the Prometheus rule file format.
@@ -219,9 +228,24 @@ func TestAlertRulesStructure(t *testing.T) {
 	}
 	slices.Sort(alerts)
 	require.Equal(t, []string{
-		"StreamdDeadLettersSpiking", "StreamdDown", "StreamdLateRecordsHigh", "StreamdNotReady",
+		"StreamdCheckpointTooOld", "StreamdCheckpointsFailing", "StreamdDeadLettersSpiking", "StreamdDown",
+		"StreamdKafkaLagGrowing", "StreamdKinesisBehind", "StreamdLateRecordsHigh", "StreamdNotReady",
 		"StreamdParquetNoCommits", "StreamdRestarting", "StreamdWatermarkStalled",
 	}, alerts)
+}
+
+// documentedMetrics returns the metric names listed in docs/metrics.md
+// (planned ones excluded).
+func documentedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	doc, err := os.ReadFile(metricsDoc)
+	require.NoError(t, err)
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z0-9_]+)`").FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = true
+	}
+	require.NotEmpty(t, documented)
+	return documented
 }
 
 var metricName = regexp.MustCompile(`\b(?:streamd|go|process)_[a-z0-9_]+\b`)
@@ -230,13 +254,7 @@ var metricName = regexp.MustCompile(`\b(?:streamd|go|process)_[a-z0-9_]+\b`)
 // alert rules read is listed in docs/metrics.md, so the reference cannot
 // fall behind what operators are shown.
 func TestMetricsDocumented(t *testing.T) {
-	doc, err := os.ReadFile(metricsDoc)
-	require.NoError(t, err)
-	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z0-9_]+)`").FindAllStringSubmatch(string(doc), -1) {
-		documented[m[1]] = true
-	}
-	require.NotEmpty(t, documented)
+	documented := documentedMetrics(t)
 
 	rules, err := os.ReadFile(rulesPath)
 	require.NoError(t, err)
@@ -247,7 +265,10 @@ func TestMetricsDocumented(t *testing.T) {
 	exprs = append(exprs, string(rules))
 	for _, e := range exprs {
 		for _, name := range metricName.FindAllString(e, -1) {
-			base := strings.TrimSuffix(strings.TrimSuffix(name, "_sum"), "_count")
+			base := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				base = strings.TrimSuffix(base, suffix)
+			}
 			require.True(t, documented[name] || documented[base], "%s is used but not documented in docs/metrics.md", name)
 		}
 	}

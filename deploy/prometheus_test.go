@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,13 +57,19 @@ func TestAlertRulesPromtool(t *testing.T) {
 // e2ePipeline is a pipeline that exercises every metric the dashboard
 // reads within seconds: a fast generator with out-of-order, late and
 // malformed records, one-second windows with allowed lateness (late
-// updates and late records), an alert that fires on every window, and
-// every built-in stream written to a file.
+// updates and late records), an alert that fires on every window, every
+// built-in stream written to a file, one-second checkpoints, a Kafka
+// source in a consumer group (lag, fetches, offset commits on checkpoint)
+// mirrored to a Kafka sink, and a Kinesis source (%[4]s, %[5]s: left
+// out when kinesis-local is not installed outside CI).
 const e2ePipeline = `
 name: e2e
 parallelism: 2
 http:
   listen: "127.0.0.1:%[1]d"
+checkpoint:
+  interval: 1s
+  dir: %[2]s/checkpoints
 sources:
   - name: sensors
     type: generator
@@ -88,8 +96,25 @@ sources:
       strategy: bounded
       maxOutOfOrderness: 200ms
       idleTimeout: 5s
+  - name: kafka-sensors
+    type: kafka
+    kafka:
+      brokers: ["%[3]s"]
+      topics: [sensors]
+      group: e2e
+      startOffset: earliest
+    decode:
+      fields:
+        - {name: timestamp, type: timestamp, format: epoch_ms, required: true}
+        - {name: equipmentId, type: string, required: true}
+        - {name: tag, type: string, required: true}
+        - {name: value, type: float, required: true}
+    eventTime: {field: timestamp}
+    watermark: {maxOutOfOrderness: 1s, idleTimeout: 2s}
+%[4]s
 stages:
   - name: stats
+    input: sensors
     keyBy: [equipmentId, tag]
     window: {type: tumbling, size: 1s}
     allowedLateness: 1s
@@ -112,7 +137,33 @@ sinks:
   - {name: alerts, input: alerts, type: file, file: {path: %[2]s/alerts.jsonl}}
   - {name: deadletters, input: deadletters, type: file, file: {path: %[2]s/deadletters.jsonl}}
   - {name: late, input: late, type: file, file: {path: %[2]s/late.jsonl}}
-`
+  - name: kafka-mirror
+    input: kafka-sensors
+    type: kafka
+    kafka: {brokers: ["%[3]s"], topic: mirror, batchTimeout: 50ms}
+%[5]s`
+
+// e2eKinesisSource and e2eKinesisSink add the Kinesis source and a sink
+// that reads it to e2ePipeline; %[1]s is the endpoint, %[2]s the stream,
+// %[3]s the output directory.
+const (
+	e2eKinesisSource = `  - name: kinesis-sensors
+    type: kinesis
+    kinesis:
+      stream: %[2]s
+      region: us-east-1
+      endpoint: %[1]s
+      startPosition: TRIM_HORIZON
+    decode:
+      fields:
+        - {name: timestamp, type: timestamp, format: epoch_ms, required: true}
+        - {name: equipmentId, type: string, required: true}
+        - {name: tag, type: string, required: true}
+        - {name: value, type: float, required: true}
+    eventTime: {field: timestamp}
+    watermark: {maxOutOfOrderness: 1s, idleTimeout: 2s}`
+	e2eKinesisSink = `  - {name: kinesis-sensors, input: kinesis-sensors, type: file, file: {path: %[3]s/kinesis.jsonl}}`
+)
 
 const e2ePrometheusConfig = `
 global:
@@ -140,33 +191,59 @@ func TestDashboardAgainstDaemon(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	t.Cleanup(cancel)
+	// kinesis-local takes seconds to boot: it starts while Go builds.
+	kinesisServer := startKinesisServer(ctx, t)
 
 	// STREAMD_BIN tests a prebuilt binary (e.g. the one a release ships)
-	// instead of building ./cmd/streamd.
+	// instead of building ./cmd/streamd. The Kafka development server is
+	// always built, in the same go build so both compile in parallel.
 	bin := os.Getenv("STREAMD_BIN")
+	pkgs := []string{"./internal/devserver/kafka"}
 	if bin == "" {
 		if _, err := os.Stat("../cmd/streamd"); err != nil {
 			t.Skip("cmd/streamd does not exist yet: nothing to run the dashboard against")
 		}
 		bin = filepath.Join(dir, "streamd")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/streamd")
-		build.Dir = ".."
-		if out, err := build.CombinedOutput(); err != nil {
-			msg := fmt.Sprintf("go build ./cmd/streamd failed, the daemon is not wired yet:\n%s", out)
-			if os.Getenv("CI") != "" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
+		pkgs = append(pkgs, "./cmd/streamd")
 	}
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.CommandContext(ctx, "go", append(args, pkgs...)...)
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("go build %s failed, the daemon is not wired yet:\n%s", strings.Join(pkgs, " "), out)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	kafkaBin := filepath.Join(dir, "kafka")
 
 	// The Kubernetes pipeline is valid for this build too.
 	out, err := exec.CommandContext(ctx, bin, "validate", "--config", filepath.Join(baseDir, "pipeline.yaml")).CombinedOutput()
 	require.NoError(t, err, "streamd validate %s/pipeline.yaml:\n%s", baseDir, out)
 
+	// Records wait in Kafka and Kinesis before streamd starts, so lag,
+	// fetch and offset-commit metrics appear as soon as it reads them.
+	broker := startKafkaDev(ctx, t, dir, kafkaBin, "sensors:2", "mirror:1")
+	produceKafka(ctx, t, broker, "sensors", 2000)
+	var kinesisSource, kinesisSink string
+	kin := kinesisStream(ctx, t, kinesisServer, "sensors", 2, 500)
+	if kin != nil {
+		kinesisSource = fmt.Sprintf(e2eKinesisSource, kin.Endpoint, kin.Stream, dir)
+		kinesisSink = fmt.Sprintf(e2eKinesisSink, kin.Endpoint, kin.Stream, dir)
+		// The standard AWS credential chain reads these; kinesis-local
+		// accepts any key.
+		t.Setenv("AWS_ACCESS_KEY_ID", "streamdtest")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "streamdtest")
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	}
+
 	streamdPort, promPort := freePort(t), freePort(t)
 	pipelinePath := filepath.Join(dir, "pipeline.yaml")
-	require.NoError(t, os.WriteFile(pipelinePath, fmt.Appendf(nil, e2ePipeline, streamdPort, dir), 0o600))
+	require.NoError(t, os.WriteFile(pipelinePath, fmt.Appendf(nil, e2ePipeline, streamdPort, dir, broker, kinesisSource, kinesisSink), 0o600))
 	out, err = exec.CommandContext(ctx, bin, "validate", "--config", pipelinePath).CombinedOutput()
 	require.NoError(t, err, "streamd validate (test pipeline):\n%s", out)
 
@@ -201,9 +278,18 @@ func TestDashboardAgainstDaemon(t *testing.T) {
 	lintOut, err := lint.CombinedOutput()
 	require.NoError(t, err, "promtool check metrics:\n%s", lintOut)
 	require.Empty(t, strings.TrimSpace(string(lintOut)), "promtool check metrics")
+	// Every streamd metric the daemon exposes is in the reference.
+	documented := documentedMetrics(t)
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (streamd_[a-z0-9_]+) `).FindAllStringSubmatch(body, -1) {
+		require.True(t, documented[m[1]], "%s is exposed but not documented in docs/metrics.md", m[1])
+	}
 
 	queries := dashboardQueries(loadDashboard(t))
 	require.NotEmpty(t, queries)
+	if kin == nil {
+		// Without kinesis-local there is no Kinesis source to report on.
+		queries = slices.DeleteFunc(queries, func(q dashboardQuery) bool { return q.Row == "Kinesis" })
+	}
 	var empty []string
 	waitFor(ctx, t, prom, 90*time.Second, "data for every dashboard query", func() error {
 		empty = empty[:0]
