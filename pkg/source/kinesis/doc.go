@@ -48,6 +48,6 @@
 // jittered exponential backoff when Kinesis refuses a call for throughput
 // (ProvisionedThroughputExceededException, LimitExceededException,
 // throttling); an expired iterator is replaced by one after the last
-// record read. Metrics: streamd_kinesis_millis_behind_latest{stream,shard},
+// record read. Metrics: streamd_kinesis_behind_latest_seconds{stream,shard},
 // streamd_kinesis_throttles_total{stream}, streamd_kinesis_records_total{stream}.
 package kinesis

@@ -15,8 +15,8 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		behind: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "streamd_kinesis_millis_behind_latest",
-			Help: "How far the last GetRecords response of a shard was behind the tip of the stream, in milliseconds (MillisBehindLatest).",
+			Name: "streamd_kinesis_behind_latest_seconds",
+			Help: "How far the last GetRecords response of a shard was behind the tip of the stream, in seconds (MillisBehindLatest / 1000).",
 		}, []string{"stream", "shard"})),
 		throttles: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamd_kinesis_throttles_total",

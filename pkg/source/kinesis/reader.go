@@ -264,7 +264,7 @@ func (r *Reader) fetch(ctx context.Context) error {
 	r.recs, r.idx, r.sub, r.subFor = out.Records, 0, 0, -1
 	r.records.Add(float64(len(out.Records)))
 	if out.MillisBehindLatest != nil {
-		r.behind.Set(float64(*out.MillisBehindLatest))
+		r.behind.Set(float64(*out.MillisBehindLatest) / 1000)
 	}
 	r.iter = out.NextShardIterator
 	if r.iter == nil {
