@@ -474,6 +474,14 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 		return nil
 	}
 	r.headers = r.headers[:0]
+	// Fold fetch statistics on every read, including reads that time out
+	// on an idle partition, so the counters keep up.
+	defer func() {
+		if now := time.Now(); now.Sub(r.lastStats) >= statsInterval {
+			r.lastStats = now
+			r.foldStats()
+		}
+	}()
 	m, err := r.r.FetchMessage(ctx)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -497,10 +505,6 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 	}
 	r.next.Store(last + 1)
 	r.lag.Set(float64(max64(hwm-last-1, 0)))
-	if now := time.Now(); now.Sub(r.lastStats) >= statsInterval {
-		r.lastStats = now
-		r.foldStats()
-	}
 	return nil
 }
 
