@@ -9,8 +9,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
+	"github.com/streamd/streamd/internal/promreg"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/internal/kafkaconn"
@@ -148,7 +148,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 	}
 	logger = logger.With(zap.String("sink", cfg.Name), zap.String("topic", cfg.Topic))
 	tr := conn.Transport()
-	f := promauto.With(reg)
+	f := promreg.With(reg)
 	labels := prometheus.Labels{"sink": cfg.Name, "topic": cfg.Topic}
 	s := &Sink{
 		cfg:       cfg,

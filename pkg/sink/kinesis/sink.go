@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/internal/awsconf"
+	"github.com/streamd/streamd/internal/promreg"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 )
@@ -143,11 +144,11 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	records := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	records := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "streamd_kinesis_put_records_total",
 		Help: "Records accepted by Kinesis PutRecords.",
 	}, []string{"sink", "stream"}))
-	failures := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	failures := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "streamd_kinesis_put_failures_total",
 		Help: "Entries refused in a PutRecords response (throughput, internal errors), each attempt counted.",
 	}, []string{"sink", "stream"}))
@@ -380,22 +381,4 @@ func (w *Writer) Close(context.Context) error {
 		w.timer.Stop()
 	}
 	return nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same description, so several Kinesis sinks can share a registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/streamd/streamd/internal/promreg"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/record"
@@ -58,7 +58,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 		header.Set(k, v)
 	}
 	header.Set("Content-Type", "application/json")
-	f := promauto.With(reg)
+	f := promreg.With(reg)
 	labels := prometheus.Labels{"sink": cfg.Name}
 	return &Sink{
 		cfg:    cfg,

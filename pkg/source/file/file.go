@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/streamd/streamd/internal/promreg"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/source"
@@ -78,7 +78,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Source, er
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	f := promauto.With(reg)
+	f := promreg.With(reg)
 	return &Source{
 		cfg:    cfg,
 		logger: logger,

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
+	"github.com/streamd/streamd/internal/promreg"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/internal/kafkaconn"
@@ -73,7 +73,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Source, er
 	if err != nil {
 		return nil, fmt.Errorf("new kafka source: %w", err)
 	}
-	f := promauto.With(reg)
+	f := promreg.With(reg)
 	s := &Source{
 		cfg:    cfg,
 		logger: logger,
