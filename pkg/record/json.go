@@ -31,11 +31,7 @@ func AppendJSONValue(dst []byte, v Value) []byte {
 	case TypeInt:
 		return strconv.AppendInt(dst, int64(v.N), 10)
 	case TypeFloat:
-		f := v.Float()
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return append(dst, "null"...)
-		}
-		return strconv.AppendFloat(dst, f, 'g', -1, 64)
+		return appendJSONFloat(dst, v.Float())
 	case TypeBool:
 		return strconv.AppendBool(dst, v.N != 0)
 	case TypeTimestamp:
@@ -46,9 +42,33 @@ func AppendJSONValue(dst []byte, v Value) []byte {
 	return append(dst, "null"...)
 }
 
+// appendJSONFloat appends f in its shortest round-tripping form, as
+// encoding/json does; NaN and infinities have no JSON form and become null.
+func appendJSONFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// Shorten e-07 to e-7, as encoding/json does.
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
+}
+
 const hexDigits = "0123456789abcdef"
 
-// AppendJSONString appends s as a JSON string literal.
+// AppendJSONString appends s as a JSON string literal. Quotes, backslashes and control
+// characters are escaped, invalid UTF-8 becomes U+FFFD, and U+2028/U+2029
+// are escaped because JavaScript treats them as line ends.
 func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -69,8 +89,12 @@ func AppendJSONString(dst []byte, s string) []byte {
 				dst = append(dst, '\\', 'r')
 			case '\t':
 				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}
 			i++
 			start = i
@@ -86,7 +110,7 @@ func AppendJSONString(dst []byte, s string) []byte {
 		}
 		if r == '\u2028' || r == '\u2029' {
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
 			i += size
 			start = i
 			continue
