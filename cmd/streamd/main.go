@@ -67,6 +67,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "pipeline file")
+	connectivity := fs.Bool("check-connectivity", false, "also reach every broker, stream, bucket and directory the pipeline uses")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -83,6 +84,18 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
 		return 1
+	}
+	if *connectivity {
+		job, err := pipeline.Build(cfg, pipeline.Options{})
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err = pipeline.CheckConnectivity(ctx, job)
+			cancel()
+		}
+		if err != nil {
+			_, _ = fmt.Fprintf(stderr, "%s: connectivity check failed:\n%v\n", *cfgPath, err)
+			return 1
+		}
 	}
 	_, _ = fmt.Fprintf(stdout, "%s: pipeline %q is valid\n", *cfgPath, cfg.Name)
 	return 0
@@ -124,6 +137,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 	job, err := pipeline.Build(cfg, pipeline.Options{Logger: logger, Registry: reg})
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
+		return 1
+	}
+	// Unreachable brokers, missing topics, streams or buckets and wrong
+	// credentials are reported now, each naming its component, not at the
+	// first flush.
+	checkCtx, cancelCheck := context.WithTimeout(context.Background(), 30*time.Second)
+	err = pipeline.CheckConnectivity(checkCtx, job)
+	cancelCheck()
+	if err != nil {
+		_, _ = fmt.Fprintf(stderr, "%s: startup check failed:\n%v\n", *cfgPath, err)
 		return 1
 	}
 	if job.Checkpoint != nil {

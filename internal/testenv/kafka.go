@@ -68,3 +68,13 @@ func ParseKafkaTopic(spec string) (name string, partitions int, err error) {
 	}
 	return name, n, nil
 }
+
+// MustKafkaTopicOpts is KafkaTopicOpts for tests: a bad spec fails t.
+func MustKafkaTopicOpts(t testing.TB, topics ...string) []kfake.Opt {
+	t.Helper()
+	opts, err := KafkaTopicOpts(topics...)
+	if err != nil {
+		t.Fatalf("kafka topics: %v", err)
+	}
+	return opts
+}

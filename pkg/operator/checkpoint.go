@@ -80,6 +80,8 @@ type pendingCheckpoint struct {
 	once     sync.Once
 	// finished is closed when the checkpoint completes or fails.
 	finished chan struct{}
+	// finalizing makes sure only one goroutine writes the manifest.
+	finalizing bool
 }
 
 type subtaskPart struct {
@@ -194,6 +196,7 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 	c.nextID = m.ID + 1
 	c.mu.Unlock()
 	c.last.Store(m.ID)
+	c.m.lastID.Set(float64(m.ID))
 	c.m.restore.Set(time.Since(start).Seconds())
 	c.m.restoredID.Set(float64(m.ID))
 	c.log.Info("restoring checkpoint", zap.Int64("id", m.ID), zap.Int("splits", len(m.Splits)), zap.Duration("load", time.Since(start)))
@@ -266,14 +269,17 @@ func (c *Coordinator) Run(ctx context.Context) {
 			if c.stopping.Load() {
 				return
 			}
-			if _, err := c.Trigger(ctx, false, false); err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, ErrNotRunning) {
+			if _, err := c.Trigger(ctx, false, false); err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, errNoSplits) {
 				c.log.Warn("checkpoint failed", zap.Error(err))
 			}
 		}
 	}
 }
 
-var errInFlight = errors.New("a checkpoint is already in progress")
+var (
+	errInFlight = errors.New("a checkpoint is already in progress")
+	errNoSplits = errors.New("no split is being read yet")
+)
 
 // Trigger takes a checkpoint and waits for it to complete or fail.
 func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64, error) {
@@ -314,13 +320,22 @@ func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64,
 		p.expected += n
 		c.mu.Unlock()
 	})
+	if err == nil && splits == 0 {
+		// No split is reading yet (a consumer group still assigning
+		// partitions): there is nothing to cut, and no barrier would reach
+		// the subtasks. Try again at the next interval.
+		err = errNoSplits
+	}
 	if err != nil {
 		c.mu.Lock()
-		c.fail(p, err)
+		if c.inflight == p {
+			c.inflight = nil
+		}
+		p.once.Do(func() { close(p.finished) })
+		c.nextID--
 		c.mu.Unlock()
 		return 0, err
 	}
-	_ = splits
 	c.maybeComplete(p)
 	timer := time.NewTimer(c.cfg.Timeout)
 	defer timer.Stop()
@@ -427,7 +442,10 @@ func (c *Coordinator) addPart(req *checkpointRequest, stage string, part subtask
 
 func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {
 	c.mu.Lock()
-	ready := c.inflight == p && p.expected == 0
+	ready := c.inflight == p && p.expected == 0 && !p.finalizing
+	if ready {
+		p.finalizing = true
+	}
 	c.mu.Unlock()
 	if !ready {
 		return

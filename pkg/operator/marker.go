@@ -83,7 +83,7 @@ func (r *Runtime) Inject(payload any) (int64, error) {
 func (r *Runtime) inject(payload any, counted func(int)) (int64, int, error) {
 	r.markerMu.Lock()
 	defer r.markerMu.Unlock()
-	if !r.Ready() {
+	if !r.started() {
 		return 0, 0, ErrNotRunning
 	}
 	r.lastMarker++

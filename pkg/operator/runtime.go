@@ -328,8 +328,24 @@ func (r *Runtime) Schema(stream string) (*record.Schema, bool) {
 	return s.schema, true
 }
 
-// Ready reports whether every source has started reading.
-func (r *Runtime) Ready() bool { return r.ready.Load() }
+// Ready reports whether every source has started reading and no split is
+// failing its reads.
+func (r *Runtime) Ready() bool {
+	if !r.ready.Load() {
+		return false
+	}
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	for _, s := range r.splits {
+		if s.failing.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// started reports whether Run has started the pipeline and not finished.
+func (r *Runtime) started() bool { return r.ready.Load() }
 
 func (r *Runtime) fail(err error) {
 	r.errOnce.Do(func() {
@@ -486,7 +502,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 // the restart instead of firing it.
 func (r *Runtime) onStop() {
 	c := r.coordinator
-	if c == nil || !c.cfg.SavepointOnStop || !r.Ready() {
+	if c == nil || !c.cfg.SavepointOnStop || !r.started() {
 		return
 	}
 	r.noDrain.Store(true)

@@ -174,6 +174,7 @@ func (t *splitTask) run(ctx context.Context) {
 		t.out.emit(ctx, nil, wm, idle)
 		t.out.tick(ctx, now, wm)
 		t.dead.tick(ctx, now, wm)
+		t.status.failing.Store(err != nil && !errors.Is(err, source.ErrEndOfSplit) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
 		switch {
 		case err == nil:
 			backoff = 100 * time.Millisecond
@@ -515,9 +516,15 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		if !ok {
 			return
 		}
-		m := a.pending[id]
+		m, seen := a.pending[id]
 		delete(a.pending, id)
 		a.aligned = id
+		if !seen {
+			// Injected while no input of this subtask existed: nothing
+			// to handle or forward; later inputs joined as past it.
+			s.releaseQueued(ctx)
+			continue
+		}
 		if u, ok := m.Payload.(*ruleUpdate); ok && u.stage == s.st.spec.Name {
 			if ro, ok := s.op.(*ruleOperator); ok {
 				if err := ro.eng.Apply(u.update); err != nil {
@@ -542,15 +549,22 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 			h.AtSubtask(m, sc)
 		}
 		s.out.marker(&m)
-		queued := a.queue
-		a.queue = nil
-		for _, q := range queued {
-			if a.blocked(q.from) {
-				a.queue = append(a.queue, q)
-				continue
-			}
-			s.handle(ctx, q)
+		s.releaseQueued(ctx)
+	}
+}
+
+// releaseQueued handles held-back events whose inputs are no longer past
+// the marker being aligned, in arrival order.
+func (s *subtask) releaseQueued(ctx context.Context) {
+	a := &s.align
+	queued := a.queue
+	a.queue = nil
+	for _, q := range queued {
+		if a.blocked(q.from) {
+			a.queue = append(a.queue, q)
+			continue
 		}
+		s.handle(ctx, q)
 	}
 }
 
@@ -696,6 +710,9 @@ type splitStatus struct {
 	records       atomic.Int64
 	watermark     atomic.Int64
 	idle          atomic.Bool
+	// failing is set while the split's reads fail (a broker went away)
+	// and are retried with backoff; /readyz reports not ready meanwhile.
+	failing atomic.Bool
 }
 
 type subtaskStatus struct {

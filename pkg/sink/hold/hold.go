@@ -273,3 +273,11 @@ func decodeSegments(st []byte, after int64) (*record.Schema, *record.Batch, int6
 	}
 	return schema, b, newest, nil
 }
+
+// Check forwards to the wrapped sink's startup check, if it has one.
+func (s *Sink) Check(ctx context.Context) error {
+	if c, ok := s.inner.(interface{ Check(context.Context) error }); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}

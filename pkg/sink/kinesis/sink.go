@@ -382,3 +382,24 @@ func (w *Writer) Close(context.Context) error {
 	}
 	return nil
 }
+
+// Check verifies at startup that the stream exists and can be described
+// with the configured credentials.
+func (s *Sink) Check(ctx context.Context) error {
+	d, ok := s.client.(interface {
+		DescribeStreamSummary(context.Context, *kinesis.DescribeStreamSummaryInput, ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+	})
+	if !ok {
+		return nil
+	}
+	in := &kinesis.DescribeStreamSummaryInput{}
+	if s.cfg.StreamARN != "" {
+		in.StreamARN = aws.String(s.cfg.StreamARN)
+	} else {
+		in.StreamName = aws.String(s.cfg.Stream)
+	}
+	if _, err := d.DescribeStreamSummary(ctx, in); err != nil {
+		return fmt.Errorf("check kinesis sink %q: stream %q at %s: %w", s.cfg.Name, s.cfg.Stream, s.cfg.Endpoint, err)
+	}
+	return nil
+}

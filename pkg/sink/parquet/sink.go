@@ -3,6 +3,7 @@ package parquet
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
@@ -328,4 +330,29 @@ func newDestination(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (
 // FinishRecovered).
 func (s *Sink) Close(ctx context.Context) error {
 	return s.FinishRecovered(ctx)
+}
+
+// Check verifies at startup that files can be written: the local
+// directory is creatable and writable, or the S3 bucket is reachable with
+// the configured credentials.
+func (s *Sink) Check(ctx context.Context) error {
+	switch d := s.dest.(type) {
+	case storeDest:
+		if c, ok := d.st.(store.Checker); ok {
+			if err := c.Check(ctx); err != nil {
+				return fmt.Errorf("check parquet sink %q: %w", s.cfg.Name, err)
+			}
+		}
+	case localDest:
+		if err := os.MkdirAll(d.root, 0o755); err != nil {
+			return fmt.Errorf("check parquet sink %q: %w", s.cfg.Name, err)
+		}
+		f, err := os.CreateTemp(d.root, ".streamd-check-*")
+		if err != nil {
+			return fmt.Errorf("check parquet sink %q: directory %s is not writable: %w", s.cfg.Name, d.root, err)
+		}
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}
+	return nil
 }
