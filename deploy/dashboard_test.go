@@ -148,7 +148,7 @@ func TestDashboardStructure(t *testing.T) {
 	}
 	require.Equal(t, []string{
 		"Overview", "Sources", "Kafka", "Kinesis", "Event time", "Quality", "Windows", "Sinks", "Checkpoints",
-		"Alerts", "Go runtime", "Process",
+		"Alerts", "Rules", "Go runtime", "Process",
 	}, rows)
 }
 
@@ -230,7 +230,8 @@ func TestAlertRulesStructure(t *testing.T) {
 	require.Equal(t, []string{
 		"StreamdCheckpointTooOld", "StreamdCheckpointsFailing", "StreamdDeadLettersSpiking", "StreamdDown",
 		"StreamdKafkaLagGrowing", "StreamdKinesisBehind", "StreamdLateRecordsHigh", "StreamdNotReady",
-		"StreamdParquetNoCommits", "StreamdRestarting", "StreamdWatermarkStalled",
+		"StreamdParquetNoCommits", "StreamdRestarting", "StreamdRuleErrors", "StreamdRuleQuarantined",
+		"StreamdWatermarkStalled",
 	}, alerts)
 }
 

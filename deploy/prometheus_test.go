@@ -60,8 +60,9 @@ func TestAlertRulesPromtool(t *testing.T) {
 // updates and late records), an alert that fires on every window, every
 // built-in stream written to a file, one-second checkpoints, a Kafka
 // source in a consumer group (lag, fetches, offset commits on checkpoint)
-// mirrored to a Kafka sink, and a Kinesis source (%[4]s, %[5]s: left
-// out when kinesis-local is not installed outside CI).
+// mirrored to a Kafka sink, a rule stage reading the rule files of
+// e2eRules, and a Kinesis source (%[4]s, %[5]s: left out when
+// kinesis-local is not installed outside CI).
 const e2ePipeline = `
 name: e2e
 parallelism: 2
@@ -125,6 +126,11 @@ stages:
       - name: every_window
         when: n > 0
         severity: info
+  - name: line-rules
+    input: sensors
+    keyBy: [equipmentId]
+    rules:
+      files: [%[2]s/rules]
 sinks:
   - name: stats
     input: stats
@@ -137,6 +143,7 @@ sinks:
   - {name: alerts, input: alerts, type: file, file: {path: %[2]s/alerts.jsonl}}
   - {name: deadletters, input: deadletters, type: file, file: {path: %[2]s/deadletters.jsonl}}
   - {name: late, input: late, type: file, file: {path: %[2]s/late.jsonl}}
+  - {name: rule-alerts, input: line-rules, type: file, file: {path: %[2]s/rule-alerts.jsonl}}
   - name: kafka-mirror
     input: kafka-sensors
     type: kafka
@@ -164,6 +171,43 @@ const (
     watermark: {maxOutOfOrderness: 1s, idleTimeout: 2s}`
 	e2eKinesisSink = `  - {name: kinesis-sensors, input: kinesis-sensors, type: file, file: {path: %[3]s/kinesis.jsonl}}`
 )
+
+// e2eRules are the rule files of the test pipeline's rule stage, by file
+// name. The generator's water temperature stays between about 9 and 17, so
+// "hot" moves every machine to WARNING at its first reading (alerts and
+// keys in a non-resting state within seconds); "hot-candidate" is the same
+// rule as a dry run; "broken" converts the tag, a string, to a number,
+// which fails on every record: it counts errors and is quarantined after
+// quarantineAfter (100) of them.
+var e2eRules = map[string]string{
+	"hot.json": `{"id":"hot","version":1,"select":"tag == \"water_temperature\"","key":["equipmentId"],
+"signals":{"temperature":{"when":"tag == \"water_temperature\"","value":"value"}},"states":["OK","WARNING"],
+"groups":[{"name":"hot","state":"WARNING","weight":1,"conditions":["temperature > 5"],"clear":"temperature < 4.5"}],"severity":"warning"}`,
+	"hot-candidate.yaml": `id: hot-candidate
+version: 1
+dryRun: true
+select: tag == "water_temperature"
+key: [equipmentId]
+signals:
+  temperature: {value: value}
+states: [OK, WARNING]
+groups:
+  - {name: hot, state: WARNING, conditions: ["temperature > 5"]}
+`,
+	"broken.json": `{"id":"broken","version":1,"select":"tag == \"water_temperature\"","key":["equipmentId"],
+"signals":{"code":{"value":"int(tag)"}},"groups":[{"name":"coded","state":"WARNING","conditions":["code > 0"]}]}`,
+}
+
+// e2eRuleChecks are conditions on the rule metrics that show the rule
+// stage at work, beyond the series existing: each must return a series.
+var e2eRuleChecks = []string{
+	`streamd_rule_alerts_total{rule="hot"} > 0`,
+	`streamd_rule_keys{rule="hot", state="WARNING"} > 0`,
+	`streamd_rule_dry_run_alerts_total{stage="line-rules"} > 0`,
+	`streamd_rule_alerts_total{rule="hot-candidate"} == 0`,
+	`streamd_rule_errors_total{rule="broken"} > 0`,
+	`streamd_rule_quarantined{rule="broken"} == 1`,
+}
 
 const e2ePrometheusConfig = `
 global:
@@ -241,6 +285,12 @@ func TestDashboardAgainstDaemon(t *testing.T) {
 		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	}
 
+	rulesDir := filepath.Join(dir, "rules")
+	require.NoError(t, os.Mkdir(rulesDir, 0o700))
+	for name, doc := range e2eRules {
+		require.NoError(t, os.WriteFile(filepath.Join(rulesDir, name), []byte(doc), 0o600))
+	}
+
 	streamdPort, promPort := freePort(t), freePort(t)
 	pipelinePath := filepath.Join(dir, "pipeline.yaml")
 	require.NoError(t, os.WriteFile(pipelinePath, fmt.Appendf(nil, e2ePipeline, streamdPort, dir, broker, kinesisSource, kinesisSink), 0o600))
@@ -304,6 +354,21 @@ func TestDashboardAgainstDaemon(t *testing.T) {
 		}
 		if len(empty) > 0 {
 			return fmt.Errorf("no data yet for %d queries:\n%s", len(empty), strings.Join(empty, "\n"))
+		}
+		return nil
+	})
+
+	// The rule stage evaluates, alerts, runs the dry-run rule and
+	// quarantines the failing one.
+	waitFor(ctx, t, prom, 30*time.Second, "rule stage metrics", func() error {
+		for _, expr := range e2eRuleChecks {
+			n, err := instantQuery(ctx, client, promURL, expr)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("no series for %s", expr)
+			}
 		}
 		return nil
 	})

@@ -43,6 +43,7 @@ type RuleAPI interface {
 	List(stage string) ([]*rules.Rule, error)
 	Put(ctx context.Context, stage string, r *rules.Rule) error
 	Delete(ctx context.Context, stage, id string) error
+	Stats(stage string) []rules.RuleStats
 }
 
 // Server is the admin HTTP server.
@@ -150,6 +151,14 @@ func registerRules(mux *http.ServeMux, api RuleAPI) {
 				return
 			}
 			out[s] = list
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	// Per-rule counters and states, with the reason of a quarantine.
+	mux.HandleFunc("GET /v1/rulestats", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string][]rules.RuleStats{}
+		for _, s := range api.Stages() {
+			out[s] = api.Stats(s)
 		}
 		writeJSON(w, http.StatusOK, out)
 	})

@@ -330,8 +330,12 @@ func (m *RuleManager) Stats(stage string) []rules.RuleStats {
 					order = append(order, s.ID)
 					continue
 				}
-				// The version every subtask has reached.
+				// The version every subtask has reached; quarantined on
+				// any subtask is quarantined.
 				agg.Version = min(agg.Version, s.Version)
+				if s.Quarantined && !agg.Quarantined {
+					agg.Quarantined, agg.QuarantineReason = true, s.QuarantineReason
+				}
 				agg.Evaluations += s.Evaluations
 				agg.Errors += s.Errors
 				agg.Alerts += s.Alerts

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -124,6 +125,23 @@ func (r *snapReader) string() string {
 	return s
 }
 
+// slabString copies the next string into a shared slab: one allocation for
+// many keys instead of one each.
+func (r *snapReader) slabString(slab *[]byte) string {
+	n := r.count(len(r.b))
+	if r.err != nil || n == 0 {
+		return ""
+	}
+	if cap(*slab)-len(*slab) < n {
+		*slab = make([]byte, 0, max(n, 64<<10))
+	}
+	start := len(*slab)
+	*slab = append(*slab, r.b[:n]...)
+	r.b = r.b[n:]
+	b := (*slab)[start:len(*slab):len(*slab)]
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
 // Restore adds the keys of one key group's snapshot to the operator. It
 // is used on a new operator before any record is processed; a key group
 // is restored at most once.
@@ -139,10 +157,13 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 	if o.keys == nil || len(o.keys) == 0 {
 		o.keys = make(map[string]*keyState, n*2)
 	}
+	var keyBytes []byte
+	var paneSlab []pane
+	var accSlab []Acc
 	for i := 0; i < n && r.err == nil; i++ {
 		ks := &slab[i]
 		ks.kg, ks.timer = kg, noTimer
-		ks.key = r.string()
+		ks.key = r.slabString(&keyBytes)
 		nv := r.count(len(o.keyIdx))
 		if r.err == nil && nv != len(o.keyIdx) {
 			r.err = fmt.Errorf("key %q has %d key values, the stage keys by %d fields", ks.key, nv, len(o.keyIdx))
@@ -161,8 +182,16 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 			}
 		}
 		np := r.count(len(r.b))
-		ks.panes = make([]pane, 0, np)
-		accs := make([]Acc, np*o.aggCount)
+		if cap(paneSlab)-len(paneSlab) < np {
+			paneSlab = make([]pane, 0, max(np, 4096))
+		}
+		ks.panes = paneSlab[len(paneSlab) : len(paneSlab) : len(paneSlab)+np]
+		paneSlab = paneSlab[:len(paneSlab)+np]
+		if cap(accSlab)-len(accSlab) < np*o.aggCount {
+			accSlab = make([]Acc, 0, max(np*o.aggCount, 4096))
+		}
+		accs := accSlab[len(accSlab) : len(accSlab)+np*o.aggCount : len(accSlab)+np*o.aggCount]
+		accSlab = accSlab[:len(accSlab)+np*o.aggCount]
 		for j := 0; j < np && r.err == nil; j++ {
 			p := pane{start: r.varint(), end: r.varint(), emitted: int32(r.varint()), accs: accs[j*o.aggCount : (j+1)*o.aggCount : (j+1)*o.aggCount]}
 			if len(r.b) == 0 {
