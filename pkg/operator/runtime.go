@@ -441,7 +441,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 		}
 	}
 	// Subtasks of a stage register as inputs of downstream stages before
-	// any data flows, so no watermark can overtake them.
+	// any data flows, so no watermark can overtake them; so do the
+	// initial splits of every source, which start reading together below.
+	var held []func()
 	for _, src := range r.sources {
 		splits, err := src.spec.Source.Splits(srcCtx)
 		if err != nil {
@@ -449,8 +451,13 @@ func (r *Runtime) Run(ctx context.Context) error {
 			break
 		}
 		for _, sp := range splits {
-			r.startSplit(srcCtx, src, sp, nil, &tasks)
+			r.startSplit(srcCtx, src, sp, nil, &tasks, &held)
 		}
+	}
+	for _, launch := range held {
+		launch()
+	}
+	for _, src := range r.sources {
 		if dyn, ok := src.spec.Source.(source.Dynamic); ok {
 			src.out.producers.Add(1)
 			tasks.Add(1)
@@ -531,7 +538,7 @@ func (r *Runtime) watchSplits(ctx context.Context, src *sourceRT, dyn source.Dyn
 		}
 		splitCtx, cancel := context.WithCancel(ctx)
 		running[ev.Split.ID] = cancel
-		r.startSplit(splitCtx, src, ev.Split, nil, tasks)
+		r.startSplit(splitCtx, src, ev.Split, nil, tasks, nil)
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {

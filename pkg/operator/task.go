@@ -46,7 +46,12 @@ type splitTask struct {
 // startSplit opens a split and starts its task. It registers the task as a
 // producer of its streams before returning, so a stage cannot see the end of
 // its input while a split is starting.
-func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup) {
+//
+// With held set, the task is registered but its reading is appended to
+// held instead of started: the initial splits all join their consumers
+// before any of them emits, so a fast split cannot move event time past a
+// split that has not joined yet.
+func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup, held *[]func()) {
 	src.out.producers.Add(1)
 	r.streams[StreamDeadLetters].producers.Add(1)
 	var restoredWM int64 = minWM
@@ -72,13 +77,20 @@ func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split
 	}
 	src.splits.Inc()
 	tasks.Add(1)
-	go func() {
-		defer tasks.Done()
-		defer src.splits.Dec()
-		defer src.out.producers.Done()
-		defer r.streams[StreamDeadLetters].producers.Done()
-		t.run(ctx)
-	}()
+	launch := func() {
+		go func() {
+			defer tasks.Done()
+			defer src.splits.Dec()
+			defer src.out.producers.Done()
+			defer r.streams[StreamDeadLetters].producers.Done()
+			t.run(ctx)
+		}()
+	}
+	if held != nil {
+		*held = append(*held, launch)
+		return
+	}
+	launch()
 }
 
 func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, after int64) (*splitTask, error) {
