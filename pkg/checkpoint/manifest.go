@@ -40,6 +40,9 @@ type SplitState struct {
 	Split     string          `json:"split"`
 	Next      source.Position `json:"next"`
 	Watermark int64           `json:"watermark"`
+	// Finished marks a split read to its end (a closed Kinesis shard, a
+	// file read once): it is not opened again on restore.
+	Finished bool `json:"finished,omitempty"`
 }
 
 // StageState is the keyed state of one stage: one blob per subtask, with

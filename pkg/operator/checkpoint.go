@@ -169,6 +169,9 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 	rs := &restoreState{splits: make(map[string]checkpoint.SplitState), groups: make(map[string]map[uint16][]byte), wms: make(map[string]map[uint16]int64)}
 	for _, s := range m.Splits {
 		rs.splits[s.Source+"/"+s.Split] = s
+		if s.Finished {
+			c.rt.splitFinished(s)
+		}
 	}
 	for _, st := range m.Stages {
 		groups, wms := make(map[uint16][]byte), make(map[uint16]int64)
@@ -479,6 +482,16 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 		Version: checkpoint.ManifestVersion, ID: id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
 		Savepoint: p.req.savepoint, KeyGroups: c.rt.job.KeyGroups, Splits: p.splits, Sinks: p.sinks,
 	}
+	// Splits read to their end before the barrier stay finished.
+	seen := make(map[string]bool, len(p.splits))
+	for _, s := range p.splits {
+		seen[s.Source+"/"+s.Split] = true
+	}
+	for _, s := range c.rt.finishedSplits() {
+		if !seen[s.Source+"/"+s.Split] {
+			m.Splits = append(m.Splits, s)
+		}
+	}
 	var total int64
 	for _, st := range c.rt.stages {
 		ss := checkpoint.StageState{Stage: st.spec.Name}
@@ -619,6 +632,29 @@ func (c *Coordinator) retain(ctx context.Context) {
 			c.log.Warn("delete old checkpoint", zap.Int64("id", old.ID), zap.Error(err))
 		}
 	}
+}
+
+// finishedSplits lists a source's splits the checkpoint records as read to their end.
+func (rs *restoreState) finishedSplits(src string) []string {
+	if rs == nil {
+		return nil
+	}
+	var ids []string
+	for _, s := range rs.splits {
+		if s.Source == src && s.Finished {
+			ids = append(ids, s.Split)
+		}
+	}
+	return ids
+}
+
+// isFinished reports whether the checkpoint records the split as read to its end.
+func (rs *restoreState) isFinished(src, split string) bool {
+	if rs == nil {
+		return false
+	}
+	s, ok := rs.splits[src+"/"+split]
+	return ok && s.Finished
 }
 
 // startPosition returns where a split resumes after a restore.

@@ -55,6 +55,10 @@ type Runtime struct {
 	coordinator *Coordinator
 	ruleManager *RuleManager
 	restore     *restoreState
+	// finished holds the splits read to their end ("source/split" →
+	// state), carried into every checkpoint.
+	finishedMu sync.Mutex
+	finished   map[string]checkpoint.SplitState
 	// noDrain stops subtasks without firing open windows: their state is
 	// in a savepoint.
 	noDrain atomic.Bool
@@ -181,6 +185,28 @@ func New(job Job, logger *zap.Logger, reg prometheus.Registerer) (*Runtime, erro
 		}
 	}
 	return r, nil
+}
+
+// splitFinished records a split read to its end.
+func (r *Runtime) splitFinished(st checkpoint.SplitState) {
+	r.finishedMu.Lock()
+	defer r.finishedMu.Unlock()
+	if r.finished == nil {
+		r.finished = make(map[string]checkpoint.SplitState)
+	}
+	st.Finished = true
+	r.finished[st.Source+"/"+st.Split] = st
+}
+
+// finishedSplits returns the splits read to their end so far.
+func (r *Runtime) finishedSplits() []checkpoint.SplitState {
+	r.finishedMu.Lock()
+	defer r.finishedMu.Unlock()
+	out := make([]checkpoint.SplitState, 0, len(r.finished))
+	for _, st := range r.finished {
+		out = append(out, st)
+	}
+	return out
 }
 
 // sinkNamed returns a sink by name.
@@ -444,6 +470,13 @@ func (r *Runtime) Run(ctx context.Context) error {
 	// any data flows, so no watermark can overtake them; so do the
 	// initial splits of every source, which start reading together below.
 	var held []func()
+	for _, src := range r.sources {
+		if fn, ok := src.spec.Source.(source.FinishedNotifier); ok {
+			if ids := r.restore.finishedSplits(src.spec.Name); len(ids) > 0 {
+				fn.SplitsFinished(ids)
+			}
+		}
+	}
 	for _, src := range r.sources {
 		splits, err := src.spec.Source.Splits(srcCtx)
 		if err != nil {

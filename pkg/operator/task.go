@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/window"
@@ -52,6 +53,10 @@ type splitTask struct {
 // before any of them emits, so a fast split cannot move event time past a
 // split that has not joined yet.
 func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup, held *[]func()) {
+	if start == nil && r.restore.isFinished(src.spec.Name, sp.ID) {
+		r.log.Info("split was read to its end before the restored checkpoint; not reading it again", zap.String("source", src.spec.Name), zap.String("split", sp.ID))
+		return
+	}
 	src.out.producers.Add(1)
 	r.streams[StreamDeadLetters].producers.Add(1)
 	var restoredWM int64 = minWM
@@ -157,6 +162,9 @@ func (t *splitTask) run(ctx context.Context) {
 		t.r.markerMu.Lock()
 		delete(t.r.running, t)
 		t.r.markerMu.Unlock()
+		// Barriers injected before the split left still expect its
+		// position: report them (no more can arrive now).
+		t.markers()
 		if err := t.reader.Close(); err != nil {
 			log.Warn("close split", zap.Error(err))
 		}
@@ -192,6 +200,11 @@ func (t *splitTask) run(ctx context.Context) {
 			backoff = 100 * time.Millisecond
 		case errors.Is(err, source.ErrEndOfSplit):
 			log.Info("split ended")
+			next := t.last
+			if p, ok := t.reader.(source.Positioner); ok {
+				next = p.Position()
+			}
+			t.r.splitFinished(checkpoint.SplitState{Source: t.src.spec.Name, Split: t.split.ID, Next: next, Watermark: t.wm.emitted})
 			return
 		case ctx.Err() != nil:
 			return

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -222,4 +223,60 @@ func counterNamed(t *testing.T, reg *prometheus.Registry, name string) prometheu
 	}
 	t.Fatalf("metric %s not found", name)
 	return nil
+}
+
+// A split read to its end before a checkpoint stays finished: the restored
+// pipeline does not read it again (for Kinesis, a closed parent shard).
+func TestFinishedSplitIsNotReadAgain(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&lines, `{"n":%d}`+"\n", i)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "once.jsonl"), []byte(lines.String()), 0o644))
+	doc := fmt.Sprintf(`
+name: finished
+http: {listen: "off"}
+checkpoint: {dir: %q, interval: 100ms}
+sources:
+  - name: once
+    type: file
+    file: {paths: [%q]}
+    decode: {fields: [{name: n, type: int}]}
+  - name: ticks
+    type: generator
+    generator: {rate: 200, count: 100000}
+    decode: {fields: [{name: value, type: float}]}
+sinks:
+  - {name: out, input: once, type: file, file: {path: %q}}
+`, filepath.Join(dir, "chk"), filepath.Join(dir, "once.jsonl"), filepath.Join(dir, "out.jsonl"))
+	run := func() {
+		cfg, err := pipeline.Parse([]byte(doc), nil)
+		require.NoError(t, err)
+		job, err := pipeline.Build(cfg, pipeline.Options{})
+		require.NoError(t, err)
+		rt, err := operator.New(job, nil, nil)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- rt.Run(ctx) }()
+		first := rt.Coordinator().LastCompleted()
+		require.Eventually(t, func() bool { return rt.Coordinator().LastCompleted() >= first+2 }, 20*time.Second, 10*time.Millisecond)
+		cancel()
+		require.NoError(t, <-done)
+	}
+	run()
+	st, err := local.New(filepath.Join(dir, "chk"))
+	require.NoError(t, err)
+	m, err := checkpoint.Latest(context.Background(), st, "pipelines/finished")
+	require.NoError(t, err)
+	var finished bool
+	for _, s := range m.Splits {
+		if s.Source == "once" {
+			finished = s.Finished
+		}
+	}
+	require.True(t, finished, "the manifest records the file as read to its end")
+	run()
+	require.Len(t, sortedLines(t, filepath.Join(dir, "out.jsonl")), 50, "the file is not read again after the restore")
 }

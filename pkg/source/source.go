@@ -113,3 +113,11 @@ type Positioner interface {
 type OffsetCommitter interface {
 	Commit(ctx context.Context, offsets map[string]int64) error
 }
+
+// FinishedNotifier is implemented by sources that must know, when a
+// pipeline is restored, which splits were already read to their end: a
+// Kinesis parent shard is then not read again, and its children start.
+// The runtime calls it before Splits and Watch.
+type FinishedNotifier interface {
+	SplitsFinished(ids []string)
+}

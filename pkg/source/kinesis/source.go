@@ -282,3 +282,13 @@ func (s *Source) finished(id string) {
 // Close implements source.Source; readers hold nothing the source must
 // release.
 func (s *Source) Close(context.Context) error { return nil }
+
+// SplitsFinished marks shards a restored checkpoint records as read to
+// their end, so they are not read again and their children can start.
+func (s *Source) SplitsFinished(ids []string) {
+	for _, id := range ids {
+		s.finished(id)
+	}
+}
+
+var _ source.FinishedNotifier = (*Source)(nil)
