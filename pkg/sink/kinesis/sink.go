@@ -19,6 +19,7 @@ import (
 
 	"github.com/streamd/streamd/internal/awsconf"
 	"github.com/streamd/streamd/internal/promreg"
+	"github.com/streamd/streamd/internal/sleep"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 )
@@ -196,7 +197,7 @@ type Writer struct {
 	keyStrs []string
 	retry   []types.PutRecordsRequestEntry
 	bo      *backoff.ExponentialBackOff
-	timer   *time.Timer
+	timer   sleep.Timer
 }
 
 var _ sink.Writer = (*Writer)(nil)
@@ -361,25 +362,12 @@ func retryable(err error) bool {
 }
 
 func (w *Writer) sleep(ctx context.Context, d time.Duration) error {
-	if w.timer == nil {
-		w.timer = time.NewTimer(d)
-	} else {
-		w.timer.Reset(d)
-	}
-	select {
-	case <-ctx.Done():
-		w.timer.Stop()
-		return ctx.Err()
-	case <-w.timer.C:
-		return nil
-	}
+	return w.timer.Sleep(ctx, d)
 }
 
 // Close implements sink.Writer; every Write is already durable.
 func (w *Writer) Close(context.Context) error {
-	if w.timer != nil {
-		w.timer.Stop()
-	}
+	w.timer.Stop()
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamd/streamd/internal/promreg"
+	"github.com/streamd/streamd/internal/sleep"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/source"
@@ -185,7 +186,7 @@ type Reader struct {
 	skipping bool // discarding the rest of an over-long line
 	rotated  bool // the path names another file; draining the old one
 	done     bool
-	timer    *time.Timer
+	timer    sleep.Timer
 }
 
 var _ source.Reader = (*Reader)(nil)
@@ -407,26 +408,12 @@ func (r *Reader) reopen() (bool, error) {
 }
 
 func (r *Reader) wait(ctx context.Context) error {
-	d := r.src.cfg.PollInterval
-	if r.timer == nil {
-		r.timer = time.NewTimer(d)
-	} else {
-		r.timer.Reset(d)
-	}
-	select {
-	case <-ctx.Done():
-		r.timer.Stop()
-		return ctx.Err()
-	case <-r.timer.C:
-		return nil
-	}
+	return r.timer.Sleep(ctx, r.src.cfg.PollInterval)
 }
 
 // Close closes the file. Stdin is left open.
 func (r *Reader) Close() error {
-	if r.timer != nil {
-		r.timer.Stop()
-	}
+	r.timer.Stop()
 	if r.f != nil {
 		err := r.f.Close()
 		r.f = nil

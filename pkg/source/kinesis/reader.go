@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/sleep"
 	"github.com/streamd/streamd/pkg/source"
 )
 
@@ -47,7 +48,7 @@ type Reader struct {
 	keyBuf  []byte
 
 	bo        *backoff.ExponentialBackOff
-	timer     *time.Timer
+	timer     sleep.Timer
 	behind    prometheus.Gauge
 	throttles prometheus.Counter
 	records   prometheus.Counter
@@ -330,24 +331,11 @@ func throttled(err error) bool {
 }
 
 func (r *Reader) sleep(ctx context.Context, d time.Duration) error {
-	if r.timer == nil {
-		r.timer = time.NewTimer(d)
-	} else {
-		r.timer.Reset(d)
-	}
-	select {
-	case <-ctx.Done():
-		r.timer.Stop()
-		return ctx.Err()
-	case <-r.timer.C:
-		return nil
-	}
+	return r.timer.Sleep(ctx, d)
 }
 
 // Close releases the reader; Kinesis holds nothing for it.
 func (r *Reader) Close() error {
-	if r.timer != nil {
-		r.timer.Stop()
-	}
+	r.timer.Stop()
 	return nil
 }
