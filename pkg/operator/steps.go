@@ -30,7 +30,7 @@ func CompileExpression(src string, schema *record.Schema, want record.Type) (*Ex
 	env := make(map[string]any, schema.Len())
 	for i := 0; i < schema.Len(); i++ {
 		f := schema.Field(i)
-		env[f.Name] = zeroOf(f.Type)
+		env[f.Name] = f.Type.GoZero()
 	}
 	opts := []expr.Option{expr.Env(env)}
 	if want == record.TypeBool {
@@ -41,22 +41,6 @@ func CompileExpression(src string, schema *record.Schema, want record.Type) (*Ex
 		return nil, fmt.Errorf("compile expression %q: %w", src, err)
 	}
 	return &Expression{src: src, schema: schema, program: p, env: env}, nil
-}
-
-func zeroOf(t record.Type) any {
-	switch t {
-	case record.TypeString:
-		return ""
-	case record.TypeInt:
-		return 0
-	case record.TypeFloat:
-		return 0.0
-	case record.TypeBool:
-		return false
-	case record.TypeTimestamp:
-		return time.Time{}
-	}
-	return nil
 }
 
 // Eval evaluates the expression on a row.

@@ -30,6 +30,25 @@ func (t Type) String() string {
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }
 
+// GoZero is the zero value of the Go type that stands for t in expression
+// environments (string, int, float64, bool, time.Time), so expressions can
+// be type-checked at compile time; nil for TypeNull.
+func (t Type) GoZero() any {
+	switch t {
+	case TypeString:
+		return ""
+	case TypeInt:
+		return 0
+	case TypeFloat:
+		return 0.0
+	case TypeBool:
+		return false
+	case TypeTimestamp:
+		return time.Time{}
+	}
+	return nil
+}
+
 // ParseType maps a type name as written in a pipeline file to a Type.
 func ParseType(s string) (Type, error) {
 	switch s {

@@ -605,24 +605,6 @@ func identAndString(a, b ast.Node) (*ast.IdentifierNode, *ast.StringNode) {
 	return id, s
 }
 
-// zeroOf is the typed-env placeholder for a value of type t; nil leaves the
-// name untyped so any value is accepted at compile time.
-func zeroOf(t record.Type) any {
-	switch t {
-	case record.TypeString:
-		return ""
-	case record.TypeInt:
-		return 0
-	case record.TypeFloat:
-		return 0.0
-	case record.TypeBool:
-		return false
-	case record.TypeTimestamp:
-		return time.Time{}
-	}
-	return nil
-}
-
 // signalType maps a value expression's checked result type to the type of
 // the signal it feeds: strings and booleans stay as they are, everything
 // else is a number.

@@ -288,7 +288,7 @@ func compileRule(r *Rule, schema *record.Schema) (*program, error) {
 		for i := 0; i < schema.Len(); i++ {
 			f := schema.Field(i)
 			fields.refs[f.Name] = nameRef{idx: i, typ: f.Type}
-			if z := zeroOf(f.Type); z != nil {
+			if z := f.Type.GoZero(); z != nil {
 				fields.env[f.Name] = z
 			}
 		}
@@ -386,7 +386,7 @@ func compileRule(r *Rule, schema *record.Schema) (*program, error) {
 		p.sigIndex[name] = i
 		p.signals = append(p.signals, sp)
 		sigs.refs[name] = nameRef{signal: true, idx: i, typ: sp.typ}
-		if z := zeroOf(sp.typ); z != nil {
+		if z := sp.typ.GoZero(); z != nil {
 			sigs.env[name] = z
 		}
 	}
