@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"math"
 	"strings"
 
+	"github.com/streamd/streamd/internal/binread"
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
@@ -146,45 +146,45 @@ func decodeState(b []byte) (*taskState, error) {
 }
 
 func decodeBody(body []byte) (*taskState, error) {
-	d := decoder{b: body}
-	s := &taskState{Task: d.string()}
-	if d.err == nil {
-		d.check(validTask(s.Task))
+	d := decoder{Reader: binread.Reader{B: body}}
+	s := &taskState{Task: d.Str()}
+	if d.Err == nil {
+		d.Fail(validTask(s.Task))
 	}
-	n := d.count(2)
+	n := d.Count(2)
 	if n > 0 {
 		s.Fields = make([]record.Field, 0, n)
 	}
 	for range n {
-		f := record.Field{Name: d.string(), Type: record.Type(d.byte())}
-		if d.err == nil && (f.Name == "" || f.Type == record.TypeNull || f.Type > record.TypeTimestamp) {
-			d.check(fmt.Errorf("bad field %q of type %d", f.Name, f.Type))
+		f := record.Field{Name: d.Str(), Type: record.Type(d.Byte())}
+		if d.Err == nil && (f.Name == "" || f.Type == record.TypeNull || f.Type > record.TypeTimestamp) {
+			d.Fail(fmt.Errorf("bad field %q of type %d", f.Name, f.Type))
 		}
 		s.Fields = append(s.Fields, f)
 	}
-	if d.err == nil && len(s.Fields) == 0 {
-		d.check(errors.New("no fields"))
+	if d.Err == nil && len(s.Fields) == 0 {
+		d.Fail(errors.New("no fields"))
 	}
-	s.NextSeq = d.uvarint()
-	n = d.count(6)
+	s.NextSeq = d.Uvarint()
+	n = d.Count(6)
 	for range n {
-		c := completedFile{fileRef: d.ref(), Size: d.int64(), Rows: d.int64()}
+		c := completedFile{fileRef: d.ref(), Size: d.Int64(), Rows: d.Int64()}
 		s.Completed = append(s.Completed, c)
 	}
-	n = d.count(7)
+	n = d.Count(7)
 	for range n {
-		o := openFile{fileRef: d.ref(), OpenedMs: d.varint()}
-		raw := d.bytes()
-		if d.err == nil {
-			o.File, d.err = pqfile.UnmarshalState(raw)
+		o := openFile{fileRef: d.ref(), OpenedMs: d.Varint()}
+		raw := d.Bytes()
+		if d.Err == nil {
+			o.File, d.Err = pqfile.UnmarshalState(raw)
 		}
 		s.Open = append(s.Open, o)
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
+	if d.Err == nil && len(d.B) != 0 {
+		d.Err = fmt.Errorf("%d trailing bytes", len(d.B))
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	return s, nil
 }
@@ -216,116 +216,30 @@ func validDir(dir string) error {
 }
 
 // decoder reads fields in order and remembers the first error.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) check(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errors.New("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errors.New("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) int64() int64 {
-	v := d.uvarint()
-	if v > math.MaxInt64 {
-		d.check(errors.New("integer out of range"))
-		return 0
-	}
-	return int64(v)
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.err = errors.New("truncated")
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-// count reads a number of items, each at least minSize bytes, so a forged
-// count cannot make the decoder allocate more than the input justifies.
-func (d *decoder) count(minSize int) int {
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)/minSize) {
-		d.err = fmt.Errorf("%d items in %d bytes", n, len(d.b))
-	}
-	if d.err != nil {
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = fmt.Errorf("field of %d bytes exceeds the %d remaining", n, len(d.b))
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string { return string(d.bytes()) }
+type decoder struct{ binread.Reader }
 
 func (d *decoder) ref() fileRef {
-	r := fileRef{Dir: d.string(), Seq: d.uvarint(), UploadID: d.string()}
-	if d.err == nil {
-		d.check(validDir(r.Dir))
+	r := fileRef{Dir: d.Str(), Seq: d.Uvarint(), UploadID: d.Str()}
+	if d.Err == nil {
+		d.Fail(validDir(r.Dir))
 	}
-	n := d.count(2)
+	n := d.Count(2)
 	if n > maxParts {
-		d.check(fmt.Errorf("%d parts", n))
+		d.Fail(fmt.Errorf("%d parts", n))
 		return r
 	}
 	if n > 0 {
 		r.Parts = make([]store.Part, 0, n)
 	}
 	for range n {
-		p := store.Part{Num: int(min(d.uvarint(), maxParts+1)), ETag: d.string()}
-		if d.err == nil && (p.Num != len(r.Parts)+1) {
-			d.check(fmt.Errorf("part %d out of order", p.Num))
+		p := store.Part{Num: int(min(d.Uvarint(), maxParts+1)), ETag: d.Str()}
+		if d.Err == nil && (p.Num != len(r.Parts)+1) {
+			d.Fail(fmt.Errorf("part %d out of order", p.Num))
 		}
 		r.Parts = append(r.Parts, p)
 	}
-	if d.err == nil && r.UploadID == "" && len(r.Parts) > 0 {
-		d.check(errors.New("parts without an upload"))
+	if d.Err == nil && r.UploadID == "" && len(r.Parts) > 0 {
+		d.Fail(errors.New("parts without an upload"))
 	}
 	return r
 }

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"math"
+
+	"github.com/streamd/streamd/internal/binread"
 )
 
 // stateVersion is the first byte of an encoded State; a decoder rejects
@@ -73,64 +74,28 @@ func UnmarshalState(b []byte) (State, error) {
 	if body[0] != stateVersion {
 		return State{}, fmt.Errorf("decode parquet file state: unknown version %d", body[0])
 	}
-	d := stateDecoder{b: body[1:]}
+	d := binread.Reader{B: body[1:]}
 	var s State
-	s.Length = d.int64()
-	s.NumRows = d.int64()
-	s.Pending = d.bytes()
-	s.RowGroups = d.bytes()
-	s.Tail = d.bytes()
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
+	s.Length = d.Int64()
+	s.NumRows = d.Int64()
+	s.Pending = copyBytes(&d)
+	s.RowGroups = copyBytes(&d)
+	s.Tail = copyBytes(&d)
+	if d.Err == nil && len(d.B) != 0 {
+		d.Err = fmt.Errorf("%d trailing bytes", len(d.B))
 	}
-	if d.err != nil {
-		return State{}, fmt.Errorf("decode parquet file state: %w: %w", errCorruptState, d.err)
+	if d.Err != nil {
+		return State{}, fmt.Errorf("decode parquet file state: %w: %w", errCorruptState, d.Err)
 	}
 	return s, nil
 }
 
-// stateDecoder reads fields in order and remembers the first error.
-type stateDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *stateDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errors.New("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *stateDecoder) int64() int64 {
-	v := d.uvarint()
-	if v > math.MaxInt64 {
-		d.err = errors.New("integer out of range")
-		return 0
-	}
-	return int64(v)
-}
-
-func (d *stateDecoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil {
+// copyBytes reads a length-prefixed field into memory of its own: a State
+// must not share memory with the bytes it was decoded from.
+func copyBytes(d *binread.Reader) []byte {
+	v := d.Bytes()
+	if len(v) == 0 {
 		return nil
 	}
-	if n > uint64(len(d.b)) {
-		d.err = fmt.Errorf("field of %d bytes exceeds the %d remaining", n, len(d.b))
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	v := make([]byte, n)
-	copy(v, d.b)
-	d.b = d.b[n:]
-	return v
+	return append([]byte(nil), v...)
 }
