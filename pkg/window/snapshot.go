@@ -2,10 +2,10 @@ package window
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"unsafe"
 
+	"github.com/streamd/streamd/internal/binread"
 	"github.com/streamd/streamd/pkg/record"
 )
 
@@ -71,73 +71,32 @@ func (o *Operator) appendKey(buf []byte, ks *keyState) []byte {
 	return buf
 }
 
-var errSnapTruncated = errors.New("truncated window snapshot")
-
-type snapReader struct {
-	b   []byte
-	err error
-}
-
-func (r *snapReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errSnapTruncated
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *snapReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errSnapTruncated
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+// snapReader reads a key-group snapshot; counts are also bounded by what
+// the caller expects.
+type snapReader struct{ binread.Reader }
 
 func (r *snapReader) count(max int) int {
-	n := r.uvarint()
-	if n > uint64(max) || n > uint64(len(r.b)) {
-		if r.err == nil {
-			r.err = fmt.Errorf("window snapshot: count %d exceeds the data", n)
-		}
+	n := r.Uvarint()
+	if n > uint64(max) || n > uint64(len(r.B)) {
+		r.Fail(fmt.Errorf("window snapshot: count %d exceeds the data", n))
 		return 0
 	}
 	return int(n)
 }
 
-func (r *snapReader) string() string {
-	n := r.count(len(r.b))
-	if r.err != nil {
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
 // slabString copies the next string into a shared slab: one allocation for
 // many keys instead of one each.
 func (r *snapReader) slabString(slab *[]byte) string {
-	n := r.count(len(r.b))
-	if r.err != nil || n == 0 {
+	n := r.count(len(r.B))
+	if r.Err != nil || n == 0 {
 		return ""
 	}
 	if cap(*slab)-len(*slab) < n {
 		*slab = make([]byte, 0, max(n, 64<<10))
 	}
 	start := len(*slab)
-	*slab = append(*slab, r.b[:n]...)
-	r.b = r.b[n:]
+	*slab = append(*slab, r.B[:n]...)
+	r.B = r.B[n:]
 	b := (*slab)[start:len(*slab):len(*slab)]
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
@@ -149,8 +108,8 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 	if len(data) == 0 || data[0] != snapshotVersion {
 		return fmt.Errorf("restore key group %d: unknown snapshot version", kg)
 	}
-	r := &snapReader{b: data[1:]}
-	n := r.count(len(r.b))
+	r := &snapReader{binread.Reader{B: data[1:]}}
+	n := r.count(len(r.B))
 	// Slabs: one allocation per key group instead of several per key.
 	slab := make([]keyState, n)
 	vals := make([]record.Value, n*len(o.keyIdx))
@@ -160,28 +119,28 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 	var keyBytes []byte
 	var paneSlab []pane
 	var accSlab []Acc
-	for i := 0; i < n && r.err == nil; i++ {
+	for i := 0; i < n && r.Err == nil; i++ {
 		ks := &slab[i]
 		ks.kg, ks.timer = kg, noTimer
 		ks.key = r.slabString(&keyBytes)
 		nv := r.count(len(o.keyIdx))
-		if r.err == nil && nv != len(o.keyIdx) {
-			r.err = fmt.Errorf("key %q has %d key values, the stage keys by %d fields", ks.key, nv, len(o.keyIdx))
+		if r.Err == nil && nv != len(o.keyIdx) {
+			r.Err = fmt.Errorf("key %q has %d key values, the stage keys by %d fields", ks.key, nv, len(o.keyIdx))
 		}
 		ks.vals = vals[i*len(o.keyIdx) : (i+1)*len(o.keyIdx) : (i+1)*len(o.keyIdx)]
-		for j := 0; j < nv && r.err == nil; j++ {
-			ks.vals[j], r.b, r.err = ReadValue(r.b)
+		for j := 0; j < nv && r.Err == nil; j++ {
+			ks.vals[j], r.B, r.Err = ReadValue(r.B)
 		}
-		ks.firedEnd = r.varint()
-		ks.lastEnd = r.varint()
-		if nr := r.count(len(r.b)); nr > 0 {
+		ks.firedEnd = r.Varint()
+		ks.lastEnd = r.Varint()
+		if nr := r.count(len(r.B)); nr > 0 {
 			ks.revs = make(map[int64]int32, nr)
-			for j := 0; j < nr && r.err == nil; j++ {
-				end := r.varint()
-				ks.revs[end] = int32(r.varint())
+			for j := 0; j < nr && r.Err == nil; j++ {
+				end := r.Varint()
+				ks.revs[end] = int32(r.Varint())
 			}
 		}
-		np := r.count(len(r.b))
+		np := r.count(len(r.B))
 		if cap(paneSlab)-len(paneSlab) < np {
 			paneSlab = make([]pane, 0, max(np, 4096))
 		}
@@ -192,22 +151,17 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 		}
 		accs := accSlab[len(accSlab) : len(accSlab)+np*o.aggCount : len(accSlab)+np*o.aggCount]
 		accSlab = accSlab[:len(accSlab)+np*o.aggCount]
-		for j := 0; j < np && r.err == nil; j++ {
-			p := pane{start: r.varint(), end: r.varint(), emitted: int32(r.varint()), accs: accs[j*o.aggCount : (j+1)*o.aggCount : (j+1)*o.aggCount]}
-			if len(r.b) == 0 {
-				r.err = errSnapTruncated
-				break
-			}
-			p.pending = r.b[0] == 1
-			r.b = r.b[1:]
+		for j := 0; j < np && r.Err == nil; j++ {
+			p := pane{start: r.Varint(), end: r.Varint(), emitted: int32(r.Varint()), accs: accs[j*o.aggCount : (j+1)*o.aggCount : (j+1)*o.aggCount]}
+			p.pending = r.Byte() == 1
 			for k := range p.accs {
-				if r.err == nil {
-					r.b, r.err = ReadAcc(r.b, &p.accs[k])
+				if r.Err == nil {
+					r.B, r.Err = ReadAcc(r.B, &p.accs[k])
 				}
 			}
 			ks.panes = append(ks.panes, p)
 		}
-		if r.err != nil {
+		if r.Err != nil {
 			break
 		}
 		if _, dup := o.keys[ks.key]; dup {
@@ -217,11 +171,11 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 		o.all = append(o.all, ks)
 		o.schedule(ks)
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%d bytes after the last key", len(r.b))
+	if r.Err == nil && len(r.B) != 0 {
+		r.Err = fmt.Errorf("%d bytes after the last key", len(r.B))
 	}
-	if r.err != nil {
-		return fmt.Errorf("restore key group %d: %w", kg, r.err)
+	if r.Err != nil {
+		return fmt.Errorf("restore key group %d: %w", kg, r.Err)
 	}
 	return nil
 }
