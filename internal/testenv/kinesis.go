@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.uber.org/goleak"
 )
 
 // KinesisInstall is the command that installs the local Kinesis server.
@@ -233,4 +234,43 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// SharedKinesis is one kinesis-local for a whole test package, started on
+// first use: it takes seconds to start. The zero value is ready to use.
+type SharedKinesis struct {
+	once sync.Once
+	s    *KinesisServer
+	err  error
+}
+
+// Endpoint starts the server if needed and returns its URL; it skips (or,
+// in CI, fails) t when kinesis-local is not installed.
+func (k *SharedKinesis) Endpoint(t testing.TB) string {
+	t.Helper()
+	k.once.Do(func() { k.s, k.err = StartKinesisServer(context.Background()) })
+	if k.err != nil {
+		KinesisSkip(t, k.err)
+	}
+	return k.s.Endpoint
+}
+
+// Main runs a package's tests, stops the server, and fails the run on
+// leaked goroutines (the HTTP client's idle connections aside).
+func (k *SharedKinesis) Main(m *testing.M) int {
+	code := m.Run()
+	if k.s != nil {
+		k.s.Stop()
+	}
+	if code == 0 {
+		if err := goleak.Find(
+			goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+			goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	return code
 }

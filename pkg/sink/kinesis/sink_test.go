@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,44 +20,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/streamd/streamd/internal/testenv"
 	"github.com/streamd/streamd/pkg/record"
 )
 
-var server struct {
-	once sync.Once
-	s    *testenv.KinesisServer
-	err  error
-}
+// kinesisLocal serves every test of the package.
+var kinesisLocal testenv.SharedKinesis
 
-func endpoint(t testing.TB) string {
-	t.Helper()
-	server.once.Do(func() { server.s, server.err = testenv.StartKinesisServer(context.Background()) })
-	if server.err != nil {
-		testenv.KinesisSkip(t, server.err)
-	}
-	return server.s.Endpoint
-}
+func endpoint(t testing.TB) string { return kinesisLocal.Endpoint(t) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if server.s != nil {
-		server.s.Stop()
-	}
-	if code == 0 {
-		if err := goleak.Find(
-			goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-			goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(kinesisLocal.Main(m)) }
 
 var schema = record.MustSchema(
 	record.Field{Name: "device", Type: record.TypeString},
