@@ -520,6 +520,11 @@ func (s *subtask) run() {
 			if ro, ok := s.op.(*ruleOperator); ok {
 				ro.publishStats()
 			}
+			// Counting keys can walk state (rule stages): once per tick,
+			// not per event.
+			keys := s.op.Keys()
+			s.keys.Set(float64(keys))
+			s.status.keys.Store(int64(keys))
 		}
 	}
 }
@@ -663,9 +668,7 @@ func (s *subtask) flush(ctx context.Context, wm int64, idle bool) {
 	s.firings.Add(float64(res.Firings))
 	s.updates.Add(float64(res.Updates))
 	s.lateC.Add(float64(res.LateRecords))
-	s.keys.Set(float64(s.op.Keys()))
 	s.status.watermark.Store(wm)
-	s.status.keys.Store(int64(s.op.Keys()))
 	if res.Results.Len() == 0 && res.Late.Len() == 0 && res.Firings == 0 && wm == s.sentWM && idle == s.sentIdle {
 		return
 	}
