@@ -121,14 +121,18 @@ func (w *Writer) encode() []byte {
 	return binary.LittleEndian.AppendUint32(st, crc32.ChecksumIEEE(st))
 }
 
-// Close delivers rows no checkpoint took (the input ended without a final
-// checkpoint: nothing will replay them), then releases the task.
-func (w *Writer) Close(ctx context.Context) error {
-	if w.rows == 0 && len(w.segs) == 0 {
-		return nil
-	}
-	st, _ := w.Prepare(ctx, 1<<62)
-	return w.s.Commit(ctx, w.task, st)
+// PrepareFinal returns every row held, for the end of the input: nothing
+// will replay them, so the runtime commits them at once.
+func (w *Writer) PrepareFinal(ctx context.Context, _ int64) ([]byte, error) {
+	return w.Prepare(ctx, 1<<62)
+}
+
+// Close releases the task. Rows that no completed checkpoint covers are
+// dropped: the restored pipeline produces them again. (At the end of the
+// input the runtime first calls PrepareFinal and commits.)
+func (w *Writer) Close(context.Context) error {
+	w.rows, w.buf, w.segs = 0, nil, nil
+	return nil
 }
 
 // Commit delivers the rows of a prepared state's segments that are newer
