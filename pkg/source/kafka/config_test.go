@@ -40,7 +40,9 @@ func TestConfigValidate(t *testing.T) {
 		{name: "misspelt start", cfg: valid(func(c *Config) { c.StartOffset = "earlest" }), want: `startOffset: "earlest" is not earliest, latest, offsets or an RFC 3339 timestamp (did you mean "earliest"?)`},
 		{name: "tls setting without enabled", cfg: valid(func(c *Config) { c.TLS.InsecureSkipVerify = true }), want: "tls.insecureSkipVerify: is set but enabled is not true"},
 		{name: "sasl without tls", cfg: valid(func(c *Config) { c.SASL = kafkaconn.SASLConfig{Mechanism: "plain", Username: "u"} }), want: "sasl.mechanism: plain without TLS"},
-		{name: "sasl plaintext allowed", cfg: valid(func(c *Config) { c.SASL = kafkaconn.SASLConfig{Mechanism: "plain", Username: "u", AllowPlaintext: true} })},
+		{name: "sasl plaintext allowed", cfg: valid(func(c *Config) {
+			c.SASL = kafkaconn.SASLConfig{Mechanism: "plain", Username: "u", AllowPlaintext: true}
+		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
