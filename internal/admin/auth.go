@@ -63,11 +63,11 @@ const (
 
 // authenticator checks requests against the configured credentials.
 type authenticator struct {
-	cfg          Auth
-	mtls         bool // client certificates are verified by the listener
-	write, read  *tokenFile
-	log          *zap.Logger
-	denied       *prometheus.CounterVec
+	cfg           Auth
+	mtls          bool // client certificates are verified by the listener
+	write, read   *tokenFile
+	log           *zap.Logger
+	denied        *prometheus.CounterVec
 	hasCredential bool
 }
 
