@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamd/streamd/internal/filestamp"
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/rules"
 	"github.com/streamd/streamd/pkg/rules/control"
@@ -240,14 +241,14 @@ type certFile struct {
 	cert, key string
 
 	mu    sync.Mutex
-	stamp [2]fileStamp
+	stamp [2]filestamp.Stamp
 	pair  *tls.Certificate
 }
 
 func (c *certFile) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var stamp [2]fileStamp
+	var stamp [2]filestamp.Stamp
 	for i, p := range []string{c.cert, c.key} {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -256,7 +257,7 @@ func (c *certFile) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			}
 			return nil, fmt.Errorf("load admin certificate: %w", err)
 		}
-		stamp[i] = fileStamp{size: st.Size(), mtime: st.ModTime(), ino: inode(st)}
+		stamp[i] = filestamp.Of(st)
 	}
 	if c.pair != nil && stamp == c.stamp {
 		return c.pair, nil

@@ -12,11 +12,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/filestamp"
 	"github.com/streamd/streamd/internal/promreg"
 )
 
@@ -167,16 +167,10 @@ type tokenFile struct {
 	log  *zap.Logger
 
 	mu      sync.Mutex
-	stamp   fileStamp
+	stamp   filestamp.Stamp
 	sum     [sha256.Size]byte
 	valid   bool
 	lastErr string
-}
-
-type fileStamp struct {
-	size  int64
-	mtime time.Time
-	ino   any
 }
 
 // maxTokenBytes bounds a token file: a token is a short secret, and a
@@ -204,7 +198,7 @@ func (f *tokenFile) refresh() {
 		f.fail(fmt.Errorf("stat token file: %w", err))
 		return
 	}
-	stamp := fileStamp{size: st.Size(), mtime: st.ModTime(), ino: inode(st)}
+	stamp := filestamp.Of(st)
 	if f.stamp == stamp && (f.valid || f.lastErr != "") {
 		return
 	}
