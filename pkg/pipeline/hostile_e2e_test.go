@@ -89,7 +89,9 @@ func (h *hostileInput) write(t *testing.T, path string) {
 
 const t0 = 1767225600000 // 2026-01-01T00:00:00Z
 
-func good(i int) string { return fmt.Sprintf(`{"key":"m%d","note":"ok","v":%d,"ts":%d}`, i%4, i, t0+int64(i)*1000) }
+func good(i int) string {
+	return fmt.Sprintf(`{"key":"m%d","note":"ok","v":%d,"ts":%d}`, i%4, i, t0+int64(i)*1000)
+}
 
 // TestHostileInput: every bad input of the issue ends up where it belongs,
 // with the exact dead-letter count per reason, and every Parquet file the
