@@ -480,6 +480,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("name: ${X:-${Y}}\n"))
 	f.Add([]byte("<<: {name: x}\n"))
+	// Invalid UTF-8 in keys, values and comments.
+	f.Add([]byte("name: \"k\xff\xfe\"\nsources: [{name: \xc3, type: stdin}]\n# \xed\xa0\x80\n"))
+	f.Add([]byte("name: t\nsources:\n  - {name: k, type: kafka, kafka: {brokers: [\"h:1\"], topics: [t], sasl: {mechanism: \"pl\xffain\"}}}\nsinks: [{name: o, input: k, type: stdout}]\n"))
 	lookup := env("X", "1", "OUTPUT_DIR", "/o")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data, lookup)
@@ -499,6 +502,11 @@ func FuzzParse(f *testing.F) {
 		for _, p := range cfg.Validate() {
 			require.NotEmpty(t, p.Msg)
 			require.NotContains(t, p.Msg, "\n", "a problem must fit on one line")
+		}
+		// The whole validation path, connector settings included, must
+		// survive any file without opening anything.
+		for _, p := range Check(cfg) {
+			require.NotEmpty(t, p.Msg)
 		}
 	})
 }

@@ -127,3 +127,30 @@ func TestRunRereadsOnlyChangedFiles(t *testing.T) {
 		require.NoError(t, <-done)
 	})
 }
+
+// FuzzRuleFile writes arbitrary content (invalid UTF-8 among the seeds) to
+// a rule file and reads it the way the watcher does: it must never panic,
+// a file over the limit is never parsed, and an accepted rule has an id.
+func FuzzRuleFile(f *testing.F) {
+	f.Add([]byte(ruleDoc("a", 1)))
+	f.Add([]byte("{\"id\":\"k\xff\xfe\",\"version\":1}"))
+	f.Add([]byte("id: \xed\xa0\x80\nversion: 1\nselect: \"\xc3\"\n"))
+	f.Add([]byte("&a [*a, *a, *a, *a, *a, *a, *a, *a, *a]"))
+	f.Add([]byte(strings.Repeat("x", 300)))
+	dir := f.TempDir()
+	path := filepath.Join(dir, "rule.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		files := &Files{Paths: []string{path}, MaxBytes: 256}
+		rs, err := files.Load()
+		if len(data) > 256 {
+			require.ErrorContains(t, err, "over the limit of 256 bytes")
+			require.Zero(t, files.reads.Load(), "a file over the limit is not read")
+			return
+		}
+		if err == nil {
+			require.Len(t, rs, 1)
+			require.NotEmpty(t, rs[0].ID)
+		}
+	})
+}

@@ -334,6 +334,7 @@ func FuzzLines(f *testing.F) {
 	f.Add([]byte("{\"a\":1}\n\n{\"b\":2}\r\n{\"c\""), uint8(4), uint8(16), uint8(2))
 	f.Add([]byte("\n\n\n"), uint8(1), uint8(1), uint8(1))
 	f.Add([]byte("\r0"), uint8(1), uint8(1), uint8(9))
+	f.Add([]byte("{\"k\":\"\xff\xfe\"}\n\n\xed\xa0\x80\r\n \n"), uint8(3), uint8(8), uint8(2))
 	f.Add([]byte(strings.Repeat("x", 300)+"\ny\n"), uint8(8), uint8(64), uint8(5))
 	// One file rewritten per input: a directory per input makes fuzzing crawl.
 	path := filepath.Join(f.TempDir(), "f.jsonl")
