@@ -283,7 +283,8 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		if ev.IsNull() {
 			return &Error{Reason: ReasonNoEventTime, Detail: fmt.Sprintf("field %q is absent or null", d.fields[d.eventIdx].Name)}
 		}
-		eventMS = int64(ev.N) / 1000
+		eventMS = int64(ev.N) / 1000 //nolint:gosec // N holds a timestamp's int64 bits
+
 	} else {
 		if brokerTS <= 0 {
 			return &Error{Reason: ReasonNoEventTime, Detail: "no event time field configured and the message has no timestamp"}

@@ -339,7 +339,9 @@ func (k *Kafka) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 		}(p.ID)
 	}
 	for range parts {
-		<-errc
+		if err := <-errc; err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -83,6 +83,7 @@ func TestRunRereadsOnlyChangedFiles(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- f.Run(ctx, rec.put, rec.del) }()
+		synctest.Wait() // Run has scanned and waits for its first tick: files change only between polls
 
 		write(t, bad, "id: [unclosed\n")
 		for range 10 {
