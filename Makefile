@@ -4,7 +4,7 @@ PKGS     ?= ./...
 BENCHTIME ?= 1x
 FUZZTIME ?= 30s
 
-.PHONY: help deps test test-short bench fuzz lint fmt vet demo build clean dev-up dev-down
+.PHONY: help deps test test-short bench fuzz lint fmt vet golangci demo build clean dev-up dev-down
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,7 +28,11 @@ bench: ## run every benchmark (BENCHTIME=2s for figures)
 fuzz: ## fuzz every decoder and parser for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-lint: fmt vet ## gofmt and go vet
+lint: fmt vet golangci ## gofmt, go vet and golangci-lint
+
+golangci: ## golangci-lint (errorlint, revive, gosec, bodyclose, ...) at the pinned version, see .golangci.yml
+	bash scripts/install-golangci-lint.sh
+	.cache/bin/golangci-lint run $(PKGS)
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -28,6 +29,8 @@ const (
 	overlayDir = "kubernetes/overlays/example"
 	baseDir    = "kubernetes/base"
 	httpPort   = 9249
+	probePort  = 9250
+	authMount  = "/etc/streamd/auth"
 	runAsUser  = int64(65532)
 	dataMount  = "/var/lib/streamd"
 	tmpMount   = "/tmp"
@@ -53,6 +56,10 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &policyv1.PodDisruptionBudget{}, nil
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &monitoringv1.ServiceMonitor{}, nil
+	case "v1/Secret":
+		return &corev1.Secret{}, nil
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, nil
 	}
 	return nil, fmt.Errorf("unexpected manifest kind %s %s", apiVersion, kind)
 }
@@ -153,7 +160,8 @@ func TestDecodeStrictRejectsUnknownFields(t *testing.T) {
 	}{
 		{"misspelt field", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {selectr: {a: b}}\n"},
 		{"field at wrong level", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\nspec: {template: {spec: {readOnlyRootFilesystem: true}}}\n"},
-		{"unknown kind", "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n"},
+		{"unknown kind", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"},
+		{"networkpolicy typo", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\nspec: {podSelectr: {}}\n"},
 		{"servicemonitor typo", "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: x}\nspec: {endpoint: []}\n"},
 	}
 	for _, tt := range tests {
@@ -173,6 +181,8 @@ type rendered struct {
 	statefulSets    []*appsv1.StatefulSet
 	pdbs            []*policyv1.PodDisruptionBudget
 	serviceMonitors []*monitoringv1.ServiceMonitor
+	secrets         []*corev1.Secret
+	netpols         []*networkingv1.NetworkPolicy
 }
 
 func render(t *testing.T, dir string) rendered {
@@ -202,6 +212,10 @@ func render(t *testing.T, dir string) rendered {
 			r.pdbs = append(r.pdbs, o)
 		case *monitoringv1.ServiceMonitor:
 			r.serviceMonitors = append(r.serviceMonitors, o)
+		case *corev1.Secret:
+			r.secrets = append(r.secrets, o)
+		case *networkingv1.NetworkPolicy:
+			r.netpols = append(r.netpols, o)
 		}
 	}
 	require.Len(t, r.statefulSets, 1)
@@ -210,6 +224,8 @@ func render(t *testing.T, dir string) rendered {
 	require.Len(t, r.serviceAccounts, 1)
 	require.Len(t, r.pdbs, 1)
 	require.Len(t, r.serviceMonitors, 1)
+	require.Len(t, r.secrets, 1)
+	require.Len(t, r.netpols, 1)
 	return r
 }
 
@@ -243,11 +259,12 @@ func TestKustomizeRender(t *testing.T) {
 				{"liveness /healthz", httpProbe(c.LivenessProbe, "/healthz")},
 				{"readiness /readyz", httpProbe(c.ReadinessProbe, "/readyz")},
 				{"startup /healthz", httpProbe(c.StartupProbe, "/healthz")},
+				{"probe port 9250", len(c.Ports) == 2 && c.Ports[1].Name == "probes" && c.Ports[1].ContainerPort == probePort},
 				{"cpu and memory requests", !c.Resources.Requests.Cpu().IsZero() && !c.Resources.Requests.Memory().IsZero()},
 				{"cpu and memory limits", !c.Resources.Limits.Cpu().IsZero() && !c.Resources.Limits.Memory().IsZero()},
 				{"requests within limits", c.Resources.Requests.Cpu().Cmp(*c.Resources.Limits.Cpu()) <= 0 && c.Resources.Requests.Memory().Cmp(*c.Resources.Limits.Memory()) <= 0},
-				{"http port 9249", len(c.Ports) == 1 && c.Ports[0].Name == "http" && c.Ports[0].ContainerPort == httpPort},
-				{"scrape annotations", sts.Spec.Template.Annotations["prometheus.io/scrape"] == "true" && sts.Spec.Template.Annotations["prometheus.io/port"] == fmt.Sprint(httpPort) && sts.Spec.Template.Annotations["prometheus.io/path"] == "/metrics"},
+				{"http port 9249", len(c.Ports) == 2 && c.Ports[0].Name == "http" && c.Ports[0].ContainerPort == httpPort},
+				{"scrape annotations", sts.Spec.Template.Annotations["prometheus.io/scrape"] == "true" && sts.Spec.Template.Annotations["prometheus.io/port"] == fmt.Sprint(probePort) && sts.Spec.Template.Annotations["prometheus.io/path"] == "/metrics"},
 				{"image is pinned", !strings.HasSuffix(c.Image, ":latest") && strings.Contains(c.Image, ":")},
 				{"runs the mounted pipeline", strings.Join(c.Args, " ") == "run --config "+configPath},
 				{"governing service", sts.Spec.ServiceName == r.services[0].Name},
@@ -284,6 +301,48 @@ func TestKustomizeRender(t *testing.T) {
 			// container port.
 			cfg := decodePipeline(t, []byte(r.configMaps[0].Data[filepath.Base(configPath)]))
 			require.Equal(t, fmt.Sprintf(":%d", httpPort), cfg.HTTP.Listen)
+			require.Equal(t, fmt.Sprintf(":%d", probePort), cfg.HTTP.ProbeListen)
+
+			// The admin tokens come from the Secret, mounted read-only, and
+			// the base holds no token value.
+			authVol := volumes[mounts[authMount].Name]
+			require.True(t, mounts[authMount].ReadOnly, "%s must be read-only", authMount)
+			require.NotNil(t, authVol.Secret, "%s must be a Secret volume", authMount)
+			secret := r.secrets[0]
+			require.Equal(t, secret.Name, authVol.Secret.SecretName)
+			require.NotNil(t, authVol.Secret.DefaultMode)
+			require.Zero(t, *authVol.Secret.DefaultMode&0o007, "the token must not be world-readable")
+			for file, setting := range map[string]string{"token": cfg.HTTP.Auth.TokenFile, "read-token": cfg.HTTP.Auth.ReadTokenFile} {
+				require.Equal(t, authMount+"/"+file, setting)
+				v, ok := secret.StringData[file]
+				require.True(t, ok, "the Secret has no key %s", file)
+				require.Empty(t, v, "a real token never belongs in git")
+			}
+			require.False(t, cfg.HTTP.Auth.OpenReads)
+
+			// The NetworkPolicy selects the pod, restricts ingress, and
+			// admits only Prometheus, only to the probe port.
+			np := r.netpols[0]
+			require.Subset(t, sts.Spec.Template.Labels, np.Spec.PodSelector.MatchLabels)
+			require.NotEmpty(t, np.Spec.PodSelector.MatchLabels)
+			require.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+			require.Len(t, np.Spec.Ingress, 1)
+			rule := np.Spec.Ingress[0]
+			require.Len(t, rule.Ports, 1)
+			require.Equal(t, intstr.FromString("probes"), *rule.Ports[0].Port)
+			require.Len(t, rule.From, 1)
+			peer := rule.From[0]
+			require.Nil(t, peer.IPBlock, "no address range is admitted")
+			require.NotNil(t, peer.NamespaceSelector)
+			require.NotNil(t, peer.PodSelector)
+			require.Equal(t, "monitoring", peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"])
+			require.Equal(t, "prometheus", peer.PodSelector.MatchLabels["app.kubernetes.io/name"])
+			for _, in := range np.Spec.Ingress {
+				for _, p := range in.Ports {
+					require.NotEqual(t, intstr.FromString("http"), *p.Port, "no rule admits anyone to the admin API")
+					require.NotEqual(t, intstr.FromInt32(httpPort), *p.Port, "no rule admits anyone to the admin API")
+				}
+			}
 			for _, s := range cfg.Sinks {
 				switch {
 				case s.Parquet != nil:
@@ -299,14 +358,15 @@ func TestKustomizeRender(t *testing.T) {
 			svc := r.services[0]
 			require.Subset(t, podLabels, svc.Spec.Selector)
 			require.NotEmpty(t, svc.Spec.Selector)
-			require.Len(t, svc.Spec.Ports, 1)
+			require.Len(t, svc.Spec.Ports, 2)
 			require.Equal(t, intstr.FromString("http"), svc.Spec.Ports[0].TargetPort)
+			require.Equal(t, intstr.FromString("probes"), svc.Spec.Ports[1].TargetPort)
 			require.Subset(t, podLabels, r.pdbs[0].Spec.Selector.MatchLabels)
 			require.NotNil(t, r.pdbs[0].Spec.MaxUnavailable)
 			sm := r.serviceMonitors[0]
 			require.Subset(t, svc.Labels, sm.Spec.Selector.MatchLabels)
 			require.Len(t, sm.Spec.Endpoints, 1)
-			require.Equal(t, svc.Spec.Ports[0].Name, sm.Spec.Endpoints[0].Port)
+			require.Equal(t, svc.Spec.Ports[1].Name, sm.Spec.Endpoints[0].Port, "Prometheus scrapes the probe port")
 			require.Equal(t, "/metrics", sm.Spec.Endpoints[0].Path)
 			require.Equal(t, r.serviceAccounts[0].Name, pod.ServiceAccountName)
 		})
@@ -319,7 +379,7 @@ func TestOverlayExample(t *testing.T) {
 	require.Len(t, r.namespaces, 1)
 	ns := r.namespaces[0].Name
 	require.Equal(t, "restricted", r.namespaces[0].Labels["pod-security.kubernetes.io/enforce"])
-	for _, o := range []interface{ GetNamespace() string }{r.statefulSets[0], r.services[0], r.configMaps[0], r.serviceAccounts[0], r.pdbs[0], r.serviceMonitors[0]} {
+	for _, o := range []interface{ GetNamespace() string }{r.statefulSets[0], r.services[0], r.configMaps[0], r.serviceAccounts[0], r.pdbs[0], r.serviceMonitors[0], r.secrets[0], r.netpols[0]} {
 		require.Equal(t, ns, o.GetNamespace())
 	}
 	sts := r.statefulSets[0]
@@ -333,7 +393,7 @@ func TestOverlayExample(t *testing.T) {
 func ptrTrue(b *bool) bool { return b != nil && *b }
 
 func httpProbe(p *corev1.Probe, path string) bool {
-	return p != nil && p.HTTPGet != nil && p.HTTPGet.Path == path && p.HTTPGet.Port == intstr.FromString("http")
+	return p != nil && p.HTTPGet != nil && p.HTTPGet.Path == path && p.HTTPGet.Port == intstr.FromString("probes")
 }
 
 // TestDockerfile checks the image contract the manifests rely on: a static,

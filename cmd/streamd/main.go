@@ -29,8 +29,8 @@ import (
 const usage = `streamd — stream processing as one static binary
 
 Usage:
-  streamd run --config pipeline.yaml [--log-level info] [--listen addr] [--from ID | --fresh]
-  streamd validate --config pipeline.yaml
+  streamd run --config pipeline.yaml [--log-level info] [--listen addr] [--probe-listen addr] [--from ID | --fresh]
+  streamd validate --config pipeline.yaml [--check-connectivity]
   streamd checkpoints list --config pipeline.yaml
   streamd checkpoints inspect --config pipeline.yaml [--id ID]
   streamd version
@@ -68,6 +68,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "pipeline file")
 	connectivity := fs.Bool("check-connectivity", false, "also reach every broker, stream, bucket and directory the pipeline uses")
+	maxBytes := fs.Int64("max-config-bytes", pipeline.DefaultMaxFileBytes, "refuse a pipeline file larger than this")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,7 +76,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, "validate: --config is required")
 		return 2
 	}
-	cfg, err := pipeline.Load(*cfgPath, nil)
+	cfg, err := pipeline.LoadLimit(*cfgPath, nil, *maxBytes)
 	if err == nil {
 		if ps := pipeline.Check(cfg); len(ps) > 0 {
 			err = ps
@@ -84,6 +85,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
 		return 1
+	}
+	for _, w := range pipeline.Warnings(cfg) {
+		_, _ = fmt.Fprintf(stderr, "%s: warning: %v\n", *cfgPath, w)
 	}
 	if *connectivity {
 		job, err := pipeline.Build(cfg, pipeline.Options{})
@@ -107,6 +111,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "pipeline file")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	listen := fs.String("listen", "", "admin HTTP address; overrides http.listen in the pipeline file")
+	probeListen := fs.String("probe-listen", "", "address of /healthz, /readyz and /metrics; overrides http.probeListen")
+	maxBytes := fs.Int64("max-config-bytes", pipeline.DefaultMaxFileBytes, "refuse a pipeline file larger than this")
 	from := fs.Int64("from", 0, "restore this checkpoint or savepoint ID instead of the newest")
 	fresh := fs.Bool("fresh", false, "start from the configured positions, ignoring checkpoints")
 	if err := fs.Parse(args); err != nil {
@@ -123,7 +129,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	defer func() { _ = logger.Sync() }()
 
-	cfg, err := pipeline.Load(*cfgPath, nil)
+	cfg, err := pipeline.LoadLimit(*cfgPath, nil, *maxBytes)
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
 		return 1
@@ -170,7 +176,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	var srv *admin.Server
 	if addr != "off" {
-		acfg := admin.Config{Listen: addr, Gatherer: reg, Ready: rt.Ready, Status: func() any { return rt.Status() }}
+		acfg := adminConfig(cfg.HTTP)
+		acfg.Listen = addr
+		if *probeListen != "" {
+			acfg.ProbeListen = *probeListen
+		}
+		acfg.Gatherer, acfg.Registerer = reg, reg
+		acfg.Ready, acfg.Status = rt.Ready, func() any { return rt.Status() }
 		if m := rt.Rules(); m != nil {
 			acfg.Rules = m
 		}
@@ -187,7 +199,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 				logger.Error("admin http stopped", zap.Error(err))
 			}
 		}()
-		logger.Info("admin http listening", zap.String("addr", srv.Addr()))
+		logger.Info("admin http listening", zap.String("addr", srv.Addr()), zap.String("probeAddr", srv.ProbeAddr()),
+			zap.Bool("tls", acfg.TLS != nil), zap.Bool("writeToken", acfg.Auth.TokenFile != ""), zap.Bool("openReads", acfg.Auth.OpenReads))
 	}
 
 	// SIGTERM/SIGINT stop the sources; Run then drains what was read through
@@ -209,6 +222,25 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	logger.Info("pipeline stopped")
 	return 0
+}
+
+// adminConfig maps the pipeline file's http block to the admin server's
+// settings; the caller adds the listen address and the runtime hooks.
+func adminConfig(h pipeline.HTTPConfig) admin.Config {
+	c := admin.Config{
+		ProbeListen:  h.ProbeListen,
+		MaxRuleBytes: int64(h.MaxRuleBytes),
+		Auth: admin.Auth{
+			TokenFile:     h.Auth.TokenFile,
+			ReadTokenFile: h.Auth.ReadTokenFile,
+			OpenReads:     h.Auth.OpenReads,
+			WriteClients:  h.Auth.WriteClients,
+		},
+	}
+	if t := h.TLS; t != nil {
+		c.TLS = &admin.TLSConfig{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
+	}
+	return c
 }
 
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/streamd/streamd/internal/redact"
 )
 
 // Config selects the AWS region, endpoint and credentials of one client.
@@ -36,10 +38,10 @@ func (c Config) Validate() error {
 	}
 	u, err := url.Parse(c.Endpoint)
 	if err != nil {
-		return fmt.Errorf("parse endpoint %q: %w", c.Endpoint, err)
+		return fmt.Errorf("parse endpoint %s: %w", redact.URL(c.Endpoint), errors.Unwrap(err))
 	}
 	if u.Scheme == "" || u.Host == "" {
-		return fmt.Errorf("endpoint %q: want an absolute URL such as http://127.0.0.1:4567", c.Endpoint)
+		return fmt.Errorf("endpoint %s: want an absolute URL such as http://127.0.0.1:4567", redact.URL(c.Endpoint))
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/streamd/streamd/internal/fielderr"
 )
 
 // DialTimeout bounds connecting to one broker, TLS and SASL included.
@@ -29,7 +31,10 @@ const (
 	MechanismSCRAMSHA512 = "scram-sha-512"
 )
 
-// TLSConfig enables TLS to the brokers. Setting any file enables it too.
+// TLSConfig enables TLS to the brokers. TLS is on only with Enabled: any
+// other setting without it is an error, never a silent plaintext
+// connection (a caFile or insecureSkipVerify left without enabled once
+// meant plaintext to a broker the author believed was TLS).
 type TLSConfig struct {
 	// Enabled turns TLS on with the system roots when no CAFile is given.
 	Enabled bool `yaml:"enabled"`
@@ -46,27 +51,40 @@ type TLSConfig struct {
 }
 
 // On reports whether TLS is used.
-func (c TLSConfig) On() bool {
-	return c.Enabled || c.CAFile != "" || c.CertFile != "" || c.KeyFile != ""
-}
+func (c TLSConfig) On() bool { return c.Enabled }
 
 // Validate checks the settings that do not need the files; prefix is the
-// yaml path of the block ("tls").
+// yaml path of the block ("tls"). Every problem is reported, each as a
+// *fielderr.Error naming its setting.
 func (c TLSConfig) Validate(prefix string) error {
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return fmt.Errorf("%s.certFile and %s.keyFile must be set together", prefix, prefix)
+	var errs []error
+	if !c.Enabled {
+		for _, s := range []struct {
+			name string
+			set  bool
+		}{
+			{"caFile", c.CAFile != ""}, {"certFile", c.CertFile != ""}, {"keyFile", c.KeyFile != ""},
+			{"insecureSkipVerify", c.InsecureSkipVerify}, {"serverName", c.ServerName != ""},
+		} {
+			if s.set {
+				errs = append(errs, fielderr.Errorf(s.name, "is set but enabled is not true: set enabled: true to use TLS, or remove the setting (TLS is never turned on implicitly, nor a setting ignored)"))
+			}
+		}
 	}
-	return nil
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, fielderr.Errorf("certFile", "certFile and keyFile must be set together"))
+	}
+	return fielderr.Prefix(prefix, errors.Join(errs...))
 }
 
 // Build loads the files and returns the client TLS configuration, or nil
 // when TLS is off.
 func (c TLSConfig) Build() (*tls.Config, error) {
-	if !c.On() {
-		return nil, nil
-	}
 	if err := c.Validate("tls"); err != nil {
 		return nil, fmt.Errorf("build tls config: %w", err)
+	}
+	if !c.On() {
+		return nil, nil
 	}
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
@@ -101,6 +119,11 @@ type SASLConfig struct {
 	Mechanism string `yaml:"mechanism"`
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
+	// AllowPlaintext accepts sending the credentials without TLS, which
+	// gives them to anyone on the network path (PLAIN sends the password
+	// itself). Without it, SASL needs tls.enabled. A warning is logged
+	// whenever it is used.
+	AllowPlaintext bool `yaml:"allowPlaintext"`
 }
 
 // String renders the settings with the password redacted, so a config
@@ -115,26 +138,60 @@ func (c SASLConfig) String() string {
 // GoString redacts the password in %#v too.
 func (c SASLConfig) GoString() string { return c.String() }
 
+// Mechanisms lists the accepted SASL mechanisms.
+var Mechanisms = []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512}
+
 // Validate checks the mechanism and credentials; prefix is the yaml path of
-// the block ("sasl").
+// the block ("sasl"). Every problem is reported as a *fielderr.Error.
 func (c SASLConfig) Validate(prefix string) error {
+	var errs []error
 	switch strings.ToLower(c.Mechanism) {
 	case "":
-		return nil
+		if c.Username != "" || c.Password != "" || c.AllowPlaintext {
+			errs = append(errs, fielderr.Errorf("mechanism", "required when username, password or allowPlaintext is set (want %s)", strings.Join(Mechanisms, ", ")))
+		}
 	case MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512:
+		if c.Username == "" {
+			errs = append(errs, fielderr.Errorf("username", "required with mechanism %s", c.Mechanism))
+		}
 	default:
-		return fmt.Errorf("%s.mechanism %q must be one of plain, scram-sha-256, scram-sha-512", prefix, c.Mechanism)
+		errs = append(errs, fielderr.Errorf("mechanism", "%s", fielderr.Unknown("mechanism", c.Mechanism, Mechanisms)))
 	}
-	if c.Username == "" {
-		return fmt.Errorf("%s.username is required with %s.mechanism %s", prefix, prefix, c.Mechanism)
+	return fielderr.Prefix(prefix, errors.Join(errs...))
+}
+
+// Plaintext reports whether SASL credentials would cross the network
+// without TLS.
+func Plaintext(t TLSConfig, s SASLConfig) bool { return s.Mechanism != "" && !t.On() }
+
+// ValidateSecurity checks a connection's tls and sasl blocks together,
+// with their paths under prefix ("" or "kafka"): each on its own, and that
+// SASL without TLS is explicitly allowed (sasl.allowPlaintext), so
+// credentials are never sent in plaintext by accident.
+func ValidateSecurity(prefix string, t TLSConfig, s SASLConfig) error {
+	join := func(name string) string {
+		if prefix == "" {
+			return name
+		}
+		return prefix + "." + name
 	}
-	return nil
+	errs := []error{t.Validate(join("tls")), s.Validate(join("sasl"))}
+	switch {
+	case Plaintext(t, s) && !s.AllowPlaintext && slices.Contains(Mechanisms, strings.ToLower(s.Mechanism)):
+		errs = append(errs, fielderr.Errorf(join("sasl.mechanism"), "%s without TLS sends the credentials in plaintext: set tls.enabled: true, or sasl.allowPlaintext: true to accept that", s.Mechanism))
+	case s.AllowPlaintext && t.On():
+		errs = append(errs, fielderr.Errorf(join("sasl.allowPlaintext"), "only applies without TLS; remove it"))
+	}
+	return errors.Join(errs...)
 }
 
 // Build returns the kafka-go mechanism, or nil when SASL is off.
 func (c SASLConfig) Build() (sasl.Mechanism, error) {
 	if err := c.Validate("sasl"); err != nil {
 		return nil, fmt.Errorf("build sasl mechanism: %w", err)
+	}
+	if c.Mechanism == "" {
+		return nil, nil
 	}
 	switch strings.ToLower(c.Mechanism) {
 	case MechanismPlain:
@@ -161,8 +218,12 @@ type Conn struct {
 	SASL     sasl.Mechanism
 }
 
-// New builds the connection settings from configuration.
+// New builds the connection settings from configuration. It refuses what
+// ValidateSecurity refuses, so no caller can connect in plaintext by mistake.
 func New(brokers []string, clientID string, t TLSConfig, s SASLConfig) (*Conn, error) {
+	if err := ValidateSecurity("", t, s); err != nil {
+		return nil, fmt.Errorf("build kafka connection: %w", err)
+	}
 	tc, err := t.Build()
 	if err != nil {
 		return nil, err

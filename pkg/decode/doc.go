@@ -5,8 +5,20 @@
 // ["meta", "sourceId"]), a type and, for timestamps, a format. Decode parses
 // one message and appends exactly one row to a record.Batch, or returns an
 // *Error whose Reason is a stable label (invalid_json, missing_field,
-// type_mismatch, bad_timestamp, future_timestamp, no_event_time) suitable for
+// type_mismatch, bad_timestamp, future_timestamp, no_event_time,
+// invalid_utf8, record_too_large, key_too_large, empty_record) suitable for
 // a metric label and a dead-letter reason.
+//
+// Hostile input is bounded and accounted for:
+//   - every string field, key fields included, must be valid UTF-8: a
+//     single bad string would otherwise make a whole Parquet file
+//     unreadable. The per-source policy dead-letters such a record
+//     (invalid_utf8, the default) or replaces each invalid sequence with
+//     U+FFFD and counts the record as repaired;
+//   - a message longer than MaxRecordBytes and a key field longer than
+//     MaxKeyBytes are dead letters;
+//   - an empty message or blank line is counted, then skipped (the
+//     default) or dead-lettered (empty_record).
 //
 // Type rules are strict on purpose, because a silently coerced value is
 // harder to debug than a dead letter:
@@ -20,7 +32,7 @@
 //     are rejected as bad_timestamp.
 //
 // Absent optional fields and JSON null decode to record.Null; absent or null
-// required fields are missing_field.
+// required fields are missing_field. Error details are valid UTF-8 too.
 //
 // The decoder is built for the hot path: the fastjson parser is reused, field
 // values are staged in a scratch row so a failing record leaves the batch

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/valyala/fastjson"
@@ -23,7 +24,55 @@ const (
 	ReasonBadTimestamp    = "bad_timestamp"
 	ReasonFutureTimestamp = "future_timestamp"
 	ReasonNoEventTime     = "no_event_time"
+	// ReasonInvalidUTF8 is a string field (a key field included) holding
+	// bytes that are not UTF-8. Such a string would make a Parquet file
+	// unreadable as a whole ("Invalid string encoding" in DuckDB), so it is
+	// never passed on as is.
+	ReasonInvalidUTF8 = "invalid_utf8"
+	// ReasonRecordTooLarge is a message longer than Config.MaxRecordBytes.
+	ReasonRecordTooLarge = "record_too_large"
+	// ReasonKeyTooLarge is a key field longer than Config.MaxKeyBytes.
+	ReasonKeyTooLarge = "key_too_large"
+	// ReasonEmptyRecord is an empty message or blank line, dead-lettered
+	// under EmptyDeadLetter.
+	ReasonEmptyRecord = "empty_record"
 )
+
+// UTF8Policy says what happens to a string field that is not valid UTF-8.
+type UTF8Policy uint8
+
+// UTF-8 policies. Dead-lettering is the default because a replaced byte is
+// a changed value, which is a decision the pipeline owner makes.
+const (
+	// UTF8DeadLetter rejects the record with ReasonInvalidUTF8.
+	UTF8DeadLetter UTF8Policy = iota
+	// UTF8Replace replaces every invalid byte sequence with U+FFFD and
+	// keeps the record; Counters.Repaired counts such records.
+	UTF8Replace
+)
+
+// EmptyPolicy says what happens to an empty message or blank line.
+type EmptyPolicy uint8
+
+// Empty-record policies.
+const (
+	// EmptySkip drops the record after counting it in Counters.Empty.
+	EmptySkip EmptyPolicy = iota
+	// EmptyDeadLetter counts it and rejects it with ReasonEmptyRecord.
+	EmptyDeadLetter
+)
+
+// Counter is the part of a Prometheus counter the decoder needs.
+type Counter interface{ Inc() }
+
+// Counters count what the decoder accepts or skips without a dead letter;
+// nil counters count nothing. They are shared by the decoders of a source.
+type Counters struct {
+	// Empty counts empty messages and blank lines, skipped or not.
+	Empty Counter
+	// Repaired counts records kept after replacing invalid UTF-8.
+	Repaired Counter
+}
 
 // maxDetail bounds how much of a bad message or value an Error repeats, so a
 // 16 MiB garbage line does not become a 16 MiB dead-letter reason.
@@ -55,6 +104,9 @@ type Field struct {
 	TimeFormat TimeFormat
 	// Required fields that are absent or null reject the record.
 	Required bool
+	// Key marks a field used as a key (keyBy): its string values are
+	// bounded by Config.MaxKeyBytes.
+	Key bool
 }
 
 // Config declares what a JSON decoder extracts.
@@ -69,6 +121,18 @@ type Config struct {
 	MaxFuture time.Duration
 	// Now is the wall clock for MaxFuture; nil means time.Now.
 	Now func() time.Time
+	// InvalidUTF8 is the policy for string fields that are not UTF-8.
+	InvalidUTF8 UTF8Policy
+	// Empty is the policy for empty messages and blank lines.
+	Empty EmptyPolicy
+	// MaxRecordBytes rejects longer messages with ReasonRecordTooLarge;
+	// 0 means no limit.
+	MaxRecordBytes int
+	// MaxKeyBytes rejects records whose Key string fields are longer, with
+	// ReasonKeyTooLarge; 0 means no limit.
+	MaxKeyBytes int
+	// Counters count empty and repaired records.
+	Counters Counters
 }
 
 // slot is a decoded field waiting to be committed to the batch: strings stay
@@ -76,6 +140,9 @@ type Config struct {
 type slot struct {
 	v   record.Value
 	str []byte
+	// fixed holds the repaired copy of a string under UTF8Replace, reused
+	// from record to record.
+	fixed []byte
 }
 
 // JSON decodes JSON objects into typed records. It is used by one goroutine.
@@ -88,6 +155,12 @@ type JSON struct {
 	now       func() time.Time
 	slots     []slot
 	scratch   []byte
+	utf8      UTF8Policy
+	empty     EmptyPolicy
+	maxRecord int
+	maxKey    int
+	counters  Counters
+	repaired  bool // the record being decoded had a string repaired
 }
 
 // NewJSON validates cfg and builds a decoder.
@@ -124,6 +197,15 @@ func NewJSON(cfg Config) (*JSON, error) {
 		fields[i] = f
 		schemaFields[i] = record.Field{Name: f.Name, Type: f.Type}
 	}
+	if cfg.InvalidUTF8 > UTF8Replace {
+		return nil, fmt.Errorf("new json decoder: unknown invalid UTF-8 policy %d", cfg.InvalidUTF8)
+	}
+	if cfg.Empty > EmptyDeadLetter {
+		return nil, fmt.Errorf("new json decoder: unknown empty-record policy %d", cfg.Empty)
+	}
+	if cfg.MaxRecordBytes < 0 || cfg.MaxKeyBytes < 0 {
+		return nil, fmt.Errorf("new json decoder: maxRecordBytes %d and maxKeyBytes %d must be >= 0", cfg.MaxRecordBytes, cfg.MaxKeyBytes)
+	}
 	if cfg.EventTimeField != "" && eventIdx < 0 {
 		return nil, fmt.Errorf("new json decoder: event time field %q is not declared", cfg.EventTimeField)
 	}
@@ -143,6 +225,11 @@ func NewJSON(cfg Config) (*JSON, error) {
 		now:       now,
 		slots:     make([]slot, len(fields)),
 		scratch:   make([]byte, 0, 64),
+		utf8:      cfg.InvalidUTF8,
+		empty:     cfg.Empty,
+		maxRecord: cfg.MaxRecordBytes,
+		maxKey:    cfg.MaxKeyBytes,
+		counters:  cfg.Counters,
 	}, nil
 }
 
@@ -151,8 +238,21 @@ func (d *JSON) Schema() *record.Schema { return d.schema }
 
 // Decode parses msg and appends one row to b, whose width must be the schema
 // length. brokerTS (milliseconds) is the event time when no event time field
-// is configured. On failure it returns an *Error and leaves b unchanged.
+// is configured. On failure it returns an *Error and leaves b unchanged. An
+// empty message (nothing but JSON whitespace) under EmptySkip is counted and
+// appends nothing, with a nil error.
 func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
+	if d.maxRecord > 0 && len(msg) > d.maxRecord {
+		return &Error{Reason: ReasonRecordTooLarge, Detail: fmt.Sprintf("record of %d bytes is over the limit of %d bytes (decode.maxRecordBytes)", len(msg), d.maxRecord)}
+	}
+	if isBlank(msg) {
+		inc(d.counters.Empty)
+		if d.empty == EmptyDeadLetter {
+			return &Error{Reason: ReasonEmptyRecord, Detail: "empty message or blank line"}
+		}
+		return nil
+	}
+	d.repaired = false
 	doc, err := d.parser.ParseBytes(msg)
 	if err != nil {
 		return &Error{Reason: ReasonInvalidJSON, Detail: truncate(err.Error())}
@@ -183,7 +283,8 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		if ev.IsNull() {
 			return &Error{Reason: ReasonNoEventTime, Detail: fmt.Sprintf("field %q is absent or null", d.fields[d.eventIdx].Name)}
 		}
-		eventMS = int64(ev.N) / 1000
+		eventMS = int64(ev.N) / 1000 //nolint:gosec // N holds a timestamp's int64 bits
+
 	} else {
 		if brokerTS <= 0 {
 			return &Error{Reason: ReasonNoEventTime, Detail: "no event time field configured and the message has no timestamp"}
@@ -198,6 +299,9 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		}
 	}
 
+	if d.repaired {
+		inc(d.counters.Repaired)
+	}
 	row := b.AppendRow(eventMS)
 	for i := range d.slots {
 		s := &d.slots[i]
@@ -225,6 +329,17 @@ func (d *JSON) decodeValue(f *Field, v *fastjson.Value, s *slot) *Error {
 			return d.mismatch(f, v)
 		}
 		str, _ := v.StringBytes()
+		if !utf8.Valid(str) {
+			if d.utf8 == UTF8DeadLetter {
+				return &Error{Reason: ReasonInvalidUTF8, Detail: fmt.Sprintf("field %q: %q is not valid UTF-8", f.Name, truncate(string(str)))}
+			}
+			s.fixed = appendValidUTF8(s.fixed[:0], str)
+			str = s.fixed
+			d.repaired = true
+		}
+		if f.Key && d.maxKey > 0 && len(str) > d.maxKey {
+			return &Error{Reason: ReasonKeyTooLarge, Detail: fmt.Sprintf("key field %q of %d bytes is over the limit of %d bytes (decode.maxKeyBytes)", f.Name, len(str), d.maxKey)}
+		}
 		s.v = record.Value{T: record.TypeString}
 		s.str = str
 	case record.TypeBool:
@@ -423,16 +538,67 @@ func (d *JSON) badTimestamp(f *Field, v *fastjson.Value, why string) *Error {
 		f.Name, truncate(string(v.MarshalTo(nil))), why)}
 }
 
+// truncate shortens s for an error detail. The result is always valid
+// UTF-8 (invalid bytes become U+FFFD), because details are written to
+// dead-letter sinks, Parquet included.
 func truncate(s string) string {
 	if len(s) <= maxDetail {
-		return s
+		return strings.ToValidUTF8(s, "\uFFFD")
 	}
 	cut := maxDetail
 	// Do not split a UTF-8 sequence: back up to a rune start.
 	for cut > 0 && s[cut]&0xC0 == 0x80 {
 		cut--
 	}
-	return strings.ToValidUTF8(s[:cut], "") + "…"
+	return strings.ToValidUTF8(s[:cut], "\uFFFD") + "…"
+}
+
+// appendValidUTF8 appends p to dst with every invalid byte sequence
+// replaced by U+FFFD, the way strings.ToValidUTF8 does, without allocating
+// once dst has grown.
+func appendValidUTF8(dst, p []byte) []byte {
+	invalid := false // the previous byte was part of an invalid sequence
+	for i := 0; i < len(p); {
+		c := p[i]
+		if c < utf8.RuneSelf {
+			dst = append(dst, c)
+			i++
+			invalid = false
+			continue
+		}
+		_, size := utf8.DecodeRune(p[i:])
+		if size == 1 {
+			// One replacement per run of invalid bytes, as strings.ToValidUTF8.
+			if !invalid {
+				dst = append(dst, "\uFFFD"...)
+				invalid = true
+			}
+			i++
+			continue
+		}
+		dst = append(dst, p[i:i+size]...)
+		i += size
+		invalid = false
+	}
+	return dst
+}
+
+// isBlank reports a message holding nothing but JSON whitespace.
+func isBlank(msg []byte) bool {
+	for _, c := range msg {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func inc(c Counter) {
+	if c != nil {
+		c.Inc()
+	}
 }
 
 // b2s views p as a string without copying; the string must not outlive p's

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -161,7 +162,7 @@ func TestDecodeRecordErrors(t *testing.T) {
 		reason string
 	}{
 		{name: "truncated", msg: sampleLine[:60], reason: ReasonInvalidJSON},
-		{name: "empty", msg: "", reason: ReasonInvalidJSON},
+		{name: "whitespace is not an object", msg: " x ", reason: ReasonInvalidJSON},
 		{name: "trailing garbage", msg: sampleLine + "x", reason: ReasonInvalidJSON},
 		{name: "array", msg: `[1,2]`, reason: ReasonInvalidJSON},
 		{name: "missing equipmentId", msg: strings.Replace(sampleLine, `"equipmentId"`, `"equipmentID"`, 1), reason: ReasonMissingField},
@@ -280,4 +281,113 @@ func BenchmarkDecodeLineMonitoring(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// countingCounter is a Counter for tests.
+type countingCounter struct{ n int }
+
+func (c *countingCounter) Inc() { c.n++ }
+
+// TestDecodeHostileInput feeds the inputs a careless producer or an
+// attacker sends and checks each one's fate: the dead-letter reason, or
+// the value kept, and the counters.
+func TestDecodeHostileInput(t *testing.T) {
+	keyed := func(c *Config) {
+		c.Fields = []Field{
+			{Name: "key", Type: record.TypeString, Required: true, Key: true},
+			{Name: "note", Type: record.TypeString},
+			{Name: "n", Type: record.TypeInt},
+		}
+	}
+	replace := func(c *Config) { keyed(c); c.InvalidUTF8 = UTF8Replace }
+	cases := []struct {
+		name     string
+		cfg      func(*Config)
+		msg      string
+		reason   string     // "" means accepted (or skipped when skipped)
+		want     record.Row // the row kept, when accepted
+		skipped  bool       // accepted without a row
+		empty    int        // Counters.Empty afterwards
+		repaired int        // Counters.Repaired afterwards
+	}{
+		{name: "invalid utf8 in a key", cfg: keyed, msg: "{\"key\":\"k\xff\xfe\",\"n\":1}", reason: ReasonInvalidUTF8},
+		{name: "invalid utf8 in another field", cfg: keyed, msg: "{\"key\":\"k\",\"note\":\"a\xc3\"}", reason: ReasonInvalidUTF8},
+		{name: "overlong encoding", cfg: keyed, msg: "{\"key\":\"\xc0\xaf\"}", reason: ReasonInvalidUTF8},
+		{name: "encoded surrogate", cfg: keyed, msg: "{\"key\":\"\xed\xa0\x80\"}", reason: ReasonInvalidUTF8},
+		{name: "escaped lone surrogate", cfg: keyed, msg: `{"key":"a\ud800b"}`, want: nil},
+		{name: "invalid utf8 in an undeclared field is not stored", cfg: keyed, msg: "{\"key\":\"k\",\"other\":\"\xff\"}",
+			want: record.Row{record.String("k"), record.Null, record.Null}},
+		{name: "valid multibyte", cfg: keyed, msg: `{"key":"Grüße 温度 🌡"}`, want: record.Row{record.String("Grüße 温度 🌡"), record.Null, record.Null}},
+		{name: "replace in key", cfg: replace, msg: "{\"key\":\"k\xff\xfe\",\"n\":1}",
+			want: record.Row{record.String("k\uFFFD"), record.Null, record.Int(1)}, repaired: 1},
+		{name: "replace in two fields counts the record once", cfg: replace, msg: "{\"key\":\"\xffa\xff\",\"note\":\"\xe2\x82\"}",
+			want: record.Row{record.String("\uFFFDa\uFFFD"), record.String("\uFFFD"), record.Null}, repaired: 1},
+		{name: "replace keeps valid strings untouched", cfg: replace, msg: `{"key":"é"}`, want: record.Row{record.String("é"), record.Null, record.Null}},
+		{name: "replaced record that fails later is not counted", cfg: replace, msg: "{\"key\":\"\xff\",\"n\":\"x\"}", reason: ReasonTypeMismatch},
+		{name: "key too large", cfg: func(c *Config) { keyed(c); c.MaxKeyBytes = 8 }, msg: `{"key":"123456789"}`, reason: ReasonKeyTooLarge},
+		{name: "key at the limit", cfg: func(c *Config) { keyed(c); c.MaxKeyBytes = 9 }, msg: `{"key":"123456789"}`,
+			want: record.Row{record.String("123456789"), record.Null, record.Null}},
+		{name: "non-key field is not bounded by maxKeyBytes", cfg: func(c *Config) { keyed(c); c.MaxKeyBytes = 2 }, msg: `{"key":"k","note":"long note"}`,
+			want: record.Row{record.String("k"), record.String("long note"), record.Null}},
+		{name: "key limit measured after replacement", cfg: func(c *Config) { replace(c); c.MaxKeyBytes = 2 }, msg: "{\"key\":\"\xff\"}", reason: ReasonKeyTooLarge},
+		{name: "record too large", cfg: func(c *Config) { keyed(c); c.MaxRecordBytes = 10 }, msg: `{"key":"k1"}`, reason: ReasonRecordTooLarge},
+		{name: "record at the limit", cfg: func(c *Config) { keyed(c); c.MaxRecordBytes = 12 }, msg: `{"key":"k1"}`,
+			want: record.Row{record.String("k1"), record.Null, record.Null}},
+		{name: "empty skipped", cfg: keyed, msg: "", skipped: true, empty: 1},
+		{name: "blank skipped", cfg: keyed, msg: " \t\r", skipped: true, empty: 1},
+		{name: "empty dead-lettered", cfg: func(c *Config) { keyed(c); c.Empty = EmptyDeadLetter }, msg: "\r", reason: ReasonEmptyRecord, empty: 1},
+		{name: "empty checked after size", cfg: func(c *Config) { keyed(c); c.MaxRecordBytes = 2 }, msg: "    ", reason: ReasonRecordTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var empty, repaired countingCounter
+			c := Config{Counters: Counters{Empty: &empty, Repaired: &repaired}}
+			tc.cfg(&c)
+			d, err := NewJSON(c)
+			require.NoError(t, err)
+			b := record.NewBatch(d.Schema().Len(), 1)
+			err = d.Decode([]byte(tc.msg), 1, b)
+			require.Equal(t, tc.empty, empty.n, "empty")
+			require.Equal(t, tc.repaired, repaired.n, "repaired")
+			if tc.reason != "" {
+				var de *Error
+				require.ErrorAs(t, err, &de)
+				require.Equal(t, tc.reason, de.Reason, de.Detail)
+				require.True(t, utf8.ValidString(de.Detail), "detail %q must be valid UTF-8", de.Detail)
+				require.Zero(t, b.Len())
+				return
+			}
+			require.NoError(t, err)
+			if tc.skipped {
+				require.Zero(t, b.Len())
+				return
+			}
+			require.Equal(t, 1, b.Len())
+			for _, v := range b.Row(0) {
+				require.True(t, utf8.ValidString(v.S), "%q", v.S)
+			}
+			if tc.want != nil {
+				require.Equal(t, tc.want, b.Row(0))
+			}
+		})
+	}
+}
+
+func TestAppendValidUTF8MatchesStdlib(t *testing.T) {
+	for _, s := range []string{"", "abc", "\xff", "a\xff\xfeb", "\xe2\x82", "\xe2\x82\xac", "\xed\xa0\x80x", "é\xc3", "\xf0\x9f\x8c\xa1\xf0"} {
+		require.Equal(t, strings.ToValidUTF8(s, "\uFFFD"), string(appendValidUTF8(nil, []byte(s))), "%q", s)
+	}
+}
+
+func TestNewJSONValidatesPolicies(t *testing.T) {
+	f := []Field{{Name: "a", Type: record.TypeString}}
+	for _, c := range []Config{
+		{Fields: f, InvalidUTF8: 9},
+		{Fields: f, Empty: 9},
+		{Fields: f, MaxRecordBytes: -1},
+		{Fields: f, MaxKeyBytes: -1},
+	} {
+		_, err := NewJSON(c)
+		require.Error(t, err)
+	}
 }

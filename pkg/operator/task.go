@@ -1,13 +1,16 @@
 package operator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -289,6 +292,12 @@ func (t *splitTask) deadLetter(now time.Time, pos string, err error, raw []byte)
 	if len(raw) > maxRawDeadLetter {
 		raw = raw[:maxRawDeadLetter]
 	}
+	// Dead letters are written to sinks too (Parquet included), and one
+	// invalid UTF-8 string makes a whole Parquet file unreadable.
+	if !utf8.Valid(raw) {
+		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+	}
+	detail = strings.ToValidUTF8(detail, "\uFFFD")
 	b := t.deadB
 	row := b.AppendRow(now.UnixMilli())
 	row[0] = record.TimestampMillis(now.UnixMilli())

@@ -1,13 +1,18 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/fielderr"
+	"github.com/streamd/streamd/internal/kafkaconn"
+	"github.com/streamd/streamd/internal/promreg"
 	"github.com/streamd/streamd/pkg/checkpoint/store/local"
 	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
 	"github.com/streamd/streamd/pkg/decode"
@@ -39,43 +44,91 @@ type Options struct {
 }
 
 // Check validates c structurally and semantically (field references,
-// expression types, aggregate inputs) without opening anything.
+// expression types, aggregate inputs, every connector setting) without
+// opening anything. It runs the code Build runs, up to opening sources,
+// sinks and stores, so `streamd validate` and `streamd run` cannot
+// disagree about a pipeline file.
 func Check(c *Config) Problems {
-	_, ps := build(c, Options{}, false)
+	_, ps, _ := build(c, Options{}, false)
 	return ps
+}
+
+// Warnings returns what c allows but should not be left unnoticed (SASL
+// credentials sent without TLS), each with its YAML path and line. Build
+// logs the same warnings.
+func Warnings(c *Config) []Problem {
+	_, _, ws := build(c, Options{}, false)
+	return ws
 }
 
 // Build validates c and returns a runnable job with its sources and sinks
 // constructed. Problems name the YAML path and line of every mistake.
 func Build(c *Config, opts Options) (operator.Job, error) {
-	job, ps := build(c, opts, true)
+	job, ps, ws := build(c, opts, true)
 	if len(ps) > 0 {
 		return operator.Job{}, ps
+	}
+	if opts.Logger != nil {
+		for _, w := range ws {
+			opts.Logger.Warn(w.Msg, zap.String("setting", w.Path), zap.Int("line", w.Line))
+		}
 	}
 	return job, nil
 }
 
 type builder struct {
-	c    *Config
-	opts Options
-	ps   Problems
-	open bool
+	c        *Config
+	opts     Options
+	ps       Problems
+	warnings []Problem
+	open     bool
+	// keys are the field names any stage keys by: decoded string fields
+	// of these names are bounded by decode.maxKeyBytes.
+	keys map[string]bool
+	// counters are shared by every decoder of the pipeline.
+	empty    *prometheus.CounterVec
+	repaired *prometheus.CounterVec
 }
 
 func (b *builder) problem(path, format string, args ...any) {
 	b.ps = append(b.ps, b.c.Problemf(path, format, args...))
 }
 
-func build(c *Config, opts Options, open bool) (operator.Job, Problems) {
+func (b *builder) warn(path, format string, args ...any) {
+	b.warnings = append(b.warnings, b.c.Problemf(path, format, args...))
+}
+
+// connector reports the problems of a connector block at prefix.
+func (b *builder) connector(prefix string, err error) {
+	b.ps = append(b.ps, connectorProblems(b.c, prefix, err)...)
+}
+
+func build(c *Config, opts Options, open bool) (operator.Job, Problems, []Problem) {
 	c.ApplyDefaults()
 	if ps := c.Validate(); len(ps) > 0 {
 		ps.Sort()
-		return operator.Job{}, ps
+		return operator.Job{}, ps, nil
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	b := &builder{c: c, opts: opts, open: open}
+	b := &builder{c: c, opts: opts, open: open, keys: make(map[string]bool)}
+	for _, st := range c.Stages {
+		for _, k := range st.KeyBy {
+			b.keys[k] = true
+		}
+	}
+	if open {
+		f := promreg.With(opts.Registry)
+		b.empty = f.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamd_empty_records_total",
+			Help: "Empty messages and blank lines read, by source; skipped, or dead-lettered with reason empty_record under decode.emptyRecords: deadLetter.",
+		}, []string{"source"})
+		b.repaired = f.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamd_repaired_records_total",
+			Help: "Records kept after repairing their content, by source and reason (invalid_utf8: invalid bytes replaced with U+FFFD under decode.invalidUTF8: replace).",
+		}, []string{"source", "reason"})
+	}
 	job := operator.Job{
 		Name:        c.Name,
 		Parallelism: c.Parallelism,
@@ -156,7 +209,8 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems) {
 		job.Checkpoint = b.checkpoint(cc)
 	}
 	b.ps.Sort()
-	return job, b.ps
+	slices.SortStableFunc(b.warnings, func(x, y Problem) int { return x.Line - y.Line })
+	return job, b.ps, b.warnings
 }
 
 func (b *builder) checkpoint(cc *CheckpointConfig) *operator.CheckpointConfig {
@@ -209,9 +263,22 @@ func (b *builder) checkpoint(cc *CheckpointConfig) *operator.CheckpointConfig {
 func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 	sc := b.c.Sources[i]
 	path := fmt.Sprintf("sources[%d]", i)
-	dcfg := decode.Config{EventTimeField: sc.EventTime.Field, MaxFuture: sc.EventTime.MaxFuture.D(), Now: b.opts.Now}
+	dcfg := decode.Config{EventTimeField: sc.EventTime.Field, MaxFuture: sc.EventTime.MaxFuture.D(), Now: b.opts.Now,
+		MaxRecordBytes: int(sc.Decode.MaxRecordBytes), MaxKeyBytes: int(sc.Decode.MaxKeyBytes)}
 	if sc.EventTime.MaxFuture < 0 {
 		dcfg.MaxFuture = 0
+	}
+	if sc.Decode.InvalidUTF8 == invalidUTF8Replace {
+		dcfg.InvalidUTF8 = decode.UTF8Replace
+	}
+	if sc.Decode.EmptyRecords == emptyDeadLetter {
+		dcfg.Empty = decode.EmptyDeadLetter
+	}
+	if b.empty != nil {
+		dcfg.Counters = decode.Counters{
+			Empty:    b.empty.WithLabelValues(sc.Name),
+			Repaired: b.repaired.WithLabelValues(sc.Name, decode.ReasonInvalidUTF8),
+		}
 	}
 	for _, f := range sc.Decode.Fields {
 		t, _ := record.ParseType(f.Type)
@@ -220,8 +287,9 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		if p == "" {
 			p = f.Name
 		}
-		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required})
+		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required, Key: b.keys[f.Name]})
 	}
+	b.sourceWarnings(path, &sc)
 	probe, err := decode.NewJSON(dcfg)
 	if err != nil {
 		b.problem(path+".decode", "%v", err)
@@ -320,6 +388,14 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 	return spec, schema
 }
 
+// sourceWarnings notes what a source's settings allow but should not go
+// unnoticed; the settings themselves are checked by Validate.
+func (b *builder) sourceWarnings(path string, sc *SourceConfig) {
+	if k := sc.Kafka; k != nil && kafkaconn.Plaintext(k.TLS, k.SASL) {
+		b.warn(path+".kafka.sasl.allowPlaintext", "SASL %s credentials are sent to the brokers without TLS", k.SASL.Mechanism)
+	}
+}
+
 func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
 	switch sc.Type {
 	case "generator":
@@ -338,9 +414,9 @@ func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
 		}
 		return generator.New(cfg)
 	case "file":
-		return file.New(file.Config{Paths: sc.File.Paths, Follow: sc.File.Follow, PollInterval: sc.File.PollInterval.D()}, b.opts.Logger, b.opts.Registry)
+		return file.New(file.Config{Paths: sc.File.Paths, Follow: sc.File.Follow, PollInterval: sc.File.PollInterval.D(), EmptyLines: true}, b.opts.Logger, b.opts.Registry)
 	case "stdin":
-		return file.New(file.Config{Stdin: true}, b.opts.Logger, b.opts.Registry)
+		return file.New(file.Config{Stdin: true, EmptyLines: true}, b.opts.Logger, b.opts.Registry)
 	case "kafka":
 		cfg := *sc.Kafka
 		if b.c.Checkpoint != nil {
@@ -444,7 +520,7 @@ func (b *builder) rulesStage(path string, sc *StageConfig, input string, in *rec
 	}
 	spec := &operator.RulesSpec{Options: opts}
 	if len(rc.Files) > 0 {
-		files := &control.Files{Paths: rc.Files, Poll: rc.PollInterval.D(), Log: b.opts.Logger}
+		files := &control.Files{Paths: rc.Files, Poll: rc.PollInterval.D(), Log: b.opts.Logger, MaxBytes: int64(rc.MaxRuleBytes)}
 		initial, err := files.Load()
 		if err != nil {
 			b.problem(path+".rules.files", "%v", err)
@@ -468,7 +544,7 @@ func (b *builder) rulesStage(path string, sc *StageConfig, input string, in *rec
 			b.problem(path+".rules.kafka", "brokers and topic are required")
 			return operator.StageSpec{}, nil
 		}
-		spec.Control = append(spec.Control, &control.Kafka{Brokers: k.Brokers, Topic: k.Topic, Log: b.opts.Logger})
+		spec.Control = append(spec.Control, &control.Kafka{Brokers: k.Brokers, Topic: k.Topic, Log: b.opts.Logger, MaxBytes: int64(rc.MaxRuleBytes)})
 	}
 	return operator.StageSpec{Name: sc.Name, Input: input, KeyBy: sc.KeyBy, AllowedLateness: sc.AllowedLateness.D(), Rules: spec}, operator.RuleAlertSchema
 }
@@ -531,8 +607,14 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		cfg := *sk.Kafka
 		cfg.Name = sk.Name
 		if err := cfg.Validate(); err != nil {
-			b.problem(path+".kafka", "%v", err)
+			// tls and sasl problems are reported by Validate already.
+			if !errors.As(err, new(*fielderr.Error)) {
+				b.connector(path+".kafka", err)
+			}
 			return nil
+		}
+		if kafkaconn.Plaintext(cfg.TLS, cfg.SASL) {
+			b.warn(path+".kafka.sasl.allowPlaintext", "SASL %s credentials are sent to the brokers without TLS", cfg.SASL.Mechanism)
 		}
 		if schema != nil && cfg.KeyField != "" {
 			if _, ok := schema.Index(cfg.KeyField); !ok {
@@ -553,7 +635,7 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		cfg := *sk.Kinesis
 		cfg.Name = sk.Name
 		if err := cfg.Validate(); err != nil {
-			b.problem(path+".kinesis", "%v", err)
+			b.connector(path+".kinesis", err)
 			return nil
 		}
 		if !b.open {

@@ -43,10 +43,54 @@ type Config struct {
 	positions map[string]position
 }
 
-// HTTPConfig configures the admin endpoint (/metrics, /healthz, /readyz, /v1/status).
+// HTTPConfig configures the admin endpoint: probes and /metrics, and the
+// /v1 API (status, rules, savepoints); see docs/operations.md.
 type HTTPConfig struct {
-	// Listen is the address, default ":9249"; "" keeps the default, "off" disables it.
+	// Listen is the address of the API (and of the probes and /metrics
+	// unless ProbeListen is set), default "127.0.0.1:9249" (loopback);
+	// "" keeps the default, "off" disables it.
 	Listen string `yaml:"listen"`
+	// ProbeListen serves /healthz, /readyz and /metrics on an address of
+	// their own (e.g. ":9250" for the kubelet and Prometheus), so the API
+	// can stay on loopback or behind the token.
+	ProbeListen string `yaml:"probeListen"`
+	// Auth configures the credentials of the API.
+	Auth HTTPAuthConfig `yaml:"auth"`
+	// TLS serves the API over HTTPS, optionally verifying client certificates.
+	TLS *HTTPTLSConfig `yaml:"tls"`
+	// MaxRuleBytes bounds a request body (a rule in PUT /v1/rules/{id});
+	// larger bodies get 413. Default 1MiB.
+	MaxRuleBytes ByteSize `yaml:"maxRuleBytes"`
+}
+
+// HTTPAuthConfig says who may read and who may change state through the
+// API. Endpoints that change state (rules, savepoints) always need a
+// write credential: with none configured, no one can change state.
+type HTTPAuthConfig struct {
+	// TokenFile holds the bearer token that may change state, typically a
+	// Kubernetes Secret mounted as a file; re-read when it changes.
+	TokenFile string `yaml:"tokenFile"`
+	// ReadTokenFile holds a bearer token that may only read.
+	ReadTokenFile string `yaml:"readTokenFile"`
+	// OpenReads serves the read-only endpoints without a credential.
+	// Without any credential configured they are open anyway.
+	OpenReads bool `yaml:"openReads"`
+	// WriteClients are the client-certificate names (common name or DNS
+	// name) that may change state over mTLS; other verified clients may
+	// only read. Empty: every verified client may change state.
+	WriteClients []string `yaml:"writeClients"`
+}
+
+// HTTPTLSConfig is the API's server certificate and the CAs of client
+// certificates (mTLS).
+type HTTPTLSConfig struct {
+	// CertFile and KeyFile are the PEM server certificate and key,
+	// re-read when they change.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// ClientCAFile verifies client certificates; a verified certificate
+	// is a credential. Clients without one may still use a token.
+	ClientCAFile string `yaml:"clientCAFile"`
 }
 
 // TimeConfig configures event time across the pipeline.
@@ -111,11 +155,27 @@ type FileConfig struct {
 	PollInterval Duration `yaml:"pollInterval"`
 }
 
-// DecodeConfig declares the typed fields of a JSON record.
+// DecodeConfig declares the typed fields of a JSON record and how hostile
+// input is handled.
 type DecodeConfig struct {
 	// Format is json (the default and, for now, only format).
 	Format string        `yaml:"format"`
 	Fields []FieldConfig `yaml:"fields"`
+	// InvalidUTF8 is what happens to a record whose string field (a key
+	// included) is not valid UTF-8: deadLetter (default, reason
+	// invalid_utf8) or replace (invalid bytes become U+FFFD, counted in
+	// streamd_repaired_records_total).
+	InvalidUTF8 string `yaml:"invalidUTF8"`
+	// EmptyRecords is what happens to an empty message or blank line,
+	// always counted in streamd_empty_records_total: skip (default) or
+	// deadLetter (reason empty_record).
+	EmptyRecords string `yaml:"emptyRecords"`
+	// MaxRecordBytes dead-letters longer messages (record_too_large);
+	// default 1MiB.
+	MaxRecordBytes ByteSize `yaml:"maxRecordBytes"`
+	// MaxKeyBytes dead-letters records whose key fields (fields named in
+	// a stage's keyBy) are longer (key_too_large); default 4KiB.
+	MaxKeyBytes ByteSize `yaml:"maxKeyBytes"`
 }
 
 // FieldConfig is one declared field.
@@ -226,6 +286,9 @@ type RulesConfig struct {
 	QuarantineAfter int `yaml:"quarantineAfter"`
 	// MaxSignalPoints bounds each windowed signal's points per key.
 	MaxSignalPoints int `yaml:"maxSignalPoints"`
+	// MaxRuleBytes bounds a rule file or control-topic message; larger
+	// ones are rejected (the running rule is kept). Default 1MiB.
+	MaxRuleBytes ByteSize `yaml:"maxRuleBytes"`
 }
 
 // RulesKafkaConfig is the Kafka control topic of a rule stage.

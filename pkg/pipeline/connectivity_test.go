@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -73,7 +74,10 @@ func TestReadyReflectsLostBroker(t *testing.T) {
 	defer func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("pipeline stopped with %v", err)
+			}
 		case <-time.After(30 * time.Second):
 			t.Error("pipeline did not stop")
 		}

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/streamd/streamd/internal/fielderr"
 )
 
 // Problem is one thing wrong with a pipeline file, located by its YAML path
@@ -115,11 +117,38 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
-// Load reads and decodes the pipeline file at path; see Parse.
+// DefaultMaxFileBytes bounds a pipeline file. Real pipeline files are a
+// few kilobytes; without a bound a 200 MB file took 1.3 GB of memory to
+// parse before a single problem was reported.
+const DefaultMaxFileBytes = 4 << 20
+
+// Load reads and decodes the pipeline file at path, refusing files over
+// DefaultMaxFileBytes; see LoadLimit and Parse.
 func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
-	data, err := os.ReadFile(path)
+	return LoadLimit(path, lookupEnv, DefaultMaxFileBytes)
+}
+
+// LoadLimit is Load with a size limit of maxBytes (<= 0 means the default).
+// The limit is checked before parsing, also for files whose size is not
+// known in advance (pipes).
+func LoadLimit(path string, lookupEnv func(string) (string, bool), maxBytes int64) (*Config, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxFileBytes
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline file: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > maxBytes {
+		return nil, Problems{{Msg: fmt.Sprintf("pipeline file is %d bytes, over the limit of %d bytes (--max-config-bytes)", st.Size(), maxBytes)}}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline file: %w", err)
+	}
+	if int64(len(data)) > maxBytes {
+		return nil, Problems{{Msg: fmt.Sprintf("pipeline file is over the limit of %d bytes (--max-config-bytes)", maxBytes)}}
 	}
 	return Parse(data, lookupEnv)
 }
@@ -606,48 +635,10 @@ func (l *loader) structFields(t reflect.Type) *structFields {
 // unknownField words the problem for an unknown key, suggesting the known
 // key it most likely misspells.
 func unknownField(name string, known []string) string {
-	best, bestDist := "", -1
-	for _, k := range known {
-		d := editDistance(strings.ToLower(name), strings.ToLower(k))
-		if bestDist < 0 || d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	// Allow one edit per three characters: "sizee" → "size", "feild" →
-	// "field", but not "base" → "name".
-	if best != "" && bestDist <= max(1, min(3, len(name)/3)) {
+	// fielderr.Suggest allows one edit per three characters: "sizee" →
+	// "size", "feild" → "field", but not "base" → "name".
+	if best := fielderr.Suggest(name, known); best != "" {
 		return fmt.Sprintf("unknown field %q (did you mean %q?)", name, best)
 	}
 	return fmt.Sprintf("unknown field %q (known fields: %s)", name, strings.Join(known, ", "))
-}
-
-// editDistance is the optimal-string-alignment distance between a and b in
-// bytes: insertions, deletions, substitutions and adjacent transpositions
-// (the commonest typo) each cost one.
-func editDistance(a, b string) int {
-	if len(a) > 64 {
-		return len(a) // far too long to be a typo of a field name
-	}
-	rows := make([][]int, len(a)+1)
-	for i := range rows {
-		rows[i] = make([]int, len(b)+1)
-		rows[i][0] = i
-	}
-	for j := range rows[0] {
-		rows[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d := min(rows[i-1][j]+1, rows[i][j-1]+1, rows[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d = min(d, rows[i-2][j-2]+1)
-			}
-			rows[i][j] = d
-		}
-	}
-	return rows[len(a)][len(b)]
 }

@@ -146,11 +146,11 @@ func TestInvalidManyValidation(t *testing.T) {
 	want := []string{
 		`line 1: name: required`,
 		`line 2: keyGroups: must be in [1, 32768], got 65536`,
-		`line 5: sources[0].type: unknown source type "generatr" (want generator, file, stdin, kafka, kinesis)`,
+		`line 5: sources[0].type: unknown source type "generatr" (did you mean "generator"? want generator, file, stdin, kafka, kinesis)`,
 		`line 6: sources[0].generator: only applies to type generator`,
 		`line 7: sources[0].generator.rate: must be a finite number >= 0 (0 means as fast as possible)`,
 		`line 8: sources[0].generator.splits: must be > 0, got -1`,
-		`line 11: sources[0].decode.fields[0].type: unknown type "timestmp" (want string, int, float, bool or timestamp)`,
+		`line 11: sources[0].decode.fields[0].type: unknown type "timestmp" (did you mean "timestamp"? want string, int, float, bool, timestamp)`,
 		`line 12: sources[0].decode.fields[1].name: field "ts" already declared at sources[0].decode.fields[0]`,
 		`line 14: sources[0].eventTime.field: field "missing" is not declared in decode.fields`,
 		// senderField is absent: the problem takes the line of its parent.
@@ -447,7 +447,7 @@ func TestApplyDefaults(t *testing.T) {
 	cfg.ApplyDefaults()
 	require.Equal(t, 128, cfg.KeyGroups)
 	require.Equal(t, 1024, cfg.BatchSize)
-	require.Equal(t, ":9249", cfg.HTTP.Listen)
+	require.Equal(t, "127.0.0.1:9249", cfg.HTTP.Listen)
 	g := cfg.Sources[0]
 	require.Equal(t, &GeneratorConfig{Splits: 1, Machines: 10, Tags: 4, LateBy: Duration(10 * time.Minute)}, g.Generator)
 	require.Equal(t, "json", g.Decode.Format)
@@ -480,6 +480,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("name: ${X:-${Y}}\n"))
 	f.Add([]byte("<<: {name: x}\n"))
+	// Invalid UTF-8 in keys, values and comments.
+	f.Add([]byte("name: \"k\xff\xfe\"\nsources: [{name: \xc3, type: stdin}]\n# \xed\xa0\x80\n"))
+	f.Add([]byte("name: t\nsources:\n  - {name: k, type: kafka, kafka: {brokers: [\"h:1\"], topics: [t], sasl: {mechanism: \"pl\xffain\"}}}\nsinks: [{name: o, input: k, type: stdout}]\n"))
 	lookup := env("X", "1", "OUTPUT_DIR", "/o")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data, lookup)
@@ -499,6 +502,11 @@ func FuzzParse(f *testing.F) {
 		for _, p := range cfg.Validate() {
 			require.NotEmpty(t, p.Msg)
 			require.NotContains(t, p.Msg, "\n", "a problem must fit on one line")
+		}
+		// The whole validation path, connector settings included, must
+		// survive any file without opening anything.
+		for _, p := range Check(cfg) {
+			require.NotEmpty(t, p.Msg)
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 
+	"github.com/streamd/streamd/internal/fielderr"
+	"github.com/streamd/streamd/internal/kafkaconn"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/window"
 )
@@ -21,7 +25,12 @@ import (
 const (
 	DefaultKeyGroups          = 128
 	DefaultBatchSize          = 1024
-	DefaultHTTPListen         = ":9249"
+	DefaultHTTPListen         = "127.0.0.1:9249"
+	DefaultMaxRuleBytes       = ByteSize(1 << 20)
+	DefaultInvalidUTF8        = invalidUTF8DeadLetter
+	DefaultEmptyRecords       = emptySkip
+	DefaultMaxRecordBytes     = ByteSize(1 << 20)
+	DefaultMaxKeyBytes        = ByteSize(4 << 10)
 	DefaultDecodeFormat       = "json"
 	DefaultTimestampFormat    = "auto"
 	DefaultWatermarkStrategy  = "bounded"
@@ -44,6 +53,10 @@ const (
 	builtinStreamAlerts        = "alerts"
 	builtinStreamDeadLetters   = "deadletters"
 	builtinStreamLate          = "late"
+	invalidUTF8DeadLetter      = "deadLetter"
+	invalidUTF8Replace         = "replace"
+	emptySkip                  = "skip"
+	emptyDeadLetter            = "deadLetter"
 	watermarkStrategyBounded   = "bounded"
 	watermarkStrategyPerSender = "perSender"
 	sourceTypeGenerator        = "generator"
@@ -79,6 +92,9 @@ var (
 	sourceTypes       = []string{sourceTypeGenerator, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis}
 	sinkTypes         = []string{sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook}
 	watermarkStrategy = []string{watermarkStrategyBounded, watermarkStrategyPerSender}
+	invalidUTF8s      = []string{invalidUTF8DeadLetter, invalidUTF8Replace}
+	emptyRecords      = []string{emptySkip, emptyDeadLetter}
+	fieldTypes        = []string{"string", "int", "float", "bool", "timestamp"}
 )
 
 // ApplyDefaults fills every zero value that has a default. It is
@@ -92,6 +108,12 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultHTTPListen
+	}
+	setDefault(&c.HTTP.MaxRuleBytes, DefaultMaxRuleBytes)
+	for i := range c.Stages {
+		if r := c.Stages[i].Rules; r != nil {
+			setDefault(&r.MaxRuleBytes, DefaultMaxRuleBytes)
+		}
 	}
 	for i := range c.Sources {
 		s := &c.Sources[i]
@@ -110,6 +132,10 @@ func (c *Config) ApplyDefaults() {
 			setDefault(&f.PollInterval, DefaultFilePollInterval)
 		}
 		setDefault(&s.Decode.Format, DefaultDecodeFormat)
+		setDefault(&s.Decode.InvalidUTF8, DefaultInvalidUTF8)
+		setDefault(&s.Decode.EmptyRecords, DefaultEmptyRecords)
+		setDefault(&s.Decode.MaxRecordBytes, DefaultMaxRecordBytes)
+		setDefault(&s.Decode.MaxKeyBytes, DefaultMaxKeyBytes)
 		for j := range s.Decode.Fields {
 			f := &s.Decode.Fields[j]
 			setDefault(&f.Path, f.Name)
@@ -196,17 +222,47 @@ func (v *validator) top() {
 	if c.BatchSize < 0 {
 		v.add("batchSize", "must be > 0, got %d", c.BatchSize)
 	}
-	if l := c.HTTP.Listen; l != "" && l != "off" {
-		if _, _, err := net.SplitHostPort(l); err != nil {
-			v.add("http.listen", "invalid address %q (want host:port, :port or off)", l)
-		}
-	}
+	v.http(&c.HTTP)
 	v.nonNegative("time.idleAdvance", c.Time.IdleAdvance)
 	if len(c.Sources) == 0 {
 		v.add("sources", "at least one source is required")
 	}
 	if len(c.Sinks) == 0 {
 		v.add("sinks", "at least one sink is required")
+	}
+}
+
+// http checks the admin endpoint's settings.
+func (v *validator) http(h *HTTPConfig) {
+	if l := h.Listen; l != "" && l != "off" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			v.add("http.listen", "invalid address %q (want host:port, :port or off)", l)
+		}
+	}
+	if l := h.ProbeListen; l != "" {
+		switch _, _, err := net.SplitHostPort(l); {
+		case err != nil:
+			v.add("http.probeListen", "invalid address %q (want host:port or :port)", l)
+		case l == h.Listen:
+			v.add("http.probeListen", "must differ from http.listen")
+		}
+	}
+	if h.MaxRuleBytes < 0 {
+		v.add("http.maxRuleBytes", "must be >= 0")
+	}
+	if t := h.TLS; t != nil {
+		if t.CertFile == "" {
+			v.add("http.tls.certFile", "required with http.tls (the server certificate)")
+		}
+		if t.KeyFile == "" {
+			v.add("http.tls.keyFile", "required with http.tls (the server key)")
+		}
+	}
+	if len(h.Auth.WriteClients) > 0 && (h.TLS == nil || h.TLS.ClientCAFile == "") {
+		v.add("http.auth.writeClients", "needs client certificates: set http.tls.clientCAFile")
+	}
+	if h.Auth.TokenFile != "" && h.Auth.TokenFile == h.Auth.ReadTokenFile {
+		v.add("http.auth.readTokenFile", "must differ from tokenFile: a read-only token that can also write is not read-only")
 	}
 }
 
@@ -258,7 +314,7 @@ func (v *validator) source(i int, s *SourceConfig) {
 		v.add(path+".type", "required (one of %s)", strings.Join(sourceTypes, ", "))
 	case sourceTypeGenerator, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis:
 	default:
-		v.add(path+".type", "unknown source type %q (want %s)", s.Type, strings.Join(sourceTypes, ", "))
+		v.add(path+".type", "%s", fielderr.Unknown("source type", s.Type, sourceTypes))
 	}
 	switch {
 	case s.Type == sourceTypeGenerator && s.Generator == nil:
@@ -289,6 +345,20 @@ func (v *validator) source(i int, s *SourceConfig) {
 		v.nonNegative(path+".file.pollInterval", f.PollInterval)
 	}
 
+	if s.Kafka != nil {
+		v.ps = append(v.ps, connectorProblems(v.c, path+".kafka", s.Kafka.Validate())...)
+	}
+	if s.Kinesis != nil {
+		v.ps = append(v.ps, connectorProblems(v.c, path+".kinesis", s.Kinesis.Validate())...)
+	}
+	if f := s.File; f != nil {
+		for j, p := range f.Paths {
+			if _, err := filepath.Match(p, ""); err != nil {
+				v.add(fmt.Sprintf("%s.file.paths[%d]", path, j), "invalid glob pattern %q: %v", p, err)
+			}
+		}
+	}
+
 	fieldTypes := v.fields(path+".decode", &s.Decode)
 
 	if f := s.EventTime.Field; f != "" {
@@ -316,7 +386,7 @@ func (v *validator) source(i int, s *SourceConfig) {
 			v.add(wp+".senderField", "field %q is not declared in decode.fields", w.SenderField)
 		}
 	default:
-		v.add(wp+".strategy", "unknown strategy %q (want %s)", w.Strategy, strings.Join(watermarkStrategy, " or "))
+		v.add(wp+".strategy", "%s", fielderr.Unknown("strategy", w.Strategy, watermarkStrategy))
 	}
 	v.nonNegative(wp+".maxOutOfOrderness", w.MaxOutOfOrderness)
 	v.nonNegative(wp+".idleTimeout", w.IdleTimeout)
@@ -352,8 +422,20 @@ func (v *validator) generator(path string, g *GeneratorConfig) {
 
 // fields checks declared fields and returns their types by name.
 func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type {
+	if d.InvalidUTF8 != "" && !slices.Contains(invalidUTF8s, d.InvalidUTF8) {
+		v.add(path+".invalidUTF8", "%s", fielderr.Unknown("policy", d.InvalidUTF8, invalidUTF8s))
+	}
+	if d.EmptyRecords != "" && !slices.Contains(emptyRecords, d.EmptyRecords) {
+		v.add(path+".emptyRecords", "%s", fielderr.Unknown("policy", d.EmptyRecords, emptyRecords))
+	}
+	if d.MaxRecordBytes < 0 {
+		v.add(path+".maxRecordBytes", "must be >= 0")
+	}
+	if d.MaxKeyBytes < 0 {
+		v.add(path+".maxKeyBytes", "must be >= 0")
+	}
 	if d.Format != "" && d.Format != DefaultDecodeFormat {
-		v.add(path+".format", "unknown format %q (want json)", d.Format)
+		v.add(path+".format", "%s", fielderr.Unknown("format", d.Format, []string{DefaultDecodeFormat}))
 	}
 	types := make(map[string]record.Type, len(d.Fields))
 	first := make(map[string]int, len(d.Fields))
@@ -364,7 +446,7 @@ func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type 
 		case f.Type == "":
 			v.add(fp+".type", "required (string, int, float, bool or timestamp)")
 		case err != nil:
-			v.add(fp+".type", "%s", err.Error())
+			v.add(fp+".type", "%s", fielderr.Unknown("type", f.Type, fieldTypes))
 		}
 		switch {
 		case f.Format == "":
@@ -373,7 +455,7 @@ func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type 
 				v.add(fp+".format", "only applies to timestamp fields")
 			}
 		case !slices.Contains(timestampFormats, f.Format):
-			v.add(fp+".format", "unknown timestamp format %q (want %s)", f.Format, strings.Join(timestampFormats[1:], ", "))
+			v.add(fp+".format", "%s", fielderr.Unknown("timestamp format", f.Format, timestampFormats[1:]))
 		}
 		if f.Name == "" {
 			v.add(fp+".name", "required")
@@ -545,7 +627,7 @@ func (v *validator) window(path string, w *WindowConfig) {
 		}
 		return
 	default:
-		v.add(path+".type", "unknown window type %q (want %s)", w.Type, strings.Join(windowTypes, ", "))
+		v.add(path+".type", "%s", fielderr.Unknown("window type", w.Type, windowTypes))
 		return
 	}
 	if w.Type == windowTypeTumbling {
@@ -584,7 +666,7 @@ func (v *validator) aggregate(path string, a *window.Spec) string {
 		v.add(path+".fn", "required (one of %s)", strings.Join(aggregateFns, ", "))
 		return ""
 	case !slices.Contains(aggregateFns, a.Fn):
-		v.add(path+".fn", "unknown aggregate %q (want %s)", a.Fn, strings.Join(aggregateFns, ", "))
+		v.add(path+".fn", "%s", fielderr.Unknown("aggregate", a.Fn, aggregateFns))
 		return ""
 	}
 	if a.Field == "" && a.Fn != "count" {
@@ -629,7 +711,7 @@ func (v *validator) sink(i int, s *SinkConfig) {
 		v.add(path+".type", "required (one of %s)", strings.Join(sinkTypes, ", "))
 	case sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook:
 	default:
-		v.add(path+".type", "unknown sink type %q (want %s)", s.Type, strings.Join(sinkTypes, ", "))
+		v.add(path+".type", "%s", fielderr.Unknown("sink type", s.Type, sinkTypes))
 	}
 	switch {
 	case s.Type == sinkTypeParquet && s.Parquet == nil:
@@ -646,6 +728,11 @@ func (v *validator) sink(i int, s *SinkConfig) {
 	v.block(path, s.Type, sinkTypeKafka, s.Kafka != nil)
 	v.block(path, s.Type, sinkTypeKinesis, s.Kinesis != nil)
 	v.block(path, s.Type, sinkTypeWebhook, s.Webhook != nil)
+	if k := s.Kafka; k != nil {
+		// The sink's own Validate (in the builder) names one problem at a
+		// time; the security settings are checked here in full.
+		v.ps = append(v.ps, connectorProblems(v.c, path+".kafka", kafkaconn.ValidateSecurity("", k.TLS, k.SASL))...)
+	}
 	if p := s.Parquet; p != nil {
 		pp := path + ".parquet"
 		if p.Path == "" {
@@ -655,7 +742,7 @@ func (v *validator) sink(i int, s *SinkConfig) {
 			v.add(pp+".partition", "%s", err.Error())
 		}
 		if !slices.Contains(compressions, p.Compression) {
-			v.add(pp+".compression", "unknown compression %q (want %s)", p.Compression, strings.Join(compressions[1:], ", "))
+			v.add(pp+".compression", "%s", fielderr.Unknown("compression", p.Compression, compressions[1:]))
 		}
 		if p.RollSize < 0 {
 			v.add(pp+".rollSize", "must be >= 0")
@@ -781,4 +868,33 @@ func checkPartition(t string) error {
 		return fmt.Errorf("must be a relative path inside the output directory, got %q", t)
 	}
 	return nil
+}
+
+// settingPath matches the "path: message" of a connector's plain error.
+var settingPath = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9]*(?:\[\d+\])?(?:\.[A-Za-z][A-Za-z0-9]*(?:\[\d+\])?)*): (.+)$`)
+
+// connectorProblems turns the error of a connector's Validate into
+// Problems under prefix (the block's YAML path): each *fielderr.Error at
+// its own setting's path and line, other errors at the setting their
+// "setting: message" text names, or else at the block.
+func connectorProblems(c *Config, prefix string, err error) Problems {
+	var ps Problems
+	for _, e := range fielderr.Flatten(err) {
+		var fe *fielderr.Error
+		switch {
+		case errors.As(e, &fe):
+			path := prefix
+			if fe.Path != "" {
+				path += "." + fe.Path
+			}
+			ps = append(ps, c.Problemf(path, "%s", fe.Msg))
+		default:
+			if m := settingPath.FindStringSubmatch(e.Error()); m != nil {
+				ps = append(ps, c.Problemf(prefix+"."+m[1], "%s", m[2]))
+				continue
+			}
+			ps = append(ps, c.Problemf(prefix, "%s", e.Error()))
+		}
+	}
+	return ps
 }

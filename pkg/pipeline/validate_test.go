@@ -136,7 +136,7 @@ func TestValidateRules(t *testing.T) {
 		{"timestamp format unknown", sourceDoc("type: stdin", "decode:", "  fields:", "    - name: a", "      type: timestamp", "      format: epoch_minutes"), "sources[0].decode.fields[0].format", 9, `unknown timestamp format "epoch_minutes"`},
 		{"eventTime field undeclared", sourceDoc("type: stdin", "eventTime:", "  field: ts"), "sources[0].eventTime.field", 6, `field "ts" is not declared`},
 		{"eventTime field not a timestamp", sourceDoc("type: stdin", "decode: {fields: [{name: ts, type: int}]}", "eventTime:", "  field: ts"), "sources[0].eventTime.field", 7, `field "ts" has type int`},
-		{"watermark strategy", sourceDoc("type: stdin", "watermark:", "  strategy: newest"), "sources[0].watermark.strategy", 6, `unknown strategy "newest" (want bounded or perSender)`},
+		{"watermark strategy", sourceDoc("type: stdin", "watermark:", "  strategy: newest"), "sources[0].watermark.strategy", 6, `unknown strategy "newest" (want bounded, perSender)`},
 		{"perSender needs senderField", sourceDoc("type: stdin", "watermark:", "  strategy: perSender"), "sources[0].watermark.senderField", 5, "required for the perSender strategy"},
 		{"senderField undeclared", sourceDoc("type: stdin", "watermark:", "  strategy: perSender", "  senderField: device"), "sources[0].watermark.senderField", 7, `field "device" is not declared`},
 		{"senderField on bounded", sourceDoc("type: stdin", "decode: {fields: [{name: d, type: string}]}", "watermark:", "  senderField: d"), "sources[0].watermark.senderField", 7, "only applies to the perSender strategy"},

@@ -11,15 +11,18 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/filestamp"
 	"github.com/streamd/streamd/pkg/rules"
 )
 
@@ -31,12 +34,33 @@ func FormatOf(data []byte) rules.Format {
 	return rules.FormatYAML
 }
 
+// DefaultMaxBytes bounds a rule file or control-topic message.
+const DefaultMaxBytes = 1 << 20
+
 // Files watches rule files and directories of *.json, *.yaml and *.yml
-// files, one rule per file.
+// files, one rule per file. A file is read only when it changed (size,
+// modification time or identity), and a problem is logged once per change,
+// not once per poll.
 type Files struct {
 	Paths []string
 	Poll  time.Duration
 	Log   *zap.Logger
+	// MaxBytes bounds a rule file: a larger one is rejected without being
+	// read. Default DefaultMaxBytes.
+	MaxBytes int64
+
+	// cache holds the outcome of the last read of each file, by path.
+	cache map[string]cachedFile
+	// reads counts files read, which tests use to see unchanged files are not.
+	reads atomic.Int64
+}
+
+// cachedFile is a file's parsed rule (or why it has none) at a stamp.
+type cachedFile struct {
+	stamp filestamp.Stamp
+	rule  *rules.Rule
+	sum   [32]byte
+	err   error
 }
 
 // Load reads every rule now. Bad files are errors: at start, a broken rule
@@ -96,24 +120,74 @@ func (f *Files) scan() (map[string]fileRule, []error) {
 	}
 	set := make(map[string]fileRule)
 	var errs []error
+	cache := make(map[string]cachedFile, len(files))
 	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read rule file %s: %w", file, err))
+		c := f.read(file)
+		cache[file] = c
+		if c.err != nil {
+			errs = append(errs, c.err)
 			continue
 		}
-		r, err := rules.Parse(data, FormatOf(data))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("rule file %s: %w", file, err))
+		if prev, dup := set[c.rule.ID]; dup {
+			errs = append(errs, fmt.Errorf("rule file %s: rule %q is also defined in %s", file, c.rule.ID, prev.file))
 			continue
 		}
-		if prev, dup := set[r.ID]; dup {
-			errs = append(errs, fmt.Errorf("rule file %s: rule %q is also defined in %s", file, r.ID, prev.file))
-			continue
-		}
-		set[r.ID] = fileRule{rule: r, file: file, sum: sha256.Sum256(data)}
+		set[c.rule.ID] = fileRule{rule: c.rule, file: file, sum: c.sum}
 	}
+	f.cache = cache // files that disappeared are forgotten
 	return set, errs
+}
+
+// read returns the cached outcome for file when it did not change, and
+// reads and parses it otherwise.
+func (f *Files) read(file string) cachedFile {
+	stamp, size, err := filestamp.Stat(file)
+	if err != nil {
+		return cachedFile{err: fmt.Errorf("read rule file %s: %w", file, err)}
+	}
+	if c, ok := f.cache[file]; ok && c.stamp == stamp {
+		return c
+	}
+	c := cachedFile{stamp: stamp}
+	limit := f.MaxBytes
+	if limit <= 0 {
+		limit = DefaultMaxBytes
+	}
+	if size > limit {
+		c.err = fmt.Errorf("rule file %s: %d bytes, over the limit of %d bytes (rules.maxRuleBytes)", file, size, limit)
+		return c
+	}
+	f.reads.Add(1)
+	data, err := readLimited(file, limit)
+	if err != nil {
+		c.err = fmt.Errorf("read rule file %s: %w", file, err)
+		return c
+	}
+	r, err := rules.Parse(data, FormatOf(data))
+	if err != nil {
+		c.err = fmt.Errorf("rule file %s: %w", file, err)
+		return c
+	}
+	c.rule, c.sum = r, sha256.Sum256(data)
+	return c
+}
+
+// readLimited reads at most limit bytes of file, failing when there are
+// more (the file grew after it was measured).
+func readLimited(file string, limit int64) ([]byte, error) {
+	fh, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = fh.Close() }()
+	data, err := io.ReadAll(io.LimitReader(fh, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("over the limit of %d bytes (rules.maxRuleBytes)", limit)
+	}
+	return data, nil
 }
 
 // Run polls the files and delivers changed, new and removed rules. A file
@@ -128,6 +202,9 @@ func (f *Files) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 		log = zap.NewNop()
 	}
 	known, _ := f.scan()
+	// logged holds the problems of the last poll: a problem is logged when
+	// it appears, not again while it lasts.
+	logged := make(map[string]bool)
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
@@ -137,9 +214,14 @@ func (f *Files) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 		case <-t.C:
 		}
 		set, errs := f.scan()
+		now := make(map[string]bool, len(errs))
 		for _, err := range errs {
-			log.Warn("rule file rejected; the running rule is unchanged", zap.Error(err))
+			now[err.Error()] = true
+			if !logged[err.Error()] {
+				log.Warn("rule file rejected; the running rule is unchanged", zap.Error(err))
+			}
 		}
+		logged = now
 		for id, e := range set {
 			if old, ok := known[id]; ok && old.sum == e.sum {
 				continue
@@ -184,6 +266,9 @@ type Kafka struct {
 	Brokers []string
 	Topic   string
 	Log     *zap.Logger
+	// MaxBytes bounds a rule message; a larger one is rejected. Default
+	// DefaultMaxBytes.
+	MaxBytes int64
 	// Dialer is optional (TLS/SASL).
 	Dialer *kafka.Dialer
 }
@@ -231,6 +316,15 @@ func (k *Kafka) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 					}
 					continue
 				}
+				limit := k.MaxBytes
+				if limit <= 0 {
+					limit = DefaultMaxBytes
+				}
+				if int64(len(m.Value)) > limit {
+					log.Warn("rule from control topic rejected", zap.String("rule", id), zap.Int64("offset", m.Offset),
+						zap.Int("bytes", len(m.Value)), zap.Int64("limit", limit), zap.String("setting", "rules.maxRuleBytes"))
+					continue
+				}
 				rule, err := rules.Parse(m.Value, FormatOf(m.Value))
 				if err == nil && id != "" && rule.ID != id {
 					err = fmt.Errorf("message key %q does not match rule id %q", id, rule.ID)
@@ -245,7 +339,9 @@ func (k *Kafka) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 		}(p.ID)
 	}
 	for range parts {
-		<-errc
+		if err := <-errc; err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	redacturl "github.com/streamd/streamd/internal/redact"
 )
 
 // Config configures a webhook sink.
@@ -84,12 +86,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// redact drops user info and query from a URL, which may hold secrets.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable url)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
-}
+// redact renders a URL for logs and errors without its secrets: user
+// info, query and path (Slack-style webhook URLs carry their secret in it).
+func redact(raw string) string { return redacturl.URL(raw) }

@@ -44,6 +44,9 @@ type Config struct {
 	Stdin bool
 	// StdinReader replaces os.Stdin as the input of the stdin split.
 	StdinReader io.Reader
+	// EmptyLines delivers blank lines as messages (empty, or a lone CR)
+	// instead of skipping them, so the decoder can count them.
+	EmptyLines bool
 }
 
 // Source is a source.Source of JSON lines from files.
@@ -298,7 +301,7 @@ func (r *Reader) scan(b *source.Batch, max int) int {
 		line := r.buf[r.r : r.r+i : r.r+i]
 		skip := r.skipping
 		r.skipping = false
-		if skip || isBlank(line) {
+		if skip || isBlank(line) && !r.src.cfg.EmptyLines {
 			r.advance(i + 1)
 			continue
 		}
@@ -311,7 +314,7 @@ func (r *Reader) scan(b *source.Batch, max int) int {
 
 // deliver hands out the unterminated bytes line and consumes them.
 func (r *Reader) deliver(b *source.Batch, line []byte) {
-	if !isBlank(line) {
+	if !isBlank(line) || r.src.cfg.EmptyLines {
 		b.Messages = append(b.Messages, source.Message{Value: line, Position: source.Position{Offset: r.pos}})
 	}
 	r.advance(len(line))

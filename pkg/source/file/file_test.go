@@ -334,6 +334,7 @@ func FuzzLines(f *testing.F) {
 	f.Add([]byte("{\"a\":1}\n\n{\"b\":2}\r\n{\"c\""), uint8(4), uint8(16), uint8(2))
 	f.Add([]byte("\n\n\n"), uint8(1), uint8(1), uint8(1))
 	f.Add([]byte("\r0"), uint8(1), uint8(1), uint8(9))
+	f.Add([]byte("{\"k\":\"\xff\xfe\"}\n\n\xed\xa0\x80\r\n \n"), uint8(3), uint8(8), uint8(2))
 	f.Add([]byte(strings.Repeat("x", 300)+"\ny\n"), uint8(8), uint8(64), uint8(5))
 	// One file rewritten per input: a directory per input makes fuzzing crawl.
 	path := filepath.Join(f.TempDir(), "f.jsonl")
@@ -341,6 +342,8 @@ func FuzzLines(f *testing.F) {
 		if bufSize == 0 || maxLine == 0 || max == 0 {
 			return
 		}
+		// With EmptyLines, blank lines are delivered too.
+		emptyLines := max%2 == 0
 		var want []line
 		off := 0
 		for off < len(content) {
@@ -350,13 +353,13 @@ func FuzzLines(f *testing.F) {
 				end, next = len(content)-off, len(content)
 			}
 			l := content[off : off+end]
-			if !isBlank(l) {
+			if !isBlank(l) || emptyLines {
 				want = append(want, line{string(l[:min(len(l), int(maxLine))]), int64(off)})
 			}
 			off = next
 		}
 		require.NoError(t, os.WriteFile(path, content, 0o644))
-		r := openReader(t, newSource(t, Config{Paths: []string{path}}), path, nil)
+		r := openReader(t, newSource(t, Config{Paths: []string{path}, EmptyLines: emptyLines}), path, nil)
 		r.bufSize, r.maxLine = int(bufSize), int(maxLine)
 		got, err := readLines(context.Background(), t, r, int(max), 0)
 		require.ErrorIs(t, err, source.ErrEndOfSplit)

@@ -3,10 +3,13 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/streamd/streamd/internal/fielderr"
 	"github.com/streamd/streamd/internal/kafkaconn"
 )
 
@@ -101,59 +104,79 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first invalid field, named by its yaml path. Zero
-// durations and sizes are valid: they take the defaults.
+// Validate reports every invalid setting, each as a *fielderr.Error
+// naming its yaml path within the block ("sasl.mechanism"). Zero durations
+// and sizes are valid: they take the defaults.
 func (c Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, fielderr.Errorf(path, format, args...)) }
 	if len(c.Brokers) == 0 {
-		return errors.New("brokers: at least one broker is required")
+		add("brokers", "at least one broker is required")
 	}
 	for i, b := range c.Brokers {
-		if !strings.Contains(b, ":") {
-			return fmt.Errorf("brokers[%d]: %q must be host:port", i, b)
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			add(fmt.Sprintf("brokers[%d]", i), "%q must be host:port", b)
 		}
 	}
 	if len(c.Topics) == 0 {
-		return errors.New("topics: at least one topic is required")
+		add("topics", "at least one topic is required")
 	}
 	for i, t := range c.Topics {
 		if t == "" || strings.Contains(t, "/") {
-			return fmt.Errorf("topics[%d]: %q is not a valid topic name", i, t)
+			add(fmt.Sprintf("topics[%d]", i), "%q is not a valid topic name", t)
 		}
 	}
 	switch c.StartOffset {
 	case "", StartEarliest, StartLatest:
 	case StartOffsets:
 		if len(c.Offsets) == 0 {
-			return errors.New("offsets: required with startOffset offsets")
+			add("offsets", "required with startOffset offsets")
 		}
-		for k, v := range c.Offsets {
+		keys := make([]string, 0, len(c.Offsets))
+		for k := range c.Offsets {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
 			if _, _, err := ParseSplitID(k); err != nil {
-				return fmt.Errorf("offsets: key %q must be topic/partition", k)
+				add("offsets", "key %q must be topic/partition", k)
 			}
-			if v < 0 {
-				return fmt.Errorf("offsets[%s]: offset %d must be >= 0", k, v)
+			if v := c.Offsets[k]; v < 0 {
+				add("offsets."+k, "offset %d must be >= 0", v)
 			}
 		}
 	default:
 		if _, err := time.Parse(time.RFC3339, c.StartOffset); err != nil {
-			return fmt.Errorf("startOffset: %q must be earliest, latest, offsets or an RFC 3339 timestamp", c.StartOffset)
+			starts := []string{StartEarliest, StartLatest, StartOffsets}
+			if s := fielderr.Suggest(c.StartOffset, starts); s != "" {
+				add("startOffset", "%q is not earliest, latest, offsets or an RFC 3339 timestamp (did you mean %q?)", c.StartOffset, s)
+			} else {
+				add("startOffset", "%q is not earliest, latest, offsets or an RFC 3339 timestamp (e.g. 2026-01-02T15:04:05Z)", c.StartOffset)
+			}
 		}
 	}
 	if c.StartOffset != StartOffsets && len(c.Offsets) > 0 {
-		return errors.New("offsets: only used with startOffset offsets")
+		add("offsets", "only used with startOffset offsets")
 	}
-	for name, d := range map[string]time.Duration{"maxWait": c.MaxWait, "sessionTimeout": c.SessionTimeout, "heartbeatInterval": c.HeartbeatInterval, "commitInterval": c.CommitInterval} {
-		if d < 0 {
-			return fmt.Errorf("%s: %s must be >= 0", name, d)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"maxWait", c.MaxWait}, {"sessionTimeout", c.SessionTimeout}, {"heartbeatInterval", c.HeartbeatInterval}, {"commitInterval", c.CommitInterval}} {
+		if d.v < 0 {
+			add(d.name, "%s must be >= 0", d.v)
 		}
 	}
-	if c.MinBytes < 0 || c.MaxBytes < 0 || (c.MaxBytes > 0 && c.MinBytes > c.MaxBytes) {
-		return fmt.Errorf("minBytes/maxBytes: %d/%d must be >= 0 with minBytes <= maxBytes", c.MinBytes, c.MaxBytes)
+	if c.MinBytes < 0 {
+		add("minBytes", "%d must be >= 0", c.MinBytes)
 	}
-	if err := c.TLS.Validate("tls"); err != nil {
-		return err
+	if c.MaxBytes < 0 {
+		add("maxBytes", "%d must be >= 0", c.MaxBytes)
 	}
-	return c.SASL.Validate("sasl")
+	if c.MaxBytes > 0 && c.MinBytes > c.MaxBytes {
+		add("minBytes", "%d must be <= maxBytes (%d)", c.MinBytes, c.MaxBytes)
+	}
+	errs = append(errs, kafkaconn.ValidateSecurity("", c.TLS, c.SASL))
+	return errors.Join(errs...)
 }
 
 // SplitID is the split ID of a partition: "topic/partition".

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/streamd/streamd/internal/fielderr"
 	"github.com/streamd/streamd/internal/kafkaconn"
 )
 
@@ -32,10 +33,16 @@ func TestConfigValidate(t *testing.T) {
 		{name: "offsets bad key", cfg: valid(func(c *Config) { c.StartOffset, c.Offsets = StartOffsets, map[string]int64{"logs": 5} }), want: "offsets: key"},
 		{name: "offsets without mode", cfg: valid(func(c *Config) { c.Offsets = map[string]int64{"logs/0": 5} }), want: "offsets: only"},
 		{name: "negative wait", cfg: valid(func(c *Config) { c.MaxWait = -1 }), want: "maxWait:"},
-		{name: "min over max", cfg: valid(func(c *Config) { c.MinBytes, c.MaxBytes = 10, 5 }), want: "minBytes/maxBytes"},
-		{name: "cert without key", cfg: valid(func(c *Config) { c.TLS.CertFile = "c.pem" }), want: "tls.certFile and tls.keyFile"},
+		{name: "min over max", cfg: valid(func(c *Config) { c.MinBytes, c.MaxBytes = 10, 5 }), want: "minBytes: 10 must be <= maxBytes (5)"},
+		{name: "cert without key", cfg: valid(func(c *Config) { c.TLS.Enabled, c.TLS.CertFile = true, "c.pem" }), want: "tls.certFile: certFile and keyFile"},
 		{name: "bad sasl", cfg: valid(func(c *Config) { c.SASL = kafkaconn.SASLConfig{Mechanism: "gssapi", Username: "u"} }), want: "sasl.mechanism"},
-		{name: "sasl without user", cfg: valid(func(c *Config) { c.SASL = kafkaconn.SASLConfig{Mechanism: "plain"} }), want: "sasl.username"},
+		{name: "sasl without user", cfg: valid(func(c *Config) { c.SASL = kafkaconn.SASLConfig{Mechanism: "plain", AllowPlaintext: true} }), want: "sasl.username"},
+		{name: "misspelt start", cfg: valid(func(c *Config) { c.StartOffset = "earlest" }), want: `startOffset: "earlest" is not earliest, latest, offsets or an RFC 3339 timestamp (did you mean "earliest"?)`},
+		{name: "tls setting without enabled", cfg: valid(func(c *Config) { c.TLS.InsecureSkipVerify = true }), want: "tls.insecureSkipVerify: is set but enabled is not true"},
+		{name: "sasl without tls", cfg: valid(func(c *Config) { c.SASL = kafkaconn.SASLConfig{Mechanism: "plain", Username: "u"} }), want: "sasl.mechanism: plain without TLS"},
+		{name: "sasl plaintext allowed", cfg: valid(func(c *Config) {
+			c.SASL = kafkaconn.SASLConfig{Mechanism: "plain", Username: "u", AllowPlaintext: true}
+		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,6 +56,20 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// TestConfigValidateReportsEverything: every problem at once, so one
+// validate run fixes a file.
+func TestConfigValidateReportsEverything(t *testing.T) {
+	c := Config{Brokers: []string{"kafka"}, StartOffset: "earlest", MaxWait: -1,
+		TLS: kafkaconn.TLSConfig{CAFile: "ca.pem"}, SASL: kafkaconn.SASLConfig{Mechanism: "bogus"}}
+	var got []string
+	for _, err := range fielderr.Flatten(c.Validate()) {
+		var fe *fielderr.Error
+		require.ErrorAs(t, err, &fe)
+		got = append(got, fe.Path)
+	}
+	require.Equal(t, []string{"brokers[0]", "topics", "startOffset", "maxWait", "tls.caFile", "sasl.mechanism"}, got)
+}
+
 func TestConfigYAML(t *testing.T) {
 	cfg := DefaultConfig()
 	require.NoError(t, yaml.Unmarshal([]byte(`
@@ -58,7 +79,7 @@ group: streamd-logs
 startOffset: earliest
 maxWait: 250ms
 sasl: {mechanism: scram-sha-512, username: u, password: hunter2}
-tls: {caFile: /etc/kafka/ca.pem}
+tls: {enabled: true, caFile: /etc/kafka/ca.pem}
 `), &cfg))
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, "streamd-logs", cfg.Group)

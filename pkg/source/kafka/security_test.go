@@ -54,6 +54,8 @@ func TestSASL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(brokers, "secure")
 			cfg.SASL = tt.sasl
+			// kfake serves SASL without TLS: say so explicitly.
+			cfg.SASL.AllowPlaintext = true
 			src := newSource(t, cfg, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
@@ -101,9 +103,9 @@ func TestMutualTLS(t *testing.T) {
 		tls     kafkaconn.TLSConfig
 		wantErr string
 	}{
-		{name: "client certificate", tls: kafkaconn.TLSConfig{CAFile: filepath.Join(dir, "ca.pem"),
+		{name: "client certificate", tls: kafkaconn.TLSConfig{Enabled: true, CAFile: filepath.Join(dir, "ca.pem"),
 			CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client-key.pem")}},
-		{name: "no client certificate", tls: kafkaconn.TLSConfig{CAFile: filepath.Join(dir, "ca.pem")},
+		{name: "no client certificate", tls: kafkaconn.TLSConfig{Enabled: true, CAFile: filepath.Join(dir, "ca.pem")},
 			wantErr: "set tls.certFile and tls.keyFile"},
 		{name: "unknown CA", tls: kafkaconn.TLSConfig{Enabled: true,
 			CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client-key.pem")},

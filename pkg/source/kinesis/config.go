@@ -2,12 +2,12 @@ package kinesis
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/streamd/streamd/internal/awsconf"
+	"github.com/streamd/streamd/internal/fielderr"
 )
 
 // StartPosition is where a shard is read from when there is no checkpoint.
@@ -95,33 +95,41 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks the configuration; zero fields count as their defaults.
+// StartPositions lists the accepted start positions.
+var StartPositions = []string{string(TrimHorizon), string(Latest), string(AtTimestamp)}
+
+// Validate checks the configuration and reports every problem, each as a
+// *fielderr.Error naming its yaml path; zero fields count as their defaults.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, fielderr.Errorf(path, format, args...)) }
 	if c.Stream == "" && c.StreamARN == "" {
-		errs = append(errs, errors.New("stream: required (or streamARN)"))
+		add("stream", "required (or streamARN)")
 	}
 	switch c.StartPosition {
 	case TrimHorizon, Latest:
+		if !c.Timestamp.IsZero() {
+			add("timestamp", "only applies to startPosition AT_TIMESTAMP")
+		}
 	case AtTimestamp:
 		if c.Timestamp.IsZero() {
-			errs = append(errs, errors.New("timestamp: required when startPosition is AT_TIMESTAMP"))
+			add("timestamp", "required when startPosition is AT_TIMESTAMP")
 		}
 	default:
-		errs = append(errs, fmt.Errorf("startPosition: %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", c.StartPosition))
+		add("startPosition", "%s", fielderr.Unknown("start position", string(c.StartPosition), StartPositions))
 	}
 	if c.PollInterval < 0 {
-		errs = append(errs, fmt.Errorf("pollInterval: %s must not be negative", c.PollInterval))
+		add("pollInterval", "%s must not be negative", c.PollInterval)
 	}
 	if c.Limit < 1 || c.Limit > maxLimit {
-		errs = append(errs, fmt.Errorf("limit: %d must be between 1 and %d", c.Limit, maxLimit))
+		add("limit", "%d must be between 1 and %d", c.Limit, maxLimit)
 	}
 	if c.ShardSyncInterval < 0 {
-		errs = append(errs, fmt.Errorf("shardSyncInterval: %s must not be negative", c.ShardSyncInterval))
+		add("shardSyncInterval", "%s must not be negative", c.ShardSyncInterval)
 	}
 	if err := c.aws().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("endpoint: %w", err))
+		add("endpoint", "%s", err.Error())
 	}
 	return errors.Join(errs...)
 }

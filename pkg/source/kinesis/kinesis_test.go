@@ -531,7 +531,9 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "ok", mod: func(*Config) {}},
 		{name: "no stream", mod: func(c *Config) { c.Stream = "" }, wantErr: "stream: required"},
-		{name: "bad start", mod: func(c *Config) { c.StartPosition = "EARLIEST" }, wantErr: "startPosition"},
+		{name: "bad start", mod: func(c *Config) { c.StartPosition = "EARLIEST" }, wantErr: `startPosition: unknown start position "EARLIEST" (want TRIM_HORIZON, LATEST, AT_TIMESTAMP)`},
+		{name: "misspelt start", mod: func(c *Config) { c.StartPosition = "TRIM_HORIZONN" }, wantErr: `startPosition: unknown start position "TRIM_HORIZONN" (did you mean "TRIM_HORIZON"?`},
+		{name: "timestamp without AT_TIMESTAMP", mod: func(c *Config) { c.Timestamp = time.Unix(1, 0) }, wantErr: "timestamp: only applies to startPosition AT_TIMESTAMP"},
 		{name: "timestamp missing", mod: func(c *Config) { c.StartPosition = AtTimestamp }, wantErr: "timestamp: required"},
 		{name: "limit", mod: func(c *Config) { c.Limit = 20000 }, wantErr: "limit"},
 		{name: "endpoint", mod: func(c *Config) { c.Endpoint = "localhost" }, wantErr: "endpoint"},
