@@ -265,14 +265,17 @@ func (r *Runtime) wire() error {
 			return fmt.Errorf("stage %q: input %q is not a source or an earlier stage", spec.Name, spec.Input)
 		}
 		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups, dropRetract: -1}
-		if up := r.stageNamed(in.name); up != nil && up.spec.Rules == nil && up.spec.Emit == window.EmitUpdates && up.spec.AllowedLateness > 0 {
-			clog, err := window.ChangelogOf(in.schema, len(up.spec.KeyBy))
-			if err != nil {
-				return fmt.Errorf("stage %q: %w", spec.Name, err)
-			}
+		if up := r.stageNamed(in.name); up != nil && up.spec.Rules == nil {
+			updates := up.spec.Emit == window.EmitUpdates && up.spec.AllowedLateness > 0
 			if spec.Rules != nil {
-				st.dropRetract = clog.Retract
+				if updates {
+					st.dropRetract, _ = in.schema.Index(window.FieldRetract)
+				}
 			} else {
+				clog, err := window.StageInput(in.schema, len(up.spec.KeyBy), updates, spec.Aggregates)
+				if err != nil {
+					return fmt.Errorf("stage %q: %w", spec.Name, err)
+				}
 				st.clog = clog
 			}
 		}

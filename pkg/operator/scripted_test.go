@@ -48,21 +48,26 @@ type scriptRecord struct {
 }
 
 func (r scriptRecord) message() source.Message {
-	v := fmt.Appendf(nil, "%s|%s|%s|%d", r.Key, strconv.FormatFloat(r.Value, 'g', -1, 64), r.Sender, r.Seq)
-	return source.Message{Value: v, Timestamp: r.T}
+	v := fmt.Appendf(nil, "%d|%s|%s|%s|%d", r.T, r.Key, strconv.FormatFloat(r.Value, 'g', -1, 64), r.Sender, r.Seq)
+	return source.Message{Value: v, Timestamp: 1}
 }
 
-// scriptDecoder decodes scriptRecord messages; the broker timestamp is the
-// event time.
+// scriptDecoder decodes scriptRecord messages, event time included (any
+// value, 0 and negative ones too).
 type scriptDecoder struct{}
 
 func (scriptDecoder) Schema() *record.Schema { return scriptInput }
 
-func (scriptDecoder) Decode(msg []byte, ts int64, b *record.Batch) error {
+func (scriptDecoder) Decode(msg []byte, _ int64, b *record.Batch) error {
 	parts := bytes.Split(msg, []byte("|"))
-	if len(parts) != 4 {
-		return errors.New("scripted record: want key|value|sender|seq")
+	if len(parts) != 5 {
+		return errors.New("scripted record: want time|key|value|sender|seq")
 	}
+	ts, err := strconv.ParseInt(string(parts[0]), 10, 64)
+	if err != nil {
+		return fmt.Errorf("scripted record: time: %w", err)
+	}
+	parts = parts[1:]
 	v, err := strconv.ParseFloat(string(parts[1]), 64)
 	if err != nil {
 		return fmt.Errorf("scripted record: value: %w", err)
@@ -203,6 +208,7 @@ type scripted struct {
 	rt   *Runtime
 	src  *scriptSource
 	out  *collector
+	wm   WatermarkConfig
 	done chan error
 	stop context.CancelFunc
 }
@@ -217,7 +223,15 @@ const scriptTick = 100 * time.Millisecond
 // be called inside a synctest bubble.
 func startScripted(t *testing.T, job Job, wm WatermarkConfig, splits ...string) *scripted {
 	t.Helper()
-	s := &scripted{t: t, src: newScriptSource(splits...), out: &collector{}, done: make(chan error, 1)}
+	s := &scripted{t: t, src: newScriptSource(splits...), out: &collector{}, wm: wm}
+	s.start(job)
+	return s
+}
+
+func (s *scripted) start(job Job) {
+	t := s.t
+	s.done = make(chan error, 1)
+	wm := s.wm
 	job.Sources = []SourceSpec{{
 		Name:       "in",
 		Source:     s.src,
@@ -240,7 +254,33 @@ func startScripted(t *testing.T, job Job, wm WatermarkConfig, splits ...string) 
 	s.stop = cancel
 	go func() { s.done <- rt.Run(ctx) }()
 	synctest.Wait()
-	return s
+}
+
+// restart stops the runtime with a savepoint (job must configure
+// checkpoints with SavepointOnStop) and starts job from it: the splits keep
+// their watermarks and the stages their state; what was emitted stays
+// emitted.
+func (s *scripted) restart(job Job) time.Duration {
+	began := time.Now()
+	s.stop()
+	select {
+	case err := <-s.done:
+		require.NoError(s.t, err)
+	case <-time.After(time.Hour):
+		s.t.Fatal("runtime did not stop")
+	}
+	synctest.Wait()
+	old := s.src
+	s.src = newScriptSource(old.ids...)
+	for _, id := range old.ids {
+		select {
+		case <-old.ends[id]:
+			close(s.src.ends[id])
+		default:
+		}
+	}
+	s.start(job)
+	return time.Since(began)
 }
 
 // feed hands recs to a split as one read and waits until they are processed.

@@ -394,6 +394,7 @@ type subtask struct {
 func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, error) {
 	name := subtaskName(st.spec.Name, i)
 	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
+	s.valve.stageInputs = r.stageNamed(st.in.name) != nil
 	var err error
 	if s.out, err = r.newEmitter(st.out, name, 0); err != nil {
 		return nil, err
@@ -444,7 +445,10 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 		return s, nil
 	}
 	if rs := r.restore; rs != nil {
-		wm := int64(minWM)
+		wm, ok := rs.stageWM[st.spec.Name]
+		if !ok {
+			wm = minWM
+		}
 		for kg, data := range rs.groups[st.spec.Name] {
 			if SubtaskFor(int(kg), r.job.KeyGroups, len(st.inputs)) != i {
 				continue

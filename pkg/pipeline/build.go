@@ -383,15 +383,17 @@ func (b *builder) stage(path string, sc *StageConfig, input string, in *record.S
 	// as a changelog: each row replaces or withdraws an earlier one.
 	var clog *window.Changelog
 	for _, up := range earlier {
-		if up.Name == input && up.Rules == nil && up.Emit == window.EmitUpdates && up.AllowedLateness > 0 {
-			if clog, err = window.ChangelogOf(in, len(up.KeyBy)); err != nil {
-				b.problem(path+".input", "%v", err)
-				return operator.StageSpec{}, nil
-			}
-			if kind == window.Session {
-				b.problem(path+".window.type", "a session stage cannot read the updates of stage %q (allowedLateness with emit: updates); set emit: final on %q", input, input)
-				return operator.StageSpec{}, nil
-			}
+		if up.Name != input || up.Rules != nil {
+			continue
+		}
+		updates := up.Emit == window.EmitUpdates && up.AllowedLateness > 0
+		if updates && kind == window.Session {
+			b.problem(path+".window.type", "a session stage cannot read the updates of stage %q (allowedLateness with emit: updates); set emit: final on %q", input, input)
+			return operator.StageSpec{}, nil
+		}
+		if clog, err = window.StageInput(in, len(up.KeyBy), updates, sc.Aggregates); err != nil {
+			b.problem(path+".input", "%v", err)
+			return operator.StageSpec{}, nil
 		}
 	}
 	if kind == window.Tumbling {

@@ -90,25 +90,46 @@ type Config struct {
 	Changelog *Changelog
 }
 
-// Changelog describes an input stream of updates and retractions.
+// Changelog describes an input whose rows are the results of another
+// window stage, each identified by its upstream key and window.
 type Changelog struct {
 	// Identity lists the input fields that identify a row across its
 	// revisions: the upstream key fields and window bounds.
 	Identity []int
-	// Retract is the index of the boolean field marking retractions.
+	// Retract is the index of the boolean field marking retractions, or
+	// -1 when the upstream never withdraws a row (emit: final, or no
+	// allowed lateness).
 	Retract int
 }
 
-// ChangelogOf describes, for a stage that reads it, the result stream of a
-// window stage with result schema s keyed by nKeys fields.
-func ChangelogOf(s *record.Schema, nKeys int) (*Changelog, error) {
+// StageInput says how a window stage with aggregates aggs reads the results
+// of an upstream window stage (result schema s, keyed by nKeys fields,
+// emitting updates or not): as a changelog when upstream rows can be
+// updated or withdrawn, or when an aggregate depends on the order of rows
+// with equal event times (first, last, max_by, min_by) — rows of an earlier
+// stage arrive in no defined order, so such ties are broken by the upstream
+// key and window instead. It returns nil when the rows can simply be added.
+func StageInput(s *record.Schema, nKeys int, updates bool, aggs []Spec) (*Changelog, error) {
+	ordered := false
+	for _, a := range aggs {
+		switch a.Fn {
+		case FnFirst, FnLast, FnMaxBy, FnMinBy:
+			ordered = true
+		}
+	}
+	if !updates && !ordered {
+		return nil, nil
+	}
 	ws, ok1 := s.Index(FieldWindowStart)
 	we, ok2 := s.Index(FieldWindowEnd)
 	rt, ok3 := s.Index(FieldRetract)
 	if !ok1 || !ok2 || !ok3 || nKeys > ws {
-		return nil, fmt.Errorf("changelog of %s: not the result schema of a window stage with %d key fields", s, nKeys)
+		return nil, fmt.Errorf("stage input %s: not the result schema of a window stage with %d key fields", s, nKeys)
 	}
-	c := &Changelog{Retract: rt}
+	c := &Changelog{Retract: -1}
+	if updates {
+		c.Retract = rt
+	}
 	for i := 0; i < nKeys; i++ {
 		c.Identity = append(c.Identity, i)
 	}
@@ -271,12 +292,12 @@ func NewOperator(cfg Config) (*Operator, error) {
 		o.off = a.Offset - alignDown(a.Offset, o.slide, 0) // in [0, slide)
 	}
 	if c := o.clog; c != nil {
-		if a.Kind == Session {
+		if a.Kind == Session && c.Retract >= 0 {
 			// Withdrawing a row can split a session; sessions over updates
 			// are not supported (the upstream can emit final results).
 			return nil, errors.New("new window operator: a session window cannot read updates and retractions; let the upstream stage emit final results (emit: final)")
 		}
-		if c.Retract < 0 || c.Retract >= cfg.Input.Len() || cfg.Input.Field(c.Retract).Type != record.TypeBool {
+		if c.Retract >= cfg.Input.Len() || c.Retract >= 0 && cfg.Input.Field(c.Retract).Type != record.TypeBool {
 			return nil, errors.New("new window operator: changelog retract field is not a bool field of the input")
 		}
 		for _, i := range c.Identity {
@@ -355,6 +376,16 @@ func (o *Operator) due(end int64) bool {
 	return end-1 <= o.wm
 }
 
+// lastExpiredEnd is the end of the newest sliding window that has expired
+// at the current watermark.
+func (o *Operator) lastExpiredEnd() int64 {
+	if o.wm == MinWatermark || o.wm < MinWatermark+o.size+o.lateness {
+		return MinWatermark
+	}
+	// expired(e) ⟺ e ≤ wm - lateness + 1; ends are window starts + size.
+	return alignDown(o.wm-o.lateness+1-o.size, o.slide, o.off) + o.size
+}
+
 // fireTime is the watermark at which a window ending at end fires.
 func (o *Operator) fireTime(end int64) int64 {
 	if o.final {
@@ -396,7 +427,7 @@ func (o *Operator) add(in *record.Batch, i int, out *Output) {
 		return
 	}
 	ps := alignDown(t, o.pane, o.off)
-	if o.clog != nil && in.Row(i)[o.clog.Retract].Bool() && !o.holds(in.Keys[i], ps, in.Row(i)) {
+	if o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
 		return // nothing to withdraw
 	}
 	ks := o.keyFor(in, i)
@@ -416,6 +447,12 @@ func (o *Operator) add(in *record.Batch, i int, out *Output) {
 			p.pending = true
 		}
 	} else {
+		// Windows past their lateness have fired already or hold no data
+		// of this key, and this record does not reach them: they must not
+		// fire because the record shares a slice with them.
+		if e := o.lastExpiredEnd(); e > ks.firedEnd {
+			ks.firedEnd = e
+		}
 		// The fired sliding windows holding this slice change: retract
 		// what they said, then say it again with the record.
 		var changed [][2]int64
@@ -534,7 +571,7 @@ func (o *Operator) apply(p *pane, in *record.Batch, i int) {
 	t := in.Times[i]
 	if c := o.clog; c != nil {
 		o.identity(row)
-		if row[c.Retract].Bool() {
+		if o.retraction(row) {
 			if _, ok := p.contrib[string(o.idBuf)]; ok {
 				delete(p.contrib, string(o.idBuf))
 				p.dirty = true
@@ -573,6 +610,11 @@ func (o *Operator) holds(key string, ps int64, row record.Row) bool {
 	o.identity(row)
 	_, ok := p.contrib[string(o.idBuf)]
 	return ok
+}
+
+// retraction reports whether row withdraws an earlier changelog row.
+func (o *Operator) retraction(row record.Row) bool {
+	return o.clog != nil && o.clog.Retract >= 0 && row[o.clog.Retract].Bool()
 }
 
 // identity encodes the changelog identity of row into idBuf.
