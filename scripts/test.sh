@@ -12,5 +12,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
+# The window differential tests at full size: without the race detector they
+# run ten times as many random workloads in the same time.
+STREAMD_DIFF_CASES=3000 go test -count=1 -timeout 10m -run 'TestDifferentialWindows' ./pkg/operator
 go test -run '^$' -bench . -benchtime 1x -timeout 10m ./... >/dev/null
 echo "benchmarks: compiled and ran once"

@@ -11,7 +11,7 @@ import (
 // preDecoded builds batches of rows {key, value} for nKeys keys whose event
 // time advances 1ms per record, as a keyed stage receives them.
 func preDecoded(nKeys, batches, size int) []*record.Batch {
-	schema := goldenInput
+	schema := scriptInput
 	keys := make([]string, nKeys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("machine-%05d/water_temperature", i)
@@ -40,19 +40,19 @@ func preDecoded(nKeys, batches, size int) []*record.Batch {
 func BenchmarkKeyedTumblingCount(b *testing.B) {
 	const nKeys, size = 10_000, 1024
 	batches := preDecoded(nKeys, 256, size)
-	agg, err := window.NewAggregate(window.Spec{Fn: "count"}, goldenInput)
+	agg, err := window.NewAggregate(window.Spec{Fn: "count"}, scriptInput)
 	if err != nil {
 		b.Fatal(err)
 	}
 	op, err := window.NewOperator(window.Config{
 		Assigner: window.Assigner{Kind: window.Tumbling, Size: 60_000, Slide: 60_000},
-		Input:    goldenInput, KeyFields: []string{"key"}, Aggregates: []window.Aggregate{agg},
+		Input:    scriptInput, KeyFields: []string{"key"}, Aggregates: []window.Aggregate{agg},
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	st := &stageRT{keyIdx: []int{0}, keyGroups: 128, inputs: []chan event{make(chan event, 1)}}
-	x := newExchangeOut(st, 0, goldenInput.Len())
+	x := newExchangeOut(st, 0, scriptInput.Len())
 	out := window.Output{Results: record.NewBatch(op.ResultSchema().Len(), 1024)}
 	span := int64(len(batches) * size)
 	b.ReportAllocs()

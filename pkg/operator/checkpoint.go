@@ -166,7 +166,7 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 	if m.KeyGroups != c.rt.job.KeyGroups {
 		return nil, fmt.Errorf("restore checkpoint %d: it has %d key groups, the pipeline %d; key groups cannot change", m.ID, m.KeyGroups, c.rt.job.KeyGroups)
 	}
-	rs := &restoreState{splits: make(map[string]checkpoint.SplitState), groups: make(map[string]map[uint16][]byte), wms: make(map[string]map[uint16]int64)}
+	rs := &restoreState{splits: make(map[string]checkpoint.SplitState), groups: make(map[string]map[uint16][]byte), wms: make(map[string]map[uint16]int64), stageWM: make(map[string]int64)}
 	for _, s := range m.Splits {
 		rs.splits[s.Source+"/"+s.Split] = s
 		if s.Finished {
@@ -175,7 +175,9 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 	}
 	for _, st := range m.Stages {
 		groups, wms := make(map[uint16][]byte), make(map[uint16]int64)
+		stageWM := int64(minWM)
 		for _, b := range st.Blobs {
+			stageWM = max(stageWM, b.Watermark)
 			data, err := c.read(ctx, b.Key)
 			if err != nil {
 				return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
@@ -188,7 +190,7 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 				wms[g.KeyGroup] = b.Watermark
 			}
 		}
-		rs.groups[st.Stage], rs.wms[st.Stage] = groups, wms
+		rs.groups[st.Stage], rs.wms[st.Stage], rs.stageWM[st.Stage] = groups, wms, stageWM
 	}
 	c.rt.restore = rs
 	c.restored = m
@@ -252,6 +254,10 @@ type restoreState struct {
 	splits map[string]checkpoint.SplitState
 	groups map[string]map[uint16][]byte
 	wms    map[string]map[uint16]int64
+	// stageWM is each stage's event time at the checkpoint: every subtask
+	// resumes from it, whether or not its key groups hold state, so a
+	// record late before the checkpoint is late after it too.
+	stageWM map[string]int64
 }
 
 // LastCompleted is the ID of the newest completed (or restored) checkpoint.

@@ -1,31 +1,32 @@
 package operator
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/window"
 )
 
-// Golden scenarios drive the runtime's event-time machinery — per-split
-// watermark generators, the subtask valve and chained window operators —
-// deterministically from scripts in testdata/golden. Each script declares
-// its splits, watermark strategy and stages, then interleaves input records
-// and wall-clock steps with the outputs they must produce ("> " lines).
+// Golden scenarios drive the real runtime (split tasks, watermark
+// generators, the keyBy exchange, subtasks with their valves and chained
+// window stages) deterministically from scripts in testdata/golden, on the
+// scripted runtime (scripted_test.go). Each script declares its splits,
+// watermark strategy and stages, then interleaves input records and
+// wall-clock steps with the outputs they must produce ("> " lines).
 //
 //	watermark bounded=5s idle=10s [sender=1m]   split watermark strategy
 //	idleAdvance 30s                             event time follows the wall clock
 //	splits a b                                  input splits
-//	stage s1 tumbling size=1m lateness=0s key=key [input=s0]
+//	stage s1 tumbling size=1m lateness=0s key=key [input=s0] [emit=final] [offset=15s]
 //	stage s2 sliding size=1m slide=20s key=key
 //	stage s3 session gap=30s key=key
 //	agg s1 count | sum value | max_by key max_value
@@ -33,9 +34,12 @@ import (
 //	wall +15s                                   advance the wall clock
 //	end                                         end of input
 //	> s1 m1 0s..1m0s rev=0 count=2 sum_value=5  a window result
-//	> late s1 a m1 5s                           a late record
+//	> s1 m1 0s..1m0s rev=0 retract count=2 …    a retraction of it
+//	> late s1 m1 5s 3.5                         a late record
 //
-// Set GOLDEN_UPDATE=1 to rewrite the expected lines from the actual output.
+// Expected lines are written by hand from the semantics in docs/windows.md.
+// GOLDEN_UPDATE=1 rewrites them from the actual output, to reformat a file
+// after a deliberate change of the output format only.
 func TestGolden(t *testing.T) {
 	files, err := filepath.Glob("testdata/golden/*.test")
 	require.NoError(t, err)
@@ -47,76 +51,66 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-var goldenInput = record.MustSchema(
-	record.Field{Name: "key", Type: record.TypeString},
-	record.Field{Name: "value", Type: record.TypeFloat},
-	record.Field{Name: "sender", Type: record.TypeString},
-)
-
 type goldenStage struct {
-	name    string
-	input   string
-	op      *window.Operator
-	keys    keyer
-	aggs    []window.Spec
-	asg     window.Assigner
-	late    int64
-	keyBy   []string
-	inputWM int64
+	spec StageSpec
+	aggs []window.Spec
 }
 
 type golden struct {
 	t       *testing.T
-	now     time.Time
 	wmCfg   WatermarkConfig
 	idleAdv time.Duration
-	splits  map[string]int
-	gens    []*watermarker
-	valve   *valve
+	splits  []string
 	stages  []*goldenStage
-	out     []string
+	run     *scripted
+	ended   bool
+	seq     int64
 }
 
 func runGolden(t *testing.T, path string) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	require.NoError(t, err)
-	defer f.Close()
-	g := &golden{t: t, now: time.Unix(1_700_000_000, 0), splits: map[string]int{}, valve: newValve(), wmCfg: WatermarkConfig{SenderField: -1}}
-	var got, want []string
-	var lines []string
-	sc := bufio.NewScanner(f)
-	built := false
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		trim := strings.TrimSpace(line)
-		if strings.HasPrefix(trim, ">") {
-			want = append(want, strings.TrimSpace(strings.TrimPrefix(trim, ">")))
-			continue
+	synctest.Test(t, func(t *testing.T) {
+		g := &golden{t: t, wmCfg: WatermarkConfig{SenderField: -1}}
+		var got, want []string
+		var lines []string
+		for n, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+			trim := strings.TrimSpace(line)
+			if strings.HasPrefix(trim, ">") {
+				want = append(want, strings.TrimSpace(strings.TrimPrefix(trim, ">")))
+				continue
+			}
+			lines = append(lines, line)
+			if trim == "" || strings.HasPrefix(trim, "#") {
+				continue
+			}
+			fs := strings.Fields(trim)
+			if (fs[0] == "in" || fs[0] == "wall" || fs[0] == "end") && g.run == nil {
+				g.start()
+			}
+			if err := g.exec(fs); err != nil {
+				t.Fatalf("%s:%d: %v", path, n+1, err)
+			}
+			out := g.outputs()
+			for _, o := range out {
+				lines = append(lines, "> "+o)
+			}
+			got = append(got, out...)
 		}
-		lines = append(lines, line)
-		if trim == "" || strings.HasPrefix(trim, "#") {
-			continue
+		if g.run == nil {
+			g.start()
 		}
-		fs := strings.Fields(trim)
-		if (fs[0] == "in" || fs[0] == "wall" || fs[0] == "end") && !built {
-			g.build()
-			built = true
+		if !g.ended {
+			// Scripts without "end" leave the runtime running; its
+			// end-of-input results are not part of them.
+			g.run.end()
 		}
-		g.out = nil
-		if err := g.exec(fs); err != nil {
-			t.Fatalf("%s:%d: %v", path, n, err)
+		if os.Getenv("GOLDEN_UPDATE") != "" {
+			require.NoError(t, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+			return
 		}
-		for _, o := range g.out {
-			lines = append(lines, "> "+o)
-		}
-		got = append(got, g.out...)
-	}
-	require.NoError(t, sc.Err())
-	if os.Getenv("GOLDEN_UPDATE") != "" {
-		require.NoError(t, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
-		return
-	}
-	require.Equal(t, strings.Join(want, "\n"), strings.Join(got, "\n"), "outputs of %s (set GOLDEN_UPDATE=1 to regenerate)", path)
+		require.Equal(t, strings.Join(want, "\n"), strings.Join(got, "\n"), "outputs of %s", path)
+	})
 }
 
 func dur(s string) (time.Duration, error) {
@@ -156,32 +150,46 @@ func (g *golden) exec(fs []string) error {
 		g.idleAdv = d
 		return err
 	case "splits":
-		for _, s := range fs[1:] {
-			g.splits[s] = len(g.splits)
-		}
+		g.splits = append(g.splits, fs[1:]...)
 	case "stage":
 		m := kv(fs[3:])
 		kind, err := window.ParseKind(fs[2])
 		if err != nil {
 			return err
 		}
-		st := &goldenStage{name: fs[1], input: m["input"]}
+		emit, err := window.ParseEmit(m["emit"])
+		if err != nil {
+			return err
+		}
 		size, _ := dur(m["size"])
 		slide, _ := dur(m["slide"])
 		gap, _ := dur(m["gap"])
+		offset, _ := dur(m["offset"])
 		late, _ := dur(m["lateness"])
-		st.asg = window.Assigner{Kind: kind, Size: size.Milliseconds(), Slide: slide.Milliseconds(), Gap: gap.Milliseconds()}
+		st := &goldenStage{spec: StageSpec{
+			Name:            fs[1],
+			Input:           m["input"],
+			Assigner:        window.Assigner{Kind: kind, Size: size.Milliseconds(), Slide: slide.Milliseconds(), Gap: gap.Milliseconds(), Offset: offset.Milliseconds()},
+			AllowedLateness: late,
+			Emit:            emit,
+			NewAggregate:    window.NewAggregate,
+		}}
 		if kind == window.Tumbling {
-			st.asg.Slide = st.asg.Size
+			st.spec.Assigner.Slide = st.spec.Assigner.Size
 		}
-		st.late = late.Milliseconds()
 		if k := m["key"]; k != "" {
-			st.keyBy = strings.Split(k, ",")
+			st.spec.KeyBy = strings.Split(k, ",")
+		}
+		if st.spec.Input == "" {
+			st.spec.Input = "in"
+			if n := len(g.stages); n > 0 {
+				st.spec.Input = g.stages[n-1].spec.Name
+			}
 		}
 		g.stages = append(g.stages, st)
 	case "agg":
 		for _, st := range g.stages {
-			if st.name == fs[1] {
+			if st.spec.Name == fs[1] {
 				spec := window.Spec{Fn: fs[2]}
 				if len(fs) > 3 {
 					spec.Field = fs[3]
@@ -189,16 +197,18 @@ func (g *golden) exec(fs []string) error {
 				if len(fs) > 4 {
 					spec.By = fs[4]
 				}
-				st.aggs = append(st.aggs, spec)
+				st.spec.Aggregates = append(st.spec.Aggregates, spec)
 				return nil
 			}
 		}
 		return fmt.Errorf("no stage %q", fs[1])
-	case "in":
-		id, ok := g.splits[fs[1]]
-		if !ok {
-			return fmt.Errorf("unknown split %q", fs[1])
+	case "in", "wall", "end":
+		if g.ended {
+			return fmt.Errorf("%s after end", fs[0])
 		}
+	}
+	switch fs[0] {
+	case "in":
 		ts, err := dur(fs[2])
 		if err != nil {
 			return err
@@ -207,134 +217,74 @@ func (g *golden) exec(fs []string) error {
 		if err != nil {
 			return err
 		}
-		b := record.NewBatch(3, 1)
-		row := b.AppendRow(ts.Milliseconds())
-		row[0], row[1] = record.String(fs[3]), record.Float(val)
+		g.seq++
+		r := scriptRecord{T: ts.Milliseconds(), Key: fs[3], Value: val, Seq: g.seq}
 		if len(fs) > 5 {
-			row[2] = record.String(fs[5])
+			r.Sender = fs[5]
 		}
-		g.gens[id].observe(b, g.now)
-		wm, idle := g.gens[id].current(g.now)
-		g.feed(0, b, fs[1], wm, idle, id)
+		if !slices.Contains(g.splits, fs[1]) {
+			return fmt.Errorf("unknown split %q", fs[1])
+		}
+		g.run.feed(fs[1], []scriptRecord{r})
 	case "wall":
 		d, err := dur(strings.TrimPrefix(fs[1], "+"))
 		if err != nil {
 			return err
 		}
-		g.now = g.now.Add(d)
-		for id := range g.gens {
-			wm, idle := g.gens[id].current(g.now)
-			g.feed(0, nil, "", wm, idle, id)
-		}
-		if g.idleAdv > 0 {
-			if wm, ok := g.valve.idleAdvance(g.now, g.idleAdv); ok {
-				g.advance(0, wm)
-			}
-		}
+		g.run.wall(d)
 	case "end":
-		for _, id := range g.splits {
-			g.valve.update(id, maxWM, false, true, g.now)
-		}
-		g.advance(0, maxWM)
+		g.run.end()
+		g.ended = true
+	case "watermark", "idleAdvance", "splits", "stage", "agg":
 	default:
 		return fmt.Errorf("unknown directive %q", fs[0])
 	}
 	return nil
 }
 
-func (g *golden) build() {
-	for range g.splits {
-		g.gens = append(g.gens, newWatermarker(g.wmCfg, g.now))
-	}
-	for id := range g.splits {
-		g.valve.input(g.splits[id])
-	}
-	in := goldenInput
+func (g *golden) start() {
+	job := Job{Name: "golden", Parallelism: 1, IdleAdvance: g.idleAdv}
 	for _, st := range g.stages {
-		var aggs []window.Aggregate
-		for _, s := range st.aggs {
-			a, err := window.NewAggregate(s, in)
-			require.NoError(g.t, err)
-			aggs = append(aggs, a)
-		}
-		op, err := window.NewOperator(window.Config{Assigner: st.asg, AllowedLateness: st.late, Input: in, KeyFields: st.keyBy, Aggregates: aggs})
-		require.NoError(g.t, err)
-		st.op = op
-		for _, k := range st.keyBy {
-			i, ok := in.Index(k)
-			require.True(g.t, ok, "key %q", k)
-			st.keys.idx = append(st.keys.idx, i)
-		}
-		in = op.ResultSchema()
+		job.Stages = append(job.Stages, st.spec)
 	}
+	g.run = startScripted(g.t, job, g.wmCfg, g.splits...)
 }
 
-// feed processes a split's batch in stage 0 and moves event time on.
-func (g *golden) feed(stage int, b *record.Batch, split string, wm int64, idle bool, id int) {
-	st := g.stages[stage]
-	out := window.Output{Results: record.NewBatch(st.op.ResultSchema().Len(), 8), Late: record.NewBatch(st.op.LateSchema().Len(), 8)}
-	if b != nil {
-		st.op.Process(g.keyed(st, b), &out)
+// outputs renders what the runtime emitted since the last directive: stage
+// by stage in declaration order, each in the order it was written.
+func (g *golden) outputs() []string {
+	if g.run == nil {
+		return nil
 	}
-	combined, _ := g.valve.update(id, wm, idle, false, g.now)
-	g.emit(stage, &out, split)
-	g.advance(stage, combined)
-}
-
-func (g *golden) keyed(st *goldenStage, b *record.Batch) *record.Batch {
-	b.Keys, b.KeyGroups = b.Keys[:0], b.KeyGroups[:0]
-	for i := 0; i < b.Len(); i++ {
-		k, built := st.keys.key(b.Row(i))
-		if built {
-			k = string(st.keys.buf)
+	rows := g.run.out.take()
+	var out []string
+	for _, st := range g.stages {
+		name := st.spec.Name
+		schema, _ := g.run.rt.Schema(name)
+		nKey := len(st.spec.KeyBy)
+		for _, c := range rows {
+			switch c.stream {
+			case name + ".late":
+				out = append(out, fmt.Sprintf("late %s %s %s %v", name, c.row[0].S, time.Duration(c.time)*time.Millisecond, c.row[1].Float()))
+			case name:
+				var sb strings.Builder
+				sb.WriteString(name)
+				for k := 0; k < nKey; k++ {
+					sb.WriteByte(' ')
+					sb.Write(c.row[k].AppendText(nil))
+				}
+				start := time.Duration(c.row[nKey].Int()/1000) * time.Millisecond
+				end := time.Duration(c.row[nKey+1].Int()/1000) * time.Millisecond
+				fmt.Fprintf(&sb, " %s..%s rev=%d", start, end, c.row[nKey+2].Int())
+				if c.row[nKey+3].Bool() {
+					sb.WriteString(" retract")
+				}
+				for k := nKey + 4; k < len(c.row); k++ {
+					fmt.Fprintf(&sb, " %s=%s", schema.Field(k).Name, c.row[k].GoString())
+				}
+				out = append(out, sb.String())
+			}
 		}
-		b.Keys = append(b.Keys, k)
-		b.KeyGroups = append(b.KeyGroups, 0)
 	}
-	return b
-}
-
-func (g *golden) advance(stage int, wm int64) {
-	st := g.stages[stage]
-	if wm <= st.op.Watermark() {
-		return
-	}
-	out := window.Output{Results: record.NewBatch(st.op.ResultSchema().Len(), 8), Late: record.NewBatch(st.op.LateSchema().Len(), 8)}
-	st.op.Advance(wm, &out)
-	g.emit(stage, &out, "")
-	if stage+1 < len(g.stages) {
-		g.advance(stage+1, wm)
-	}
-}
-
-func (g *golden) emit(stage int, out *window.Output, split string) {
-	st := g.stages[stage]
-	schema := st.op.ResultSchema()
-	nKey := len(st.keyBy)
-	for i := 0; i < out.Late.Len(); i++ {
-		row := out.Late.Row(i)
-		g.out = append(g.out, fmt.Sprintf("late %s %s %s %v", st.name, row[0].S, time.Duration(out.Late.Times[i])*time.Millisecond, row[1].Float()))
-	}
-	for i := 0; i < out.Results.Len(); i++ {
-		row := out.Results.Row(i)
-		var sb strings.Builder
-		sb.WriteString(st.name)
-		for k := 0; k < nKey; k++ {
-			sb.WriteByte(' ')
-			sb.Write(row[k].AppendText(nil))
-		}
-		start := time.Duration(row[nKey].Int()/1000) * time.Millisecond
-		end := time.Duration(row[nKey+1].Int()/1000) * time.Millisecond
-		fmt.Fprintf(&sb, " %s..%s rev=%d", start, end, row[nKey+2].Int())
-		for k := nKey + 3; k < len(row); k++ {
-			fmt.Fprintf(&sb, " %s=%s", schema.Field(k).Name, row[k].GoString())
-		}
-		g.out = append(g.out, sb.String())
-	}
-	if out.Results.Len() > 0 && stage+1 < len(g.stages) {
-		next := g.stages[stage+1]
-		nout := window.Output{Results: record.NewBatch(next.op.ResultSchema().Len(), 8), Late: record.NewBatch(next.op.LateSchema().Len(), 8)}
-		next.op.Process(g.keyed(next, out.Results), &nout)
-		g.emit(stage+1, &nout, split)
-	}
+	return out
 }

@@ -89,8 +89,11 @@ type StageSpec struct {
 	KeyBy           []string
 	Assigner        window.Assigner
 	AllowedLateness time.Duration
-	Aggregates      []window.Spec
-	Alerts          []AlertSpec
+	// Emit says when window results are emitted: on time with updates
+	// (the default) or once, final, after the allowed lateness.
+	Emit       window.EmitMode
+	Aggregates []window.Spec
+	Alerts     []AlertSpec
 	// NewAggregate binds aggregates to the stage's input schema.
 	NewAggregate func(window.Spec, *record.Schema) (window.Aggregate, error)
 	// Rules, when set, makes this a live rule stage: no window; the rule

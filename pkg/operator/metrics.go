@@ -19,6 +19,7 @@ type metrics struct {
 	streamRecords  *prometheus.CounterVec
 	windowFirings  *prometheus.CounterVec
 	windowUpdates  *prometheus.CounterVec
+	windowRetract  *prometheus.CounterVec
 	stateKeys      *prometheus.GaugeVec
 	alerts         *prometheus.CounterVec
 	alertErrors    *prometheus.CounterVec
@@ -43,6 +44,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		streamRecords:  f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_stream_records_total", Help: "Records emitted per stream."}, []string{"stream"}),
 		windowFirings:  f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_window_firings_total", Help: "Window results emitted when the watermark passed the window end."}, []string{"stage"}),
 		windowUpdates:  f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_window_updates_total", Help: "Updated window results caused by late records within the allowed lateness."}, []string{"stage"}),
+		windowRetract:  f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_window_retractions_total", Help: "Rows withdrawing an earlier window result: the old values of an update, or a session replaced by a merge."}, []string{"stage"}),
 		stateKeys:      f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_state_keys", Help: "Keys holding window state per subtask."}, []string{"stage", "subtask"}),
 		alerts:         f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_alerts_total", Help: "Alerts raised."}, []string{"stage", "alert", "severity"}),
 		alertErrors:    f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_alert_errors_total", Help: "Alert conditions that failed to evaluate."}, []string{"stage", "alert"}),

@@ -109,8 +109,18 @@ type stageRT struct {
 	late      *stream
 	inputs    []chan event
 	nextInput atomic.Int64
-	closeOnce sync.Once
-	done      sync.WaitGroup
+	// clog is set when the input is the result stream of a window stage
+	// that emits updates: rows replace and retract earlier rows.
+	clog *window.Changelog
+	// hold is how far the stage's output watermark trails its input (the
+	// allowed lateness of a window stage: its results can still change).
+	hold int64
+	// dropRetract is the index of the input's retract field for a rule
+	// stage reading a window stage's updates (rules see results, not
+	// withdrawals), or -1.
+	dropRetract int
+	closeOnce   sync.Once
+	done        sync.WaitGroup
 	// batches recycles the exchange's batches: subtasks return them once
 	// the window operator has taken what it keeps.
 	batches sync.Pool
@@ -254,7 +264,24 @@ func (r *Runtime) wire() error {
 		if !ok || in.name == StreamDeadLetters || in.name == StreamAlerts {
 			return fmt.Errorf("stage %q: input %q is not a source or an earlier stage", spec.Name, spec.Input)
 		}
-		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups}
+		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups, dropRetract: -1}
+		if up := r.stageNamed(in.name); up != nil && up.spec.Rules == nil {
+			updates := up.spec.Emit == window.EmitUpdates && up.spec.AllowedLateness > 0
+			if spec.Rules != nil {
+				if updates {
+					st.dropRetract, _ = in.schema.Index(window.FieldRetract)
+				}
+			} else {
+				clog, err := window.StageInput(in.schema, len(up.spec.KeyBy), updates, spec.Aggregates)
+				if err != nil {
+					return fmt.Errorf("stage %q: %w", spec.Name, err)
+				}
+				st.clog = clog
+			}
+		}
+		if spec.Rules == nil {
+			st.hold = spec.AllowedLateness.Milliseconds()
+		}
 		for _, k := range spec.KeyBy {
 			i, ok := in.schema.Index(k)
 			if !ok {
@@ -339,10 +366,22 @@ func (r *Runtime) newOperator(st *stageRT) (stageOperator, error) {
 	return window.NewOperator(window.Config{
 		Assigner:        st.spec.Assigner,
 		AllowedLateness: st.spec.AllowedLateness.Milliseconds(),
+		Emit:            st.spec.Emit,
 		Input:           st.in.schema,
 		KeyFields:       st.spec.KeyBy,
 		Aggregates:      st.aggs,
+		Changelog:       st.clog,
 	})
+}
+
+// stageNamed returns the stage whose results form the stream name, if any.
+func (r *Runtime) stageNamed(name string) *stageRT {
+	for _, st := range r.stages {
+		if st.spec.Name == name {
+			return st
+		}
+	}
+	return nil
 }
 
 // Schema returns the schema of a stream, for tools and tests.

@@ -392,6 +392,7 @@ type subtask struct {
 	in          prometheus.Counter
 	firings     prometheus.Counter
 	updates     prometheus.Counter
+	retracts    prometheus.Counter
 	lateC       prometheus.Counter
 	alertC      []prometheus.Counter
 	alertErrC   []prometheus.Counter
@@ -402,6 +403,7 @@ type subtask struct {
 func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, error) {
 	name := subtaskName(st.spec.Name, i)
 	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
+	s.valve.stageInputs = r.stageNamed(st.in.name) != nil
 	var err error
 	if s.out, err = r.newEmitter(st.out, name, 0); err != nil {
 		return nil, err
@@ -430,6 +432,7 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 	s.in = r.m.stageIn.WithLabelValues(st.spec.Name)
 	s.firings = r.m.windowFirings.WithLabelValues(st.spec.Name)
 	s.updates = r.m.windowUpdates.WithLabelValues(st.spec.Name)
+	s.retracts = r.m.windowRetract.WithLabelValues(st.spec.Name)
 	s.lateC = r.m.lateRecords.WithLabelValues(st.spec.Name)
 	s.status = r.addSubtaskStatus(st.spec.Name, i)
 	if ro, ok := op.(*ruleOperator); ok {
@@ -451,7 +454,10 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 		return s, nil
 	}
 	if rs := r.restore; rs != nil {
-		wm := int64(minWM)
+		wm, ok := rs.stageWM[st.spec.Name]
+		if !ok {
+			wm = minWM
+		}
 		for kg, data := range rs.groups[st.spec.Name] {
 			if SubtaskFor(int(kg), r.job.KeyGroups, len(st.inputs)) != i {
 				continue
@@ -518,10 +524,11 @@ func (s *subtask) run() {
 					s.flush(ctx, wm, true)
 				}
 			}
-			s.out.tick(ctx, now, s.op.Watermark())
+			outWM := window.HoldBack(s.op.Watermark(), s.st.hold)
+			s.out.tick(ctx, now, outWM)
 			s.late.tick(ctx, now, s.op.Watermark())
 			if s.alerts != nil {
-				s.alerts.tick(ctx, now, s.op.Watermark())
+				s.alerts.tick(ctx, now, outWM)
 			}
 			if wm := s.op.Watermark(); wm != minWM && wm != maxWM {
 				s.wmDelay.Set(float64(now.UnixMilli()-wm) / 1000)
@@ -654,6 +661,9 @@ func (s *subtask) handle(ctx context.Context, ev event) {
 	if ev.batch != nil {
 		s.in.Add(float64(ev.batch.Len()))
 		s.records += int64(ev.batch.Len())
+		if s.st.dropRetract >= 0 {
+			dropRows(ev.batch, s.st.dropRetract)
+		}
 		s.op.Process(ev.batch, &s.res)
 		s.st.putBatch(ev.batch)
 	}
@@ -676,6 +686,7 @@ func (s *subtask) flush(ctx context.Context, wm int64, idle bool) {
 	res := s.res
 	s.firings.Add(float64(res.Firings))
 	s.updates.Add(float64(res.Updates))
+	s.retracts.Add(float64(res.Retractions))
 	s.lateC.Add(float64(res.LateRecords))
 	s.status.watermark.Store(wm)
 	if res.Results.Len() == 0 && res.Late.Len() == 0 && res.Firings == 0 && wm == s.sentWM && idle == s.sentIdle {
@@ -684,14 +695,39 @@ func (s *subtask) flush(ctx context.Context, wm int64, idle bool) {
 	if res.Results.Len() > 0 || res.Late.Len() > 0 {
 		s.newOutput()
 	} else {
-		s.res.Firings, s.res.Updates, s.res.LateRecords = 0, 0, 0
+		s.res.Firings, s.res.Updates, s.res.Retractions, s.res.LateRecords = 0, 0, 0, 0
 	}
 	if len(s.conds) > 0 && res.Results.Len() > 0 {
 		s.evalAlerts(ctx, res.Results, wm)
 	}
 	s.sentWM, s.sentIdle = wm, idle
-	s.out.emit(ctx, res.Results, wm, idle)
+	// Results trail the input's event time by the allowed lateness: until
+	// then they may still be updated.
+	s.out.emit(ctx, res.Results, window.HoldBack(wm, s.st.hold), idle)
 	s.late.emit(ctx, res.Late, wm, idle)
+}
+
+// dropRows removes, in place, the rows of b whose bool field at idx is true.
+func dropRows(b *record.Batch, idx int) {
+	n := 0
+	for i := 0; i < b.Len(); i++ {
+		if b.Values[i*b.Width+idx].Bool() {
+			continue
+		}
+		if n != i {
+			copy(b.Values[n*b.Width:(n+1)*b.Width], b.Values[i*b.Width:(i+1)*b.Width])
+			b.Times[n] = b.Times[i]
+			if b.Keys != nil {
+				b.Keys[n], b.KeyGroups[n] = b.Keys[i], b.KeyGroups[i]
+			}
+		}
+		n++
+	}
+	clear(b.Values[n*b.Width:])
+	b.Values, b.Times = b.Values[:n*b.Width], b.Times[:n]
+	if b.Keys != nil {
+		b.Keys, b.KeyGroups = b.Keys[:n], b.KeyGroups[:n]
+	}
 }
 
 func (s *subtask) evalAlerts(ctx context.Context, results *record.Batch, wm int64) {
@@ -701,6 +737,9 @@ func (s *subtask) evalAlerts(ctx context.Context, results *record.Batch, wm int6
 	var keyBuf []byte
 	for i := 0; i < results.Len(); i++ {
 		row := results.Row(i)
+		if row[nKey+3].Bool() {
+			continue // a withdrawn result raises nothing
+		}
 		for j, cond := range s.conds {
 			ok, err := cond(row)
 			if err != nil {

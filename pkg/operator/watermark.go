@@ -105,9 +105,17 @@ func (w *watermarker) current(now time.Time) (int64, bool) {
 // inputs that are neither idle nor finished. When every input is finished
 // event time ends; when every input is idle the watermark holds (or, with
 // idle advance, follows the wall clock).
+//
+// The inputs of a stage that reads another stage are that stage's subtasks,
+// which all see the same splits and so are idle together — except for the
+// moments in which some have heard of a change and others not yet. Their
+// idleness therefore never excludes them from the minimum (stageInputs):
+// otherwise a subtask still idle would let the others move event time past
+// the results it is about to send.
 type valve struct {
-	inputs  []valveInput
-	current int64
+	inputs      []valveInput
+	stageInputs bool
+	current     int64
 	// allIdleSince is when the last active input went idle.
 	allIdleSince time.Time
 	idleBase     int64
@@ -150,31 +158,41 @@ func (v *valve) combine(now time.Time) (int64, bool) {
 			continue
 		}
 		open++
-		if in.idle {
+		if !in.idle {
+			active++
+		} else if !v.stageInputs {
 			continue
 		}
-		active++
 		low = min(low, in.wm)
 	}
 	switch {
 	case open == 0 && len(v.inputs) > 0:
 		v.current = window.MaxWatermark
+		return v.current, false
 	case active > 0:
 		v.current = max(v.current, low)
 		v.allIdleSince = time.Time{}
-	default:
-		if v.allIdleSince.IsZero() {
-			v.allIdleSince, v.idleBase = now, v.current
-		}
-		return v.current, true
+		return v.current, false
+	case v.stageInputs && open > 0:
+		// Every upstream subtask is idle: follow them (they may advance
+		// with the wall clock) and pass the idleness on.
+		v.current = max(v.current, low)
 	}
-	return v.current, false
+	if v.allIdleSince.IsZero() {
+		v.allIdleSince, v.idleBase = now, v.current
+	}
+	return v.current, true
 }
 
 // idleAdvance lets event time follow the wall clock once every input has
 // been idle for at least after: it moves on by the wall time elapsed since
 // they all went idle.
 func (v *valve) idleAdvance(now time.Time, after time.Duration) (int64, bool) {
+	if v.stageInputs {
+		// A later stage follows its upstream, which advances (and holds
+		// its results back by its lateness) itself.
+		return v.current, false
+	}
 	if v.allIdleSince.IsZero() || v.current == window.MinWatermark || v.current == window.MaxWatermark {
 		return v.current, false
 	}

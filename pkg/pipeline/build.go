@@ -166,7 +166,7 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems, []Proble
 		if in == nil {
 			continue // the input already has a problem
 		}
-		spec, out := b.stage(path, sc, input, in)
+		spec, out := b.stage(path, sc, input, in, job.Stages)
 		if out == nil {
 			continue
 		}
@@ -431,7 +431,7 @@ func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
 	return nil, fmt.Errorf("source type %q is not supported", sc.Type)
 }
 
-func (b *builder) stage(path string, sc *StageConfig, input string, in *record.Schema) (operator.StageSpec, *record.Schema) {
+func (b *builder) stage(path string, sc *StageConfig, input string, in *record.Schema, earlier []operator.StageSpec) (operator.StageSpec, *record.Schema) {
 	if sc.Rules != nil {
 		return b.rulesStage(path, sc, input, in)
 	}
@@ -440,14 +440,37 @@ func (b *builder) stage(path string, sc *StageConfig, input string, in *record.S
 		b.problem(path+".window.type", "%v", err)
 		return operator.StageSpec{}, nil
 	}
+	emit, err := window.ParseEmit(sc.Emit)
+	if err != nil {
+		b.problem(path+".emit", "%v", err)
+		return operator.StageSpec{}, nil
+	}
 	spec := operator.StageSpec{
 		Name:            sc.Name,
 		Input:           input,
 		KeyBy:           sc.KeyBy,
-		Assigner:        window.Assigner{Kind: kind, Size: sc.Window.Size.D().Milliseconds(), Slide: sc.Window.Slide.D().Milliseconds(), Gap: sc.Window.Gap.D().Milliseconds()},
+		Assigner:        window.Assigner{Kind: kind, Size: sc.Window.Size.D().Milliseconds(), Slide: sc.Window.Slide.D().Milliseconds(), Gap: sc.Window.Gap.D().Milliseconds(), Offset: sc.Window.Offset.D().Milliseconds()},
 		AllowedLateness: sc.AllowedLateness.D(),
+		Emit:            emit,
 		Aggregates:      sc.Aggregates,
 		NewAggregate:    window.NewAggregate,
+	}
+	// A stage reading the updates of an earlier window stage consumes them
+	// as a changelog: each row replaces or withdraws an earlier one.
+	var clog *window.Changelog
+	for _, up := range earlier {
+		if up.Name != input || up.Rules != nil {
+			continue
+		}
+		updates := up.Emit == window.EmitUpdates && up.AllowedLateness > 0
+		if updates && kind == window.Session {
+			b.problem(path+".window.type", "a session stage cannot read the updates of stage %q (allowedLateness with emit: updates); set emit: final on %q", input, input)
+			return operator.StageSpec{}, nil
+		}
+		if clog, err = window.StageInput(in, len(up.KeyBy), updates, sc.Aggregates); err != nil {
+			b.problem(path+".input", "%v", err)
+			return operator.StageSpec{}, nil
+		}
 	}
 	if kind == window.Tumbling {
 		spec.Assigner.Slide = spec.Assigner.Size
@@ -472,7 +495,7 @@ func (b *builder) stage(path string, sc *StageConfig, input string, in *record.S
 	if !ok {
 		return operator.StageSpec{}, nil
 	}
-	op, err := window.NewOperator(window.Config{Assigner: spec.Assigner, AllowedLateness: spec.AllowedLateness.Milliseconds(), Input: in, KeyFields: sc.KeyBy, Aggregates: aggs})
+	op, err := window.NewOperator(window.Config{Assigner: spec.Assigner, AllowedLateness: spec.AllowedLateness.Milliseconds(), Emit: emit, Input: in, KeyFields: sc.KeyBy, Aggregates: aggs, Changelog: clog})
 	if err != nil {
 		b.problem(path, "%v", err)
 		return operator.StageSpec{}, nil

@@ -261,8 +261,13 @@ type StageConfig struct {
 	Window WindowConfig `yaml:"window"`
 	// AllowedLateness keeps windows open after they fire; late records
 	// within it update the result, later ones go to the "late" stream.
-	AllowedLateness Duration      `yaml:"allowedLateness"`
-	Aggregates      []window.Spec `yaml:"aggregates"`
+	AllowedLateness Duration `yaml:"allowedLateness"`
+	// Emit is when window results are emitted: "updates" (default: when the
+	// watermark passes the window end, then a retraction and an updated row
+	// for every late record within allowedLateness) or "final" (once, after
+	// allowedLateness). See docs/windows.md.
+	Emit       string        `yaml:"emit"`
+	Aggregates []window.Spec `yaml:"aggregates"`
 	// Alerts are simple threshold alerts over this stage's results.
 	Alerts []AlertConfig `yaml:"alerts"`
 	// Rules makes this a live rule stage (see docs/rules.md): rules come
@@ -304,6 +309,10 @@ type WindowConfig struct {
 	Size  Duration `yaml:"size"`
 	Slide Duration `yaml:"slide"`
 	Gap   Duration `yaml:"gap"`
+	// Offset shifts the alignment of tumbling and sliding windows (as in
+	// Flink): starts are offset plus a multiple of size (tumbling) or slide
+	// (sliding).
+	Offset Duration `yaml:"offset"`
 }
 
 // AlertConfig raises an alert for every window result matching When.

@@ -567,6 +567,9 @@ func (v *validator) stage(i int, s *StageConfig) {
 		return
 	}
 	v.window(path+".window", &s.Window)
+	if _, err := window.ParseEmit(s.Emit); err != nil {
+		v.add(path+".emit", "%v", err)
+	}
 
 	if len(s.Aggregates) == 0 {
 		v.add(path+".aggregates", "at least one aggregate is required")
@@ -619,6 +622,9 @@ func (v *validator) window(path string, w *WindowConfig) {
 		}
 	case windowTypeSession:
 		v.positiveMillis(path+".gap", w.Gap)
+		if w.Offset != 0 {
+			v.add(path+".offset", "only applies to tumbling and sliding windows")
+		}
 		if w.Size != 0 {
 			v.add(path+".size", "does not apply to session windows (they last until a gap)")
 		}
@@ -634,12 +640,25 @@ func (v *validator) window(path string, w *WindowConfig) {
 		if w.Slide != 0 {
 			v.add(path+".slide", "only applies to sliding windows")
 		}
+		v.offset(path+".offset", w.Offset, w.Size, "size")
 		return
 	}
+	v.offset(path+".offset", w.Offset, w.Slide, "slide")
 	// Sliding windows are pre-aggregated in slices of gcd(size, slide), so
 	// the slide need not divide the size; it only must not exceed it.
 	if v.positiveMillis(path+".slide", w.Slide) && w.Size > 0 && w.Slide > w.Size {
 		v.add(path+".slide", "must be <= size (%s), got %s", w.Size.D(), w.Slide.D())
+	}
+}
+
+// offset checks a window offset against the period it shifts.
+func (v *validator) offset(path string, off, period Duration, name string) {
+	switch {
+	case off == 0 || period <= 0:
+	case off.D()%time.Millisecond != 0:
+		v.add(path, "must be a whole number of milliseconds, got %s", off.D())
+	case off <= -period || off >= period:
+		v.add(path, "must be smaller than the %s (%s), got %s", name, period.D(), off.D())
 	}
 }
 

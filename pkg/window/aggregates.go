@@ -563,22 +563,33 @@ func (qa *quantile) Result(a *Acc) record.Value {
 }
 
 // extremeBy is max_by (sign 1) or min_by (sign -1): V holds the field's value
-// at the row whose by-value, kept in X, is the extreme. Rows where either is
-// null are skipped; on ties the earliest arrival wins.
+// at the row whose by-value, kept in X, is the extreme, and T that row's
+// event time. Rows where either is null are skipped; on ties the earliest
+// event time wins, then the earliest arrival, so merging slices in any
+// order gives the same answer.
 type extremeBy struct {
 	aggBase
 	by   int
 	sign int
 }
 
-func (e *extremeBy) Add(a *Acc, row record.Row, _ int64) {
+func (e *extremeBy) beats(x record.Value, t int64, a *Acc) bool {
+	if a.N == 0 {
+		return true
+	}
+	c := record.Compare(x, a.X) * e.sign
+	return c > 0 || c == 0 && t < a.T
+}
+
+func (e *extremeBy) Add(a *Acc, row record.Row, t int64) {
 	v, x := row[e.field], row[e.by]
 	if v.IsNull() || x.IsNull() || isNaN(x) {
 		return
 	}
-	if a.N == 0 || record.Compare(x, a.X)*e.sign > 0 {
+	if e.beats(x, t, a) {
 		assign(&a.X, x)
 		assign(&a.V, v)
+		a.T = t
 	}
 	a.N++
 }
@@ -587,8 +598,8 @@ func (e *extremeBy) Merge(dst, src *Acc) {
 	if src.N == 0 {
 		return
 	}
-	if dst.N == 0 || record.Compare(src.X, dst.X)*e.sign > 0 {
-		dst.X, dst.V = src.X, src.V
+	if e.beats(src.X, src.T, dst) {
+		dst.X, dst.V, dst.T = src.X, src.V, src.T
 	}
 	dst.N += src.N
 }

@@ -41,7 +41,12 @@ func ParseKind(s string) (Kind, error) {
 }
 
 // Assigner describes which windows a record belongs to. Times are event-time
-// milliseconds; windows are half-open [start, end) aligned to the epoch.
+// milliseconds; windows are half-open [start, end).
+//
+// The windows are Flink's: a tumbling window starts at a multiple of Size, a
+// sliding window at a multiple of Slide (so a record at t is in every
+// window [s, s+Size) with s ≤ t < s+Size), both shifted by Offset; a
+// session is [first, last+Gap), and sessions that overlap or touch merge.
 type Assigner struct {
 	Kind Kind
 	// Size of tumbling and sliding windows.
@@ -50,6 +55,10 @@ type Assigner struct {
 	Slide int64
 	// Gap of session windows.
 	Gap int64
+	// Offset shifts the alignment of tumbling and sliding windows: starts
+	// are Offset plus a multiple of Size (tumbling) or Slide (sliding).
+	// Hourly windows that start at a quarter past are Size 1h, Offset 15m.
+	Offset int64
 }
 
 // Validate reports an assigner that cannot work.
@@ -59,6 +68,9 @@ func (a Assigner) Validate() error {
 		if a.Size <= 0 {
 			return errors.New("tumbling window: size must be > 0")
 		}
+		if a.Offset <= -a.Size || a.Offset >= a.Size {
+			return errors.New("tumbling window: offset must be smaller than size")
+		}
 	case Sliding:
 		if a.Size <= 0 || a.Slide <= 0 {
 			return errors.New("sliding window: size and slide must be > 0")
@@ -66,9 +78,15 @@ func (a Assigner) Validate() error {
 		if a.Slide > a.Size {
 			return errors.New("sliding window: slide must not exceed size")
 		}
+		if a.Offset <= -a.Slide || a.Offset >= a.Slide {
+			return errors.New("sliding window: offset must be smaller than slide")
+		}
 	case Session:
 		if a.Gap <= 0 {
 			return errors.New("session window: gap must be > 0")
+		}
+		if a.Offset != 0 {
+			return errors.New("session window: offset does not apply to sessions")
 		}
 	default:
 		return fmt.Errorf("window kind %v is not supported", a.Kind)
@@ -78,7 +96,9 @@ func (a Assigner) Validate() error {
 
 // pane is the unit of aggregation: sliding windows are pre-aggregated per
 // slice of gcd(size, slide), so a record updates one slice instead of
-// size/slide windows; a tumbling window is its own single slice.
+// size/slide windows; a tumbling window is its own single slice. Slice and
+// window boundaries share the offset, so every window is a whole number of
+// slices.
 func (a Assigner) pane() int64 {
 	if a.Kind == Tumbling {
 		return a.Size
@@ -93,6 +113,19 @@ func (a Assigner) slide() int64 {
 	return a.Slide
 }
 
+// WindowsOf appends to dst the [start, end) bounds of the tumbling or sliding
+// windows that contain t, oldest first. Sessions depend on other records and
+// are not listed.
+func (a Assigner) WindowsOf(t int64, dst [][2]int64) [][2]int64 {
+	slide := a.slide()
+	last := alignDown(t, slide, a.Offset)
+	first := alignDown(t-a.Size, slide, a.Offset) + slide
+	for s := first; s <= last; s += slide {
+		dst = append(dst, [2]int64{s, s + a.Size})
+	}
+	return dst
+}
+
 func gcd(a, b int64) int64 {
 	for b != 0 {
 		a, b = b, a%b
@@ -100,10 +133,11 @@ func gcd(a, b int64) int64 {
 	return a
 }
 
-// floorDiv rounds toward negative infinity so that times before the epoch
+// alignDown returns the largest time ≤ t that is off plus a multiple of
+// unit, rounding toward negative infinity so that times before the epoch
 // fall into the right window.
-func floorTo(t, unit int64) int64 {
-	r := t % unit
+func alignDown(t, unit, off int64) int64 {
+	r := (t - off) % unit
 	if r < 0 {
 		r += unit
 	}

@@ -1,10 +1,12 @@
 package window
 
 import (
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -21,12 +23,51 @@ const MaxWatermark = math.MaxInt64
 const (
 	FieldWindowStart = "window_start"
 	FieldWindowEnd   = "window_end"
-	// FieldRevision is 0 for a window's first result and counts up for
-	// results updated by late records within the allowed lateness.
+	// FieldRevision is 0 for a window's first result and counts up with
+	// every later row of the same window (updates by late records within
+	// the allowed lateness, and retractions).
 	FieldRevision = "revision"
+	// FieldRetract is true on a row that withdraws the earlier row of the
+	// same window and revision: the old values before an update, or a
+	// session that a merge replaced. See the reader contract in
+	// docs/windows.md.
+	FieldRetract = "retract"
 	// FieldLateWatermark is appended to late records: the watermark that made them late.
 	FieldLateWatermark = "_watermark"
 )
+
+// EmitMode says when a window's results are emitted.
+type EmitMode uint8
+
+// Emit modes.
+const (
+	// EmitUpdates emits a window when the watermark passes its end and,
+	// for every later record within the allowed lateness, a retraction of
+	// the previous result followed by the updated one — Flink's event-time
+	// trigger with allowed lateness, made composable by the retractions.
+	EmitUpdates EmitMode = iota
+	// EmitFinal emits each window once, when the watermark has passed its
+	// end plus the allowed lateness: no revisions, no retractions, later.
+	EmitFinal
+)
+
+func (m EmitMode) String() string {
+	if m == EmitFinal {
+		return "final"
+	}
+	return "updates"
+}
+
+// ParseEmit maps a pipeline-file emit mode to an EmitMode; "" is updates.
+func ParseEmit(s string) (EmitMode, error) {
+	switch s {
+	case "", "updates":
+		return EmitUpdates, nil
+	case "final":
+		return EmitFinal, nil
+	}
+	return 0, fmt.Errorf("unknown emit mode %q (want updates or final)", s)
+}
 
 // Config configures a window operator.
 type Config struct {
@@ -34,12 +75,80 @@ type Config struct {
 	// AllowedLateness (ms) keeps windows after they fire; late records
 	// within it update the result, later ones are late records.
 	AllowedLateness int64
+	// Emit says when results are emitted.
+	Emit EmitMode
 	// Input is the schema of incoming rows.
 	Input *record.Schema
 	// KeyFields name the fields that form the key; they are copied into results.
 	KeyFields []string
 	// Aggregates compute the result fields, bound to Input.
 	Aggregates []Aggregate
+	// Changelog, when set, says the input is the result stream of another
+	// window stage: a row replaces the earlier row of the same identity and
+	// a retraction removes it, so results are what the upstream's final
+	// rows give (see ChangelogOf).
+	Changelog *Changelog
+}
+
+// Changelog describes an input whose rows are the results of another
+// window stage, each identified by its upstream key and window.
+type Changelog struct {
+	// Identity lists the input fields that identify a row across its
+	// revisions: the upstream key fields and window bounds.
+	Identity []int
+	// Retract is the index of the boolean field marking retractions, or
+	// -1 when the upstream never withdraws a row (emit: final, or no
+	// allowed lateness).
+	Retract int
+}
+
+// StageInput says how a window stage with aggregates aggs reads the results
+// of an upstream window stage (result schema s, keyed by nKeys fields,
+// emitting updates or not): as a changelog when upstream rows can be
+// updated or withdrawn, or when an aggregate depends on the order of rows
+// with equal event times (first, last, max_by, min_by) — rows of an earlier
+// stage arrive in no defined order, so such ties are broken by the upstream
+// key and window instead. It returns nil when the rows can simply be added.
+func StageInput(s *record.Schema, nKeys int, updates bool, aggs []Spec) (*Changelog, error) {
+	ordered := false
+	for _, a := range aggs {
+		switch a.Fn {
+		case FnFirst, FnLast, FnMaxBy, FnMinBy:
+			ordered = true
+		}
+	}
+	if !updates && !ordered {
+		return nil, nil
+	}
+	ws, ok1 := s.Index(FieldWindowStart)
+	we, ok2 := s.Index(FieldWindowEnd)
+	rt, ok3 := s.Index(FieldRetract)
+	if !ok1 || !ok2 || !ok3 || nKeys > ws {
+		return nil, fmt.Errorf("stage input %s: not the result schema of a window stage with %d key fields", s, nKeys)
+	}
+	c := &Changelog{Retract: -1}
+	if updates {
+		c.Retract = rt
+	}
+	for i := 0; i < nKeys; i++ {
+		c.Identity = append(c.Identity, i)
+	}
+	c.Identity = append(c.Identity, ws, we)
+	return c, nil
+}
+
+// HoldBack returns the watermark of a stage's output given its input
+// watermark wm and allowed lateness: results of windows within the
+// lateness can still change, so the output promises only wm - lateness.
+// Downstream stages then never see an update behind their own watermark.
+func HoldBack(wm, lateness int64) int64 {
+	if wm == MinWatermark || wm == MaxWatermark || lateness == 0 {
+		return wm
+	}
+	if wm < MinWatermark+lateness {
+		return MinWatermark
+	}
+	return wm - lateness
 }
 
 // Output receives what the operator emits. Results rows follow
@@ -48,19 +157,26 @@ type Output struct {
 	Results *record.Batch
 	Late    *record.Batch
 	// Firings counts window results emitted on time; Updates counts
-	// results re-emitted because of late records within allowed lateness.
-	Firings, Updates, LateRecords int64
+	// results re-emitted because of late records within allowed lateness;
+	// Retractions counts rows that withdraw an earlier result.
+	Firings, Updates, Retractions, LateRecords int64
 }
 
 // Operator is the keyed window operator of one subtask. It is not safe for
 // concurrent use: one goroutine owns it and its state.
 type Operator struct {
 	cfg      Config
+	kind     Kind
 	keyIdx   []int
 	result   *record.Schema
 	late     *record.Schema
 	pane     int64
 	slide    int64
+	size     int64
+	off      int64
+	lateness int64
+	final    bool
+	clog     *Changelog
 	wm       int64
 	keys     map[string]*keyState
 	timers   map[int64][]*keyState
@@ -78,6 +194,10 @@ type Operator struct {
 	// all lists every key in keys (and, until the next sweep, some that
 	// were dropped), so a snapshot can capture the key set with one copy.
 	all []*keyState
+	// Scratch space for window lists, identities and sorted contributions.
+	winBuf  [][2]int64
+	idBuf   []byte
+	sortBuf []contribRef
 }
 
 type keyState struct {
@@ -88,11 +208,13 @@ type keyState struct {
 	// timer is the one event time at which this key needs attention next,
 	// or noTimer.
 	timer int64
-	// firedEnd is the end of the last sliding window fired for this key.
+	// firedEnd is the end of the last sliding window whose firing time has
+	// passed for this key: every window ending at or before it was emitted
+	// or had no data then.
 	firedEnd int64
-	// revs counts updates of sliding windows by their end; allocated only
-	// when late records update fired windows.
-	revs map[int64]int32
+	// fired lists the emitted sliding windows that are not expired yet, by
+	// end (updates mode only): the revision bookkeeping of late updates.
+	fired []firedWindow
 	// spare is the accumulator slice of the last removed pane, reused by
 	// the next one so a key costs no allocation per window.
 	spare []Acc
@@ -103,11 +225,36 @@ type keyState struct {
 	snap atomic.Int64
 }
 
+type firedWindow struct {
+	end  int64
+	next int32 // revision of the window's next row
+	live bool  // its last row is a result, not a retraction
+}
+
+// pane is a tumbling window, a slice of sliding windows or a session.
 type pane struct {
 	start, end int64
 	accs       []Acc
-	emitted    int32
-	pending    bool
+	// next is the revision of the pane's next row and live whether its
+	// last row is a result (tumbling windows and sessions).
+	next    int32
+	live    bool
+	pending bool
+	// contrib holds, for a changelog input, the current row of every
+	// upstream identity in the pane; accs are recomputed from it when
+	// dirty.
+	contrib map[string]contribution
+	dirty   bool
+}
+
+type contribution struct {
+	t   int64
+	row []record.Value
+}
+
+type contribRef struct {
+	id string
+	c  *contribution
 }
 
 const noTimer = math.MaxInt64
@@ -123,16 +270,43 @@ func NewOperator(cfg Config) (*Operator, error) {
 	if cfg.AllowedLateness < 0 {
 		return nil, errors.New("new window operator: allowed lateness must be >= 0")
 	}
+	if cfg.Emit > EmitFinal {
+		return nil, fmt.Errorf("new window operator: unknown emit mode %d", cfg.Emit)
+	}
+	a := cfg.Assigner
 	o := &Operator{
 		cfg:      cfg,
-		pane:     cfg.Assigner.pane(),
-		slide:    cfg.Assigner.slide(),
+		kind:     a.Kind,
+		pane:     a.pane(),
+		slide:    a.slide(),
+		size:     a.Size,
+		lateness: cfg.AllowedLateness,
+		final:    cfg.Emit == EmitFinal,
+		clog:     cfg.Changelog,
 		wm:       MinWatermark,
 		keys:     make(map[string]*keyState),
 		timers:   make(map[int64][]*keyState),
 		aggCount: len(cfg.Aggregates),
 	}
-	fields := make([]record.Field, 0, len(cfg.KeyFields)+3+len(cfg.Aggregates))
+	if a.Kind != Session {
+		o.off = a.Offset - alignDown(a.Offset, o.slide, 0) // in [0, slide)
+	}
+	if c := o.clog; c != nil {
+		if a.Kind == Session && c.Retract >= 0 {
+			// Withdrawing a row can split a session; sessions over updates
+			// are not supported (the upstream can emit final results).
+			return nil, errors.New("new window operator: a session window cannot read updates and retractions; let the upstream stage emit final results (emit: final)")
+		}
+		if c.Retract >= cfg.Input.Len() || c.Retract >= 0 && cfg.Input.Field(c.Retract).Type != record.TypeBool {
+			return nil, errors.New("new window operator: changelog retract field is not a bool field of the input")
+		}
+		for _, i := range c.Identity {
+			if i < 0 || i >= cfg.Input.Len() {
+				return nil, errors.New("new window operator: changelog identity field out of range")
+			}
+		}
+	}
+	fields := make([]record.Field, 0, len(cfg.KeyFields)+4+len(cfg.Aggregates))
 	for _, name := range cfg.KeyFields {
 		i, ok := cfg.Input.Index(name)
 		if !ok {
@@ -145,6 +319,7 @@ func NewOperator(cfg Config) (*Operator, error) {
 		record.Field{Name: FieldWindowStart, Type: record.TypeTimestamp},
 		record.Field{Name: FieldWindowEnd, Type: record.TypeTimestamp},
 		record.Field{Name: FieldRevision, Type: record.TypeInt},
+		record.Field{Name: FieldRetract, Type: record.TypeBool},
 	)
 	for _, a := range cfg.Aggregates {
 		fields = append(fields, record.Field{Name: a.Name(), Type: a.Type()})
@@ -162,7 +337,7 @@ func NewOperator(cfg Config) (*Operator, error) {
 }
 
 // ResultSchema is the schema of window results: key fields, window_start,
-// window_end, revision, then one field per aggregate.
+// window_end, revision, retract, then one field per aggregate.
 func (o *Operator) ResultSchema() *record.Schema { return o.result }
 
 // LateSchema is the input schema plus the watermark that made a record late.
@@ -170,6 +345,9 @@ func (o *Operator) LateSchema() *record.Schema { return o.late }
 
 // Watermark is the operator's current event time.
 func (o *Operator) Watermark() int64 { return o.wm }
+
+// OutputWatermark is the watermark of the operator's results (see HoldBack).
+func (o *Operator) OutputWatermark() int64 { return HoldBack(o.wm, o.lateness) }
 
 // Keys is the number of keys holding window state.
 func (o *Operator) Keys() int { return len(o.keys) - o.empty }
@@ -184,49 +362,118 @@ func (o *Operator) Process(in *record.Batch, out *Output) {
 	}
 }
 
-func (o *Operator) add(in *record.Batch, i int, out *Output) {
-	t := in.Times[i]
-	key := in.Keys[i]
-	ks := o.keys[key]
-	if o.cfg.Assigner.Kind == Session {
-		o.addSession(ks, in, i, t, out)
-		return
+// expired reports whether a window ending at end is past its allowed
+// lateness: its state is gone and records for it are late.
+func (o *Operator) expired(end int64) bool {
+	return o.wm != MinWatermark && end-1 <= o.wm-o.lateness
+}
+
+// due reports whether a window ending at end has reached its firing time.
+func (o *Operator) due(end int64) bool {
+	if o.final {
+		return o.expired(end)
 	}
-	s := floorTo(t, o.pane)
-	lastEnd := floorTo(t, o.slide) + o.cfg.Assigner.Size
-	if o.expired(lastEnd) {
-		o.emitLate(in, i, out)
-		return
+	return end-1 <= o.wm
+}
+
+// lastExpiredEnd is the end of the newest sliding window that has expired
+// at the current watermark.
+func (o *Operator) lastExpiredEnd() int64 {
+	if o.wm == MinWatermark || o.wm < MinWatermark+o.size+o.lateness {
+		return MinWatermark
 	}
+	// expired(e) ⟺ e ≤ wm - lateness + 1; ends are window starts + size.
+	return alignDown(o.wm-o.lateness+1-o.size, o.slide, o.off) + o.size
+}
+
+// fireTime is the watermark at which a window ending at end fires.
+func (o *Operator) fireTime(end int64) int64 {
+	if o.final {
+		return o.expiry(end)
+	}
+	return end - 1
+}
+
+// expiry is the watermark at which a window ending at end expires.
+func (o *Operator) expiry(end int64) int64 {
+	if end-1 > math.MaxInt64-o.lateness {
+		return math.MaxInt64
+	}
+	return end - 1 + o.lateness
+}
+
+func (o *Operator) keyFor(in *record.Batch, i int) *keyState {
+	ks := o.keys[in.Keys[i]]
 	if ks == nil {
-		ks = o.newKey(key, in.Row(i))
+		ks = o.newKey(in.Keys[i], in.Row(i))
 		if in.KeyGroups != nil {
 			ks.kg = in.KeyGroups[i]
 		}
 	} else if o.async != nil {
 		o.async.touch(ks)
 	}
-	p := ks.paneAt(s)
+	return ks
+}
+
+func (o *Operator) add(in *record.Batch, i int, out *Output) {
+	if o.kind == Session {
+		o.addSession(in, i, out)
+		return
+	}
+	t := in.Times[i]
+	if o.expired(alignDown(t, o.slide, o.off) + o.size) {
+		// Every window of the record has expired.
+		o.emitLate(in, i, out)
+		return
+	}
+	ps := alignDown(t, o.pane, o.off)
+	if o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
+		return // nothing to withdraw
+	}
+	ks := o.keyFor(in, i)
+	p := ks.paneAt(ps)
 	if p == nil {
-		p = o.newPane(ks, s, s+o.pane)
+		p = o.newPane(ks, ps, ps+o.pane)
 	}
-	row := in.Row(i)
-	for j, a := range o.cfg.Aggregates {
-		a.Add(&p.accs[j], row, t)
-	}
-	if o.cfg.Assigner.Kind == Tumbling {
-		if p.end-1 <= o.wm {
-			o.emitPane(ks, p, out)
+	if o.kind == Tumbling {
+		fired := !o.final && p.end-1 <= o.wm
+		if fired && p.live {
+			o.retractPane(ks, p, out)
+		}
+		o.apply(p, in, i)
+		if fired {
+			o.assertPane(ks, p, out)
 		} else {
 			p.pending = true
 		}
-	} else if ks.firedEnd != MinWatermark {
-		// Re-emit every fired sliding window this slice belongs to.
-		first := floorTo(s, o.slide) + o.slide
-		for e := first; e <= ks.firedEnd && e <= lastEnd; e += o.slide {
-			if !o.expired(e) {
-				o.emitSliding(ks, e, out)
+	} else {
+		// Windows past their lateness have fired already or hold no data
+		// of this key, and this record does not reach them: they must not
+		// fire because the record shares a slice with them.
+		if e := o.lastExpiredEnd(); e > ks.firedEnd {
+			ks.firedEnd = e
+		}
+		// The fired sliding windows holding this slice change: retract
+		// what they said, then say it again with the record.
+		var changed [][2]int64
+		if !o.final && ks.firedEnd != MinWatermark {
+			changed = o.cfg.Assigner.WindowsOf(ps, o.winBuf[:0])
+			n := 0
+			for _, w := range changed {
+				if w[1] <= ks.firedEnd && !o.expired(w[1]) {
+					changed[n] = w
+					n++
+					if fw := ks.firedAt(w[1]); fw != nil && fw.live {
+						o.retractSliding(ks, fw, out)
+					}
+				}
 			}
+			changed = changed[:n]
+			o.winBuf = changed
+		}
+		o.apply(p, in, i)
+		for _, w := range changed {
+			o.assertSliding(ks, w[1], out)
 		}
 	}
 	o.schedule(ks)
@@ -238,13 +485,15 @@ func (o *Operator) add(in *record.Batch, i int, out *Output) {
 	}
 }
 
-func (o *Operator) addSession(ks *keyState, in *record.Batch, i int, t int64, out *Output) {
+func (o *Operator) addSession(in *record.Batch, i int, out *Output) {
+	t := in.Times[i]
 	gap := o.cfg.Assigner.Gap
 	start, end := t, t+gap
-	var first, last = -1, -1
-	if ks != nil {
+	first, last := -1, -1
+	if ks := o.keys[in.Keys[i]]; ks != nil {
 		for j := range ks.panes {
 			p := &ks.panes[j]
+			// Flink's intersection: sessions that touch merge too.
 			if p.start <= end && p.end >= start {
 				if first < 0 {
 					first = j
@@ -258,45 +507,156 @@ func (o *Operator) addSession(ks *keyState, in *record.Batch, i int, t int64, ou
 		o.emitLate(in, i, out)
 		return
 	}
-	if ks == nil {
-		ks = o.newKey(in.Keys[i], in.Row(i))
-		if in.KeyGroups != nil {
-			ks.kg = in.KeyGroups[i]
-		}
-	} else if o.async != nil {
-		o.async.touch(ks)
-	}
+	ks := o.keyFor(in, i)
 	var p *pane
 	if first < 0 {
 		p = o.newPane(ks, start, end)
 	} else {
 		p = &ks.panes[first]
-		for j := first + 1; j <= last; j++ {
-			q := &ks.panes[j]
-			for k, a := range o.cfg.Aggregates {
-				a.Merge(&p.accs[k], &q.accs[k])
+		same := first == last && p.start == start && p.end == end
+		if !o.final {
+			// Sessions replaced by the merge are withdrawn; a session that
+			// keeps its bounds is updated below.
+			for j := first; j <= last; j++ {
+				if q := &ks.panes[j]; q.live {
+					o.retractPane(ks, q, out)
+				}
 			}
-			p.emitted = max(p.emitted, q.emitted)
 		}
-		ks.panes = append(ks.panes[:first+1], ks.panes[last+1:]...)
+		for j := first + 1; j <= last; j++ {
+			o.mergePane(p, &ks.panes[j])
+		}
+		for j := first + 1; j <= last; j++ {
+			ks.dropPane(&ks.panes[j])
+		}
+		ks.panes = slices.Delete(ks.panes, first+1, last+1)
 		p = &ks.panes[first]
-		p.start, p.end = start, end
+		if !same {
+			// A session with other bounds is another window: its rows
+			// start again at revision 0.
+			p.start, p.end, p.next = start, end, 0
+			ks.lastEnd = max(ks.lastEnd, end)
+		}
 	}
-	row := in.Row(i)
-	for k, a := range o.cfg.Aggregates {
-		a.Add(&p.accs[k], row, t)
-	}
-	if p.end-1 <= o.wm {
-		o.emitPane(ks, p, out)
+	o.apply(p, in, i)
+	if !o.final && p.end-1 <= o.wm {
+		o.assertPane(ks, p, out)
 	} else {
 		p.pending = true
 	}
 	o.schedule(ks)
 }
 
-// expired reports whether a window ending at end is past its allowed lateness.
-func (o *Operator) expired(end int64) bool {
-	return o.wm != MinWatermark && end-1 <= o.wm-o.cfg.AllowedLateness
+// mergePane folds q into p (merged sessions).
+func (o *Operator) mergePane(p, q *pane) {
+	if o.clog != nil {
+		if p.contrib == nil {
+			p.contrib = make(map[string]contribution, len(q.contrib))
+		}
+		for id, c := range q.contrib {
+			p.contrib[id] = c
+		}
+		p.dirty = true
+		return
+	}
+	for k, a := range o.cfg.Aggregates {
+		a.Merge(&p.accs[k], &q.accs[k])
+	}
+}
+
+// apply adds row i of in to p: to the accumulators, or for a changelog
+// input to the pane's current rows.
+func (o *Operator) apply(p *pane, in *record.Batch, i int) {
+	row := in.Row(i)
+	t := in.Times[i]
+	if c := o.clog; c != nil {
+		o.identity(row)
+		if o.retraction(row) {
+			if _, ok := p.contrib[string(o.idBuf)]; ok {
+				delete(p.contrib, string(o.idBuf))
+				p.dirty = true
+			}
+			return
+		}
+		if p.contrib == nil {
+			p.contrib = make(map[string]contribution)
+		}
+		cur := p.contrib[string(o.idBuf)]
+		cur.t = t
+		cur.row = cur.row[:0]
+		for _, v := range row {
+			cur.row = append(cur.row, v.Clone())
+		}
+		p.contrib[string(o.idBuf)] = cur
+		p.dirty = true
+		return
+	}
+	for j, a := range o.cfg.Aggregates {
+		a.Add(&p.accs[j], row, t)
+	}
+}
+
+// holds reports whether the slice at ps of key holds the identity of a
+// changelog row.
+func (o *Operator) holds(key string, ps int64, row record.Row) bool {
+	ks := o.keys[key]
+	if ks == nil {
+		return false
+	}
+	p := ks.paneAt(ps)
+	if p == nil {
+		return false
+	}
+	o.identity(row)
+	_, ok := p.contrib[string(o.idBuf)]
+	return ok
+}
+
+// retraction reports whether row withdraws an earlier changelog row.
+func (o *Operator) retraction(row record.Row) bool {
+	return o.clog != nil && o.clog.Retract >= 0 && row[o.clog.Retract].Bool()
+}
+
+// identity encodes the changelog identity of row into idBuf.
+func (o *Operator) identity(row record.Row) {
+	o.idBuf = o.idBuf[:0]
+	for _, f := range o.clog.Identity {
+		o.idBuf = AppendValue(o.idBuf, row[f])
+	}
+}
+
+// hasData reports whether p holds any input (a changelog pane may have
+// had all its rows retracted).
+func (o *Operator) hasData(p *pane) bool {
+	return o.clog == nil || len(p.contrib) > 0
+}
+
+// settle brings a changelog pane's accumulators up to date: recomputed
+// from its current rows in (event time, identity) order, so ties in
+// first/last/max_by never depend on arrival order.
+func (o *Operator) settle(p *pane) {
+	if o.clog == nil || !p.dirty {
+		return
+	}
+	p.dirty = false
+	clear(p.accs)
+	refs := o.sortBuf[:0]
+	for id, c := range p.contrib {
+		refs = append(refs, contribRef{id: id, c: &c})
+	}
+	slices.SortFunc(refs, func(a, b contribRef) int {
+		if c := cmp.Compare(a.c.t, b.c.t); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for _, r := range refs {
+		for j, a := range o.cfg.Aggregates {
+			a.Add(&p.accs[j], r.c.row, r.c.t)
+		}
+	}
+	clear(refs)
+	o.sortBuf = refs[:0]
 }
 
 func (o *Operator) newPane(ks *keyState, start, end int64) *pane {
@@ -318,6 +678,7 @@ func (ks *keyState) dropPane(p *pane) {
 		clear(p.accs)
 		ks.spare = p.accs
 	}
+	p.accs, p.contrib = nil, nil
 }
 
 func (o *Operator) newKey(key string, row record.Row) *keyState {
@@ -359,6 +720,16 @@ func (ks *keyState) insert(p pane) *pane {
 	return &ks.panes[j]
 }
 
+// firedAt returns the fired sliding window ending at end, if tracked.
+func (ks *keyState) firedAt(end int64) *firedWindow {
+	for j := range ks.fired {
+		if ks.fired[j].end == end {
+			return &ks.fired[j]
+		}
+	}
+	return nil
+}
+
 func (o *Operator) emitLate(in *record.Batch, i int, out *Output) {
 	out.LateRecords++
 	if out.Late == nil {
@@ -397,19 +768,20 @@ func (o *Operator) onTimer(ks *keyState, out *Output) {
 	if o.async != nil {
 		o.async.touch(ks)
 	}
-	if o.cfg.Assigner.Kind == Sliding {
+	if o.kind == Sliding {
 		for {
 			e := o.nextSlidingEnd(ks)
-			if e == noTimer || e-1 > o.wm {
+			if e == noTimer || !o.due(e) {
 				break
 			}
-			o.emitSliding(ks, e, out)
+			o.fireSliding(ks, e, out)
 			ks.firedEnd = e
 		}
 		kept := ks.panes[:0]
 		for j := range ks.panes {
 			p := ks.panes[j]
-			if !o.expired(floorTo(p.start, o.slide) + o.cfg.Assigner.Size) {
+			// A slice lives until the last window holding it expires.
+			if !o.expired(alignDown(p.start, o.slide, o.off) + o.size) {
 				kept = append(kept, p)
 			} else {
 				ks.dropPane(&p)
@@ -417,12 +789,22 @@ func (o *Operator) onTimer(ks *keyState, out *Output) {
 		}
 		clear(ks.panes[len(kept):])
 		ks.panes = kept
+		fired := ks.fired[:0]
+		for _, fw := range ks.fired {
+			if !o.expired(fw.end) {
+				fired = append(fired, fw)
+			}
+		}
+		ks.fired = fired
 	} else {
 		kept := ks.panes[:0]
 		for j := range ks.panes {
 			p := &ks.panes[j]
-			if p.pending && p.end-1 <= o.wm {
-				o.emitPane(ks, p, out)
+			if p.pending && o.due(p.end) {
+				p.pending = false
+				if o.hasData(p) {
+					o.assertPane(ks, p, out)
+				}
 			}
 			if !o.expired(p.end) {
 				kept = append(kept, *p)
@@ -436,6 +818,7 @@ func (o *Operator) onTimer(ks *keyState, out *Output) {
 	if len(ks.panes) == 0 {
 		// Keep the key for a retention period: most keys come back in the
 		// next window, and reusing their state avoids churn.
+		ks.fired = ks.fired[:0]
 		o.empty++
 		return
 	}
@@ -444,10 +827,10 @@ func (o *Operator) onTimer(ks *keyState, out *Output) {
 
 // retention is how long an empty key is kept after its last pane ended.
 func (o *Operator) retention() int64 {
-	if o.cfg.Assigner.Kind == Session {
-		return o.cfg.Assigner.Gap + o.cfg.AllowedLateness
+	if o.kind == Session {
+		return o.cfg.Assigner.Gap + o.lateness
 	}
-	return o.cfg.Assigner.Size + o.cfg.AllowedLateness
+	return o.size + o.lateness
 }
 
 // sweep drops keys without panes whose retention has passed. It runs at
@@ -478,16 +861,21 @@ func (o *Operator) sweep() {
 	}
 }
 
-// nextSlidingEnd is the end of the first unfired sliding window holding data.
+// nextSlidingEnd is the end of the first sliding window of the key that
+// holds data and ends after firedEnd, or noTimer.
 func (o *Operator) nextSlidingEnd(ks *keyState) int64 {
-	for _, p := range ks.panes {
-		base := floorTo(p.start, o.slide)
-		e := max(base+o.slide, ks.firedEnd+o.slide)
-		if ks.firedEnd == MinWatermark {
-			e = base + o.slide
+	for j := range ks.panes {
+		p := &ks.panes[j]
+		if !o.hasData(p) {
+			continue
 		}
-		if e <= base+o.cfg.Assigner.Size {
-			return e
+		// Windows holding the slice start in (p.start-size, p.start].
+		first := alignDown(p.start-o.size, o.slide, o.off) + o.slide
+		if ks.firedEnd != MinWatermark {
+			first = max(first, ks.firedEnd-o.size+o.slide)
+		}
+		if first <= alignDown(p.start, o.slide, o.off) {
+			return first + o.size
 		}
 	}
 	return noTimer
@@ -496,19 +884,20 @@ func (o *Operator) nextSlidingEnd(ks *keyState) int64 {
 // schedule sets the key's single timer to the next time it needs attention.
 func (o *Operator) schedule(ks *keyState) {
 	next := int64(noTimer)
-	if o.cfg.Assigner.Kind == Sliding {
+	if o.kind == Sliding {
 		if e := o.nextSlidingEnd(ks); e != noTimer {
-			next = e - 1
+			next = o.fireTime(e)
 		}
 		if len(ks.panes) > 0 {
-			next = min(next, floorTo(ks.panes[0].start, o.slide)+o.cfg.Assigner.Size-1+o.cfg.AllowedLateness)
+			next = min(next, o.expiry(alignDown(ks.panes[0].start, o.slide, o.off)+o.size))
 		}
 	} else {
-		for _, p := range ks.panes {
+		for j := range ks.panes {
+			p := &ks.panes[j]
 			if p.pending {
-				next = min(next, p.end-1)
+				next = min(next, o.fireTime(p.end))
 			} else {
-				next = min(next, p.end-1+o.cfg.AllowedLateness)
+				next = min(next, o.expiry(p.end))
 			}
 		}
 	}
@@ -531,44 +920,95 @@ func (o *Operator) addTimer(t int64, ks *keyState) {
 	o.timers[t] = append(list, ks)
 }
 
-func (o *Operator) emitPane(ks *keyState, p *pane, out *Output) {
-	o.emit(ks, p.start, p.end, p.emitted, p.accs, out)
-	p.emitted++
+// assertPane emits the pane's current result as its next revision.
+func (o *Operator) assertPane(ks *keyState, p *pane, out *Output) {
 	p.pending = false
+	if !o.hasData(p) {
+		p.live = false
+		return
+	}
+	o.settle(p)
+	o.emit(ks, p.start, p.end, p.next, false, p.accs, out)
+	p.next++
+	p.live = true
 }
 
-func (o *Operator) emitSliding(ks *keyState, end int64, out *Output) {
-	start := end - o.cfg.Assigner.Size
+// retractPane withdraws the pane's last result. Its accumulators still
+// hold what that result said: every change to a live pane is emitted at once.
+func (o *Operator) retractPane(ks *keyState, p *pane, out *Output) {
+	o.settle(p)
+	o.emit(ks, p.start, p.end, p.next, true, p.accs, out)
+	p.next++
+	p.live = false
+}
+
+// windowAccs merges the slices of the sliding window ending at end into
+// the scratch accumulators and reports whether any held data.
+func (o *Operator) windowAccs(ks *keyState, end int64) bool {
+	start := end - o.size
 	clear(o.scratch)
 	n := 0
 	for j := range ks.panes {
 		p := &ks.panes[j]
-		if p.start < start || p.start >= end {
+		if p.start < start || p.start >= end || !o.hasData(p) {
 			continue
 		}
+		o.settle(p)
 		for k, a := range o.cfg.Aggregates {
 			a.Merge(&o.scratch[k], &p.accs[k])
 		}
 		n++
 	}
-	if n == 0 {
-		return
-	}
-	var rev int32
-	if end <= ks.firedEnd {
-		if ks.revs == nil {
-			ks.revs = make(map[int64]int32)
-		}
-		ks.revs[end]++
-		rev = ks.revs[end]
-	}
-	o.emit(ks, start, end, rev, o.scratch, out)
+	return n > 0
 }
 
-func (o *Operator) emit(ks *keyState, start, end int64, rev int32, accs []Acc, out *Output) {
-	if rev == 0 {
+// fireSliding emits the sliding window ending at end at its firing time.
+func (o *Operator) fireSliding(ks *keyState, end int64, out *Output) {
+	if !o.windowAccs(ks, end) {
+		return
+	}
+	o.emit(ks, end-o.size, end, 0, false, o.scratch, out)
+	if !o.final && !o.expired(end) {
+		ks.fired = append(ks.fired, firedWindow{end: end, next: 1, live: true})
+	}
+}
+
+// retractSliding withdraws the last result of a fired sliding window.
+func (o *Operator) retractSliding(ks *keyState, fw *firedWindow, out *Output) {
+	o.windowAccs(ks, fw.end)
+	o.emit(ks, fw.end-o.size, fw.end, fw.next, true, o.scratch, out)
+	fw.next++
+	fw.live = false
+}
+
+// assertSliding emits the current result of a fired sliding window that a
+// late record changed.
+func (o *Operator) assertSliding(ks *keyState, end int64, out *Output) {
+	fw := ks.firedAt(end)
+	if fw == nil {
+		j := len(ks.fired)
+		for j > 0 && ks.fired[j-1].end > end {
+			j--
+		}
+		ks.fired = slices.Insert(ks.fired, j, firedWindow{end: end})
+		fw = &ks.fired[j]
+	}
+	if !o.windowAccs(ks, end) {
+		fw.live = false
+		return
+	}
+	o.emit(ks, end-o.size, end, fw.next, false, o.scratch, out)
+	fw.next++
+	fw.live = true
+}
+
+func (o *Operator) emit(ks *keyState, start, end int64, rev int32, retract bool, accs []Acc, out *Output) {
+	switch {
+	case retract:
+		out.Retractions++
+	case rev == 0:
 		out.Firings++
-	} else {
+	default:
 		out.Updates++
 	}
 	row := out.Results.AppendRow(end - 1)
@@ -576,8 +1016,9 @@ func (o *Operator) emit(ks *keyState, start, end int64, rev int32, accs []Acc, o
 	row[n] = record.TimestampMillis(start)
 	row[n+1] = record.TimestampMillis(end)
 	row[n+2] = record.Int(int64(rev))
+	row[n+3] = record.Bool(retract)
 	for k, a := range o.cfg.Aggregates {
-		row[n+3+k] = a.Result(&accs[k])
+		row[n+4+k] = a.Result(&accs[k])
 	}
 }
 

@@ -1,16 +1,28 @@
 package window
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/streamd/streamd/internal/binread"
 	"github.com/streamd/streamd/pkg/record"
 )
 
-// snapshotVersion is the first byte of every key-group snapshot.
-const snapshotVersion = 1
+// snapshotVersion is the first byte of every key-group snapshot. Version 1
+// (before retractions) is still read.
+const (
+	snapshotVersion   = 2
+	snapshotVersionV1 = 1
+)
+
+// Pane flags in a version 2 snapshot.
+const (
+	paneFlagPending = 1 << iota
+	paneFlagLive
+)
 
 // Snapshot encodes the operator's keyed state per key group: the unit of
 // restore and rescaling. Empty keys kept for reuse are not part of it. The
@@ -40,6 +52,13 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
+// appendKey encodes one key (version 2):
+//
+//	key, values, firedEnd, lastEnd,
+//	fired windows: count, then end, next revision, live (byte) each,
+//	panes: count, then start, end, next revision, flags, and either the
+//	accumulators or, for a changelog input, count then identity, time and
+//	row values of every current row.
 func (o *Operator) appendKey(buf []byte, ks *keyState) []byte {
 	buf = appendString(buf, ks.key)
 	buf = binary.AppendUvarint(buf, uint64(len(ks.vals)))
@@ -48,27 +67,50 @@ func (o *Operator) appendKey(buf []byte, ks *keyState) []byte {
 	}
 	buf = binary.AppendVarint(buf, ks.firedEnd)
 	buf = binary.AppendVarint(buf, ks.lastEnd)
-	buf = binary.AppendUvarint(buf, uint64(len(ks.revs)))
-	for end, rev := range ks.revs {
-		buf = binary.AppendVarint(buf, end)
-		buf = binary.AppendVarint(buf, int64(rev))
+	buf = binary.AppendUvarint(buf, uint64(len(ks.fired)))
+	for _, fw := range ks.fired {
+		buf = binary.AppendVarint(buf, fw.end)
+		buf = binary.AppendVarint(buf, int64(fw.next))
+		buf = append(buf, boolByte(fw.live))
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(ks.panes)))
 	for j := range ks.panes {
 		p := &ks.panes[j]
 		buf = binary.AppendVarint(buf, p.start)
 		buf = binary.AppendVarint(buf, p.end)
-		buf = binary.AppendVarint(buf, int64(p.emitted))
+		buf = binary.AppendVarint(buf, int64(p.next))
+		var flags byte
 		if p.pending {
-			buf = append(buf, 1)
-		} else {
-			buf = append(buf, 0)
+			flags |= paneFlagPending
+		}
+		if p.live {
+			flags |= paneFlagLive
+		}
+		buf = append(buf, flags)
+		if o.clog != nil {
+			buf = binary.AppendUvarint(buf, uint64(len(p.contrib)))
+			for id, c := range p.contrib {
+				buf = appendString(buf, id)
+				buf = binary.AppendVarint(buf, c.t)
+				buf = binary.AppendUvarint(buf, uint64(len(c.row)))
+				for _, v := range c.row {
+					buf = AppendValue(buf, v)
+				}
+			}
+			continue
 		}
 		for k := range p.accs {
 			buf = AppendAcc(buf, &p.accs[k])
 		}
 	}
 	return buf
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // snapReader reads a key-group snapshot; counts are also bounded by what
@@ -105,8 +147,12 @@ func (r *snapReader) slabString(slab *[]byte) string {
 // is used on a new operator before any record is processed; a key group
 // is restored at most once.
 func (o *Operator) Restore(kg uint16, data []byte) error {
-	if len(data) == 0 || data[0] != snapshotVersion {
+	if len(data) == 0 || (data[0] != snapshotVersion && data[0] != snapshotVersionV1) {
 		return fmt.Errorf("restore key group %d: unknown snapshot version", kg)
+	}
+	v1 := data[0] == snapshotVersionV1
+	if v1 && o.clog != nil {
+		return fmt.Errorf("restore key group %d: the snapshot predates changelog inputs; restore it with the upstream stage's emit mode it was taken with", kg)
 	}
 	r := &snapReader{binread.Reader{B: data[1:]}}
 	n := r.count(len(r.B))
@@ -133,11 +179,20 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 		}
 		ks.firedEnd = r.Varint()
 		ks.lastEnd = r.Varint()
-		if nr := r.count(len(r.B)); nr > 0 {
-			ks.revs = make(map[int64]int32, nr)
-			for j := 0; j < nr && r.Err == nil; j++ {
-				end := r.Varint()
-				ks.revs[end] = int32(r.Varint())
+		var revs map[int64]int32
+		if nf := r.count(len(r.B)); nf > 0 {
+			if v1 {
+				revs = make(map[int64]int32, nf)
+			} else {
+				ks.fired = make([]firedWindow, 0, nf)
+			}
+			for j := 0; j < nf && r.Err == nil; j++ {
+				end, next := r.Varint(), int32(r.Varint())
+				if v1 {
+					revs[end] = next
+					continue
+				}
+				ks.fired = append(ks.fired, firedWindow{end: end, next: next, live: r.Byte() == 1})
 			}
 		}
 		np := r.count(len(r.B))
@@ -152,17 +207,29 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 		accs := accSlab[len(accSlab) : len(accSlab)+np*o.aggCount : len(accSlab)+np*o.aggCount]
 		accSlab = accSlab[:len(accSlab)+np*o.aggCount]
 		for j := 0; j < np && r.Err == nil; j++ {
-			p := pane{start: r.Varint(), end: r.Varint(), emitted: int32(r.Varint()), accs: accs[j*o.aggCount : (j+1)*o.aggCount : (j+1)*o.aggCount]}
-			p.pending = r.Byte() == 1
-			for k := range p.accs {
-				if r.Err == nil {
-					r.B, r.Err = ReadAcc(r.B, &p.accs[k])
+			p := pane{start: r.Varint(), end: r.Varint(), next: int32(r.Varint()), accs: accs[j*o.aggCount : (j+1)*o.aggCount : (j+1)*o.aggCount]}
+			flags := r.Byte()
+			if v1 {
+				p.pending, p.live = flags == 1, p.next > 0
+			} else {
+				p.pending, p.live = flags&paneFlagPending != 0, flags&paneFlagLive != 0
+			}
+			if o.clog != nil {
+				r.readContrib(&p, o.cfg.Input.Len())
+			} else {
+				for k := range p.accs {
+					if r.Err == nil {
+						r.B, r.Err = ReadAcc(r.B, &p.accs[k])
+					}
 				}
 			}
 			ks.panes = append(ks.panes, p)
 		}
 		if r.Err != nil {
 			break
+		}
+		if v1 && o.kind == Sliding {
+			o.firedFromV1(ks, revs)
 		}
 		if _, dup := o.keys[ks.key]; dup {
 			return fmt.Errorf("restore key group %d: key %q restored twice", kg, ks.key)
@@ -178,6 +245,59 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 		return fmt.Errorf("restore key group %d: %w", kg, r.Err)
 	}
 	return nil
+}
+
+// readContrib reads the current rows of a changelog pane.
+func (r *snapReader) readContrib(p *pane, width int) {
+	nc := r.count(len(r.B))
+	if r.Err != nil {
+		return
+	}
+	p.contrib = make(map[string]contribution, nc)
+	p.dirty = true
+	for j := 0; j < nc && r.Err == nil; j++ {
+		id := string(r.bytes())
+		c := contribution{t: r.Varint()}
+		nv := r.count(width)
+		if r.Err == nil && nv != width {
+			r.Fail(fmt.Errorf("changelog row of %d values, the input has %d", nv, width))
+		}
+		c.row = make([]record.Value, nv)
+		for k := 0; k < nv && r.Err == nil; k++ {
+			c.row[k], r.B, r.Err = ReadValue(r.B)
+		}
+		p.contrib[id] = c
+	}
+}
+
+// bytes returns the next length-prefixed byte string (a view of the input).
+func (r *snapReader) bytes() []byte {
+	n := r.count(len(r.B))
+	if r.Err != nil {
+		return nil
+	}
+	b := r.B[:n]
+	r.B = r.B[n:]
+	return b
+}
+
+// firedFromV1 rebuilds the fired-window list of a sliding key from a version
+// 1 snapshot, which kept only the revisions of updated windows: every
+// window up to firedEnd that holds data was emitted when it fired.
+func (o *Operator) firedFromV1(ks *keyState, revs map[int64]int32) {
+	if ks.firedEnd == MinWatermark || o.final {
+		return
+	}
+	seen := make(map[int64]bool)
+	for j := range ks.panes {
+		for _, w := range o.cfg.Assigner.WindowsOf(ks.panes[j].start, o.winBuf[:0]) {
+			if w[1] <= ks.firedEnd && !seen[w[1]] {
+				seen[w[1]] = true
+				ks.fired = append(ks.fired, firedWindow{end: w[1], next: revs[w[1]] + 1, live: true})
+			}
+		}
+	}
+	slices.SortFunc(ks.fired, func(a, b firedWindow) int { return cmp.Compare(a.end, b.end) })
 }
 
 // SetWatermark sets the operator's event time without firing timers; used
