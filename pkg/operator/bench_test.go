@@ -8,10 +8,17 @@ import (
 	"github.com/streamd/streamd/pkg/window"
 )
 
+// benchInput is the schema of pre-decoded benchmark records.
+var benchInput = record.MustSchema(
+	record.Field{Name: "key", Type: record.TypeString},
+	record.Field{Name: "value", Type: record.TypeFloat},
+	record.Field{Name: "sender", Type: record.TypeString},
+)
+
 // preDecoded builds batches of rows {key, value} for nKeys keys whose event
 // time advances 1ms per record, as a keyed stage receives them.
 func preDecoded(nKeys, batches, size int) []*record.Batch {
-	schema := scriptInput
+	schema := benchInput
 	keys := make([]string, nKeys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("machine-%05d/water_temperature", i)
@@ -40,19 +47,19 @@ func preDecoded(nKeys, batches, size int) []*record.Batch {
 func BenchmarkKeyedTumblingCount(b *testing.B) {
 	const nKeys, size = 10_000, 1024
 	batches := preDecoded(nKeys, 256, size)
-	agg, err := window.NewAggregate(window.Spec{Fn: "count"}, scriptInput)
+	agg, err := window.NewAggregate(window.Spec{Fn: "count"}, benchInput)
 	if err != nil {
 		b.Fatal(err)
 	}
 	op, err := window.NewOperator(window.Config{
 		Assigner: window.Assigner{Kind: window.Tumbling, Size: 60_000, Slide: 60_000},
-		Input:    scriptInput, KeyFields: []string{"key"}, Aggregates: []window.Aggregate{agg},
+		Input:    benchInput, KeyFields: []string{"key"}, Aggregates: []window.Aggregate{agg},
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	st := &stageRT{keyIdx: []int{0}, keyGroups: 128, inputs: []chan event{make(chan event, 1)}}
-	x := newExchangeOut(st, 0, scriptInput.Len())
+	x := newExchangeOut(st, 0, benchInput.Len())
 	out := window.Output{Results: record.NewBatch(op.ResultSchema().Len(), 1024)}
 	span := int64(len(batches) * size)
 	b.ReportAllocs()

@@ -357,6 +357,12 @@ func (o *Operator) Keys() int { return len(o.keys) - o.empty }
 // the allowed lateness go to out.Late; records that change an already fired
 // window emit an updated result at once.
 func (o *Operator) Process(in *record.Batch, out *Output) {
+	if o.kind == Tumbling {
+		for i := 0; i < in.Len(); i++ {
+			o.addTumbling(in, i, out)
+		}
+		return
+	}
 	for i := 0; i < in.Len(); i++ {
 		o.add(in, i, out)
 	}
@@ -405,29 +411,77 @@ func (o *Operator) expiry(end int64) int64 {
 func (o *Operator) keyFor(in *record.Batch, i int) *keyState {
 	ks := o.keys[in.Keys[i]]
 	if ks == nil {
-		ks = o.newKey(in.Keys[i], in.Row(i))
-		if in.KeyGroups != nil {
-			ks.kg = in.KeyGroups[i]
-		}
+		ks = o.newKeyFrom(in, i)
 	} else if o.async != nil {
 		o.async.touch(ks)
 	}
 	return ks
 }
 
+// newKeyFrom creates the key of row i of in.
+func (o *Operator) newKeyFrom(in *record.Batch, i int) *keyState {
+	ks := o.newKey(in.Keys[i], in.Row(i))
+	if in.KeyGroups != nil {
+		ks.kg = in.KeyGroups[i]
+	}
+	return ks
+}
+
 func (o *Operator) add(in *record.Batch, i int, out *Output) {
-	if o.kind == Session {
+	switch o.kind {
+	case Tumbling:
+		o.addTumbling(in, i, out)
+	case Sliding:
+		o.addSliding(in, i, out)
+	default:
 		o.addSession(in, i, out)
+	}
+}
+
+// addTumbling is the hot path: kept small so the compiler keeps it tight.
+func (o *Operator) addTumbling(in *record.Batch, i int, out *Output) {
+	t := in.Times[i]
+	ps := alignDown(t, o.pane, o.off)
+	if o.expired(ps + o.size) {
+		o.emitLate(in, i, out)
 		return
 	}
+	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
+		return // nothing to withdraw
+	}
+	ks := o.keys[in.Keys[i]]
+	if ks == nil {
+		ks = o.newKeyFrom(in, i)
+	} else if o.async != nil {
+		o.async.touch(ks)
+	}
+	p := ks.paneAt(ps)
+	if p == nil {
+		p = o.newPane(ks, ps, ps+o.pane)
+	}
+	if !o.final && p.end-1 <= o.wm {
+		// The window has fired: say again what it holds now.
+		if p.live {
+			o.retractPane(ks, p, out)
+		}
+		o.apply(p, in, i)
+		o.assertPane(ks, p, out)
+	} else {
+		o.apply(p, in, i)
+		p.pending = true
+	}
+	o.settleTimer(ks, out)
+}
+
+func (o *Operator) addSliding(in *record.Batch, i int, out *Output) {
 	t := in.Times[i]
+	ps := alignDown(t, o.pane, o.off)
 	if o.expired(alignDown(t, o.slide, o.off) + o.size) {
 		// Every window of the record has expired.
 		o.emitLate(in, i, out)
 		return
 	}
-	ps := alignDown(t, o.pane, o.off)
-	if o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
+	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
 		return // nothing to withdraw
 	}
 	ks := o.keyFor(in, i)
@@ -435,51 +489,43 @@ func (o *Operator) add(in *record.Batch, i int, out *Output) {
 	if p == nil {
 		p = o.newPane(ks, ps, ps+o.pane)
 	}
-	if o.kind == Tumbling {
-		fired := !o.final && p.end-1 <= o.wm
-		if fired && p.live {
-			o.retractPane(ks, p, out)
-		}
-		o.apply(p, in, i)
-		if fired {
-			o.assertPane(ks, p, out)
-		} else {
-			p.pending = true
-		}
-	} else {
-		// Windows past their lateness have fired already or hold no data
-		// of this key, and this record does not reach them: they must not
-		// fire because the record shares a slice with them.
-		if e := o.lastExpiredEnd(); e > ks.firedEnd {
-			ks.firedEnd = e
-		}
-		// The fired sliding windows holding this slice change: retract
-		// what they said, then say it again with the record.
-		var changed [][2]int64
-		if !o.final && ks.firedEnd != MinWatermark {
-			changed = o.cfg.Assigner.WindowsOf(ps, o.winBuf[:0])
-			n := 0
-			for _, w := range changed {
-				if w[1] <= ks.firedEnd && !o.expired(w[1]) {
-					changed[n] = w
-					n++
-					if fw := ks.firedAt(w[1]); fw != nil && fw.live {
-						o.retractSliding(ks, fw, out)
-					}
+	// Windows past their lateness have fired already or hold no data of
+	// this key, and this record does not reach them: they must not fire
+	// because the record shares a slice with them.
+	if e := o.lastExpiredEnd(); e > ks.firedEnd {
+		ks.firedEnd = e
+	}
+	// The fired sliding windows holding this slice change: retract what
+	// they said, then say it again with the record.
+	var changed [][2]int64
+	if !o.final && ks.firedEnd != MinWatermark {
+		changed = o.cfg.Assigner.WindowsOf(ps, o.winBuf[:0])
+		n := 0
+		for _, w := range changed {
+			if w[1] <= ks.firedEnd && !o.expired(w[1]) {
+				changed[n] = w
+				n++
+				if fw := ks.firedAt(w[1]); fw != nil && fw.live {
+					o.retractSliding(ks, fw, out)
 				}
 			}
-			changed = changed[:n]
-			o.winBuf = changed
 		}
-		o.apply(p, in, i)
-		for _, w := range changed {
-			o.assertSliding(ks, w[1], out)
-		}
+		changed = changed[:n]
+		o.winBuf = changed
 	}
+	o.apply(p, in, i)
+	for _, w := range changed {
+		o.assertSliding(ks, w[1], out)
+	}
+	o.settleTimer(ks, out)
+}
+
+// settleTimer reschedules a key that a record changed and, if one of its
+// windows is already due (its first record arrived behind the watermark
+// but within lateness), fires it now.
+func (o *Operator) settleTimer(ks *keyState, out *Output) {
 	o.schedule(ks)
 	if ks.timer <= o.wm {
-		// A window of this key is already due (its first record arrived
-		// behind the watermark but within lateness): fire now.
 		ks.timer = noTimer
 		o.onTimer(ks, out)
 	}
@@ -567,6 +613,17 @@ func (o *Operator) mergePane(p, q *pane) {
 // apply adds row i of in to p: to the accumulators, or for a changelog
 // input to the pane's current rows.
 func (o *Operator) apply(p *pane, in *record.Batch, i int) {
+	if o.clog == nil {
+		row := in.Row(i)
+		for j, a := range o.cfg.Aggregates {
+			a.Add(&p.accs[j], row, in.Times[i])
+		}
+		return
+	}
+	o.applyChangelog(p, in, i)
+}
+
+func (o *Operator) applyChangelog(p *pane, in *record.Batch, i int) {
 	row := in.Row(i)
 	t := in.Times[i]
 	if c := o.clog; c != nil {
