@@ -406,12 +406,33 @@ func (o *ruleOperator) publishStats() {
 	o.stats.Store(&st)
 }
 
-// runControls starts every rule stage's control sources; they stop with ctx.
+// runControls starts every rule stage's control sources. They stop with
+// ctx, or once every rule stage has finished (a bounded input read to its
+// end): nothing could apply a change any more, and Run waits for them.
 func (r *Runtime) runControls(ctx context.Context, wg *sync.WaitGroup) {
 	m := r.ruleManager
 	if m == nil {
 		return
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			for _, st := range r.stages {
+				if st.spec.Rules != nil {
+					st.done.Wait()
+				}
+			}
+		}()
+		select {
+		case <-ctx.Done():
+		case <-finished:
+		}
+	}()
 	for _, st := range r.stages {
 		if st.spec.Rules == nil {
 			continue
