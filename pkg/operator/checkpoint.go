@@ -190,6 +190,12 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 		}
 		rs.groups[st.Stage], rs.wms[st.Stage] = groups, wms
 	}
+	if rm := c.rt.ruleManager; rm != nil {
+		// The rule manager serves the rule set the engines restore.
+		if err := rm.restore(rs); err != nil {
+			return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
+		}
+	}
 	c.rt.restore = rs
 	c.restored = m
 	if _, err := c.read(ctx, committedKey(c.cfg.Prefix, m.ID)); err == nil {
