@@ -530,7 +530,7 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 	if !any {
 		return
 	}
-	ks := e.lookupKey(r, row)
+	ks, created := e.lookupKey(r, row)
 	now := max(ks.clock, t, e.watermark)
 	if !e.settle(ks, emit) {
 		return
@@ -557,7 +557,9 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 		}
 		changed = changed || c
 	}
-	if changed || due {
+	// A new key is evaluated even if the record changed no signal: its
+	// conditions may hold on empty signals (count == 0).
+	if changed || due || created {
 		if !e.evaluate(ks, now, emit) {
 			return
 		}
@@ -582,10 +584,10 @@ func (e *Engine) settle(ks *keyState, emit func(Alert)) bool {
 	return true
 }
 
-// lookupKey finds or creates the state of the record's key. The key ID is
-// computed once per record and key space; the common single-string key is
-// looked up without building a string.
-func (e *Engine) lookupKey(r *ruleRT, row record.Row) *keyState {
+// lookupKey finds or creates (created) the state of the record's key. The
+// key ID is computed once per record and key space; the common
+// single-string key is looked up without building a string.
+func (e *Engine) lookupKey(r *ruleRT, row record.Row) (ks *keyState, created bool) {
 	sp := r.space
 	if sp.gen != e.rowGen {
 		idx := sp.idx
@@ -606,7 +608,7 @@ func (e *Engine) lookupKey(r *ruleRT, row record.Row) *keyState {
 		sp.gen = e.rowGen
 	}
 	if ks := r.byID[sp.cur]; ks != nil {
-		return ks
+		return ks, false
 	}
 	idx := r.prog.keyIdx
 	vals := make([]record.Value, len(idx))
@@ -618,11 +620,11 @@ func (e *Engine) lookupKey(r *ruleRT, row record.Row) *keyState {
 		}
 		e.keyBuf = row[f].AppendText(e.keyBuf)
 	}
-	ks := e.newKeyState(r, string(e.keyBuf), vals)
+	ks = e.newKeyState(r, string(e.keyBuf), vals)
 	r.keys[ks.key] = ks
 	r.byID[sp.cur] = ks
 	r.stateCount[0]++
-	return ks
+	return ks, true
 }
 
 func (e *Engine) newKeyState(r *ruleRT, key string, vals []record.Value) *keyState {
