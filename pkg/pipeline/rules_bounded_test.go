@@ -53,29 +53,30 @@ const boundedHotRule = `{"id":"hot","version":1,"select":"tag == \"water_tempera
 "signals":{"temperature":{"value":"value"}},
 "groups":[{"name":"hot","state":"WARNING","conditions":["temperature > 80"],"for":"5m"}]}`
 
-// boundedInput: m1 turns hot at T0 and the input ends before its five
-// minutes are up; m2 is hot on [T0, T0+5m) and cools at exactly T0+5m;
-// m3 stays hot past T0+5m within the input.
+// boundedInput: m1 turns hot at T0+2m and the input ends (its last event
+// time is T0+6m) before m1's five minutes are up; m2 is hot on [T0, T0+5m)
+// and cools at exactly T0+5m; m3 stays hot past T0+5m within the input.
 func boundedInput() (string, int64) {
 	t0 := time.Date(2026, 1, 1, 6, 0, 0, 0, time.UTC).UnixMilli()
 	var b strings.Builder
 	rec := func(m string, dt time.Duration, v float64) {
 		fmt.Fprintf(&b, `{"equipmentId":%q,"tag":"water_temperature","value":%g,"ts":%d}`+"\n", m, v, t0+dt.Milliseconds())
 	}
-	rec("m1", 0, 85)
 	rec("m2", 0, 85)
 	rec("m3", 0, 90)
-	rec("m1", 2*time.Minute, 86)
+	rec("m1", 2*time.Minute, 85)
+	rec("m1", 4*time.Minute, 86)
 	rec("m2", 5*time.Minute, 70)
 	rec("m3", 6*time.Minute, 95)
 	return b.String(), t0
 }
 
-// boundedWant: m1 fires at T0+5m only because the end of the input
-// resolves its pending duration; m2 never held for five minutes.
+// boundedWant: m3 fires at T0+5m while the input is read; m1 fires at
+// T0+7m only because the end of the input resolves its pending duration
+// at the end-of-input watermark; m2 never held for five minutes.
 func boundedWant(t0 int64) []string {
-	at := t0 + (5 * time.Minute).Milliseconds()
-	return []string{fmt.Sprintf("hot m1 OK->WARNING %d", at), fmt.Sprintf("hot m3 OK->WARNING %d", at)}
+	m := func(d time.Duration) int64 { return t0 + d.Milliseconds() }
+	return []string{fmt.Sprintf("hot m1 OK->WARNING %d", m(7*time.Minute)), fmt.Sprintf("hot m3 OK->WARNING %d", m(5*time.Minute))}
 }
 
 func writeBoundedConfig(t *testing.T, sourceBlock string) (cfgPath, alerts string) {
@@ -206,8 +207,9 @@ func TestStreamdRulesExitAtEndOfStdin(t *testing.T) {
 }
 
 // TestStreamdRulesHonourSIGTERM: SIGTERM while the input is still open (a
-// followed file) stops the binary with status 0; without a checkpoint
-// block the stop drains the rule stage like an end of input.
+// followed file) and a key is pending stops the binary with status 0;
+// without a checkpoint block the stop drains the rule stage like an end of
+// input, which decides the pending key.
 func TestStreamdRulesHonourSIGTERM(t *testing.T) {
 	input, t0 := boundedInput()
 	points := filepath.Join(t.TempDir(), "points.jsonl")
@@ -216,7 +218,7 @@ func TestStreamdRulesHonourSIGTERM(t *testing.T) {
 	cmd, stdin, wait := runStreamd(t, cfgPath)
 	defer stdin.Close()
 	// m3's alert is written while the input is still open: everything
-	// has been read once it is there.
+	// has been read once it is there, and m1 is pending.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		data, err := os.ReadFile(alerts)
