@@ -206,36 +206,49 @@ func TestStreamdRulesExitAtEndOfStdin(t *testing.T) {
 	require.Equal(t, boundedWant(t0), readRuleAlerts(t, alerts))
 }
 
-// TestStreamdRulesHonourSIGTERM: SIGTERM while the input is still open (a
-// followed file) and a key is pending stops the binary with status 0;
-// without a checkpoint block the stop drains the rule stage like an end of
-// input, which decides the pending key.
+// TestStreamdRulesHonourSIGTERM: SIGTERM while the input is still open
+// (stdin, a followed file) and a key is pending stops the binary with
+// status 0; without a checkpoint block the stop drains the rule stage like
+// an end of input, which decides the pending key.
 func TestStreamdRulesHonourSIGTERM(t *testing.T) {
-	input, t0 := boundedInput()
-	points := filepath.Join(t.TempDir(), "points.jsonl")
-	require.NoError(t, os.WriteFile(points, []byte(input), 0o644))
-	cfgPath, alerts := writeBoundedConfig(t, fmt.Sprintf("type: file\n    file: {paths: [%q], follow: true, pollInterval: 20ms}", points))
-	cmd, stdin, wait := runStreamd(t, cfgPath)
-	defer stdin.Close()
-	// m3's alert is written while the input is still open: everything
-	// has been read once it is there, and m1 is pending.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		data, err := os.ReadFile(alerts)
-		if err == nil && bytes.Contains(data, []byte(`"m3"`)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no alert for m3 while the input is open")
-		}
-		time.Sleep(20 * time.Millisecond)
+	for _, viaStdin := range []bool{true, false} {
+		t.Run(map[bool]string{true: "stdin", false: "followed file"}[viaStdin], func(t *testing.T) {
+			input, t0 := boundedInput()
+			block := "type: stdin"
+			if !viaStdin {
+				points := filepath.Join(t.TempDir(), "points.jsonl")
+				require.NoError(t, os.WriteFile(points, []byte(input), 0o644))
+				block = fmt.Sprintf("type: file\n    file: {paths: [%q], follow: true, pollInterval: 20ms}", points)
+			}
+			cfgPath, alerts := writeBoundedConfig(t, block)
+			cmd, stdin, wait := runStreamd(t, cfgPath)
+			defer stdin.Close()
+			if viaStdin {
+				// Stdin stays open: the reader is waiting for more.
+				_, err := io.WriteString(stdin, input)
+				require.NoError(t, err)
+			}
+			// m3's alert is written while the input is still open: everything
+			// has been read once it is there, and m1 is pending.
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				data, err := os.ReadFile(alerts)
+				if err == nil && bytes.Contains(data, []byte(`"m3"`)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no alert for m3 while the input is open")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+			err := wait(30 * time.Second)
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				t.Fatalf("streamd exited with status %d after SIGTERM", exit.ExitCode())
+			}
+			require.NoError(t, err)
+			require.Equal(t, boundedWant(t0), readRuleAlerts(t, alerts))
+		})
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	err := wait(30 * time.Second)
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		t.Fatalf("streamd exited with status %d after SIGTERM", exit.ExitCode())
-	}
-	require.NoError(t, err)
-	require.Equal(t, boundedWant(t0), readRuleAlerts(t, alerts))
 }
