@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/pkg/checkpoint/store/local"
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/rules"
@@ -154,15 +155,19 @@ type outcome struct {
 // until every goroutine has processed it, so the order in which records,
 // watermarks and rule changes reach the rule stage is the script's.
 func runRuntime(t *testing.T, w *workload) (out outcome) {
+	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		out = runInBubble(w)
+		out = runInBubble(w, dir)
 	})
 	return out
 }
 
 const tick = 200 * time.Millisecond
 
-func runInBubble(w *workload) (out outcome) {
+// runInBubble runs the script; a restart step stops the runtime with a
+// savepoint (SIGTERM) and starts a new one restored from it, with the same
+// initial rules, on the same scripted input.
+func runInBubble(w *workload, dir string) (out outcome) {
 	dec := &decoder{}
 	var msgs [][]source.Message
 	for _, s := range w.steps {
@@ -184,8 +189,18 @@ func runInBubble(w *workload) (out outcome) {
 	}
 	opts := rules.DefaultOptions()
 	opts.MaxSignalPoints = w.maxPoints
-	src := newScriptSource(w.splits)
+	var store *local.Store
+	for _, s := range w.steps {
+		if s.kind == "restart" && store == nil {
+			var err error
+			if store, err = local.New(dir); err != nil {
+				out.errs = append(out.errs, fmt.Sprintf("checkpoint store: %v", err))
+				return out
+			}
+		}
+	}
 	alerts, late := &capture{}, &capture{}
+	src := newScriptSource(w.splits)
 	job := operator.Job{
 		Name: "ruled", Parallelism: w.parallelism, KeyGroups: w.keyGroups, BatchSize: w.batchSize, TickInterval: tick,
 		Sources: []operator.SourceSpec{{
@@ -199,18 +214,57 @@ func runInBubble(w *workload) (out outcome) {
 		}},
 		Sinks: []operator.SinkSpec{{Name: "alerts", Input: "rules", Sink: alerts}, {Name: "late", Input: "rules.late", Sink: late}},
 	}
-	rt, err := operator.New(job, zap.NewNop(), nil)
-	if err != nil {
-		out.errs = append(out.errs, fmt.Sprintf("new runtime: %v", err))
+	if store != nil {
+		job.Checkpoint = &operator.CheckpointConfig{Store: store, SavepointOnStop: true}
+	}
+	var (
+		rt     *operator.Runtime
+		ctx    context.Context
+		cancel context.CancelFunc
+		done   chan error
+	)
+	start := func() bool {
+		var err error
+		log := zap.NewNop()
+		if os.Getenv("RULEDIFF_LOG") != "" {
+			log = zap.Must(zap.NewDevelopment())
+		}
+		if rt, err = operator.New(job, log, nil); err != nil {
+			out.errs = append(out.errs, fmt.Sprintf("new runtime: %v", err))
+			return false
+		}
+		ctx, cancel = context.WithCancel(context.Background())
+		done = make(chan error, 1)
+		go func() { done <- rt.Run(ctx) }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			out.errs = append(out.errs, fmt.Sprintf("run ended before its input: %v", err))
+			return false
+		default:
+		}
+		return true
+	}
+	stop := func() {
+		if err := <-done; err != nil {
+			out.errs = append(out.errs, fmt.Sprintf("run: %v", err))
+		}
+		cancel()
+	}
+	if !start() {
 		return out
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	synctest.Wait()
 	for i, s := range w.steps {
 		switch s.kind {
+		case "restart":
+			cancel() // SIGTERM: savepoint, stop
+			stop()
+			src = newScriptSource(w.splits)
+			job.Sources[0].Source = src
+			if !start() {
+				return out
+			}
+			continue
 		case "batch":
 			src.readers[src.ids[s.split]].ch <- delivery{msgs: msgs[i]}
 		case "end":
@@ -237,9 +291,7 @@ func runInBubble(w *workload) (out outcome) {
 		}
 		synctest.Wait()
 	}
-	if err := <-done; err != nil {
-		out.errs = append(out.errs, fmt.Sprintf("run: %v", err))
-	}
+	stop()
 	for _, c := range alerts.rows {
 		out.alerts = append(out.alerts, alertRow(c.row))
 	}
@@ -490,5 +542,68 @@ func TestRuleDifferential(t *testing.T) {
 		if nAlerts == 0 || nLate == 0 || nChanges == 0 {
 			t.Fatalf("the workloads exercise too little: %d alerts, %d late, %d changes", nAlerts, nLate, nChanges)
 		}
+	}
+}
+
+func val(v float64) *float64 { return &v }
+
+// TestRuleDifferentialRegressions replays minimized workloads of
+// disagreements the harness found, each fixed since.
+func TestRuleDifferentialRegressions(t *testing.T) {
+	silent := &ruleDef{
+		id: "silent", version: 1, enabled: true, key: []string{"key"}, states: []string{"OK", "HIGH"}, severity: "critical",
+		signals: []signalDef{{name: "s0", value: "value", agg: "count", window: 5000}},
+		groups:  []groupDef{{name: "g0", state: "HIGH", match: "all", conds: []*cond{{kind: "cmp", sig: "s0", op: "==", c: 0}}}},
+	}
+	hot := &ruleDef{
+		id: "hot", version: 1, enabled: true, key: []string{"key"}, states: []string{"OK", "HIGH"}, severity: "warning",
+		signals: []signalDef{{name: "s0", value: "value", agg: "latest"}},
+		groups:  []groupDef{{name: "g0", state: "HIGH", match: "all", conds: []*cond{{kind: "cmp", sig: "s0", op: ">", c: 2}}}},
+	}
+	tests := []struct {
+		name string
+		w    *workload
+	}{
+		{
+			// A key whose first record changes no signal (a null value is
+			// not counted) is evaluated: count == 0 holds at once.
+			name: "new key on empty signals",
+			w: &workload{splits: 2, parallelism: 3, keyGroups: 7, batchSize: 1024, bound: 300, lateness: 2000, maxPoints: 10000,
+				initial: []*ruleDef{silent},
+				steps: []step{
+					{kind: "end", split: 1},
+					{kind: "batch", split: 0, recs: []rec{{key: "k0", tag: "b", site: "x", t: t0 + 35840}}},
+					{kind: "end", split: 0},
+				}},
+		},
+		{
+			// After a restore, a split's restored watermark holds the
+			// stage's watermark from the start, as in the uninterrupted
+			// run: the record at -488ms is late against +2393ms.
+			name: "restored split watermarks judge lateness",
+			w: &workload{splits: 3, parallelism: 1, keyGroups: 128, batchSize: 1024, bound: 300, lateness: 0, maxPoints: 10000,
+				initial: []*ruleDef{hot},
+				steps: []step{
+					{kind: "batch", split: 1, recs: []rec{{key: "k0", tag: "c", site: "y", value: val(0), t: t0 + 4221}}},
+					{kind: "batch", split: 2, recs: []rec{{key: "k3", tag: "b", site: "x", value: val(3), t: t0 + 2694}}},
+					{kind: "restart"},
+					{kind: "batch", split: 0, recs: []rec{{key: "k1", tag: "c", site: "y", value: val(2), t: t0 + 4606}}},
+					{kind: "batch", split: 0, recs: []rec{{key: "k4", tag: "a", site: "x", value: val(3), t: t0 - 488}}},
+					{kind: "end", split: 0},
+					{kind: "end", split: 1},
+					{kind: "end", split: 2},
+				}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			diffs, got, m := check(t, tc.w)
+			if len(diffs) > 0 {
+				t.Fatalf("runtime and model disagree:\n%s\ndifferences:\n%s", tc.w, strings.Join(diffs, "\n"))
+			}
+			if len(m.alerts)+len(m.late) == 0 || len(got.alerts)+len(got.late) == 0 {
+				t.Fatal("the workload produces nothing to compare")
+			}
+		})
 	}
 }
