@@ -292,7 +292,7 @@ func (r *ruleDef) doc() []byte {
 
 // Script steps, applied one at a time to the runtime and the model.
 type step struct {
-	kind  string // "batch", "put", "delete", "end"
+	kind  string // "batch", "put", "delete", "end", "restart"
 	split int
 	recs  []rec
 	rule  *ruleDef
@@ -313,6 +313,8 @@ func (s step) String() string {
 		return "delete " + s.id
 	case "end":
 		return fmt.Sprintf("end split=%d", s.split)
+	case "restart":
+		return "restart (savepoint, stop, restore)"
 	}
 	return s.kind
 }
@@ -417,6 +419,16 @@ func generate(seed uint64) *workload {
 				b.recs = append(b.recs, g.record(t))
 			}
 			w.steps = append(w.steps, b)
+		}
+	}
+	if r.IntN(3) == 0 {
+		// Stop with a savepoint and restore from it, once or twice,
+		// before the input ends. Rule state is checkpointed per subtask,
+		// which needs at least as many key groups as subtasks.
+		w.keyGroups = max(w.keyGroups, w.parallelism)
+		for range 1 + r.IntN(2) {
+			at := r.IntN(len(w.steps) + 1)
+			w.steps = slices.Insert(w.steps, at, step{kind: "restart"})
 		}
 	}
 	for s, ok := range running {

@@ -166,6 +166,8 @@ func (m *model) run() (accepted []bool) {
 		case "end":
 			m.splits[s.split].done = true
 			m.combine()
+		case "restart":
+			// A stop with a savepoint and a restore change nothing.
 		}
 	}
 	return accepted
