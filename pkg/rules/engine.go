@@ -254,14 +254,16 @@ func New(schema *record.Schema, opts Options) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("new rule engine: %w", err)
 	}
-	return &Engine{
+	e := &Engine{
 		schema:     schema,
 		opts:       opts,
 		rules:      map[string]*ruleRT{},
 		tombstones: map[string]int64{},
 		spaces:     map[string]*keySpace{},
 		watermark:  -1 << 63,
-	}, nil
+	}
+	e.rowScope.run, e.sigScope.run = &e.run, &e.run
+	return e, nil
 }
 
 // Watermark is the last watermark passed to Advance.

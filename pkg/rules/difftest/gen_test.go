@@ -503,8 +503,19 @@ func (g *gen) cond(sigs []string, depth int) *cond {
 	atom := func() *cond {
 		return &cond{kind: "cmp", sig: pick(r, sigs...), op: pick(r, ">", ">=", "<", "<=", "==", "!="), c: float64(r.IntN(8))}
 	}
+	sum := func() *cond {
+		// Arithmetic runs on the expression VM, combined natively with
+		// the rest of the condition.
+		return &cond{kind: "sum", sig: pick(r, sigs...), sig2: pick(r, sigs...), op: pick(r, ">", "<", ">="), c: float64(r.IntN(12))}
+	}
+	if depth > 0 {
+		if r.IntN(4) == 0 {
+			return sum()
+		}
+		return atom()
+	}
 	switch x := r.IntN(10); {
-	case depth > 0 || x < 5:
+	case x < 5:
 		return atom()
 	case x < 6:
 		return &cond{kind: "not", l: g.cond(sigs, depth+1)}
@@ -513,9 +524,7 @@ func (g *gen) cond(sigs []string, depth int) *cond {
 	case x < 8:
 		return &cond{kind: "or", l: g.cond(sigs, depth+1), r: g.cond(sigs, depth+1)}
 	case x < 9:
-		// On the VM; only at the top of a condition (see the docs on the
-		// native subset).
-		return &cond{kind: "sum", sig: pick(r, sigs...), sig2: pick(r, sigs...), op: pick(r, ">", "<", ">="), c: float64(r.IntN(12))}
+		return sum()
 	}
 	return atom()
 }
