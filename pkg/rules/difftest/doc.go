@@ -11,6 +11,13 @@
 //
 //	RULEDIFF_CASES=20000 go test ./pkg/rules/difftest -run TestRuleDifferential -timeout 2h
 //
-// RULEDIFF_SEED=N runs one case (the seed a failure prints), with its
-// minimized workload and the full comparison in the log.
+// RULEDIFF_FIRST=N starts at seed N instead of 1. RULEDIFF_SEED=N runs one
+// case (the seed a failure prints) with its workload and alerts in the log
+// (-v).
+//
+// Workloads are compared in the order the stage receives its input; the
+// harness fixes that order by handing each scripted batch to its split and
+// waiting (synctest.Wait) until every goroutine of the runtime is idle.
+// Rule changes wait in the splits until their reads return: the harness
+// advances the bubble's clock by one tick after each change.
 package difftest
