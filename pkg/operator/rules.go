@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -240,6 +241,12 @@ type RuleManager struct {
 	// schemas are the input schemas of the rule stages, keys their keyBy.
 	schemas map[string]*record.Schema
 	keys    map[string][]string
+	// queued holds changes accepted while no split was reading (a
+	// consumer group still assigning partitions): a marker reaches the
+	// subtasks only through splits, and a split that starts later joins
+	// past every marker injected before it. They are broadcast, in order,
+	// once a split reads.
+	queued []*ruleUpdate
 }
 
 // ErrStaleRule is returned for an update whose version is not newer than
@@ -376,7 +383,8 @@ func (m *RuleManager) Validate(stage string, r *rules.Rule) error {
 }
 
 // Put validates a rule and broadcasts it; it returns once the change is
-// injected into every split. The same document under the version in place
+// injected into every split (or queued, while no split reads, to go out
+// as soon as one does). The same document under the version in place
 // is a replay (a control topic read again after a restart) and changes
 // nothing; another document under that version, an older version, or a
 // version not above the one a deleted rule had is refused with
@@ -399,7 +407,7 @@ func (m *RuleManager) Put(ctx context.Context, stage string, r *rules.Rule) erro
 	if v, ok := m.tombstones[stage][r.ID]; ok && r.Version <= v {
 		return fmt.Errorf("rule %q version %d: %w (version %d was deleted)", r.ID, r.Version, ErrStaleRule, v)
 	}
-	if _, err := m.rt.Inject(&ruleUpdate{stage: stage, update: rules.Update{Rule: r}}); err != nil {
+	if err := m.broadcast(&ruleUpdate{stage: stage, update: rules.Update{Rule: r}}); err != nil {
 		return fmt.Errorf("broadcast rule %q: %w", r.ID, err)
 	}
 	m.rules[stage][r.ID] = r
@@ -420,11 +428,44 @@ func (m *RuleManager) Delete(ctx context.Context, stage, id string) error {
 	if !ok {
 		return fmt.Errorf("delete rule %q: %w", id, rules.ErrNoRule)
 	}
-	if _, err := m.rt.Inject(&ruleUpdate{stage: stage, update: rules.Update{Delete: id}}); err != nil {
+	if err := m.broadcast(&ruleUpdate{stage: stage, update: rules.Update{Delete: id}}); err != nil {
 		return fmt.Errorf("broadcast delete of rule %q: %w", id, err)
 	}
 	delete(set, id)
 	m.tombstones[stage][id] = cur.Version
+	return nil
+}
+
+// broadcast injects a change into every running split, or queues it
+// behind earlier queued changes when no split is running; m.mu is held.
+func (m *RuleManager) broadcast(u *ruleUpdate) error {
+	if len(m.queued) > 0 {
+		m.queued = append(m.queued, u)
+		return m.flushQueued()
+	}
+	_, n, err := m.rt.inject(u, nil)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		m.queued = append(m.queued, u)
+	}
+	return nil
+}
+
+// flushQueued broadcasts queued changes while splits are running; m.mu is
+// held.
+func (m *RuleManager) flushQueued() error {
+	for len(m.queued) > 0 {
+		_, n, err := m.rt.inject(m.queued[0], nil)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		m.queued = m.queued[1:]
+	}
 	return nil
 }
 
@@ -559,9 +600,22 @@ func (r *Runtime) runControls(ctx context.Context, wg *sync.WaitGroup) {
 				}
 			}
 		}()
-		select {
-		case <-ctx.Done():
-		case <-finished:
+		// Changes queued while no split was reading go out once one is.
+		tick := time.NewTicker(r.job.TickInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-finished:
+				return
+			case <-tick.C:
+				m.mu.Lock()
+				if err := m.flushQueued(); err != nil && !errors.Is(err, ErrNotRunning) {
+					r.log.Warn("broadcast queued rule changes", zap.Error(err))
+				}
+				m.mu.Unlock()
+			}
 		}
 	}()
 	for _, st := range r.stages {

@@ -16,6 +16,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/checkpoint/store/local"
@@ -606,4 +607,68 @@ func TestRuleDifferentialRegressions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lateSplits is a source whose only split is assigned after the pipeline
+// started, as a consumer group assigns partitions.
+type lateSplits struct {
+	*scriptSource
+	assign chan struct{}
+}
+
+func (s *lateSplits) Splits(context.Context) ([]source.Split, error) { return nil, nil }
+
+func (s *lateSplits) Watch(ctx context.Context, fn func(source.Event) error) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-s.assign:
+	}
+	if err := fn(source.Event{Split: source.Split{ID: s.ids[0]}}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+var _ source.Dynamic = (*lateSplits)(nil)
+
+// TestRuleChangeBeforeAnySplit: a rule installed while no split is reading
+// yet (partitions not assigned) reaches the subtasks once a split reads,
+// instead of being shown by the rule manager and never applied.
+func TestRuleChangeBeforeAnySplit(t *testing.T) {
+	hot, err := rules.Parse((&ruleDef{
+		id: "hot", version: 1, enabled: true, key: []string{"key"}, states: []string{"OK", "HIGH"}, severity: "warning",
+		signals: []signalDef{{name: "s0", value: "value", agg: "latest"}},
+		groups:  []groupDef{{name: "g0", state: "HIGH", match: "all", conds: []*cond{{kind: "cmp", sig: "s0", op: ">", c: 2}}}},
+	}).doc(), rules.FormatJSON)
+	require.NoError(t, err)
+	synctest.Test(t, func(t *testing.T) {
+		dec := &decoder{recs: []rec{{key: "k0", tag: "a", site: "x", value: val(5), t: t0}}}
+		src := &lateSplits{scriptSource: newScriptSource(1), assign: make(chan struct{})}
+		alerts := &capture{}
+		rt, err := operator.New(operator.Job{
+			Name: "late-splits", Parallelism: 2, TickInterval: tick,
+			Sources: []operator.SourceSpec{{Name: "in", Source: src, Watermark: operator.WatermarkConfig{SenderField: -1},
+				NewDecoder: func() (operator.Decoder, error) { return dec, nil }}},
+			Stages: []operator.StageSpec{{Name: "rules", Input: "in", KeyBy: []string{"key"}, Rules: &operator.RulesSpec{Options: rules.DefaultOptions()}}},
+			Sinks:  []operator.SinkSpec{{Name: "alerts", Input: "rules", Sink: alerts}},
+		}, zap.NewNop(), nil)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- rt.Run(ctx) }()
+		synctest.Wait()
+		require.NoError(t, rt.Rules().Put(ctx, "rules", hot))
+		close(src.assign)
+		time.Sleep(3 * tick) // the split starts, the change goes out and passes it
+		synctest.Wait()
+		src.readers[src.ids[0]].ch <- delivery{msgs: []source.Message{{Value: []byte("0")}}}
+		synctest.Wait()
+		cancel()
+		require.NoError(t, <-done)
+		require.Len(t, alerts.rows, 1, "the rule installed before the split started applies")
+		a := alertRow(alerts.rows[0].row)
+		require.Equal(t, "hot k0 HIGH", a.Rule+" "+a.Key+" "+a.New)
+	})
 }
