@@ -404,8 +404,14 @@ func registerRules(mux router, api RuleAPI) {
 		switch {
 		case err == nil:
 			writeJSON(w, http.StatusOK, map[string]any{"id": rule.ID, "version": rule.Version, "stage": st})
-		case errors.Is(err, operatorErrStale):
+		case errors.Is(err, operator.ErrStaleRule):
+			// An older version, or another document under the version in
+			// place: the rule in force is not what the caller thinks.
 			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		case errors.Is(err, operator.ErrNoRuleStage):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case errors.Is(err, operator.ErrNotRunning):
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		default:
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		}
@@ -415,13 +421,14 @@ func registerRules(mux router, api RuleAPI) {
 		if !ok {
 			return
 		}
-		if err := api.Delete(r.Context(), st, r.PathValue("id")); err != nil {
+		err := api.Delete(r.Context(), st, r.PathValue("id"))
+		switch {
+		case err == nil:
+			w.WriteHeader(http.StatusNoContent)
+		case errors.Is(err, rules.ErrNoRule), errors.Is(err, operator.ErrNoRuleStage):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		default:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			return
 		}
-		w.WriteHeader(http.StatusNoContent)
 	})
 }
-
-// operatorErrStale: stale versions are reported as 409 Conflict.
-var operatorErrStale = operator.ErrStaleRule

@@ -127,6 +127,14 @@ func NewCoordinator(rt *Runtime, cfg CheckpointConfig, logger *zap.Logger, reg p
 	if cfg.Store == nil {
 		return nil, errors.New("new checkpoint coordinator: no store")
 	}
+	for _, st := range rt.stages {
+		// Rule state is filed per subtask under the subtask's index as key
+		// group number (see ruleOperator.snapshot): more subtasks than key
+		// groups would write a checkpoint no restore accepts.
+		if st.spec.Rules != nil && len(st.inputs) > rt.job.KeyGroups {
+			return nil, fmt.Errorf("new checkpoint coordinator: rule stage %q runs %d subtasks but the pipeline has %d key groups; parallelism must not exceed keyGroups", st.spec.Name, len(st.inputs), rt.job.KeyGroups)
+		}
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "pipelines/" + rt.job.Name
 	}
@@ -191,6 +199,12 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 			}
 		}
 		rs.groups[st.Stage], rs.wms[st.Stage], rs.stageWM[st.Stage] = groups, wms, stageWM
+	}
+	if rm := c.rt.ruleManager; rm != nil {
+		// The rule manager serves the rule set the engines restore.
+		if err := rm.restore(rs); err != nil {
+			return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
+		}
 	}
 	c.rt.restore = rs
 	c.restored = m

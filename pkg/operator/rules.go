@@ -3,11 +3,13 @@ package operator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -55,6 +57,8 @@ var RuleAlertSchema = record.MustSchema(
 // window stages; the engine's state changes become output rows.
 type ruleOperator struct {
 	eng      *rules.Engine
+	spec     *RulesSpec
+	in       *record.Schema
 	late     *record.Schema
 	lateness int64
 	out      *window.Output
@@ -77,7 +81,7 @@ func newRuleOperator(spec *RulesSpec, in *record.Schema, lateness int64, log *za
 	if err != nil {
 		return nil, err
 	}
-	return &ruleOperator{eng: eng, late: late, lateness: lateness, log: log}, nil
+	return &ruleOperator{eng: eng, spec: spec, in: in, late: late, lateness: lateness, log: log}, nil
 }
 
 func (o *ruleOperator) ResultSchema() *record.Schema { return RuleAlertSchema }
@@ -164,9 +168,48 @@ func (o *ruleOperator) emit(a rules.Alert) {
 	row[10] = record.String(string(append(lab, '}')))
 }
 
-// Restore loads a rule engine snapshot (rules and key states).
+// Restore replaces the engine with one restored from a snapshot: the
+// checkpointed rules and key states are the truth, and the stage's initial
+// rules (rule files) apply on top of them with the same version checks as
+// any update — exactly what the rule manager computes for the admin API
+// (see layerRules), so both agree after every restore.
 func (o *ruleOperator) Restore(_ uint16, data []byte) error {
-	return o.eng.Restore(bytes.NewReader(data))
+	eng, err := rules.New(o.in, o.spec.Options)
+	if err != nil {
+		return err
+	}
+	if err := eng.Restore(bytes.NewReader(data)); err != nil {
+		return err
+	}
+	for _, r := range layerRules(eng.Rules(), eng.Tombstones(), o.spec.Initial) {
+		if err := eng.Apply(rules.Update{Rule: r}); err != nil {
+			return fmt.Errorf("install rule %q over the restored rules: %w", r.ID, err)
+		}
+	}
+	o.eng = eng
+	return nil
+}
+
+// layerRules returns the rules of initial that apply on top of a restored
+// rule set: those newer than the restored version of their ID, or than
+// the version it was deleted at. An initial rule with the restored
+// version or an older one is already in place or superseded.
+func layerRules(restored []*rules.Rule, tombstones map[string]int64, initial []*rules.Rule) []*rules.Rule {
+	current := make(map[string]int64, len(restored)+len(tombstones))
+	for id, v := range tombstones {
+		current[id] = v
+	}
+	for _, r := range restored {
+		current[r.ID] = r.Version
+	}
+	var out []*rules.Rule
+	for _, r := range initial {
+		if v, known := current[r.ID]; known && r.Version <= v {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // Snapshot encodes the engine's rules and key states. Rule stages keep
@@ -191,21 +234,34 @@ type ruleUpdate struct {
 type RuleManager struct {
 	rt *Runtime
 	mu sync.Mutex
-	// rules holds the current rules by stage and id.
-	rules map[string]map[string]*rules.Rule
+	// rules holds the current rules by stage and id; tombstones the
+	// versions of deleted rules, which a re-created rule must exceed.
+	rules      map[string]map[string]*rules.Rule
+	tombstones map[string]map[string]int64
 	// schemas are the input schemas of the rule stages, keys their keyBy.
 	schemas map[string]*record.Schema
 	keys    map[string][]string
+	// queued holds changes accepted while no split was reading (a
+	// consumer group still assigning partitions): a marker reaches the
+	// subtasks only through splits, and a split that starts later joins
+	// past every marker injected before it. They are broadcast, in order,
+	// once a split reads.
+	queued []*ruleUpdate
 }
 
-// ErrStaleRule is returned for an update whose version is not newer.
+// ErrStaleRule is returned for an update whose version is not newer than
+// the current one (or than the deleted one), and for a different document
+// under the version already in place.
 var ErrStaleRule = errors.New("rule version is not newer than the current one")
+
+// ErrNoRuleStage is returned for a stage name that is not a rule stage.
+var ErrNoRuleStage = errors.New("no such rule stage")
 
 // Rules returns the rule manager, nil when the job has no rule stage.
 func (r *Runtime) Rules() *RuleManager { return r.ruleManager }
 
 func newRuleManager(rt *Runtime) *RuleManager {
-	m := &RuleManager{rt: rt, rules: make(map[string]map[string]*rules.Rule), schemas: make(map[string]*record.Schema), keys: make(map[string][]string)}
+	m := &RuleManager{rt: rt, rules: make(map[string]map[string]*rules.Rule), tombstones: make(map[string]map[string]int64), schemas: make(map[string]*record.Schema), keys: make(map[string][]string)}
 	for _, st := range rt.stages {
 		if st.spec.Rules == nil {
 			continue
@@ -213,6 +269,7 @@ func newRuleManager(rt *Runtime) *RuleManager {
 		m.schemas[st.spec.Name] = st.in.schema
 		m.keys[st.spec.Name] = st.spec.KeyBy
 		m.rules[st.spec.Name] = make(map[string]*rules.Rule)
+		m.tombstones[st.spec.Name] = make(map[string]int64)
 		for _, r := range st.spec.Rules.Initial {
 			m.rules[st.spec.Name][r.ID] = r
 		}
@@ -221,6 +278,61 @@ func newRuleManager(rt *Runtime) *RuleManager {
 		return nil
 	}
 	return m
+}
+
+// restore rebuilds the rule sets from a checkpoint being restored, the way
+// the engines rebuild theirs (ruleOperator.Restore): the checkpointed rules
+// and tombstones, then the initial rules on top with version checks. Every
+// subtask snapshots the same rule set (updates are aligned markers), so
+// their union by greatest version is that set.
+func (m *RuleManager) restore(rs *restoreState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range m.rt.stages {
+		if st.spec.Rules == nil {
+			continue
+		}
+		stage := st.spec.Name
+		blobs := rs.groups[stage]
+		if len(blobs) == 0 {
+			continue // the checkpoint predates the stage: initial rules only
+		}
+		set := make(map[string]*rules.Rule)
+		tomb := make(map[string]int64)
+		for kg, data := range blobs {
+			list, deleted, err := rules.SnapshotRules(bytes.NewReader(data))
+			if err != nil {
+				return fmt.Errorf("restore rules of stage %q (subtask %d): %w", stage, kg, err)
+			}
+			for _, r := range list {
+				if cur, ok := set[r.ID]; !ok || r.Version > cur.Version {
+					set[r.ID] = r
+				}
+			}
+			for id, v := range deleted {
+				tomb[id] = max(tomb[id], v)
+			}
+		}
+		for id, v := range tomb {
+			if r, ok := set[id]; ok {
+				if r.Version > v {
+					delete(tomb, id)
+					continue
+				}
+				delete(set, id)
+			}
+		}
+		restored := make([]*rules.Rule, 0, len(set))
+		for _, r := range set {
+			restored = append(restored, r)
+		}
+		for _, r := range layerRules(restored, tomb, st.spec.Rules.Initial) {
+			set[r.ID] = r
+			delete(tomb, r.ID)
+		}
+		m.rules[stage], m.tombstones[stage] = set, tomb
+	}
+	return nil
 }
 
 // Stages lists the rule stages.
@@ -239,7 +351,7 @@ func (m *RuleManager) List(stage string) ([]*rules.Rule, error) {
 	defer m.mu.Unlock()
 	set, ok := m.rules[stage]
 	if !ok {
-		return nil, fmt.Errorf("no rule stage %q", stage)
+		return nil, fmt.Errorf("list rules of %q: %w", stage, ErrNoRuleStage)
 	}
 	out := make([]*rules.Rule, 0, len(set))
 	for _, r := range set {
@@ -253,7 +365,7 @@ func (m *RuleManager) List(stage string) ([]*rules.Rule, error) {
 func (m *RuleManager) Validate(stage string, r *rules.Rule) error {
 	schema, ok := m.schemas[stage]
 	if !ok {
-		return fmt.Errorf("no rule stage %q", stage)
+		return fmt.Errorf("validate rule %q for %q: %w", r.ID, stage, ErrNoRuleStage)
 	}
 	if err := r.Validate(schema); err != nil {
 		return err
@@ -271,7 +383,12 @@ func (m *RuleManager) Validate(stage string, r *rules.Rule) error {
 }
 
 // Put validates a rule and broadcasts it; it returns once the change is
-// injected into every split.
+// injected into every split (or queued, while no split reads, to go out
+// as soon as one does). The same document under the version in place
+// is a replay (a control topic read again after a restart) and changes
+// nothing; another document under that version, an older version, or a
+// version not above the one a deleted rule had is refused with
+// ErrStaleRule, exactly as the engines would refuse it.
 func (m *RuleManager) Put(ctx context.Context, stage string, r *rules.Rule) error {
 	if err := m.Validate(stage, r); err != nil {
 		return err
@@ -280,29 +397,84 @@ func (m *RuleManager) Put(ctx context.Context, stage string, r *rules.Rule) erro
 	defer m.mu.Unlock()
 	if cur, ok := m.rules[stage][r.ID]; ok && r.Version <= cur.Version {
 		if r.Version == cur.Version {
-			return nil // a replayed change (control topic, restart): already in place
+			if sameRule(r, cur) {
+				return nil // a replayed change: already in place
+			}
+			return fmt.Errorf("rule %q version %d: %w (version %d is in place with another definition)", r.ID, r.Version, ErrStaleRule, cur.Version)
 		}
 		return fmt.Errorf("rule %q version %d: %w (current %d)", r.ID, r.Version, ErrStaleRule, cur.Version)
 	}
-	if _, err := m.rt.Inject(&ruleUpdate{stage: stage, update: rules.Update{Rule: r}}); err != nil {
+	if v, ok := m.tombstones[stage][r.ID]; ok && r.Version <= v {
+		return fmt.Errorf("rule %q version %d: %w (version %d was deleted)", r.ID, r.Version, ErrStaleRule, v)
+	}
+	if err := m.broadcast(&ruleUpdate{stage: stage, update: rules.Update{Rule: r}}); err != nil {
 		return fmt.Errorf("broadcast rule %q: %w", r.ID, err)
 	}
 	m.rules[stage][r.ID] = r
+	delete(m.tombstones[stage], r.ID)
 	return nil
 }
 
-// Delete removes a rule everywhere; deleting an unknown rule is a no-op.
+// Delete removes a rule everywhere. A rule the stage does not hold (never
+// created, or deleted already) is reported with rules.ErrNoRule.
 func (m *RuleManager) Delete(ctx context.Context, stage, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.rules[stage][id]; !ok {
-		return nil
+	set, ok := m.rules[stage]
+	if !ok {
+		return fmt.Errorf("delete rule %q from %q: %w", id, stage, ErrNoRuleStage)
 	}
-	if _, err := m.rt.Inject(&ruleUpdate{stage: stage, update: rules.Update{Delete: id}}); err != nil {
+	cur, ok := set[id]
+	if !ok {
+		return fmt.Errorf("delete rule %q: %w", id, rules.ErrNoRule)
+	}
+	if err := m.broadcast(&ruleUpdate{stage: stage, update: rules.Update{Delete: id}}); err != nil {
 		return fmt.Errorf("broadcast delete of rule %q: %w", id, err)
 	}
-	delete(m.rules[stage], id)
+	delete(set, id)
+	m.tombstones[stage][id] = cur.Version
 	return nil
+}
+
+// broadcast injects a change into every running split, or queues it
+// behind earlier queued changes when no split is running; m.mu is held.
+func (m *RuleManager) broadcast(u *ruleUpdate) error {
+	if len(m.queued) > 0 {
+		m.queued = append(m.queued, u)
+		return m.flushQueued()
+	}
+	_, n, err := m.rt.inject(u, nil)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		m.queued = append(m.queued, u)
+	}
+	return nil
+}
+
+// flushQueued broadcasts queued changes while splits are running; m.mu is
+// held.
+func (m *RuleManager) flushQueued() error {
+	for len(m.queued) > 0 {
+		_, n, err := m.rt.inject(m.queued[0], nil)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		m.queued = m.queued[1:]
+	}
+	return nil
+}
+
+// sameRule reports whether two documents define the same rule: equal
+// canonical JSON (map keys sorted, durations normalised).
+func sameRule(a, b *rules.Rule) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
 // Stats returns the per-rule counters summed over a stage's subtasks.
@@ -406,12 +578,46 @@ func (o *ruleOperator) publishStats() {
 	o.stats.Store(&st)
 }
 
-// runControls starts every rule stage's control sources; they stop with ctx.
+// runControls starts every rule stage's control sources. They stop with
+// ctx, or once every rule stage has finished (a bounded input read to its
+// end): nothing could apply a change any more, and Run waits for them.
 func (r *Runtime) runControls(ctx context.Context, wg *sync.WaitGroup) {
 	m := r.ruleManager
 	if m == nil {
 		return
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			for _, st := range r.stages {
+				if st.spec.Rules != nil {
+					st.done.Wait()
+				}
+			}
+		}()
+		// Changes queued while no split was reading go out once one is.
+		tick := time.NewTicker(r.job.TickInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-finished:
+				return
+			case <-tick.C:
+				m.mu.Lock()
+				if err := m.flushQueued(); err != nil && !errors.Is(err, ErrNotRunning) {
+					r.log.Warn("broadcast queued rule changes", zap.Error(err))
+				}
+				m.mu.Unlock()
+			}
+		}
+	}()
 	for _, st := range r.stages {
 		if st.spec.Rules == nil {
 			continue

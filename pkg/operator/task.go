@@ -176,6 +176,12 @@ func (t *splitTask) run(ctx context.Context) {
 		t.dead.finish(fin)
 		t.r.removeSplitStatus(t.status)
 	}()
+	if wm := t.wm.emitted; wm != minWM {
+		// Restored from a checkpoint: announce the split's watermark before
+		// the first read, as the uninterrupted run had, so that records of
+		// other splits are judged late against the same watermark.
+		t.out.emit(ctx, nil, wm, false)
+	}
 	msgs := &source.Batch{}
 	backoff := 100 * time.Millisecond
 	width := t.dec.Schema().Len()

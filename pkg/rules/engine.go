@@ -231,8 +231,19 @@ type keyState struct {
 	state   int
 	decider int
 	timer   int64
+	// dirty marks a key carried over to a new rule version: it is
+	// re-evaluated under that version at event time dirtyAt, the key's
+	// clock or the watermark when the version was applied, whichever is
+	// later — so the alert a changed threshold causes is stamped at the
+	// point of the update, whatever the spacing of later watermarks.
 	dirty   bool
-	dead    bool
+	dirtyAt int64
+	// lastAlertAt and alertsAt count the transitions emitted at the same
+	// event time, so that a key flapping within one instant still gets a
+	// distinct alert ID for every transition.
+	lastAlertAt int64
+	alertsAt    int
+	dead        bool
 }
 
 // New returns an engine for records of schema.
@@ -243,14 +254,16 @@ func New(schema *record.Schema, opts Options) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("new rule engine: %w", err)
 	}
-	return &Engine{
+	e := &Engine{
 		schema:     schema,
 		opts:       opts,
 		rules:      map[string]*ruleRT{},
 		tombstones: map[string]int64{},
 		spaces:     map[string]*keySpace{},
 		watermark:  -1 << 63,
-	}, nil
+	}
+	e.rowScope.run, e.sigScope.run = &e.run, &e.run
+	return e, nil
 }
 
 // Watermark is the last watermark passed to Advance.
@@ -388,7 +401,7 @@ func (e *Engine) migrate(old, nr *ruleRT) {
 		}
 		nr.stateCount[0]--
 		nr.stateCount[ks.state]++
-		ks.dirty = true
+		ks.dirty, ks.dirtyAt = true, max(oks.clock, e.watermark)
 		e.schedule(ks)
 	}
 }
@@ -519,12 +532,22 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 	if !any {
 		return
 	}
-	ks := e.lookupKey(r, row)
+	ks, created := e.lookupKey(r, row)
 	now := max(ks.clock, t, e.watermark)
-	if !e.step(ks, now, emit) {
+	if !e.settle(ks, emit) {
 		return
 	}
+	// The key's own events before the record are played first; those at
+	// the record's instant are decided together with the record, so a
+	// condition broken by an observation at exactly start+for never fires.
+	if !e.step(ks, now, false, emit) {
+		return
+	}
+	due := e.nextEvent(ks) <= now
 	changed := false
+	for i := range p.signals {
+		changed = p.signals[i].expire(&ks.sigs[i], now) || changed
+	}
 	for i := range p.signals {
 		if !inputs[i].matched {
 			continue
@@ -536,8 +559,9 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 		}
 		changed = changed || c
 	}
-	if changed || ks.dirty {
-		ks.dirty = false
+	// A new key is evaluated even if the record changed no signal: its
+	// conditions may hold on empty signals (count == 0).
+	if changed || due || created {
 		if !e.evaluate(ks, now, emit) {
 			return
 		}
@@ -546,10 +570,26 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 	e.schedule(ks)
 }
 
-// lookupKey finds or creates the state of the record's key. The key ID is
-// computed once per record and key space; the common single-string key is
-// looked up without building a string.
-func (e *Engine) lookupKey(r *ruleRT, row record.Row) *keyState {
+// settle re-evaluates a key carried over to a new rule version at the
+// event time of the update, before anything later reaches it.
+func (e *Engine) settle(ks *keyState, emit func(Alert)) bool {
+	if !ks.dirty {
+		return true
+	}
+	if !e.step(ks, ks.dirtyAt, true, emit) {
+		return false
+	}
+	if !e.evaluate(ks, ks.clock, emit) {
+		return false
+	}
+	ks.dirty = false
+	return true
+}
+
+// lookupKey finds or creates (created) the state of the record's key. The
+// key ID is computed once per record and key space; the common
+// single-string key is looked up without building a string.
+func (e *Engine) lookupKey(r *ruleRT, row record.Row) (ks *keyState, created bool) {
 	sp := r.space
 	if sp.gen != e.rowGen {
 		idx := sp.idx
@@ -570,7 +610,7 @@ func (e *Engine) lookupKey(r *ruleRT, row record.Row) *keyState {
 		sp.gen = e.rowGen
 	}
 	if ks := r.byID[sp.cur]; ks != nil {
-		return ks
+		return ks, false
 	}
 	idx := r.prog.keyIdx
 	vals := make([]record.Value, len(idx))
@@ -582,11 +622,11 @@ func (e *Engine) lookupKey(r *ruleRT, row record.Row) *keyState {
 		}
 		e.keyBuf = row[f].AppendText(e.keyBuf)
 	}
-	ks := e.newKeyState(r, string(e.keyBuf), vals)
+	ks = e.newKeyState(r, string(e.keyBuf), vals)
 	r.keys[ks.key] = ks
 	r.byID[sp.cur] = ks
 	r.stateCount[0]++
-	return ks
+	return ks, true
 }
 
 func (e *Engine) newKeyState(r *ruleRT, key string, vals []record.Value) *keyState {
@@ -625,13 +665,16 @@ func (e *Engine) nextEvent(ks *keyState) int64 {
 
 // step moves the key's clock to `to`, evaluating at each event on the way,
 // so "for 5m" fires exactly 5 minutes after the condition began to hold
-// whatever the record and watermark spacing. It reports false when an
-// evaluation failed.
-func (e *Engine) step(ks *keyState, to int64, emit func(Alert)) bool {
+// whatever the record and watermark spacing. Events at `to` itself are
+// played only when inclusive: a watermark at `to` settles them, a record at
+// `to` is applied first. It reports false when an evaluation failed.
+func (e *Engine) step(ks *keyState, to int64, inclusive bool, emit func(Alert)) bool {
 	p := ks.rule.prog
 	for {
 		next := e.nextEvent(ks)
-		if next > to {
+		// noTimer is also the end-of-input watermark: "no event" must end
+		// the walk there rather than count as one more event.
+		if next == noTimer || next > to || (next == to && !inclusive) {
 			break
 		}
 		ks.clock = max(ks.clock, next)
@@ -712,7 +755,9 @@ func (e *Engine) evaluate(ks *keyState, at int64, emit func(Alert)) bool {
 				gs.phase = phaseFiring
 			}
 		case phaseFiring:
-			if (g.clear != nil && e.clears[gi]) || (g.clear == nil && !holds) {
+			// With clear, the group keeps firing while its conditions
+			// hold and, once they stop, until clear holds (hysteresis).
+			if !holds && (g.clear == nil || e.clears[gi]) {
 				gs.phase = phaseInactive
 			}
 		}
@@ -738,6 +783,11 @@ func (e *Engine) evaluate(ks *keyState, at int64, emit func(Alert)) bool {
 			r.stats.DryRunAlerts++
 		} else {
 			r.stats.Alerts++
+		}
+		if ks.alertsAt > 0 && ks.lastAlertAt == at {
+			ks.alertsAt++
+		} else {
+			ks.lastAlertAt, ks.alertsAt = at, 1
 		}
 		if emit != nil {
 			emit(e.alert(ks, old, decider, vals, at))
@@ -780,7 +830,7 @@ func (e *Engine) alert(ks *keyState, old, decider int, vals []record.Value, at i
 	for i, v := range vals {
 		a.Signals[i] = SignalValue{Name: p.signals[i].name, Value: v}
 	}
-	a.ID = AlertID(rule.ID, rule.Version, ks.key, at, a.NewState)
+	a.ID = alertID(rule.ID, rule.Version, ks.key, at, a.NewState, ks.alertsAt-1)
 	if len(p.annot) > 0 {
 		data := map[string]any{"key": ks.key, "state": a.NewState, "oldState": a.OldState, "group": a.Group, "ruleId": rule.ID}
 		for _, s := range a.Signals {
@@ -800,9 +850,23 @@ func (e *Engine) alert(ks *keyState, old, decider int, vals []record.Value, at i
 	return a
 }
 
-// AlertID is the deterministic alert ID: the first 16 bytes of the SHA-256
-// of rule ID, version, key, transition event time and new state, in hex.
+// AlertID is the deterministic alert ID of a key's first transition at an
+// event time: the first 16 bytes of the SHA-256 of rule ID, version, key,
+// transition event time and new state, in hex. Further transitions of the
+// same key at the same event time (records with equal times that flip the
+// state back and forth) are numbered, see AlertIDN.
 func AlertID(ruleID string, version int64, key string, eventTime int64, newState string) string {
+	return alertID(ruleID, version, key, eventTime, newState, 0)
+}
+
+// AlertIDN is the ID of the n-th (from 0) transition of a key at one event
+// time; AlertIDN(…, 0) equals AlertID. The number is hashed after the
+// other fields, so IDs of first transitions are unchanged.
+func AlertIDN(ruleID string, version int64, key string, eventTime int64, newState string, n int) string {
+	return alertID(ruleID, version, key, eventTime, newState, n)
+}
+
+func alertID(ruleID string, version int64, key string, eventTime int64, newState string, seq int) string {
 	h := sha256.New()
 	var n [8]byte
 	for _, s := range []string{ruleID, key, newState} {
@@ -814,6 +878,10 @@ func AlertID(ruleID string, version int64, key string, eventTime int64, newState
 	h.Write(n[:])
 	binary.BigEndian.PutUint64(n[:], uint64(eventTime))
 	h.Write(n[:])
+	if seq > 0 {
+		binary.BigEndian.PutUint64(n[:], uint64(seq))
+		h.Write(n[:])
+	}
 	sum := h.Sum(nil)
 	return hex.EncodeToString(sum[:16])
 }
@@ -845,11 +913,7 @@ func (e *Engine) Advance(watermark int64, emit func(Alert)) {
 			continue
 		}
 		ks.timer = noTimer
-		ok := e.step(ks, watermark, emit)
-		if ok && ks.dirty {
-			ks.dirty = false
-			ok = e.evaluate(ks, ks.clock, emit)
-		}
+		ok := e.settle(ks, emit) && e.step(ks, watermark, true, emit)
 		if ok {
 			ks.rule.consecutive = 0
 			e.schedule(ks)
@@ -861,7 +925,7 @@ func (e *Engine) Advance(watermark int64, emit func(Alert)) {
 func (e *Engine) schedule(ks *keyState) {
 	next := e.nextEvent(ks)
 	if ks.dirty {
-		next = min(next, ks.clock)
+		next = min(next, ks.dirtyAt)
 	}
 	if next == ks.timer {
 		return

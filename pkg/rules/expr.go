@@ -31,6 +31,8 @@ const (
 type scope struct {
 	row  record.Row
 	sigs []record.Value
+	// run evaluates the parts of a condition outside the native subset.
+	run *vmRunner
 }
 
 type (
@@ -79,6 +81,12 @@ type compiled struct {
 
 // compileExpr checks src against ns. asBool requires a boolean result.
 func compileExpr(src string, ns *names, asBool bool) (*compiled, error) {
+	return compileExprParts(src, ns, asBool, true)
+}
+
+// compileExprParts is compileExpr; with parts, a condition outside the
+// native subset may be split into native operators over VM parts.
+func compileExprParts(src string, ns *names, asBool, parts bool) (*compiled, error) {
 	tree, err := parser.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("parse %q: %w", src, err)
@@ -111,7 +119,31 @@ func compileExpr(src string, ns *names, asBool bool) (*compiled, error) {
 		}
 	})
 	if asBool {
-		c.boolNative, _ = nativeBool(tree.Node, ns)
+		var ok bool
+		if c.boolNative, ok = nativeBool(tree.Node, ns, nil); !ok && parts {
+			// Arithmetic or a function under !, && or ||: evaluate those
+			// parts on the VM one by one and combine them natively, so
+			// that an absent signal makes only its own part unknown and
+			// `a > 80 || b * 2 > 7` holds when a > 80 without any b. A
+			// part that does not compile on its own (it uses a `let`
+			// from outside) leaves the whole condition to the VM; each
+			// part is compiled once.
+			failed := false
+			leaf := func(n ast.Node) (boolFn, bool) {
+				if failed {
+					return nil, false
+				}
+				lc, err := compileExprParts(n.String(), ns, true, false)
+				if err != nil {
+					failed = true
+					return nil, false
+				}
+				return func(s *scope) (tri, error) { return s.run.evalBool(lc, s) }, true
+			}
+			if f, ok := nativeBool(tree.Node, ns, leaf); ok && !failed {
+				c.boolNative = f
+			}
+		}
 	} else {
 		c.valueNative, _ = nativeValue(tree.Node, ns)
 	}
@@ -262,8 +294,15 @@ func fromAny(v any) (record.Value, error) {
 }
 
 // nativeBool builds a closure for the boolean subset; ok is false when the
-// expression needs the VM.
-func nativeBool(n ast.Node, ns *names) (boolFn, bool) {
+// expression needs the VM. With leaf set, an operand of !, && or || outside
+// the subset is handed to leaf (evaluated on the VM by itself) instead.
+func nativeBool(n ast.Node, ns *names, leaf func(ast.Node) (boolFn, bool)) (boolFn, bool) {
+	sub := func(n ast.Node) (boolFn, bool) {
+		if f, ok := nativeBool(n, ns, leaf); ok || leaf == nil {
+			return f, ok
+		}
+		return leaf(n)
+	}
 	switch n := n.(type) {
 	case *ast.BoolNode:
 		t := triFalse
@@ -275,7 +314,7 @@ func nativeBool(n ast.Node, ns *names) (boolFn, bool) {
 		if n.Operator != "!" && n.Operator != "not" {
 			return nil, false
 		}
-		inner, ok := nativeBool(n.Node, ns)
+		inner, ok := sub(n.Node)
 		if !ok {
 			return nil, false
 		}
@@ -310,8 +349,8 @@ func nativeBool(n ast.Node, ns *names) (boolFn, bool) {
 	case *ast.BinaryNode:
 		switch n.Operator {
 		case "&&", "and", "||", "or":
-			l, ok1 := nativeBool(n.Left, ns)
-			r, ok2 := nativeBool(n.Right, ns)
+			l, ok1 := sub(n.Left)
+			r, ok2 := sub(n.Right)
 			if !ok1 || !ok2 {
 				return nil, false
 			}

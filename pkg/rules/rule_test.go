@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -214,4 +215,68 @@ func TestAlertFields(t *testing.T) {
 	require.Equal(t, AlertID("filler-overheat", 3, "m1", 300_000, "WARNING"), a.ID)
 	require.Len(t, a.ID, 32)
 	require.NotEqual(t, AlertID("filler-overheat", 3, "m1", 300_001, "WARNING"), a.ID)
+}
+
+// hotRule is a threshold rule on water temperature without a duration.
+func hotRule(t *testing.T, version int64, threshold string) *Rule {
+	t.Helper()
+	r, err := Parse([]byte(`{"id":"hot","version":`+strconv.FormatInt(version, 10)+`,"select":"tag == \"water_temperature\"","key":["equipmentId"],
+"signals":{"temperature":{"value":"value"}},"groups":[{"name":"hot","state":"WARNING","conditions":["temperature > `+threshold+`"]}]}`), FormatJSON)
+	require.NoError(t, err)
+	return r
+}
+
+func tempRow(machine string, v float64) record.Row {
+	return record.Row{record.String(machine), record.String("water_temperature"), record.Float(v), record.String("Ok")}
+}
+
+// TestAlertIDsAreUnique: a key whose state flips back and forth at one
+// event time (records with equal times) gets a distinct ID for every
+// transition, or consumers that dedupe by ID would drop real changes.
+func TestAlertIDsAreUnique(t *testing.T) {
+	e, err := New(testSchema, DefaultOptions())
+	require.NoError(t, err)
+	require.NoError(t, e.Apply(Update{Rule: hotRule(t, 1, "80")}))
+	var got []Alert
+	emit := func(a Alert) { got = append(got, a) }
+	for _, v := range []float64{85, 70, 90, 60, 95} {
+		e.Process(tempRow("m1", v), 1000, emit)
+	}
+	require.Len(t, got, 5)
+	ids := map[string]bool{}
+	for _, a := range got {
+		require.False(t, ids[a.ID], "alert ID %s repeats: %+v", a.ID, got)
+		ids[a.ID] = true
+	}
+	require.Equal(t, AlertID("hot", 1, "m1", 1000, "WARNING"), got[0].ID, "a first transition keeps its documented ID")
+}
+
+// TestSnapshotKeepsPendingUpdate: a checkpoint taken after a rule update
+// but before its keys were re-evaluated must still re-evaluate them after a
+// restore, at the time of the update, exactly as the uninterrupted engine.
+func TestSnapshotKeepsPendingUpdate(t *testing.T) {
+	run := func(snapshotAfterUpdate bool) []Alert {
+		e, err := New(testSchema, DefaultOptions())
+		require.NoError(t, err)
+		require.NoError(t, e.Apply(Update{Rule: hotRule(t, 1, "80")}))
+		var got []Alert
+		emit := func(a Alert) { got = append(got, a) }
+		e.Process(tempRow("m1", 85), 1000, emit)
+		e.Advance(5000, emit)
+		require.NoError(t, e.Apply(Update{Rule: hotRule(t, 2, "90")}))
+		if snapshotAfterUpdate {
+			var buf bytes.Buffer
+			require.NoError(t, e.Snapshot(&buf))
+			e, err = New(testSchema, DefaultOptions())
+			require.NoError(t, err)
+			require.NoError(t, e.Restore(&buf))
+		}
+		e.Advance(9000, emit)
+		return got
+	}
+	want := run(false)
+	require.Len(t, want, 2)
+	require.Equal(t, "OK", want[1].NewState)
+	require.Equal(t, int64(2), want[1].RuleVersion)
+	require.Equal(t, want, run(true))
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,7 +24,7 @@ import (
 //	rule yaml|json ... end         apply a rule document (indented lines)
 //	delete ID                      delete a rule
 //	record TIME field=value ...    process a record at event time TIME
-//	watermark TIME                 advance the watermark
+//	watermark TIME                 advance the watermark ("end": end of input)
 //	stats ID name=value ...        check counters (evaluations, errors, alerts,
 //	                               dryRunAlerts, quarantined, keys.STATE)
 //
@@ -93,6 +94,9 @@ func parseScript(t *testing.T, path string) []scriptCmd {
 }
 
 func parseTime(t *testing.T, s string) int64 {
+	if s == "end" {
+		return math.MaxInt64 // the end-of-input watermark
+	}
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return ms
 	}
@@ -156,10 +160,20 @@ func runScript(t *testing.T, path string) {
 		}
 		return eng
 	}
+	// Transitions of one key at one event time are numbered in their IDs.
+	type instant struct {
+		rule    string
+		version int64
+		key     string
+		at      int64
+	}
+	seen := map[instant]int{}
 	for _, c := range parseScript(t, path) {
 		var out []string
 		emit := func(a Alert) {
-			require.Equal(t, AlertID(a.RuleID, a.RuleVersion, a.Key, a.EventTime, a.NewState), a.ID)
+			in := instant{a.RuleID, a.RuleVersion, a.Key, a.EventTime}
+			require.Equal(t, AlertIDN(a.RuleID, a.RuleVersion, a.Key, a.EventTime, a.NewState, seen[in]), a.ID)
+			seen[in]++
 			out = append(out, formatAlert(a))
 		}
 		where := fmt.Sprintf("%s:%d %s", path, c.line, strings.Join(c.words, " "))
@@ -212,7 +226,23 @@ func runScript(t *testing.T, path string) {
 			}
 			e.Process(row, parseTime(t, c.words[1]), emit)
 		case "watermark":
-			engine().Advance(parseTime(t, c.words[1]), emit)
+			// An engine that never returns from Advance (the end-of-input
+			// watermark once spun forever) fails the script instead of
+			// hanging the test binary.
+			done := make(chan struct{})
+			var alerts []Alert
+			go func() {
+				defer close(done)
+				engine().Advance(parseTime(t, c.words[1]), func(a Alert) { alerts = append(alerts, a) })
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s: Advance did not return", where)
+			}
+			for _, a := range alerts {
+				emit(a)
+			}
 		case "stats":
 			checkStats(t, where, engine(), c.words[1], c.words[2:])
 		default:

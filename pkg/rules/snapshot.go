@@ -63,6 +63,12 @@ type snapKey struct {
 	Decider string       `json:"decider,omitempty"`
 	Signals []snapSignal `json:"signals"`
 	Groups  []snapGroup  `json:"groups"`
+	// DirtyAt is set while the key waits to be re-evaluated under a new
+	// rule version, at that event time.
+	DirtyAt *int64 `json:"dirtyAt,omitempty"`
+	// LastAlertAt and AlertsAt number the transitions at one event time.
+	LastAlertAt int64 `json:"lastAlertAt,omitempty"`
+	AlertsAt    int   `json:"alertsAt,omitempty"`
 }
 
 // Snapshot writes every rule and the state of every (rule, key).
@@ -106,6 +112,11 @@ func snapshotKey(ks *keyState) snapKey {
 	if ks.decider >= 0 {
 		sk.Decider = p.groups[ks.decider].name
 	}
+	if ks.dirty {
+		at := ks.dirtyAt
+		sk.DirtyAt = &at
+	}
+	sk.LastAlertAt, sk.AlertsAt = ks.lastAlertAt, ks.alertsAt
 	for i := range p.signals {
 		st := &ks.sigs[i]
 		ss := snapSignal{Name: p.signals[i].name, Has: st.has, T: st.t, V: snapValue{T: uint8(st.v.T), S: st.v.S, N: st.v.N}}
@@ -252,6 +263,13 @@ func (e *Engine) restoreKey(r *ruleRT, sk *snapKey) (*keyState, error) {
 		return nil, fmt.Errorf("key %q: unknown state %q", sk.Key, sk.State)
 	}
 	ks.state = st
+	if sk.DirtyAt != nil {
+		ks.dirty, ks.dirtyAt = true, *sk.DirtyAt
+	}
+	if sk.AlertsAt < 0 {
+		return nil, fmt.Errorf("key %q: negative alertsAt %d", sk.Key, sk.AlertsAt)
+	}
+	ks.lastAlertAt, ks.alertsAt = sk.LastAlertAt, sk.AlertsAt
 	for _, ss := range sk.Signals {
 		i, ok := p.sigIndex[ss.Name]
 		if !ok {
@@ -309,6 +327,45 @@ func (e *Engine) restoreKey(r *ruleRT, sk *snapKey) (*keyState, error) {
 		}
 	}
 	return ks, nil
+}
+
+// SnapshotRules reads the rule set of a snapshot written by Snapshot or
+// SnapshotKeyGroup: the rules in force (sorted by ID) and the versions of
+// deleted rules. It lets the runtime know, before any engine is restored,
+// which rules a checkpoint holds.
+func SnapshotRules(r io.Reader) ([]*Rule, map[string]int64, error) {
+	var doc snapshotDoc
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, nil, fmt.Errorf("read rule snapshot: %w", err)
+	}
+	if doc.Format != snapshotFormat {
+		return nil, nil, fmt.Errorf("read rule snapshot: unsupported snapshot format %d (want %d)", doc.Format, snapshotFormat)
+	}
+	out := make([]*Rule, 0, len(doc.Rules))
+	for i, sr := range doc.Rules {
+		if sr.Rule == nil {
+			return nil, nil, fmt.Errorf("read rule snapshot: rules[%d]: rule is missing", i)
+		}
+		out = append(out, sr.Rule)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	tomb := make(map[string]int64, len(doc.Tombstones))
+	for id, v := range doc.Tombstones {
+		tomb[id] = v
+	}
+	return out, tomb, nil
+}
+
+// Tombstones returns the versions of deleted rules by ID: a rule with one
+// of these IDs is accepted again only with a greater version.
+func (e *Engine) Tombstones() map[string]int64 {
+	out := make(map[string]int64, len(e.tombstones))
+	for id, v := range e.tombstones {
+		out[id] = v
+	}
+	return out
 }
 
 // ErrNoRule is returned for a rule ID the engine does not hold.

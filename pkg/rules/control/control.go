@@ -237,7 +237,7 @@ func (f *Files) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 				continue
 			}
 			if err := del(id); err != nil {
-				log.Warn("rule delete failed", zap.String("rule", id), zap.Error(err))
+				logDeleteError(log, id, err)
 				continue
 			}
 			log.Info("rule deleted", zap.String("rule", id), zap.String("file", old.file))
@@ -312,7 +312,7 @@ func (k *Kafka) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 				id := string(m.Key)
 				if len(m.Value) == 0 {
 					if err := del(id); err != nil {
-						log.Warn("rule delete failed", zap.String("rule", id), zap.Error(err))
+						logDeleteError(log, id, err)
 					}
 					continue
 				}
@@ -344,6 +344,17 @@ func (k *Kafka) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 		}
 	}
 	return nil
+}
+
+// logDeleteError reports a failed delete. A rule that is not there is
+// the normal case of a tombstone read again after a restart (the rule was
+// deleted before the checkpoint), not a problem.
+func logDeleteError(log *zap.Logger, id string, err error) {
+	if errors.Is(err, rules.ErrNoRule) {
+		log.Debug("rule to delete is not in force", zap.String("rule", id))
+		return
+	}
+	log.Warn("rule delete failed", zap.String("rule", id), zap.Error(err))
 }
 
 func readPartitions(ctx context.Context, d *kafka.Dialer, brokers []string, topic string) ([]kafka.Partition, error) {

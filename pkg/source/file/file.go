@@ -182,6 +182,13 @@ type Reader struct {
 
 	stream io.Reader // stdin; nil for files
 	f      *os.File  // nil while a followed file does not exist
+	// pump reads stream on its own goroutine, so that a Read waiting for
+	// stdin still returns when its context ends (a tick, a SIGTERM):
+	// reading stdin itself cannot be interrupted.
+	pump      chan streamChunk
+	quit      chan struct{}
+	pending   []byte
+	streamErr error
 
 	buf      []byte
 	r, w     int
@@ -201,7 +208,7 @@ func (r *Reader) Position() source.Position { return source.Position{Offset: r.p
 // Read appends up to max lines to b. In follow mode it waits for a complete
 // line; otherwise it returns source.ErrEndOfSplit at end of input. Message
 // values point into the reader's buffer and are valid until the next Read.
-// Reading stdin cannot be interrupted by ctx while the read blocks.
+// Waiting for stdin ends with ctx like any other wait.
 func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 	if r.done {
 		return source.ErrEndOfSplit
@@ -252,9 +259,12 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 			// Another read could block; hand over what there is.
 			return nil
 		}
-		n, err := r.fill()
+		n, err := r.fill(ctx)
 		if n > 0 {
 			continue
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return err
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read file %s: %w", r.path, err)
@@ -333,12 +343,12 @@ func (r *Reader) compact() {
 	r.r = 0
 }
 
-func (r *Reader) fill() (int, error) {
+func (r *Reader) fill(ctx context.Context) (int, error) {
 	var n int
 	var err error
 	switch {
 	case r.stream != nil:
-		n, err = r.stream.Read(r.buf[r.w:])
+		return r.fillStream(ctx)
 	case r.f != nil:
 		n, err = r.f.Read(r.buf[r.w:])
 	default:
@@ -346,6 +356,63 @@ func (r *Reader) fill() (int, error) {
 	}
 	r.w += n
 	return n, err
+}
+
+// streamChunk is what the pump read: data, or the error that ended it.
+type streamChunk struct {
+	data []byte
+	err  error
+}
+
+// fillStream fills the buffer from the pump, waiting at most until ctx ends.
+func (r *Reader) fillStream(ctx context.Context) (int, error) {
+	if len(r.pending) == 0 && r.streamErr == nil {
+		if r.pump == nil {
+			r.pump, r.quit = make(chan streamChunk, 1), make(chan struct{})
+			go pumpStream(r.stream, r.pump, r.quit)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case c := <-r.pump:
+			r.pending, r.streamErr = c.data, c.err
+		}
+	}
+	n := copy(r.buf[r.w:], r.pending)
+	r.pending = r.pending[n:]
+	r.w += n
+	if n == 0 && r.streamErr != nil {
+		return 0, r.streamErr
+	}
+	return n, nil
+}
+
+// pumpStream reads in until it fails (io.EOF at the end) and hands over
+// what it reads, one chunk ahead at most; it stops at the next chunk once
+// quit is closed.
+func pumpStream(in io.Reader, out chan<- streamChunk, quit <-chan struct{}) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := in.Read(buf)
+		c := streamChunk{data: bytes.Clone(buf[:n])}
+		if n == 0 {
+			c.data = nil
+		}
+		if err != nil {
+			c.err = err
+		}
+		if n == 0 && err == nil {
+			continue
+		}
+		select {
+		case out <- c:
+		case <-quit:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // checkFile runs at end of a followed file: it handles a file that appeared,
@@ -417,6 +484,10 @@ func (r *Reader) wait(ctx context.Context) error {
 // Close closes the file. Stdin is left open.
 func (r *Reader) Close() error {
 	r.timer.Stop()
+	if r.quit != nil {
+		close(r.quit)
+		r.quit = nil
+	}
 	if r.f != nil {
 		err := r.f.Close()
 		r.f = nil

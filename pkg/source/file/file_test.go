@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -364,5 +365,32 @@ func FuzzLines(f *testing.F) {
 		got, err := readLines(context.Background(), t, r, int(max), 0)
 		require.ErrorIs(t, err, source.ErrEndOfSplit)
 		require.Equal(t, want, got)
+	})
+}
+
+// TestStdinReadEndsWithContext: a Read waiting for stdin returns when its
+// context ends (the runtime's tick, a SIGTERM), delivers what arrives
+// later, and a reader closed while stdin stays open leaves no goroutine
+// behind once stdin delivers again.
+func TestStdinReadEndsWithContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		in, w := io.Pipe()
+		s := newSource(t, Config{Stdin: true, StdinReader: in})
+		r := openReader(t, s, StdinSplit, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var b source.Batch
+		require.ErrorIs(t, r.Read(ctx, &b, 10), context.DeadlineExceeded)
+		require.Empty(t, b.Messages)
+
+		go func() { _, _ = io.WriteString(w, "{\"a\":1}\n") }()
+		require.NoError(t, r.Read(context.Background(), &b, 10))
+		require.Len(t, b.Messages, 1)
+		require.Equal(t, `{"a":1}`, string(b.Messages[0].Value))
+
+		require.NoError(t, r.Close())
+		go func() { _, _ = io.WriteString(w, "{\"b\":2}\n") }()
+		synctest.Wait()
+		require.NoError(t, w.Close())
 	})
 }
