@@ -55,6 +55,9 @@ func thresholdRule(id string, version int64, threshold float64) string {
 		`"groups":[{"name":"hot","state":"WARNING","conditions":["temperature > %g"]}]}`, id, version, threshold)
 }
 
+// ruleRunToken is the bearer token of the rule runs' admin API.
+const ruleRunToken = "rule-run-token"
+
 // ruleRun is one run of the pipeline with its admin API.
 type ruleRun struct {
 	t    *testing.T
@@ -71,7 +74,11 @@ func startRuleRun(t *testing.T, doc string) *ruleRun {
 	require.NoError(t, err)
 	rt, err := operator.New(job, nil, nil)
 	require.NoError(t, err)
-	srv, err := admin.New(admin.Config{Listen: "127.0.0.1:0", Gatherer: prometheus.NewRegistry(), Ready: rt.Ready, Status: func() any { return rt.Status() }, Rules: rt.Rules()}, nil)
+	// Changing rules needs the admin token, as in production.
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(ruleRunToken+"\n"), 0o600))
+	srv, err := admin.New(admin.Config{Listen: "127.0.0.1:0", Gatherer: prometheus.NewRegistry(), Ready: rt.Ready, Status: func() any { return rt.Status() }, Rules: rt.Rules(),
+		Auth: admin.Auth{TokenFile: tokenFile}}, nil)
 	require.NoError(t, err)
 	go func() { _ = srv.Serve() }()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -101,6 +108,7 @@ func (r *ruleRun) do(method, path, body string) (int, string) {
 	r.t.Helper()
 	req, err := http.NewRequest(method, r.url+path, strings.NewReader(body))
 	require.NoError(r.t, err)
+	req.Header.Set("Authorization", "Bearer "+ruleRunToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(r.t, err)
 	defer resp.Body.Close()
