@@ -53,6 +53,30 @@ func TestDifferentialWindows(t *testing.T) {
 		cases, first, strings.Join(names, " "), diffStats.results, diffStats.updates, diffStats.retractions, diffStats.late)
 }
 
+// TestDifferentialHighParallelism runs chained workloads with 64 and 128
+// subtasks per stage — the default on a large node — on this small one:
+// startup, markers (savepoint restarts) and shutdown must work, and the
+// results must not change.
+func TestDifferentialHighParallelism(t *testing.T) {
+	n := 0
+	for seed := int64(1); n < 6; seed++ {
+		w := genWorkload(seed)
+		if len(w.Stages) < 2 {
+			continue
+		}
+		w.Parallelism = []int{64, 128}[n%2]
+		for i := range w.Steps {
+			if w.Steps[i].Restart {
+				w.Steps[i].Parallelism = []int{128, 64}[n%2]
+			}
+		}
+		n++
+		if diff := checkWorkload(t, w); diff != "" {
+			t.Fatalf("seed %d at parallelism %d:\n%s\n%s", seed, w.Parallelism, diff, w)
+		}
+	}
+}
+
 // FuzzDifferentialWindows explores seeds with the fuzzer:
 // go test ./pkg/operator -run '^$' -fuzz FuzzDifferentialWindows.
 func FuzzDifferentialWindows(f *testing.F) {

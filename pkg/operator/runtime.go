@@ -488,7 +488,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 			}
 		}(s)
 	}
-	for _, st := range r.stages {
+	// Later stages start first: a subtask joins every subtask of the next
+	// stage on creation, and with more subtasks than an input channel
+	// holds, those must already be reading.
+	for j := len(r.stages) - 1; j >= 0; j-- {
+		st := r.stages[j]
 		for i := range st.inputs {
 			op, err := r.newOperator(st)
 			if err != nil {
