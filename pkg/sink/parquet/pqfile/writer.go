@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -101,11 +102,18 @@ type Writer struct {
 	opts   Options
 	leaves int
 
+	// paths is the path of every leaf column, in column order.
+	paths [][]string
+
 	// buf holds the rows of the next row group (the tail), copied.
 	buf rowBuffer
-	// pw encodes a row group (or the tail) as a whole Parquet file into mini.
-	pw   *parquet.Writer
-	mini bytes.Buffer
+	// pwConfig configures the parquet-go writer that encodes a row group
+	// (or the tail) as a whole Parquet file into mini. A new writer is made
+	// for every encoding: parquet-go v0.32.0's Writer.Reset clears the
+	// column paths it shares with the metadata of the previous file, so a
+	// reset writer emits path_in_schema [""] (parquet-go/parquet-go#602).
+	pwConfig *parquet.WriterConfig
+	mini     bytes.Buffer
 
 	written     int64 // bytes handed to out
 	rowGroups   []format.RowGroup
@@ -139,14 +147,19 @@ func newWriter(out Output, schema *parquet.Schema, opts Options) (*Writer, error
 		return nil, errors.New("create parquet file writer: nil schema")
 	}
 	opts = opts.withDefaults()
-	w := &Writer{
-		out:    out,
-		schema: schema,
-		opts:   opts,
-		leaves: len(schema.Columns()),
+	cfg, err := parquet.NewWriterConfig(schema, parquet.Compression(opts.Compression))
+	if err != nil {
+		return nil, fmt.Errorf("create parquet file writer: %w", err)
 	}
+	w := &Writer{
+		out:      out,
+		schema:   schema,
+		opts:     opts,
+		paths:    schema.Columns(),
+		pwConfig: cfg,
+	}
+	w.leaves = len(w.paths)
 	w.buf.leaves = w.leaves
-	w.pw = parquet.NewWriter(&w.mini, schema, parquet.Compression(opts.Compression))
 	return w, nil
 }
 
@@ -198,6 +211,9 @@ func (w *Writer) restore(st State) error {
 		if err := w.checkRowGroup(rg, total); err != nil {
 			return fmt.Errorf("invalid row group %d: %w", i, err)
 		}
+		// States written before column paths were set here may carry the
+		// empty paths of parquet-go's Writer.Reset; the file gets them right.
+		w.setColumnPaths(rg)
 		w.flushedRows += rg.NumRows
 	}
 	w.rowGroups = list.RowGroups
@@ -453,14 +469,24 @@ func (w *Writer) write(p []byte) error {
 // bytes and metadata, both valid until the next encode.
 func (w *Writer) encode(rows []parquet.Row) ([]byte, *format.FileMetaData, error) {
 	w.mini.Reset()
-	w.pw.Reset(&w.mini)
-	if _, err := w.pw.WriteRows(rows); err != nil {
+	pw := parquet.NewWriter(&w.mini, w.pwConfig)
+	if _, err := pw.WriteRows(rows); err != nil {
 		return nil, nil, fmt.Errorf("encode row group: %w", err)
 	}
-	if err := w.pw.Close(); err != nil {
+	if err := pw.Close(); err != nil {
 		return nil, nil, fmt.Errorf("encode row group: %w", err)
 	}
-	return w.mini.Bytes(), w.pw.File().Metadata(), nil
+	return w.mini.Bytes(), pw.File().Metadata(), nil
+}
+
+// setColumnPaths names every column chunk of rg after its leaf column.
+// The file layout is this package's, so the path is set from the schema
+// rather than trusted from the encoder: parquet-mr based readers (Spark,
+// Hive, Athena, Trino's Hive connector) look columns up by path_in_schema.
+func (w *Writer) setColumnPaths(rg *format.RowGroup) {
+	for j := range rg.Columns {
+		rg.Columns[j].MetaData.PathInSchema = thrift.Slice[string](slices.Clone(w.paths[j]))
+	}
 }
 
 // captureMeta keeps a deep copy of the footer fields that describe the
@@ -537,6 +563,7 @@ func (w *Writer) flushBuffer() error {
 	for i := range list.RowGroups {
 		rg := &list.RowGroups[i]
 		rebase(rg, delta)
+		w.setColumnPaths(rg)
 		rg.Ordinal = int16(len(w.rowGroups) + i)
 		rows += rg.NumRows
 	}
