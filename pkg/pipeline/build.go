@@ -508,6 +508,18 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		if p.RollAge > 0 {
 			cfg.RollAge = p.RollAge.D()
 		}
+		if p.RowGroupSize > 0 {
+			cfg.RowGroupSize = int64(p.RowGroupSize)
+		}
+		if p.PageSize > 0 {
+			cfg.PageSize = int64(p.PageSize)
+		}
+		if p.DictionarySize > 0 {
+			cfg.DictionarySize = int64(p.DictionarySize)
+		}
+		if p.TimestampUnit != "" {
+			cfg.TimestampUnit = p.TimestampUnit
+		}
 		if err := cfg.Validate(); err != nil {
 			b.problem(path+".parquet", "%v", err)
 			return nil

@@ -290,6 +290,17 @@ type ParquetConfig struct {
 	RollSize ByteSize `yaml:"rollSize"`
 	RollRows int64    `yaml:"rollRows"`
 	RollAge  Duration `yaml:"rollAge"`
+	// RowGroupSize flushes a row group at this many buffered bytes; default
+	// 64MiB. Every open file buffers up to this much.
+	RowGroupSize ByteSize `yaml:"rowGroupSize"`
+	// PageSize cuts data pages at this many uncompressed bytes; default 1MiB.
+	PageSize ByteSize `yaml:"pageSize"`
+	// DictionarySize bounds a string column chunk's dictionary; past it the
+	// chunk goes on in PLAIN encoding. Default 1MiB.
+	DictionarySize ByteSize `yaml:"dictionarySize"`
+	// TimestampUnit is micros (default) or millis: TIMESTAMP(MICROS|MILLIS,
+	// isAdjustedToUTC=true).
+	TimestampUnit string `yaml:"timestampUnit"`
 }
 
 // JSONFileConfig writes JSON lines to a file.

@@ -664,6 +664,17 @@ func (v *validator) sink(i int, s *SinkConfig) {
 			v.add(pp+".rollRows", "must be >= 0 (0 means no row limit)")
 		}
 		v.nonNegative(pp+".rollAge", p.RollAge)
+		for _, f := range []struct {
+			name string
+			size ByteSize
+		}{{"rowGroupSize", p.RowGroupSize}, {"pageSize", p.PageSize}, {"dictionarySize", p.DictionarySize}} {
+			if f.size < 0 {
+				v.add(pp+"."+f.name, "must be >= 0 (0 means the default)")
+			}
+		}
+		if p.TimestampUnit != "" && p.TimestampUnit != "micros" && p.TimestampUnit != "millis" {
+			v.add(pp+".timestampUnit", "unknown unit %q (want micros or millis)", p.TimestampUnit)
+		}
 	}
 	if f := s.File; f != nil && f.Path == "" {
 		v.add(path+".file.path", "required")

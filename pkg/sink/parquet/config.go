@@ -3,12 +3,14 @@ package parquet
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
+	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
 )
 
 // Config configures a Parquet sink.
@@ -46,6 +48,15 @@ type Config struct {
 	// many bytes. Every open file buffers up to this much in memory, so it
 	// bounds memory per partition.
 	RowGroupSize int64 `yaml:"rowGroupSize"`
+	// PageSize cuts a column's data page at this many uncompressed bytes.
+	PageSize int64 `yaml:"pageSize"`
+	// DictionarySize bounds the dictionary of a string column chunk: a
+	// column whose distinct values outgrow it goes on in PLAIN encoding, so
+	// only low-cardinality strings stay dictionary encoded.
+	DictionarySize int64 `yaml:"dictionarySize"`
+	// TimestampUnit is the unit of timestamp columns: micros
+	// (TIMESTAMP(MICROS, isAdjustedToUTC=true), the default) or millis.
+	TimestampUnit string `yaml:"timestampUnit"`
 	// Transactional, set by the runtime when the pipeline checkpoints,
 	// publishes files only through Commit after the checkpoint that covers
 	// them, for exactly-once output. Without it a file is published when it
@@ -55,16 +66,20 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: zstd, 128 MiB files, 64 MiB row groups,
-// files rolled after five minutes.
+// 1 MiB pages and dictionaries, microsecond timestamps, files rolled after
+// five minutes.
 func DefaultConfig() Config {
 	return Config{
-		Name:         "parquet",
-		Compression:  "zstd",
-		RollSize:     128 << 20,
-		RollAge:      5 * time.Minute,
-		RowGroupSize: 64 << 20,
-		S3:           s3store.DefaultConfig(),
-		PartSize:     8 << 20,
+		Name:           "parquet",
+		Compression:    "zstd",
+		RollSize:       128 << 20,
+		RollAge:        5 * time.Minute,
+		RowGroupSize:   64 << 20,
+		PageSize:       pqfile.DefaultPageSize,
+		DictionarySize: pqfile.DefaultDictionaryMaxBytes,
+		TimestampUnit:  "micros",
+		S3:             s3store.DefaultConfig(),
+		PartSize:       8 << 20,
 	}
 }
 
@@ -114,6 +129,17 @@ func (c *Config) Validate() error {
 	}
 	if c.RowGroupSize <= 0 {
 		return fmt.Errorf("parquet sink: rowGroupSize must be positive, got %d", c.RowGroupSize)
+	}
+	if c.PageSize <= 0 || c.PageSize > math.MaxInt32 {
+		return fmt.Errorf("parquet sink: pageSize must be positive and below 2 GiB, got %d", c.PageSize)
+	}
+	if c.DictionarySize <= 0 {
+		return fmt.Errorf("parquet sink: dictionarySize must be positive, got %d", c.DictionarySize)
+	}
+	switch c.TimestampUnit {
+	case "micros", "millis":
+	default:
+		return fmt.Errorf("parquet sink: timestampUnit must be micros or millis, got %q", c.TimestampUnit)
 	}
 	return nil
 }

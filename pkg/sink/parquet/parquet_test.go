@@ -449,6 +449,10 @@ func TestConfigValidate(t *testing.T) {
 		{"negative roll rows", func(c *Config) { c.RollRows = -1 }, "rollRows must not be negative"},
 		{"negative roll age", func(c *Config) { c.RollAge = -time.Second }, "rollAge must not be negative"},
 		{"zero row group", func(c *Config) { c.RowGroupSize = 0 }, "rowGroupSize must be positive"},
+		{"zero page size", func(c *Config) { c.PageSize = 0 }, "pageSize must be positive"},
+		{"zero dictionary size", func(c *Config) { c.DictionarySize = 0 }, "dictionarySize must be positive"},
+		{"millisecond timestamps", func(c *Config) { c.TimestampUnit = "millis" }, ""},
+		{"bad timestamp unit", func(c *Config) { c.TimestampUnit = "nanos" }, `timestampUnit must be micros or millis, got "nanos"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

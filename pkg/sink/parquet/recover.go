@@ -71,7 +71,7 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 		}
 		s.mu.Lock()
 		if len(files) > 0 {
-			s.recovered[st.Task] = &recoveredTask{fields: st.Fields, files: files}
+			s.recovered[st.Task] = &recoveredTask{fields: st.Fields, layout: st.Layout, files: files}
 			s.hasRecovered.Store(true)
 		}
 		s.seqs[st.Task] = max(s.seqs[st.Task], st.NextSeq)
@@ -108,7 +108,7 @@ func (s *Sink) recoverTask(ctx context.Context, st *taskState, present, referenc
 	if err != nil {
 		return nil, err
 	}
-	ps, err := parquetSchema(s.cfg.Name, schema)
+	ps, err := parquetSchema(s.cfg.Name, schema, st.Layout)
 	if err != nil {
 		return nil, err
 	}

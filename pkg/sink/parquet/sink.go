@@ -58,6 +58,7 @@ type Sink struct {
 // recoveredTask is the resumed open files of one task.
 type recoveredTask struct {
 	fields []record.Field
+	layout layout
 	files  []*partFile
 }
 
@@ -133,6 +134,11 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 	return s, nil
 }
 
+// layout is the layout of the files the sink's new writers open.
+func (s *Sink) layout() layout {
+	return layout{timestampMillis: s.cfg.TimestampUnit == "millis"}
+}
+
 // fileOptions are the options of every file writer of the sink. The tail
 // a checkpoint carries per open file is bounded by the row group size and
 // by pqfile's default.
@@ -141,6 +147,9 @@ func (s *Sink) fileOptions() pqfile.Options {
 		Compression:   s.codec,
 		RowGroupBytes: s.cfg.RowGroupSize,
 		MaxTailBytes:  min(s.cfg.RowGroupSize, pqfile.DefaultMaxTailBytes),
+		PageSize:      int(s.cfg.PageSize),
+
+		DictionaryMaxBytes: s.cfg.DictionarySize,
 	}
 }
 
@@ -161,8 +170,8 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 	if rt == nil {
 		return w, nil
 	}
-	if !slices.Equal(rt.fields, schema.Fields()) {
-		s.logger.Warn("schema changed since the checkpoint: finishing resumed parquet files",
+	if !slices.Equal(rt.fields, schema.Fields()) || rt.layout != w.lay {
+		s.logger.Warn("schema or layout changed since the checkpoint: finishing resumed parquet files",
 			zap.String("task", task), zap.Int("files", len(rt.files)))
 		if err := s.finishFiles(context.Background(), w.task, rt.files); err != nil {
 			return nil, fmt.Errorf("new parquet writer: %w", err)
@@ -180,7 +189,8 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 	if task == "" {
 		return nil, fmt.Errorf("new parquet writer: task name is empty")
 	}
-	ps, err := parquetSchema(s.cfg.Name, schema)
+	lay := s.layout()
+	ps, err := parquetSchema(s.cfg.Name, schema, lay)
 	if err != nil {
 		return nil, fmt.Errorf("new parquet writer: %w", err)
 	}
@@ -198,6 +208,7 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		schema:  schema,
 		types:   types,
 		pschema: ps,
+		lay:     lay,
 		part:    part,
 		files:   make(map[string]*partFile),
 		vals:    make([]parquet.Value, schema.Len()*runRows),

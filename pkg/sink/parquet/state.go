@@ -14,8 +14,12 @@ import (
 )
 
 // stateVersion is the first byte of an encoded prepared state; a decoder
-// rejects versions it does not know instead of misreading them.
-const stateVersion = 1
+// rejects versions it does not know instead of misreading them. Version 2
+// added the layout flags; version 1 states are read with none set.
+const stateVersion = 2
+
+// layoutTimestampMillis is the layout flag of layout.timestampMillis.
+const layoutTimestampMillis = 1 << 0
 
 // maxParts is the most parts a multipart upload may have.
 const maxParts = 10000
@@ -51,6 +55,8 @@ type taskState struct {
 	// Fields is the record schema of the task's files, so Recover can
 	// resume or finish them before (or without) a NewWriter for the task.
 	Fields []record.Field
+	// Layout is how the task's files map the fields to Parquet columns.
+	Layout layout
 	// NextSeq is the task's next file sequence number, so a recovered task
 	// never reuses a name.
 	NextSeq   uint64
@@ -59,7 +65,7 @@ type taskState struct {
 }
 
 // encodeState encodes s as: version byte, task, fields (name, type byte),
-// next sequence number, completed files (ref, size, rows), open files (ref, opened ms, encoded
+// layout flags (uvarint), next sequence number, completed files (ref, size, rows), open files (ref, opened ms, encoded
 // pqfile.State), and a little-endian CRC-32C of everything before it.
 // Strings and byte strings are uvarint-length prefixed; a ref is dir, seq,
 // upload id and parts (number, ETag).
@@ -71,6 +77,11 @@ func encodeState(dst []byte, s *taskState) ([]byte, error) {
 		b = appendString(b, f.Name)
 		b = append(b, byte(f.Type))
 	}
+	var flags uint64
+	if s.Layout.timestampMillis {
+		flags |= layoutTimestampMillis
+	}
+	b = binary.AppendUvarint(b, flags)
 	b = binary.AppendUvarint(b, s.NextSeq)
 	b = binary.AppendUvarint(b, uint64(len(s.Completed)))
 	for i := range s.Completed {
@@ -135,17 +146,17 @@ func decodeState(b []byte) (*taskState, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("decode parquet sink state: %w: checksum mismatch", errCorruptState)
 	}
-	if body[0] != stateVersion {
+	if body[0] != stateVersion && body[0] != 1 {
 		return nil, fmt.Errorf("decode parquet sink state: unknown version %d", body[0])
 	}
-	s, err := decodeBody(body[1:])
+	s, err := decodeBody(body[1:], body[0])
 	if err != nil {
 		return nil, fmt.Errorf("decode parquet sink state: %w: %w", errCorruptState, err)
 	}
 	return s, nil
 }
 
-func decodeBody(body []byte) (*taskState, error) {
+func decodeBody(body []byte, version byte) (*taskState, error) {
 	d := decoder{Reader: binread.Reader{B: body}}
 	s := &taskState{Task: d.Str()}
 	if d.Err == nil {
@@ -164,6 +175,13 @@ func decodeBody(body []byte) (*taskState, error) {
 	}
 	if d.Err == nil && len(s.Fields) == 0 {
 		d.Fail(errors.New("no fields"))
+	}
+	if version >= 2 {
+		flags := d.Uvarint()
+		if d.Err == nil && flags&^layoutTimestampMillis != 0 {
+			d.Fail(fmt.Errorf("unknown layout flags %#x", flags))
+		}
+		s.Layout.timestampMillis = flags&layoutTimestampMillis != 0
 	}
 	s.NextSeq = d.Uvarint()
 	n = d.Count(6)

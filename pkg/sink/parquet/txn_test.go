@@ -359,6 +359,35 @@ func TestStateRoundTrip(t *testing.T) {
 	require.NoError(t, w.Close(context.Background()))
 }
 
+// TestStateVersion1Decodes reads a state in the encoding before layout
+// flags, as a checkpoint taken by an earlier release holds it.
+func TestStateVersion1Decodes(t *testing.T) {
+	s := txnSink(t, t.TempDir(), nil, func(c *Config) { c.TimestampUnit = "millis" })
+	w, err := s.NewWriter("w", testSchema)
+	require.NoError(t, err)
+	writeIDs(t, w, 0, 20, "")
+	b := prepare(t, w, 1)
+	require.NoError(t, w.Close(context.Background()))
+	st, err := decodeState(b)
+	require.NoError(t, err)
+	require.True(t, st.Layout.timestampMillis)
+
+	// Version 1 is version 2 without the flags uvarint after the fields.
+	at := 1 + 1 + len(st.Task) + 1
+	for _, f := range st.Fields {
+		at += 1 + len(f.Name) + 1
+	}
+	require.Equal(t, byte(layoutTimestampMillis), b[at])
+	v1 := append([]byte{1}, b[1:at]...)
+	v1 = append(v1, b[at+1:len(b)-4]...)
+	v1 = appendChecksum(v1, 0)
+	old, err := decodeState(v1)
+	require.NoError(t, err)
+	require.False(t, old.Layout.timestampMillis, "version 1 files were written in microseconds")
+	old.Layout = st.Layout
+	require.Equal(t, st, old)
+}
+
 func TestDecodeStateRejects(t *testing.T) {
 	good, err := encodeState(nil, &taskState{Task: "w", Fields: testSchema.Fields(),
 		Completed: []completedFile{{fileRef: fileRef{Dir: "t=a", Seq: 3, UploadID: "u", Parts: []store.Part{{Num: 1, ETag: "e"}}}, Size: 10, Rows: 2}}})

@@ -35,6 +35,7 @@ type Writer struct {
 	schema  *record.Schema
 	types   []record.Type
 	pschema *parquet.Schema
+	lay     layout
 	part    *partitioner
 
 	// files maps a rendered partition directory to its open file.
@@ -215,11 +216,25 @@ func (w *Writer) appendRow(row record.Row) {
 		case record.TypeBool:
 			pv = parquet.BooleanValue(v.N != 0)
 		case record.TypeTimestamp:
-			pv = parquet.Int64Value(int64(v.N))
+			us := int64(v.N)
+			if w.lay.timestampMillis {
+				// Floor, so times before 1970 stay in their millisecond.
+				us = floorDiv(us, 1000)
+			}
+			pv = parquet.Int64Value(us)
 		}
 		vals[c] = pv.Level(0, 1, c)
 	}
 	w.run = append(w.run, parquet.Row(vals))
+}
+
+// floorDiv is a / b rounded down.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
 }
 
 // flushRun hands the pending run to its file's writer, then rolls the
@@ -415,7 +430,7 @@ func (w *Writer) Prepare(ctx context.Context, checkpointID int64) ([]byte, error
 		return nil, w.fail(fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err))
 	}
 	w.dropCommitted()
-	st := taskState{Task: w.task, Fields: w.schema.Fields(), NextSeq: w.sink.peekSeq(w.task)}
+	st := taskState{Task: w.task, Fields: w.schema.Fields(), Layout: w.lay, NextSeq: w.sink.peekSeq(w.task)}
 	if len(w.completed) > 0 {
 		st.Completed = make([]completedFile, len(w.completed))
 		for i := range w.completed {

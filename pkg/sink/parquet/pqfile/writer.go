@@ -30,6 +30,11 @@ const (
 	DefaultRowGroupBytes = 128 << 20
 	// DefaultMaxTailBytes is the default Options.MaxTailBytes.
 	DefaultMaxTailBytes = 8 << 20
+	// DefaultPageSize is the default Options.PageSize, parquet-mr's.
+	DefaultPageSize = 1 << 20
+	// DefaultDictionaryMaxBytes is the default Options.DictionaryMaxBytes,
+	// parquet-mr's dictionary page size.
+	DefaultDictionaryMaxBytes = 1 << 20
 )
 
 // ErrClosed is returned by a Writer used after Close.
@@ -48,6 +53,14 @@ type Options struct {
 	// first flushes a larger tail as a row group. It trades checkpoint size
 	// against the number of row groups per file.
 	MaxTailBytes int64
+	// PageSize is the uncompressed size at which a column's data page is
+	// cut. Smaller pages let readers skip more; larger ones compress better.
+	PageSize int
+	// DictionaryMaxBytes bounds the dictionary of a dictionary-encoded
+	// column chunk: past it the chunk goes on in PLAIN encoding, as
+	// parquet-mr does, so only low-cardinality columns stay dictionary
+	// encoded.
+	DictionaryMaxBytes int64
 }
 
 // DefaultOptions returns the options a zero Options stands for.
@@ -57,6 +70,9 @@ func DefaultOptions() Options {
 		RowGroupRows:  DefaultRowGroupRows,
 		RowGroupBytes: DefaultRowGroupBytes,
 		MaxTailBytes:  DefaultMaxTailBytes,
+		PageSize:      DefaultPageSize,
+
+		DictionaryMaxBytes: DefaultDictionaryMaxBytes,
 	}
 }
 
@@ -69,6 +85,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("RowGroupBytes must not be negative, got %d", o.RowGroupBytes)
 	case o.MaxTailBytes < 0:
 		return fmt.Errorf("MaxTailBytes must not be negative, got %d", o.MaxTailBytes)
+	case o.PageSize < 0:
+		return fmt.Errorf("PageSize must not be negative, got %d", o.PageSize)
+	case o.DictionaryMaxBytes < 0:
+		return fmt.Errorf("DictionaryMaxBytes must not be negative, got %d", o.DictionaryMaxBytes)
 	}
 	return nil
 }
@@ -86,6 +106,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxTailBytes == 0 {
 		o.MaxTailBytes = d.MaxTailBytes
+	}
+	if o.PageSize == 0 {
+		o.PageSize = d.PageSize
+	}
+	if o.DictionaryMaxBytes == 0 {
+		o.DictionaryMaxBytes = d.DictionaryMaxBytes
 	}
 	return o
 }
@@ -147,7 +173,14 @@ func newWriter(out Output, schema *parquet.Schema, opts Options) (*Writer, error
 		return nil, errors.New("create parquet file writer: nil schema")
 	}
 	opts = opts.withDefaults()
-	cfg, err := parquet.NewWriterConfig(schema, parquet.Compression(opts.Compression))
+	// Version 1 data pages: every engine reads them (docs/parquet.md), while
+	// v2 pages trip older Spark, Hive and Athena readers.
+	cfg, err := parquet.NewWriterConfig(schema,
+		parquet.Compression(opts.Compression),
+		parquet.DataPageVersion(1),
+		parquet.PageBufferSize(opts.PageSize),
+		parquet.DictionaryMaxBytes(opts.DictionaryMaxBytes),
+		parquet.CreatedBy(createdBy, "", ""))
 	if err != nil {
 		return nil, fmt.Errorf("create parquet file writer: %w", err)
 	}
