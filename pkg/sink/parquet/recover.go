@@ -46,10 +46,6 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 	if err != nil {
 		return fmt.Errorf("recover parquet files: %w", err)
 	}
-	present := make(map[stagedKey]bool, len(staged))
-	for _, f := range staged {
-		present[keyOf(f.task, &f.ref)] = true
-	}
 	referenced := make(map[stagedKey]bool)
 	var resumed []*partFile
 	release := func() {
@@ -63,7 +59,7 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 		s.mu.Unlock()
 	}
 	for _, st := range decoded {
-		files, err := s.recoverTask(ctx, st, present, referenced)
+		files, err := s.recoverTask(ctx, st, referenced)
 		resumed = append(resumed, files...)
 		if err != nil {
 			release()
@@ -77,11 +73,20 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 		s.seqs[st.Task] = max(s.seqs[st.Task], st.NextSeq)
 		s.mu.Unlock()
 	}
+	// An intent is kept while any file the checkpoint refers to has it.
+	keepIntent := make(map[string]bool)
+	for _, f := range staged {
+		if f.intent != "" && referenced[keyOf(f.task, &f.ref)] {
+			keepIntent[f.intent] = true
+		}
+	}
 	var orphans int
 	for _, f := range staged {
 		if !referenced[keyOf(f.task, &f.ref)] {
-			s.dest.discard(ctx, f.task, f.ref)
-			orphans++
+			s.dest.cleanup(ctx, f, keepIntent[f.intent])
+			if f.ref.UploadID != "" || f.intent == "" {
+				orphans++
+			}
 		}
 	}
 	if orphans > 0 {
@@ -92,7 +97,7 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 
 // recoverTask publishes the completed files of one state and resumes its
 // open files.
-func (s *Sink) recoverTask(ctx context.Context, st *taskState, present, referenced map[stagedKey]bool) ([]*partFile, error) {
+func (s *Sink) recoverTask(ctx context.Context, st *taskState, referenced map[stagedKey]bool) ([]*partFile, error) {
 	for i := range st.Completed {
 		c := &st.Completed[i]
 		referenced[keyOf(st.Task, &c.fileRef)] = true
@@ -118,7 +123,11 @@ func (s *Sink) recoverTask(ctx context.Context, st *taskState, present, referenc
 		k := keyOf(st.Task, &o.fileRef)
 		referenced[k] = true
 		st.NextSeq = max(st.NextSeq, o.Seq+1)
-		if !present[k] {
+		present, err := s.dest.isStaged(ctx, st.Task, o.fileRef)
+		if err != nil {
+			return files, err
+		}
+		if !present {
 			name := fileName(st.Task, o.Seq)
 			done, err := s.dest.exists(ctx, o.Dir, name)
 			if err != nil {
