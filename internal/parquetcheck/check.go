@@ -67,8 +67,9 @@ type Spec struct {
 	Codec string
 	// Dictionary requires dictionary encoding on every String column chunk.
 	Dictionary bool
-	// SortBy, when set, requires the rows of every file to be in ascending
-	// order of these column indexes (nulls last), as the sink sorts.
+	// SortBy, when set, requires the rows of every row group to be in
+	// ascending order of these column indexes (nulls last), as the sink
+	// sorts, and the row groups to say so in sorting_columns (hyparquet).
 	SortBy []int
 }
 
@@ -192,16 +193,16 @@ func checkFile(t testing.TB, reader string, f *File, spec *Spec) {
 		}
 		if len(spec.SortBy) > 0 {
 			checkSorted(t, at, rg.Rows, spec)
+			if reader == "hyparquet" {
+				var want []SortingColumn
+				for _, j := range spec.SortBy {
+					want = append(want, SortingColumn{Column: j})
+				}
+				require.Equal(t, want, rg.Sorting, "%s: sorting_columns", at)
+			}
 		}
 	}
 	require.Equal(t, f.NumRows, total, "%s: file rows = sum of row group rows", where)
-	if len(spec.SortBy) > 0 {
-		var all [][]*string
-		for _, rg := range f.RowGroups {
-			all = append(all, rg.Rows...)
-		}
-		checkSorted(t, where, all, spec)
-	}
 }
 
 func checkChunk(t testing.TB, reader, at string, ch *Chunk, c Column, rg RowGroup, j int, spec *Spec) {

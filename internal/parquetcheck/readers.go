@@ -42,6 +42,15 @@ type RowGroup struct {
 	NumRows int64       `json:"numRows"`
 	Columns []Chunk     `json:"columns"`
 	Rows    [][]*string `json:"rows"`
+	// Sorting is the row group's sorting_columns (hyparquet only).
+	Sorting []SortingColumn `json:"sorting"`
+}
+
+// SortingColumn is one entry of a row group's sorting_columns.
+type SortingColumn struct {
+	Column     int  `json:"column"`
+	Descending bool `json:"descending"`
+	NullsFirst bool `json:"nullsFirst"`
 }
 
 // Chunk is the metadata of one column chunk. Fields a reader does not

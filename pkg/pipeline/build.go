@@ -520,6 +520,7 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		if p.TimestampUnit != "" {
 			cfg.TimestampUnit = p.TimestampUnit
 		}
+		cfg.SortBy = p.SortBy
 		if err := cfg.Validate(); err != nil {
 			b.problem(path+".parquet", "%v", err)
 			return nil
@@ -527,6 +528,10 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		if schema != nil {
 			if err := parquet.CheckPartition(cfg.Partition, schema); err != nil {
 				b.problem(path+".parquet.partition", "%v (fields: %s)", err, schema)
+				return nil
+			}
+			if err := parquet.CheckSortBy(cfg.SortBy, schema); err != nil {
+				b.problem(path+".parquet.sortBy", "%v", err)
 				return nil
 			}
 		}

@@ -298,6 +298,8 @@ type ParquetConfig struct {
 	// DictionarySize bounds a string column chunk's dictionary; past it the
 	// chunk goes on in PLAIN encoding. Default 1MiB.
 	DictionarySize ByteSize `yaml:"dictionarySize"`
+	// SortBy sorts every row group by these fields (ascending, nulls last).
+	SortBy []string `yaml:"sortBy"`
 	// TimestampUnit is micros (default) or millis: TIMESTAMP(MICROS|MILLIS,
 	// isAdjustedToUTC=true).
 	TimestampUnit string `yaml:"timestampUnit"`

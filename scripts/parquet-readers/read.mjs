@@ -78,6 +78,9 @@ async function readHyparquet(path) {
     start += n;
     rowGroups.push({
       numRows: n,
+      sorting: (rg.sorting_columns ?? []).map((s) => ({
+        column: s.column_idx, descending: s.descending, nullsFirst: s.nulls_first,
+      })),
       columns: rg.columns.map((c, j) => {
         const m = c.meta_data;
         const st = m.statistics ?? {};

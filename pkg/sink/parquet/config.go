@@ -54,6 +54,12 @@ type Config struct {
 	// column whose distinct values outgrow it goes on in PLAIN encoding, so
 	// only low-cardinality strings stay dictionary encoded.
 	DictionarySize int64 `yaml:"dictionarySize"`
+	// SortBy sorts the rows of every row group by these fields, ascending,
+	// nulls last (e.g. [tenant, ts]), so query engines prune row groups
+	// and pages by their statistics. It costs no memory beyond the
+	// buffered row group (RowGroupSize); a file of one row group is sorted
+	// as a whole.
+	SortBy []string `yaml:"sortBy"`
 	// TimestampUnit is the unit of timestamp columns: micros
 	// (TIMESTAMP(MICROS, isAdjustedToUTC=true), the default) or millis.
 	TimestampUnit string `yaml:"timestampUnit"`

@@ -2,6 +2,8 @@ package parquet
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -235,5 +237,70 @@ func TestEngineDefaultsReadBack(t *testing.T) {
 				Columns: cols, Rows: rows, Codec: "ZSTD", Dictionary: true,
 			})
 		})
+	}
+}
+
+// TestSortByReadBack writes rows in arbitrary order with sortBy [tenant, s]
+// and checks with the three readers that every row group is sorted (nulls
+// last) and says so in sorting_columns, and that no row is lost.
+func TestSortByReadBack(t *testing.T) {
+	parquetcheck.Require(t)
+	s, dir := newTestSink(t, func(c *Config) {
+		c.Partition = "dt={date}"
+		c.SortBy = []string{"tenant", "s"}
+		c.RowGroupSize = 16 << 10
+	})
+	w, err := s.NewWriter("w", testSchema)
+	require.NoError(t, err)
+	var rows [][]*string
+	b := record.NewBatch(testSchema.Len(), 2000)
+	for k := range 2000 {
+		n := (k * 7919) % 2000 // a permutation: input order is not sorted
+		r := b.AppendRow(rowTime(n))
+		fillRow(r, n)
+		row := make([]*string, len(r))
+		for j, v := range r {
+			row[j] = parquetcheck.Canon(v)
+		}
+		rows = append(rows, row)
+	}
+	require.NoError(t, w.Write(context.Background(), b))
+	require.NoError(t, w.Close(context.Background()))
+	rep := parquetcheck.Check(t, parquetFiles(t, dir), parquetcheck.Spec{
+		Columns: readerColumns, Rows: rows, Codec: "ZSTD", Dictionary: true, SortBy: []int{6, 1},
+	})
+	require.Greater(t, rep.RowGroups, 2)
+}
+
+// TestRollSizeIsHonoured rolls files by size with row groups much smaller
+// than the target: files end within 10% of rollSize, not at the in-memory
+// size of their rows, which overstates the encoded size several times.
+func TestRollSizeIsHonoured(t *testing.T) {
+	const target = 256 << 10
+	s, dir := newTestSink(t, func(c *Config) {
+		c.Partition = ""
+		c.RollSize = target
+		c.RowGroupSize = 64 << 10
+	})
+	w, err := s.NewWriter("w", testSchema)
+	require.NoError(t, err)
+	for k := range 200 {
+		b := record.NewBatch(testSchema.Len(), 500)
+		for n := k * 500; n < (k+1)*500; n++ {
+			// A log line: compresses a few times, like real logs.
+			r := b.AppendRow(baseMs)
+			fillRow(r, n)
+			r[1] = record.String(fmt.Sprintf("GET /api/v1/items/%d?user=%x status=%d took=%dms", n*7%1000, n*2654435761, 200+n%5, n%97))
+		}
+		require.NoError(t, w.Write(context.Background(), b))
+	}
+	require.NoError(t, w.Close(context.Background()))
+	files := parquetFiles(t, dir)
+	require.Greater(t, len(files), 2)
+	slices.Sort(files)
+	for _, f := range files[:len(files)-1] { // the last file holds the rest
+		fi, err := os.Stat(f)
+		require.NoError(t, err)
+		require.InDelta(t, target, fi.Size(), 0.1*target, "size of %s", filepath.Base(f))
 	}
 }

@@ -117,6 +117,8 @@ func (s *Sink) recoverTask(ctx context.Context, st *taskState, referenced map[st
 	if err != nil {
 		return nil, err
 	}
+	// Files of a schema without the sortBy fields go on unsorted.
+	sortBy, _ := sortColumns(s.cfg.SortBy, schema)
 	var files []*partFile
 	for i := range st.Open {
 		o := &st.Open[i]
@@ -139,7 +141,7 @@ func (s *Sink) recoverTask(ctx context.Context, st *taskState, referenced map[st
 			s.logger.Info("parquet file of the checkpoint was finished before", zap.String("path", s.dest.location(o.Dir, name)))
 			continue
 		}
-		pf, err := s.resumeFile(ctx, st.Task, o, ps)
+		pf, err := s.resumeFile(ctx, st.Task, o, ps, sortBy)
 		if err != nil {
 			return files, err
 		}
@@ -148,12 +150,12 @@ func (s *Sink) recoverTask(ctx context.Context, st *taskState, referenced map[st
 	return files, nil
 }
 
-func (s *Sink) resumeFile(ctx context.Context, task string, o *openFile, schema *parquet.Schema) (*partFile, error) {
+func (s *Sink) resumeFile(ctx context.Context, task string, o *openFile, schema *parquet.Schema, sortBy []pqfile.SortColumn) (*partFile, error) {
 	out, err := s.dest.resume(ctx, task, o.fileRef, o.File.Length, &ctx)
 	if err != nil {
 		return nil, err
 	}
-	pw, err := pqfile.Resume(out, schema, s.fileOptions(), o.File)
+	pw, err := pqfile.Resume(out, schema, s.fileOptions(sortBy), o.File)
 	if err != nil {
 		out.release()
 		return nil, fmt.Errorf("resume %s: %w", out.name(), err)

@@ -134,6 +134,26 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 	return s, nil
 }
 
+// sortColumns resolves Config.SortBy against a schema.
+func sortColumns(names []string, schema *record.Schema) ([]pqfile.SortColumn, error) {
+	var out []pqfile.SortColumn
+	for _, name := range names {
+		i, ok := schema.Index(name)
+		if !ok {
+			return nil, fmt.Errorf("sortBy: unknown field %q (fields: %s)", name, schema)
+		}
+		out = append(out, pqfile.SortColumn{Column: i})
+	}
+	return out, nil
+}
+
+// CheckSortBy reports a sortBy field the schema lacks, for validation
+// before the pipeline runs.
+func CheckSortBy(names []string, schema *record.Schema) error {
+	_, err := sortColumns(names, schema)
+	return err
+}
+
 // layout is the layout of the files the sink's new writers open.
 func (s *Sink) layout() layout {
 	return layout{timestampMillis: s.cfg.TimestampUnit == "millis"}
@@ -142,8 +162,9 @@ func (s *Sink) layout() layout {
 // fileOptions are the options of every file writer of the sink. The tail
 // a checkpoint carries per open file is bounded by the row group size and
 // by pqfile's default.
-func (s *Sink) fileOptions() pqfile.Options {
+func (s *Sink) fileOptions(sortBy []pqfile.SortColumn) pqfile.Options {
 	return pqfile.Options{
+		SortBy:        sortBy,
 		Compression:   s.codec,
 		RowGroupBytes: s.cfg.RowGroupSize,
 		MaxTailBytes:  min(s.cfg.RowGroupSize, pqfile.DefaultMaxTailBytes),
@@ -198,6 +219,10 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new parquet writer: partition: %w", err)
 	}
+	sortBy, err := sortColumns(s.cfg.SortBy, schema)
+	if err != nil {
+		return nil, fmt.Errorf("new parquet writer: %w", err)
+	}
 	types := make([]record.Type, schema.Len())
 	for i := range types {
 		types[i] = schema.Field(i).Type
@@ -209,6 +234,7 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		types:   types,
 		pschema: ps,
 		lay:     lay,
+		sortBy:  sortBy,
 		part:    part,
 		files:   make(map[string]*partFile),
 		vals:    make([]parquet.Value, schema.Len()*runRows),

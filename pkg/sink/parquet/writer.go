@@ -36,6 +36,7 @@ type Writer struct {
 	types   []record.Type
 	pschema *parquet.Schema
 	lay     layout
+	sortBy  []pqfile.SortColumn
 	part    *partitioner
 
 	// files maps a rendered partition directory to its open file.
@@ -253,7 +254,7 @@ func (w *Writer) flushRun() error {
 	}
 	w.sink.metrics.rows.Add(float64(n))
 	cfg := &w.sink.cfg
-	if pf.pw.Size() >= cfg.RollSize || (cfg.RollRows > 0 && pf.pw.Rows() >= cfg.RollRows) {
+	if pf.pw.EstimatedSize() >= cfg.RollSize || (cfg.RollRows > 0 && pf.pw.Rows() >= cfg.RollRows) {
 		return w.roll(pf)
 	}
 	return nil
@@ -279,7 +280,7 @@ func (w *Writer) open(dir string, ms int64) (*partFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	pw, err := pqfile.New(out, w.pschema, w.sink.fileOptions())
+	pw, err := pqfile.New(out, w.pschema, w.sink.fileOptions(w.sortBy))
 	if err != nil {
 		out.release()
 		dst.discard(w.ctx, w.task, out.ref())

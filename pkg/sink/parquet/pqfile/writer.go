@@ -61,6 +61,19 @@ type Options struct {
 	// parquet-mr does, so only low-cardinality columns stay dictionary
 	// encoded.
 	DictionaryMaxBytes int64
+	// SortBy sorts the rows of every row group by these leaf columns
+	// before it is written, and records the order in the row group's
+	// sorting_columns. Sorting needs no memory beyond the buffered row
+	// group. The tail a checkpoint carries is sorted when it is flushed.
+	SortBy []SortColumn
+}
+
+// SortColumn is one key of Options.SortBy: ascending unless Descending,
+// nulls last unless NullsFirst.
+type SortColumn struct {
+	Column     int
+	Descending bool
+	NullsFirst bool
 }
 
 // DefaultOptions returns the options a zero Options stands for.
@@ -89,6 +102,15 @@ func (o Options) Validate() error {
 		return fmt.Errorf("PageSize must not be negative, got %d", o.PageSize)
 	case o.DictionaryMaxBytes < 0:
 		return fmt.Errorf("DictionaryMaxBytes must not be negative, got %d", o.DictionaryMaxBytes)
+	}
+	return nil
+}
+
+func (o Options) validateSort(leaves int) error {
+	for _, sc := range o.SortBy {
+		if sc.Column < 0 || sc.Column >= leaves {
+			return fmt.Errorf("SortBy column %d, schema has %d columns", sc.Column, leaves)
+		}
 	}
 	return nil
 }
@@ -141,7 +163,13 @@ type Writer struct {
 	pwConfig *parquet.WriterConfig
 	mini     bytes.Buffer
 
-	written     int64 // bytes handed to out
+	written int64 // bytes handed to out
+	// encodedBytes and bufferedBytes are the bytes the flushed row groups
+	// took on disk and in memory: their ratio estimates the on-disk size of
+	// the buffered rows.
+	encodedBytes, bufferedBytes int64
+	// leafTypes orders values of each column for SortBy.
+	leafTypes   []parquet.Type
 	rowGroups   []format.RowGroup
 	rowGroupsV  []byte // encoded rowGroups, nil when stale
 	flushedRows int64
@@ -193,6 +221,16 @@ func newWriter(out Output, schema *parquet.Schema, opts Options) (*Writer, error
 	}
 	w.leaves = len(w.paths)
 	w.buf.leaves = w.leaves
+	if err := opts.validateSort(w.leaves); err != nil {
+		return nil, fmt.Errorf("create parquet file writer: %w", err)
+	}
+	if len(opts.SortBy) > 0 {
+		w.leafTypes = make([]parquet.Type, w.leaves)
+		for j, p := range w.paths {
+			leaf, _ := schema.Lookup(p...)
+			w.leafTypes[j] = leaf.Node.Type()
+		}
+	}
 	return w, nil
 }
 
@@ -383,6 +421,17 @@ func (w *Writer) WriteRows(rows []parquet.Row) error {
 // the buffered rows (an overestimate of what they take once encoded).
 func (w *Writer) Size() int64 { return w.written + w.buf.size }
 
+// EstimatedSize is the file's expected size if it were closed now: bytes
+// written plus the buffered rows at the compression ratio of the row groups
+// flushed so far (at their in-memory size before the first). Rolling files
+// by it makes their size on disk close to the target.
+func (w *Writer) EstimatedSize() int64 {
+	if w.bufferedBytes == 0 {
+		return w.Size()
+	}
+	return w.written + int64(float64(w.buf.size)*float64(w.encodedBytes)/float64(w.bufferedBytes))
+}
+
 // Rows is how many rows the file holds, buffered ones included.
 func (w *Writer) Rows() int64 { return w.flushedRows + w.buf.numRows() }
 
@@ -559,7 +608,11 @@ func (w *Writer) flush() error {
 }
 
 func (w *Writer) flushBuffer() error {
-	data, md, err := w.encode(w.buf.rows())
+	rows := w.buf.rows()
+	if len(w.opts.SortBy) > 0 {
+		slices.SortStableFunc(rows, w.compareRows)
+	}
+	data, md, err := w.encode(rows)
 	if err != nil {
 		return err
 	}
@@ -592,21 +645,54 @@ func (w *Writer) flushBuffer() error {
 		return fmt.Errorf("flush row group: column chunks span [%d, %d) of a %d byte file", lo, hi, len(data))
 	}
 	delta := w.written - lo
-	var rows int64
+	var n int64
 	for i := range list.RowGroups {
 		rg := &list.RowGroups[i]
 		rebase(rg, delta)
 		w.setColumnPaths(rg)
 		rg.Ordinal = int16(len(w.rowGroups) + i)
-		rows += rg.NumRows
+		rg.SortingColumns = nil
+		for _, sc := range w.opts.SortBy {
+			rg.SortingColumns = append(rg.SortingColumns, format.SortingColumn{
+				ColumnIdx: int32(sc.Column), Descending: sc.Descending, NullsFirst: sc.NullsFirst,
+			})
+		}
+		n += rg.NumRows
 	}
 	if err := w.write(data[lo:hi]); err != nil {
 		return err
 	}
+	w.encodedBytes += hi - lo
+	w.bufferedBytes += w.buf.size
 	w.rowGroups = append(w.rowGroups, list.RowGroups...)
 	w.rowGroupsV = nil
-	w.flushedRows += rows
+	w.flushedRows += n
 	return nil
+}
+
+// compareRows orders rows by Options.SortBy. Rows are flat: value j is
+// column j.
+func (w *Writer) compareRows(a, b parquet.Row) int {
+	for _, sc := range w.opts.SortBy {
+		x, y := a[sc.Column], b[sc.Column]
+		switch xn, yn := x.IsNull(), y.IsNull(); {
+		case xn && yn:
+			continue
+		case xn || yn:
+			if xn == sc.NullsFirst {
+				return -1
+			}
+			return 1
+		}
+		c := w.leafTypes[sc.Column].Compare(x, y)
+		if sc.Descending {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return 0
 }
 
 // encodedRowGroups returns the row group list as stored in State, encoding
