@@ -521,6 +521,10 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 			cfg.TimestampUnit = p.TimestampUnit
 		}
 		cfg.SortBy = p.SortBy
+		if pc := p.PartitionCommit; pc != nil {
+			cfg.PartitionCommit.Enabled = pc.Enabled == nil || *pc.Enabled
+			cfg.PartitionCommit.AllowedLateness = pc.AllowedLateness.D()
+		}
 		if err := cfg.Validate(); err != nil {
 			b.problem(path+".parquet", "%v", err)
 			return nil

@@ -300,9 +300,20 @@ type ParquetConfig struct {
 	DictionarySize ByteSize `yaml:"dictionarySize"`
 	// SortBy sorts every row group by these fields (ascending, nulls last).
 	SortBy []string `yaml:"sortBy"`
+	// PartitionCommit writes _manifest.json and _SUCCESS into a time
+	// partition once the watermark has passed its end plus allowedLateness.
+	PartitionCommit *ParquetPartitionCommit `yaml:"partitionCommit"`
 	// TimestampUnit is micros (default) or millis: TIMESTAMP(MICROS|MILLIS,
 	// isAdjustedToUTC=true).
 	TimestampUnit string `yaml:"timestampUnit"`
+}
+
+// ParquetPartitionCommit configures partition commits of a Parquet sink.
+type ParquetPartitionCommit struct {
+	// Enabled defaults to true when the block is present.
+	Enabled *bool `yaml:"enabled"`
+	// AllowedLateness delays the commit past the partition's end.
+	AllowedLateness Duration `yaml:"allowedLateness"`
 }
 
 // JSONFileConfig writes JSON lines to a file.

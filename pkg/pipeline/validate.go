@@ -672,6 +672,9 @@ func (v *validator) sink(i int, s *SinkConfig) {
 				v.add(pp+"."+f.name, "must be >= 0 (0 means the default)")
 			}
 		}
+		if pc := p.PartitionCommit; pc != nil {
+			v.nonNegative(pp+".partitionCommit.allowedLateness", pc.AllowedLateness)
+		}
 		if p.TimestampUnit != "" && p.TimestampUnit != "micros" && p.TimestampUnit != "millis" {
 			v.add(pp+".timestampUnit", "unknown unit %q (want micros or millis)", p.TimestampUnit)
 		}

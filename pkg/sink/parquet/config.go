@@ -63,12 +63,25 @@ type Config struct {
 	// TimestampUnit is the unit of timestamp columns: micros
 	// (TIMESTAMP(MICROS, isAdjustedToUTC=true), the default) or millis.
 	TimestampUnit string `yaml:"timestampUnit"`
+	// PartitionCommit writes a manifest and a _SUCCESS file into a time
+	// partition once the watermark has passed its end plus the allowed
+	// lateness.
+	PartitionCommit PartitionCommitConfig `yaml:"partitionCommit"`
 	// Transactional, set by the runtime when the pipeline checkpoints,
 	// publishes files only through Commit after the checkpoint that covers
 	// them, for exactly-once output. Without it a file is published when it
 	// rolls; the first Prepare switches the sink to transactional mode
 	// anyway, but files rolled before it were published unchecked.
 	Transactional bool `yaml:"-"`
+}
+
+// PartitionCommitConfig configures partition commits (see commit.go).
+type PartitionCommitConfig struct {
+	// Enabled commits partitions; the template must contain {date}.
+	Enabled bool `yaml:"enabled"`
+	// AllowedLateness delays the commit past the partition's end, so rows
+	// this late still make it into the committed partition.
+	AllowedLateness time.Duration `yaml:"allowedLateness"`
 }
 
 // DefaultConfig returns the defaults: zstd, 128 MiB files, 64 MiB row groups,
@@ -117,6 +130,14 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseTemplate(c.Partition); err != nil {
 		return fmt.Errorf("parquet sink: partition: %w", err)
+	}
+	if c.PartitionCommit.Enabled {
+		if err := checkCommitTemplate(c.Partition); err != nil {
+			return fmt.Errorf("parquet sink: %w", err)
+		}
+	}
+	if c.PartitionCommit.AllowedLateness < 0 {
+		return fmt.Errorf("parquet sink: partitionCommit.allowedLateness must not be negative, got %s", c.PartitionCommit.AllowedLateness)
 	}
 	if filepath.IsAbs(c.Partition) {
 		return fmt.Errorf("parquet sink: partition %q must be relative to dir", c.Partition)

@@ -46,6 +46,9 @@ type destination interface {
 	cleanup(ctx context.Context, f stagedFile, keepIntent bool)
 	// location names the final path of dir/name in log lines.
 	location(dir, name string) string
+	// putMarker writes a small file (a partition's manifest or _SUCCESS)
+	// into a partition directory, durably, replacing an existing one.
+	putMarker(ctx context.Context, dir, name string, data []byte) error
 }
 
 // stagedFile is a staged file found by destination.staged.
@@ -223,6 +226,38 @@ func (d localDest) discard(_ context.Context, task string, r fileRef) {
 	_ = os.Remove(d.stagedPath(task, r))
 }
 
+// putMarker writes a temporary file, fsyncs it, renames it into place and
+// fsyncs the directory.
+func (d localDest) putMarker(_ context.Context, dir, name string, data []byte) error {
+	abs := d.absDir(dir)
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	f, err := os.CreateTemp(abs, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(abs, name))
+	}
+	if err == nil {
+		err = syncDir(abs)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
 func (d localDest) isStaged(_ context.Context, task string, r fileRef) (bool, error) {
 	return pathExists(d.stagedPath(task, r))
 }
@@ -398,6 +433,13 @@ func (d storeDest) discard(ctx context.Context, task string, r fileRef) {
 	if err := d.st.AbortUpload(ctx, d.key(r.Dir, fileName(task, r.Seq)), r.UploadID); err == nil {
 		_ = d.st.Delete(ctx, d.intentKey(task, r.Seq))
 	}
+}
+
+func (d storeDest) putMarker(ctx context.Context, dir, name string, data []byte) error {
+	if err := d.st.Put(ctx, d.key(dir, name), bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
 }
 
 func (d storeDest) isStaged(ctx context.Context, task string, r fileRef) (bool, error) {

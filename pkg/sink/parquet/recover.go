@@ -71,7 +71,13 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 			s.hasRecovered.Store(true)
 		}
 		s.seqs[st.Task] = max(s.seqs[st.Task], st.NextSeq)
+		s.recoveredParts[st.Task] = recoveredParts{watermark: st.Watermark, parts: st.Parts}
 		s.mu.Unlock()
+		if s.commitEnabled() {
+			s.commitMu.Lock()
+			s.commits[st.Task] = &taskCommit{watermark: st.Watermark, parts: st.Parts}
+			s.commitMu.Unlock()
+		}
 	}
 	// An intent is kept while any file the checkpoint refers to has it.
 	keepIntent := make(map[string]bool)
@@ -216,7 +222,9 @@ func (s *Sink) finishFiles(ctx context.Context, task string, files []*partFile) 
 		done := completedFile{fileRef: pf.out.ref(), Size: pf.pw.Size(), Rows: pf.pw.Rows()}
 		if err := s.publish(ctx, task, &done); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		s.noteFinished(task, pf.dir, partFileInfo{Seq: pf.seq, Rows: done.Rows, Size: done.Size})
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package parquet
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -53,6 +54,21 @@ type Sink struct {
 	// recovered holds, by task, the open files Recover resumed, until
 	// NewWriter claims them or FinishRecovered publishes them.
 	recovered map[string]*recoveredTask
+	// recoveredParts holds, by task, the partition stats of the restored
+	// states, until NewWriter takes them.
+	recoveredParts map[string]recoveredParts
+
+	// commitMu guards the partition commit bookkeeping (commit.go).
+	commitMu sync.Mutex
+	commits  map[string]*taskCommit
+	// marked holds the partitions committed by this process, with their end.
+	marked map[string]bool
+}
+
+// recoveredParts is what a restored state says about a task's partitions.
+type recoveredParts struct {
+	watermark int64
+	parts     map[string]partStats
 }
 
 // recoveredTask is the resumed open files of one task.
@@ -70,10 +86,13 @@ var (
 )
 
 type metrics struct {
-	files     prometheus.Counter
-	bytes     prometheus.Counter
-	rows      prometheus.Counter
-	openFiles prometheus.Gauge
+	files       prometheus.Counter
+	bytes       prometheus.Counter
+	rows        prometheus.Counter
+	openFiles   prometheus.Gauge
+	partitions  prometheus.Counter
+	commitDelay prometheus.Histogram
+	lateRows    prometheus.Counter
 }
 
 func newMetrics(name string, reg prometheus.Registerer) *metrics {
@@ -98,6 +117,22 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 		openFiles: f.NewGauge(prometheus.GaugeOpts{
 			Name:        "streamd_parquet_open_files",
 			Help:        "Parquet files being written.",
+			ConstLabels: labels,
+		}),
+		partitions: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_partitions_committed_total",
+			Help:        "Time partitions committed with a manifest and _SUCCESS.",
+			ConstLabels: labels,
+		}),
+		commitDelay: f.NewHistogram(prometheus.HistogramOpts{
+			Name:        "streamd_parquet_partition_commit_delay_seconds",
+			Help:        "Wall-clock time from the end of a time partition to its commit.",
+			ConstLabels: labels,
+			Buckets:     []float64{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 86400},
+		}),
+		lateRows: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_partition_late_rows_total",
+			Help:        "Rows written to a time partition after it was committed (in files its manifest does not list).",
 			ConstLabels: labels,
 		}),
 	}
@@ -129,6 +164,10 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 		seqs:      make(map[string]uint64),
 		committed: make(map[string]map[uint64]struct{}),
 		recovered: make(map[string]*recoveredTask),
+
+		recoveredParts: make(map[string]recoveredParts),
+		commits:        make(map[string]*taskCommit),
+		marked:         make(map[string]bool),
 	}
 	s.transactional.Store(cfg.Transactional)
 	return s, nil
@@ -187,7 +226,17 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 	rt := s.recovered[w.task]
 	delete(s.recovered, w.task)
 	delete(s.committed, w.task)
+	rp, hasParts := s.recoveredParts[w.task]
+	delete(s.recoveredParts, w.task)
 	s.mu.Unlock()
+	s.registerTask(w.task)
+	if hasParts {
+		w.wm = rp.watermark
+		for dir, p := range rp.parts {
+			c := p.clone()
+			w.parts[dir] = &c
+		}
+	}
 	if rt == nil {
 		return w, nil
 	}
@@ -202,6 +251,7 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 	for _, pf := range rt.files {
 		pf.out.bind(&w.ctx)
 		w.files[pf.dir] = pf
+		pf.stats = w.statsFor(pf.dir, pf.bucket)
 	}
 	return w, nil
 }
@@ -237,6 +287,8 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		sortBy:  sortBy,
 		part:    part,
 		files:   make(map[string]*partFile),
+		parts:   make(map[string]*partStats),
+		wm:      math.MinInt64,
 		vals:    make([]parquet.Value, schema.Len()*runRows),
 		run:     make([]parquet.Row, 0, runRows),
 		now:     time.Now,
@@ -315,6 +367,9 @@ func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
 		if err := s.publish(ctx, st.Task, &st.Completed[i]); err != nil {
 			return fmt.Errorf("commit parquet files of %s: %w", task, err)
 		}
+	}
+	if err := s.advance(ctx, st.Task, st.Watermark, st.Parts); err != nil {
+		return fmt.Errorf("commit parquet partitions of %s: %w", task, err)
 	}
 	if len(st.Completed) == 0 {
 		return nil

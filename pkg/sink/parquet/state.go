@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/streamd/streamd/internal/binread"
@@ -62,11 +64,18 @@ type taskState struct {
 	NextSeq   uint64
 	Completed []completedFile
 	Open      []openFile
+	// Watermark is the task's watermark at the checkpoint, and Parts what
+	// it wrote to each partition not yet committed (partition commits).
+	Watermark int64
+	Parts     map[string]partStats
 }
 
 // encodeState encodes s as: version byte, task, fields (name, type byte),
-// layout flags (uvarint), next sequence number, completed files (ref, size, rows), open files (ref, opened ms, encoded
-// pqfile.State), and a little-endian CRC-32C of everything before it.
+// layout flags (uvarint), next sequence number, completed files (ref,
+// size, rows), open files (ref, opened ms, encoded pqfile.State), the
+// watermark and the partitions (dir, end, min and max ms, rows, late rows,
+// closed byte, files (seq, rows, size)) — version 2 only — and a
+// little-endian CRC-32C of everything before it.
 // Strings and byte strings are uvarint-length prefixed; a ref is dir, seq,
 // upload id and parts (number, ETag).
 func encodeState(dst []byte, s *taskState) ([]byte, error) {
@@ -104,6 +113,28 @@ func encodeState(dst []byte, s *taskState) ([]byte, error) {
 		}
 		b = binary.AppendUvarint(b, uint64(len(fs)))
 		b = append(b, fs...)
+	}
+	b = binary.AppendVarint(b, s.Watermark)
+	b = binary.AppendUvarint(b, uint64(len(s.Parts)))
+	for _, dir := range slices.Sorted(maps.Keys(s.Parts)) {
+		p := s.Parts[dir]
+		b = appendString(b, dir)
+		b = binary.AppendVarint(b, p.EndMs)
+		b = binary.AppendVarint(b, p.MinMs)
+		b = binary.AppendVarint(b, p.MaxMs)
+		b = binary.AppendUvarint(b, uint64(p.Rows))
+		b = binary.AppendUvarint(b, uint64(p.Late))
+		closed := byte(0)
+		if p.Closed {
+			closed = 1
+		}
+		b = append(b, closed)
+		b = binary.AppendUvarint(b, uint64(len(p.Files)))
+		for _, f := range p.Files {
+			b = binary.AppendUvarint(b, f.Seq)
+			b = binary.AppendUvarint(b, uint64(f.Rows))
+			b = binary.AppendUvarint(b, uint64(f.Size))
+		}
 	}
 	return appendChecksum(b, len(dst)), nil
 }
@@ -197,6 +228,29 @@ func decodeBody(body []byte, version byte) (*taskState, error) {
 			o.File, d.Err = pqfile.UnmarshalState(raw)
 		}
 		s.Open = append(s.Open, o)
+	}
+	if version >= 2 {
+		s.Watermark = d.Varint()
+		n = d.Count(10)
+		for range n {
+			dir := d.Str()
+			if d.Err == nil {
+				d.Fail(validDir(dir))
+			}
+			p := partStats{EndMs: d.Varint(), MinMs: d.Varint(), MaxMs: d.Varint(), Rows: d.Int64(), Late: d.Int64()}
+			p.Closed = d.Byte() == 1
+			k := d.Count(3)
+			for range k {
+				p.Files = append(p.Files, partFileInfo{Seq: d.Uvarint(), Rows: d.Int64(), Size: d.Int64()})
+			}
+			if d.Err != nil {
+				break
+			}
+			if s.Parts == nil {
+				s.Parts = make(map[string]partStats, n)
+			}
+			s.Parts[dir] = p
+		}
 	}
 	if d.Err == nil && len(d.B) != 0 {
 		d.Err = fmt.Errorf("%d trailing bytes", len(d.B))

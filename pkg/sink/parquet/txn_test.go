@@ -2,6 +2,7 @@ package parquet
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -372,19 +373,22 @@ func TestStateVersion1Decodes(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, st.Layout.timestampMillis)
 
-	// Version 1 is version 2 without the flags uvarint after the fields.
+	// Version 1 is version 2 without the flags uvarint after the fields
+	// and without the watermark and partitions at the end.
+	require.Empty(t, st.Parts)
+	trailer := len(binary.AppendVarint(nil, st.Watermark)) + 1
 	at := 1 + 1 + len(st.Task) + 1
 	for _, f := range st.Fields {
 		at += 1 + len(f.Name) + 1
 	}
 	require.Equal(t, byte(layoutTimestampMillis), b[at])
 	v1 := append([]byte{1}, b[1:at]...)
-	v1 = append(v1, b[at+1:len(b)-4]...)
+	v1 = append(v1, b[at+1:len(b)-4-trailer]...)
 	v1 = appendChecksum(v1, 0)
 	old, err := decodeState(v1)
 	require.NoError(t, err)
 	require.False(t, old.Layout.timestampMillis, "version 1 files were written in microseconds")
-	old.Layout = st.Layout
+	old.Layout, old.Watermark = st.Layout, st.Watermark
 	require.Equal(t, st, old)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
@@ -55,6 +56,11 @@ type Writer struct {
 	// in transactional mode.
 	completed []doneFile
 
+	// parts holds, with partition commits, what the task wrote to each
+	// partition not yet known to be committed; wm is its watermark.
+	parts map[string]*partStats
+	wm    int64
+
 	now    func() time.Time
 	err    error // sticky: the writer is unusable after a failed write
 	closed bool
@@ -78,6 +84,8 @@ type partFile struct {
 	// key is nil for a resumed file until its first row.
 	bucket int64
 	key    []record.Value
+	// stats are the partition's, with partition commits.
+	stats *partStats
 }
 
 // doneFile is a rolled file waiting for Commit.
@@ -114,6 +122,12 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 				return w.fail(err)
 			}
 			w.runFile = pf
+		}
+		if st := pf.stats; st != nil {
+			if st.Closed && w.sink.isMarked(pf.dir) {
+				w.sink.metrics.lateRows.Inc()
+			}
+			st.add(ms)
 		}
 		w.appendRow(row)
 		if len(w.run) == runRows || (rollRows > 0 && pf.pw.Rows()+int64(len(w.run)) >= rollRows) {
@@ -181,6 +195,9 @@ func (w *Writer) lookup(row record.Row, ms int64) (*partFile, error) {
 		}
 		w.files[pf.dir] = pf
 	}
+	if pf.stats == nil && w.sink.commitEnabled() {
+		pf.stats = w.statsFor(pf.dir, w.part.bucket(ms))
+	}
 	if pf.key == nil {
 		pf.bucket = w.part.bucket(ms)
 		pf.key = make([]record.Value, len(w.part.fields))
@@ -190,6 +207,66 @@ func (w *Writer) lookup(row record.Row, ms int64) (*partFile, error) {
 	}
 	w.last = pf
 	return pf, nil
+}
+
+// statsFor returns the stats of a partition, starting them if needed.
+func (w *Writer) statsFor(dir string, bucket int64) *partStats {
+	if !w.sink.commitEnabled() {
+		return nil
+	}
+	st := w.parts[dir]
+	if st == nil {
+		end := (bucket + 1) * w.part.bucketMs
+		st = &partStats{EndMs: end, Closed: w.closes(end)}
+		w.parts[dir] = st
+	}
+	return st
+}
+
+// closes reports whether the task's watermark is past a partition end plus
+// the allowed lateness.
+func (w *Writer) closes(end int64) bool {
+	lat := w.sink.lateness()
+	return end <= math.MaxInt64-lat && end+lat <= w.wm
+}
+
+// closePartitions rolls the open files of partitions the watermark has
+// passed (plus lateness) and marks them closed, so all their rows are in
+// completed files. It drops the stats of closed partitions that the sink
+// has committed and that have no open file.
+func (w *Writer) closePartitions() error {
+	if !w.sink.commitEnabled() {
+		return nil
+	}
+	var errs []error
+	for _, pf := range w.sortedFiles() {
+		if pf.stats != nil && w.closes(pf.stats.EndMs) {
+			if err := w.roll(pf); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for dir, st := range w.parts {
+		if w.closes(st.EndMs) {
+			st.Closed = true
+		}
+		if _, open := w.files[dir]; st.Closed && !open && w.sink.isMarked(dir) {
+			delete(w.parts, dir)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// partsSnapshot copies the partition stats for a state or the sink.
+func (w *Writer) partsSnapshot() map[string]partStats {
+	if len(w.parts) == 0 {
+		return nil
+	}
+	out := make(map[string]partStats, len(w.parts))
+	for dir, st := range w.parts {
+		out[dir] = st.clone()
+	}
+	return out
 }
 
 // appendRow adds a row to the pending run, each value tagged with its
@@ -302,6 +379,9 @@ func (w *Writer) roll(pf *partFile) error {
 		return fmt.Errorf("close parquet file %s: %w", pf.out.name(), err)
 	}
 	done := completedFile{fileRef: pf.out.ref(), Size: pf.pw.Size(), Rows: pf.pw.Rows()}
+	if pf.stats != nil {
+		pf.stats.Files = append(pf.stats.Files, partFileInfo{Seq: pf.seq, Rows: done.Rows, Size: done.Size})
+	}
 	if w.sink.transactional.Load() {
 		w.completed = append(w.completed, doneFile{completedFile: done, prepared: pf.prepared})
 		return nil
@@ -334,17 +414,30 @@ func (w *Writer) forget(pf *partFile) {
 }
 
 // Tick rolls files that have been open for RollAge or longer, so a quiet
-// partition still becomes visible.
-func (w *Writer) Tick(ctx context.Context, nowMillis, _ int64) error {
-	age := w.sink.cfg.RollAge.Milliseconds()
-	if age <= 0 || w.closed || w.err != nil {
+// partition still becomes visible, and, with partition commits, the files
+// of partitions the watermark has passed. Without checkpoints it hands the
+// partitions to the sink to commit.
+func (w *Writer) Tick(ctx context.Context, nowMillis, watermark int64) error {
+	if w.closed || w.err != nil {
 		return nil
 	}
 	w.ctx = ctx
 	var errs []error
-	for _, pf := range w.sortedFiles() {
-		if nowMillis-pf.openedMs >= age {
-			if err := w.roll(pf); err != nil {
+	if age := w.sink.cfg.RollAge.Milliseconds(); age > 0 {
+		for _, pf := range w.sortedFiles() {
+			if nowMillis-pf.openedMs >= age {
+				if err := w.roll(pf); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if w.sink.commitEnabled() {
+		w.wm = max(w.wm, watermark)
+		if err := w.closePartitions(); err != nil {
+			errs = append(errs, err)
+		} else if !w.sink.transactional.Load() {
+			if err := w.sink.advance(ctx, w.task, w.wm, w.partsSnapshot()); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -409,6 +502,11 @@ func (w *Writer) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) == 0 && w.sink.commitEnabled() {
+		// The writer ends: every partition it wrote is complete.
+		w.wm = math.MaxInt64
+		errs = append(errs, w.sink.advance(ctx, w.task, w.wm, w.partsSnapshot()))
+	}
 	return errors.Join(errs...)
 }
 
@@ -430,8 +528,12 @@ func (w *Writer) Prepare(ctx context.Context, checkpointID int64) ([]byte, error
 		// complete without them.
 		return nil, w.fail(fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err))
 	}
+	if err := w.closePartitions(); err != nil {
+		return nil, w.fail(fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err))
+	}
 	w.dropCommitted()
-	st := taskState{Task: w.task, Fields: w.schema.Fields(), Layout: w.lay, NextSeq: w.sink.peekSeq(w.task)}
+	st := taskState{Task: w.task, Fields: w.schema.Fields(), Layout: w.lay, NextSeq: w.sink.peekSeq(w.task),
+		Watermark: w.wm, Parts: w.partsSnapshot()}
 	if len(w.completed) > 0 {
 		st.Completed = make([]completedFile, len(w.completed))
 		for i := range w.completed {
@@ -473,6 +575,8 @@ func (w *Writer) PrepareFinal(ctx context.Context, checkpointID int64) ([]byte, 
 			return nil, w.fail(err)
 		}
 	}
+	// The pipeline ends: every partition the task wrote is complete.
+	w.wm = math.MaxInt64
 	return w.Prepare(ctx, checkpointID)
 }
 
