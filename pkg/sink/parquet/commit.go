@@ -110,6 +110,15 @@ func (s *Sink) registerTask(task string) {
 	tc.live = true
 }
 
+// retireTask stops a closed writer's task from holding partitions back.
+func (s *Sink) retireTask(task string) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if tc := s.commits[task]; tc != nil {
+		tc.live = false
+	}
+}
+
 // noteFinished adds a file that recovery finished for a task without a
 // writer to that task's committed partition, so the manifest lists it.
 func (s *Sink) noteFinished(task, dir string, f partFileInfo) {

@@ -169,13 +169,17 @@ func TestPartitionCommitExactlyOnce(t *testing.T) {
 }
 
 // TestPartitionCommitWithoutCheckpoints commits on Tick once every writer
-// is past the hour, and commits everything when the writers close.
+// is past the hour; closing the writers (a stop) commits nothing the
+// watermark has not passed.
 func TestPartitionCommitWithoutCheckpoints(t *testing.T) {
 	ctx := context.Background()
-	s, dir := newTestSink(t, func(c *Config) {
-		c.Partition = "dt={date}/hour={hour}"
-		c.PartitionCommit.Enabled = true
-	})
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Dir, cfg.Partition = "test", dir, "dt={date}/hour={hour}"
+	cfg.PartitionCommit.Enabled = true
+	s, err := New(cfg, nil, reg)
+	require.NoError(t, err)
 	a, err := s.NewWriter("a", testSchema)
 	require.NoError(t, err)
 	b, err := s.NewWriter("b", testSchema)
@@ -190,10 +194,13 @@ func TestPartitionCommitWithoutCheckpoints(t *testing.T) {
 	require.True(t, exists(filepath.Join(h05, successName)))
 	require.Equal(t, int64(10), readManifest(t, h05).Rows)
 	require.False(t, exists(filepath.Join(h06, successName)))
+	tick(t, a, hourMs(2, 1))
 	require.NoError(t, a.Close(ctx))
-	require.NoError(t, b.Close(ctx))
-	require.True(t, exists(filepath.Join(h06, successName)))
-	require.Equal(t, int64(10), readManifest(t, h06).Rows)
+	require.False(t, exists(filepath.Join(h06, successName)), "b is not past hour 06")
+	tick(t, b, hourMs(1, 59))
+	require.NoError(t, b.Close(ctx), "a stop commits only what the watermark passed")
+	require.False(t, exists(filepath.Join(h06, successName)))
+	require.Equal(t, 1.0, gather(t, reg, "test")["streamd_parquet_partitions_committed_total"])
 }
 
 func TestPartitionCommitNeedsDate(t *testing.T) {

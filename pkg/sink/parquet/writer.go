@@ -503,9 +503,12 @@ func (w *Writer) Close(ctx context.Context) error {
 		}
 	}
 	if len(errs) == 0 && w.sink.commitEnabled() {
-		// The writer ends: every partition it wrote is complete.
-		w.wm = math.MaxInt64
+		// A stop is not the end of the stream: only partitions the
+		// watermark has passed are complete. The task no longer holds the
+		// others back, but without checkpoints no later run knows their
+		// earlier files (see docs/parquet.md).
 		errs = append(errs, w.sink.advance(ctx, w.task, w.wm, w.partsSnapshot()))
+		w.sink.retireTask(w.task)
 	}
 	return errors.Join(errs...)
 }
