@@ -521,6 +521,17 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 			cfg.TimestampUnit = p.TimestampUnit
 		}
 		cfg.SortBy = p.SortBy
+		if p.Filter != "" {
+			src := p.Filter
+			cfg.Filter = src
+			cfg.NewFilter = func(s *record.Schema) (parquet.RowFilter, error) {
+				e, err := operator.CompileExpression(src, s, record.TypeBool)
+				if err != nil {
+					return nil, err
+				}
+				return conditionFilter{e}, nil
+			}
+		}
 		if pc := p.PartitionCommit; pc != nil {
 			cfg.PartitionCommit.Enabled = pc.Enabled == nil || *pc.Enabled
 			cfg.PartitionCommit.AllowedLateness = pc.AllowedLateness.D()
@@ -537,6 +548,12 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 			if err := parquet.CheckSortBy(cfg.SortBy, schema); err != nil {
 				b.problem(path+".parquet.sortBy", "%v", err)
 				return nil
+			}
+			if cfg.NewFilter != nil {
+				if _, err := cfg.NewFilter(schema); err != nil {
+					b.problem(path+".parquet.filter", "%v", err)
+					return nil
+				}
 			}
 		}
 		if !b.open {
@@ -644,3 +661,9 @@ func webhookDefaults(c webhook.Config) webhook.Config {
 	}
 	return c
 }
+
+// conditionFilter is a Parquet sink's row filter: a compiled condition.
+type conditionFilter struct{ cond *operator.Expression }
+
+// Keep implements parquet.RowFilter.
+func (f conditionFilter) Keep(row record.Row) (bool, error) { return f.cond.EvalBool(row) }

@@ -300,6 +300,9 @@ type ParquetConfig struct {
 	DictionarySize ByteSize `yaml:"dictionarySize"`
 	// SortBy sorts every row group by these fields (ascending, nulls last).
 	SortBy []string `yaml:"sortBy"`
+	// Filter is a condition (as in a filter step) selecting the rows this
+	// sink writes: several log types in one stream → several tables.
+	Filter string `yaml:"filter"`
 	// PartitionCommit writes _manifest.json and _SUCCESS into a time
 	// partition once the watermark has passed its end plus allowedLateness.
 	PartitionCommit *ParquetPartitionCommit `yaml:"partitionCommit"`

@@ -672,6 +672,9 @@ func (v *validator) sink(i int, s *SinkConfig) {
 				v.add(pp+"."+f.name, "must be >= 0 (0 means the default)")
 			}
 		}
+		if p.Filter != "" {
+			v.expr(pp+".filter", p.Filter)
+		}
 		if pc := p.PartitionCommit; pc != nil {
 			v.nonNegative(pp+".partitionCommit.allowedLateness", pc.AllowedLateness)
 		}

@@ -214,3 +214,41 @@ func TestPartitionCommitNeedsDate(t *testing.T) {
 	cfg.Partition = "dt={date}/hour={hour}/t={tenant}"
 	require.NoError(t, cfg.Validate())
 }
+
+// keepEven keeps rows with an even id and cannot evaluate ids divisible by 5.
+type keepEven struct{}
+
+func (keepEven) Keep(row record.Row) (bool, error) {
+	id := row[0].Int()
+	if id%5 == 0 {
+		return false, fmt.Errorf("cannot evaluate row %d", id)
+	}
+	return id%2 == 0, nil
+}
+
+func TestFilterSelectsRowsAndCountsErrors(t *testing.T) {
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Dir, cfg.Filter = "test", dir, "id % 2 == 0"
+	cfg.NewFilter = func(*record.Schema) (RowFilter, error) { return keepEven{}, nil }
+	s, err := New(cfg, nil, reg)
+	require.NoError(t, err)
+	w, err := s.NewWriter("w", testSchema)
+	require.NoError(t, err)
+	writeIDs(t, w, 0, 100, "")
+	require.NoError(t, w.Close(context.Background()))
+	var want []int64
+	for n := int64(0); n < 100; n++ {
+		if n%2 == 0 && n%5 != 0 {
+			want = append(want, n)
+		}
+	}
+	require.Equal(t, want, publishedIDs(t, dir))
+	m := gather(t, reg, "test")
+	require.Equal(t, 20.0, m["streamd_parquet_filter_errors_total"])
+	require.Equal(t, 40.0, m["streamd_parquet_filtered_rows_total"])
+
+	cfg.NewFilter = nil
+	require.ErrorContains(t, cfg.Validate(), "filter is set but no NewFilter")
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
+	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
 )
 
@@ -63,6 +64,13 @@ type Config struct {
 	// TimestampUnit is the unit of timestamp columns: micros
 	// (TIMESTAMP(MICROS, isAdjustedToUTC=true), the default) or millis.
 	TimestampUnit string `yaml:"timestampUnit"`
+	// Filter is the source of a condition (expr-lang, as in filter steps)
+	// that selects the rows this sink writes, so several sinks can route
+	// the log types of one stream to several tables. NewFilter compiles it.
+	Filter string `yaml:"filter"`
+	// NewFilter, set from Go (the pipeline builder sets it for Filter),
+	// makes the row filter of a writer for its schema.
+	NewFilter func(*record.Schema) (RowFilter, error) `yaml:"-"`
 	// PartitionCommit writes a manifest and a _SUCCESS file into a time
 	// partition once the watermark has passed its end plus the allowed
 	// lateness.
@@ -73,6 +81,14 @@ type Config struct {
 	// rolls; the first Prepare switches the sink to transactional mode
 	// anyway, but files rolled before it were published unchecked.
 	Transactional bool `yaml:"-"`
+}
+
+// RowFilter selects rows. It is used by one writer goroutine.
+type RowFilter interface {
+	// Keep reports whether the sink writes row. An error (the condition
+	// cannot be evaluated on the row) leaves the row out; the writer counts
+	// it and logs the first reason.
+	Keep(row record.Row) (bool, error)
 }
 
 // PartitionCommitConfig configures partition commits (see commit.go).
@@ -130,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseTemplate(c.Partition); err != nil {
 		return fmt.Errorf("parquet sink: partition: %w", err)
+	}
+	if c.Filter != "" && c.NewFilter == nil {
+		return errors.New("parquet sink: filter is set but no NewFilter compiles it")
 	}
 	if c.PartitionCommit.Enabled {
 		if err := checkCommitTemplate(c.Partition); err != nil {

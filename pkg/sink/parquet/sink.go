@@ -93,6 +93,8 @@ type metrics struct {
 	partitions  prometheus.Counter
 	commitDelay prometheus.Histogram
 	lateRows    prometheus.Counter
+	filtered    prometheus.Counter
+	filterErrs  prometheus.Counter
 }
 
 func newMetrics(name string, reg prometheus.Registerer) *metrics {
@@ -129,6 +131,16 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 			Help:        "Wall-clock time from the end of a time partition to its commit.",
 			ConstLabels: labels,
 			Buckets:     []float64{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 86400},
+		}),
+		filtered: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_filtered_rows_total",
+			Help:        "Rows the sink's filter did not select.",
+			ConstLabels: labels,
+		}),
+		filterErrs: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_filter_errors_total",
+			Help:        "Rows left out because the sink's filter could not be evaluated on them.",
+			ConstLabels: labels,
 		}),
 		lateRows: f.NewCounter(prometheus.CounterOpts{
 			Name:        "streamd_parquet_partition_late_rows_total",
@@ -273,6 +285,12 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new parquet writer: %w", err)
 	}
+	var filter RowFilter
+	if s.cfg.NewFilter != nil {
+		if filter, err = s.cfg.NewFilter(schema); err != nil {
+			return nil, fmt.Errorf("new parquet writer: filter: %w", err)
+		}
+	}
 	types := make([]record.Type, schema.Len())
 	for i := range types {
 		types[i] = schema.Field(i).Type
@@ -285,6 +303,7 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		pschema: ps,
 		lay:     lay,
 		sortBy:  sortBy,
+		filter:  filter,
 		part:    part,
 		files:   make(map[string]*partFile),
 		parts:   make(map[string]*partStats),

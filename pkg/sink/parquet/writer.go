@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
+	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
@@ -39,6 +40,10 @@ type Writer struct {
 	lay     layout
 	sortBy  []pqfile.SortColumn
 	part    *partitioner
+	// filter selects the rows written; kept holds them for one Write.
+	filter     RowFilter
+	kept       *record.Batch
+	filterErrs int
 
 	// files maps a rendered partition directory to its open file.
 	files map[string]*partFile
@@ -107,6 +112,10 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 	if err := w.check(b); err != nil {
 		return err
 	}
+	if w.filter != nil {
+		b = w.selectRows(b)
+		defer clear(w.kept.Values) // keep no reference to the caller's strings
+	}
 	rollRows := w.sink.cfg.RollRows
 	for i := range b.Len() {
 		row, ms := b.Row(i), b.Times[i]
@@ -140,6 +149,32 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 		return w.fail(err)
 	}
 	return nil
+}
+
+// selectRows returns the rows of b the filter keeps, in a batch reused by
+// the next Write; its values still point into b.
+func (w *Writer) selectRows(b *record.Batch) *record.Batch {
+	if w.kept == nil {
+		w.kept = record.NewBatch(b.Width, b.Len())
+	}
+	w.kept.Reset()
+	for i := range b.Len() {
+		keep, err := w.filter.Keep(b.Row(i))
+		switch {
+		case err != nil:
+			w.sink.metrics.filterErrs.Inc()
+			if w.filterErrs == 0 {
+				w.sink.logger.Warn("parquet sink filter cannot be evaluated on a row; rows like it are left out and counted",
+					zap.String("task", w.task), zap.Error(err))
+			}
+			w.filterErrs++
+		case keep:
+			copy(w.kept.AppendRow(b.Times[i]), b.Row(i))
+		default:
+			w.sink.metrics.filtered.Inc()
+		}
+	}
+	return w.kept
 }
 
 func (w *Writer) usable() error {
