@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/valyala/fastjson"
@@ -55,6 +56,10 @@ type Field struct {
 	TimeFormat TimeFormat
 	// Required fields that are absent or null reject the record.
 	Required bool
+	// Raw keeps the value at Path, whatever its JSON type (object, array,
+	// string, number, bool), as its JSON text in a string column, so
+	// nested values reach the output whole. Type must be TypeString.
+	Raw bool
 }
 
 // Config declares what a JSON decoder extracts.
@@ -69,6 +74,12 @@ type Config struct {
 	MaxFuture time.Duration
 	// Now is the wall clock for MaxFuture; nil means time.Now.
 	Now func() time.Time
+	// ExtrasField, when set, appends a string column of that name holding
+	// the top-level keys of the message that no declared field reads (a
+	// field with a nested path reads its first key), with their values, as
+	// a JSON object; null when there are none. Nothing a producer adds is
+	// lost.
+	ExtrasField string
 }
 
 // slot is a decoded field waiting to be committed to the batch: strings stay
@@ -76,6 +87,8 @@ type Config struct {
 type slot struct {
 	v   record.Value
 	str []byte
+	// own holds the JSON text of a raw value, reused across records.
+	own []byte
 }
 
 // JSON decodes JSON objects into typed records. It is used by one goroutine.
@@ -88,6 +101,10 @@ type JSON struct {
 	now       func() time.Time
 	slots     []slot
 	scratch   []byte
+	// extras is the index of the extras column, or -1; declared holds the
+	// top-level keys the fields read.
+	extras   int
+	declared map[string]bool
 }
 
 // NewJSON validates cfg and builds a decoder.
@@ -101,6 +118,9 @@ func NewJSON(cfg Config) (*JSON, error) {
 	for i, f := range cfg.Fields {
 		if f.Type == record.TypeNull || f.Type > record.TypeTimestamp {
 			return nil, fmt.Errorf("new json decoder: field %q: unsupported type %s", f.Name, f.Type)
+		}
+		if f.Raw && f.Type != record.TypeString {
+			return nil, fmt.Errorf("new json decoder: raw field %q must be a string column, got %s", f.Name, f.Type)
 		}
 		if f.TimeFormat > TimeRFC3339 {
 			return nil, fmt.Errorf("new json decoder: field %q: unknown time format %d", f.Name, f.TimeFormat)
@@ -127,6 +147,15 @@ func NewJSON(cfg Config) (*JSON, error) {
 	if cfg.EventTimeField != "" && eventIdx < 0 {
 		return nil, fmt.Errorf("new json decoder: event time field %q is not declared", cfg.EventTimeField)
 	}
+	extras := -1
+	declared := make(map[string]bool, len(fields))
+	for _, f := range fields {
+		declared[f.Path[0]] = true
+	}
+	if cfg.ExtrasField != "" {
+		extras = len(schemaFields)
+		schemaFields = append(schemaFields, record.Field{Name: cfg.ExtrasField, Type: record.TypeString})
+	}
 	schema, err := record.NewSchema(schemaFields...)
 	if err != nil {
 		return nil, fmt.Errorf("new json decoder: %w", err)
@@ -141,8 +170,10 @@ func NewJSON(cfg Config) (*JSON, error) {
 		eventIdx:  eventIdx,
 		maxFuture: cfg.MaxFuture,
 		now:       now,
-		slots:     make([]slot, len(fields)),
+		slots:     make([]slot, len(schemaFields)),
 		scratch:   make([]byte, 0, 64),
+		extras:    extras,
+		declared:  declared,
 	}, nil
 }
 
@@ -172,9 +203,18 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 			s.v = record.Null
 			continue
 		}
+		if f.Raw {
+			s.own = appendValidJSON(s.own[:0], v)
+			s.v = record.Value{T: record.TypeString}
+			s.str = s.own
+			continue
+		}
 		if e := d.decodeValue(f, v, s); e != nil {
 			return e
 		}
+	}
+	if d.extras >= 0 {
+		d.collectExtras(doc, &d.slots[d.extras])
 	}
 
 	var eventMS int64
@@ -208,6 +248,75 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		row[i] = s.v
 	}
 	return nil
+}
+
+// collectExtras renders the undeclared top-level keys of doc as a JSON
+// object into s, or null when there are none.
+func (d *JSON) collectExtras(doc *fastjson.Value, s *slot) {
+	s.own = s.own[:0]
+	obj, _ := doc.Object()
+	obj.Visit(func(key []byte, v *fastjson.Value) {
+		if d.declared[b2s(key)] {
+			return
+		}
+		if len(s.own) == 0 {
+			s.own = append(s.own, '{')
+		} else {
+			s.own = append(s.own, ',')
+		}
+		s.own = appendJSONString(s.own, key)
+		s.own = append(s.own, ':')
+		s.own = appendValidJSON(s.own, v)
+	})
+	if len(s.own) == 0 {
+		s.v, s.str = record.Null, nil
+		return
+	}
+	s.own = append(s.own, '}')
+	s.v = record.Value{T: record.TypeString}
+	s.str = s.own
+}
+
+// appendValidJSON appends the JSON text of v, with invalid UTF-8 replaced
+// by U+FFFD, since JSON text (and Parquet's JSON type) is UTF-8.
+func appendValidJSON(dst []byte, v *fastjson.Value) []byte {
+	start := len(dst)
+	dst = v.MarshalTo(dst)
+	if utf8.Valid(dst[start:]) {
+		return dst
+	}
+	fixed := []byte(strings.ToValidUTF8(string(dst[start:]), "\ufffd"))
+	return append(dst[:start], fixed...)
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259), invalid UTF-8
+// replaced by U+FFFD.
+func appendJSONString(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(dst, '"')
 }
 
 func (d *JSON) missing(f *Field, v *fastjson.Value) *Error {

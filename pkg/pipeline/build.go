@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -213,14 +214,19 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 	if sc.EventTime.MaxFuture < 0 {
 		dcfg.MaxFuture = 0
 	}
+	dcfg.ExtrasField = sc.Decode.Extras
 	for _, f := range sc.Decode.Fields {
 		t, _ := record.ParseType(f.Type)
+		raw := f.Type == fieldTypeJSON
+		if raw {
+			t = record.TypeString
+		}
 		tf, _ := decode.ParseTimeFormat(f.Format)
 		p := f.Path
 		if p == "" {
 			p = f.Name
 		}
-		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required})
+		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required, Raw: raw})
 	}
 	probe, err := decode.NewJSON(dcfg)
 	if err != nil {
@@ -521,6 +527,22 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 			cfg.TimestampUnit = p.TimestampUnit
 		}
 		cfg.SortBy = p.SortBy
+		cfg.JSONColumns = slices.Clone(p.JSONColumns)
+		if schema != nil {
+			for _, src := range b.c.Sources {
+				if src.Name != sk.Input {
+					continue
+				}
+				for _, f := range src.Decode.Fields {
+					if f.Type == fieldTypeJSON {
+						cfg.JSONColumns = append(cfg.JSONColumns, f.Name)
+					}
+				}
+				if src.Decode.Extras != "" {
+					cfg.JSONColumns = append(cfg.JSONColumns, src.Decode.Extras)
+				}
+			}
+		}
 		if p.Filter != "" {
 			src := p.Filter
 			cfg.Filter = src

@@ -116,6 +116,9 @@ type DecodeConfig struct {
 	// Format is json (the default and, for now, only format).
 	Format string        `yaml:"format"`
 	Fields []FieldConfig `yaml:"fields"`
+	// Extras names an extra string field that keeps, as a JSON object, the
+	// top-level keys of a message no declared field reads (null when none).
+	Extras string `yaml:"extras"`
 }
 
 // FieldConfig is one declared field.
@@ -123,7 +126,8 @@ type FieldConfig struct {
 	Name string `yaml:"name"`
 	// Path is a dotted JSON path ("meta.sourceId"); default: Name.
 	Path string `yaml:"path"`
-	// Type is string, int, float, bool or timestamp.
+	// Type is string, int, float, bool, timestamp, or json: the value at
+	// the path (object, array or scalar) kept as its JSON text.
 	Type string `yaml:"type"`
 	// Format is for timestamps: epoch_s, epoch_ms, epoch_us, epoch_ns,
 	// rfc3339, or auto (the default: numbers by magnitude, strings as RFC 3339).
@@ -300,6 +304,10 @@ type ParquetConfig struct {
 	DictionarySize ByteSize `yaml:"dictionarySize"`
 	// SortBy sorts every row group by these fields (ascending, nulls last).
 	SortBy []string `yaml:"sortBy"`
+	// JSONColumns are string fields written with Parquet's JSON logical
+	// type. A sink reading a source directly gets that source's json
+	// fields and extras field without listing them.
+	JSONColumns []string `yaml:"jsonColumns"`
 	// Filter is a condition (as in a filter step) selecting the rows this
 	// sink writes: several log types in one stream → several tables.
 	Filter string `yaml:"filter"`

@@ -344,3 +344,62 @@ sinks:
 		require.Equal(t, 0.0, r[k], k)
 	}
 }
+
+// TestNestedAndExtraFieldsReachParquet reads JSON lines whose producers
+// added fields and nested objects: a json field keeps a nested object
+// whole, the extras field keeps every undeclared key, and DuckDB reads
+// both back as JSON from the Parquet files.
+func TestNestedAndExtraFieldsReachParquet(t *testing.T) {
+	out := t.TempDir()
+	in := filepath.Join(out, "in.jsonl")
+	var lines []byte
+	for i := range 200 {
+		lines = fmt.Appendf(lines, `{"ts":%d,"svc":"api","meta":{"seq":%d,"tags":["x","y"],"deep":{"z":%d}},"added_%d":{"v":[%d]},"note":"n%d"}`+"\n",
+			1767243600000+int64(i), i, i*2, i%3, i, i)
+	}
+	require.NoError(t, os.WriteFile(in, lines, 0o644))
+	doc := `
+name: nested
+http: {listen: "off"}
+sources:
+  - name: lines
+    type: file
+    file: {paths: ["${OUT}/in.jsonl"]}
+    decode:
+      fields:
+        - {name: ts, type: timestamp, format: epoch_ms, required: true}
+        - {name: svc, type: string}
+        - {name: meta, type: json}
+      extras: extras
+    eventTime: {field: ts}
+sinks:
+  - {name: lake, input: lines, type: parquet, parquet: {path: "${OUT}/lake"}}
+`
+	cfg, err := pipeline.Parse([]byte(doc), func(k string) (string, bool) { return out, k == "OUT" })
+	require.NoError(t, err)
+	require.Empty(t, pipeline.Check(cfg))
+	job, err := pipeline.Build(cfg, pipeline.Options{})
+	require.NoError(t, err)
+	rt, err := operator.New(job, nil, nil)
+	require.NoError(t, err)
+	require.NoError(t, rt.Run(context.Background()))
+
+	src := fmt.Sprintf("read_parquet('%s/lake/**/*.parquet')", out)
+	types := duckdb.Query(t, "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "+src+") ORDER BY column_name")
+	require.Equal(t, []map[string]any{
+		{"column_name": "extras", "column_type": "JSON"},
+		{"column_name": "meta", "column_type": "JSON"},
+		{"column_name": "svc", "column_type": "VARCHAR"},
+		{"column_name": "ts", "column_type": "TIMESTAMP WITH TIME ZONE"},
+	}, types)
+	rows := duckdb.Query(t, `SELECT CAST(meta->>'$.seq' AS INTEGER) AS seq, meta->>'$.deep.z' AS z, meta->'$.tags' AS tags,
+		extras->>'$.note' AS note, json_keys(extras) AS keys FROM `+src+` ORDER BY seq`)
+	require.Len(t, rows, 200)
+	for i, r := range rows {
+		require.EqualValues(t, i, r["seq"])
+		require.Equal(t, fmt.Sprint(i*2), r["z"])
+		require.Equal(t, `["x","y"]`, r["tags"])
+		require.Equal(t, fmt.Sprintf("n%d", i), r["note"])
+		require.Equal(t, fmt.Sprintf("['added_%d', 'note']", i%3), r["keys"])
+	}
+}

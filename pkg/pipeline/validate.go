@@ -360,11 +360,14 @@ func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type 
 	for j, f := range d.Fields {
 		fp := fmt.Sprintf("%s.fields[%d]", path, j)
 		t, err := record.ParseType(f.Type)
+		if f.Type == fieldTypeJSON {
+			t, err = record.TypeString, nil
+		}
 		switch {
 		case f.Type == "":
-			v.add(fp+".type", "required (string, int, float, bool or timestamp)")
+			v.add(fp+".type", "required (string, int, float, bool, timestamp or json)")
 		case err != nil:
-			v.add(fp+".type", "%s", err.Error())
+			v.add(fp+".type", "unknown type %q (want string, int, float, bool, timestamp or json)", f.Type)
 		}
 		switch {
 		case f.Format == "":
@@ -386,8 +389,18 @@ func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type 
 		first[f.Name] = j
 		types[f.Name] = t
 	}
+	if d.Extras != "" {
+		if k, dup := first[d.Extras]; dup {
+			v.add(path+".extras", "field %q already declared at %s.fields[%d]", d.Extras, path, k)
+		} else {
+			types[d.Extras] = record.TypeString
+		}
+	}
 	return types
 }
+
+// fieldTypeJSON is the decode field type that keeps a value as JSON text.
+const fieldTypeJSON = "json"
 
 func (v *validator) step(i int, s *StepConfig) {
 	path := fmt.Sprintf("steps[%d]", i)

@@ -18,7 +18,16 @@
 import { readFileSync } from 'node:fs';
 
 const micros = (v) => BigInt(v).toString();
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 const parsers = {
+  // JSON columns stay text, so they compare byte for byte; the text must
+  // be valid UTF-8 and parse as JSON, or the read fails.
+  jsonFromBytes: (b) => {
+    if (!b) return b;
+    const text = utf8.decode(b);
+    JSON.parse(text);
+    return text;
+  },
   timestampFromMilliseconds: (v) => (BigInt(v) * 1000n).toString(),
   timestampFromMicroseconds: micros,
   timestampFromNanoseconds: (v) => (BigInt(v) / 1000n).toString(),

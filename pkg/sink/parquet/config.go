@@ -55,6 +55,10 @@ type Config struct {
 	// column whose distinct values outgrow it goes on in PLAIN encoding, so
 	// only low-cardinality strings stay dictionary encoded.
 	DictionarySize int64 `yaml:"dictionarySize"`
+	// JSONColumns are string fields holding JSON text (decode fields of
+	// type json, the extras field), written with Parquet's JSON logical
+	// type so engines can read them as JSON.
+	JSONColumns []string `yaml:"jsonColumns"`
 	// SortBy sorts the rows of every row group by these fields, ascending,
 	// nulls last (e.g. [tenant, ts]), so query engines prune row groups
 	// and pages by their statistics. It costs no memory beyond the

@@ -3,6 +3,7 @@ package parquet
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
@@ -23,6 +24,29 @@ type layout struct {
 	// timestampMillis writes timestamps as TIMESTAMP(MILLIS) instead of
 	// TIMESTAMP(MICROS).
 	timestampMillis bool
+	// json names, sorted and NUL-separated (so a layout stays comparable),
+	// the string fields written with the JSON logical type.
+	json string
+}
+
+// newLayout makes a layout; jsonColumns may be in any order.
+func newLayout(timestampMillis bool, jsonColumns []string) layout {
+	names := slices.Clone(jsonColumns)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	return layout{timestampMillis: timestampMillis, json: strings.Join(names, "\x00")}
+}
+
+// jsonColumns returns the fields written with the JSON logical type.
+func (l layout) jsonColumns() []string {
+	if l.json == "" {
+		return nil
+	}
+	return strings.Split(l.json, "\x00")
+}
+
+func (l layout) isJSON(name string) bool {
+	return l.json != "" && slices.Contains(l.jsonColumns(), name)
 }
 
 // parquetSchema maps a record schema to a Parquet schema with one optional
@@ -37,7 +61,11 @@ func parquetSchema(name string, s *record.Schema, lay layout) (*parquet.Schema, 
 		var n parquet.Node
 		switch f.Type {
 		case record.TypeString:
-			n = parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
+			if lay.isJSON(f.Name) {
+				n = parquet.Encoded(parquet.JSON(), &parquet.RLEDictionary)
+			} else {
+				n = parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
+			}
 		case record.TypeInt:
 			n = parquet.Encoded(parquet.Int(64), &parquet.Plain)
 		case record.TypeFloat:

@@ -207,7 +207,7 @@ func CheckSortBy(names []string, schema *record.Schema) error {
 
 // layout is the layout of the files the sink's new writers open.
 func (s *Sink) layout() layout {
-	return layout{timestampMillis: s.cfg.TimestampUnit == "millis"}
+	return newLayout(s.cfg.TimestampUnit == "millis", s.cfg.JSONColumns)
 }
 
 // fileOptions are the options of every file writer of the sink. The tail
@@ -273,6 +273,11 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		return nil, fmt.Errorf("new parquet writer: task name is empty")
 	}
 	lay := s.layout()
+	for _, name := range lay.jsonColumns() {
+		if i, ok := schema.Index(name); !ok || schema.Field(i).Type != record.TypeString {
+			return nil, fmt.Errorf("new parquet writer: jsonColumns: %q is not a string field (fields: %s)", name, schema)
+		}
+	}
 	ps, err := parquetSchema(s.cfg.Name, schema, lay)
 	if err != nil {
 		return nil, fmt.Errorf("new parquet writer: %w", err)

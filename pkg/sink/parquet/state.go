@@ -20,8 +20,12 @@ import (
 // added the layout flags; version 1 states are read with none set.
 const stateVersion = 2
 
-// layoutTimestampMillis is the layout flag of layout.timestampMillis.
-const layoutTimestampMillis = 1 << 0
+// Layout flags: layoutTimestampMillis is layout.timestampMillis;
+// layoutJSON says the JSON column names follow the flags.
+const (
+	layoutTimestampMillis = 1 << 0
+	layoutJSON            = 1 << 1
+)
 
 // maxParts is the most parts a multipart upload may have.
 const maxParts = 10000
@@ -71,7 +75,8 @@ type taskState struct {
 }
 
 // encodeState encodes s as: version byte, task, fields (name, type byte),
-// layout flags (uvarint), next sequence number, completed files (ref,
+// layout flags (uvarint) and, with layoutJSON, the NUL-separated JSON
+// column names, next sequence number, completed files (ref,
 // size, rows), open files (ref, opened ms, encoded pqfile.State), the
 // watermark and the partitions (dir, end, min and max ms, rows, late rows,
 // closed byte, files (seq, rows, size)) — version 2 only — and a
@@ -90,7 +95,13 @@ func encodeState(dst []byte, s *taskState) ([]byte, error) {
 	if s.Layout.timestampMillis {
 		flags |= layoutTimestampMillis
 	}
+	if s.Layout.json != "" {
+		flags |= layoutJSON
+	}
 	b = binary.AppendUvarint(b, flags)
+	if s.Layout.json != "" {
+		b = appendString(b, s.Layout.json)
+	}
 	b = binary.AppendUvarint(b, s.NextSeq)
 	b = binary.AppendUvarint(b, uint64(len(s.Completed)))
 	for i := range s.Completed {
@@ -209,10 +220,17 @@ func decodeBody(body []byte, version byte) (*taskState, error) {
 	}
 	if version >= 2 {
 		flags := d.Uvarint()
-		if d.Err == nil && flags&^layoutTimestampMillis != 0 {
+		if d.Err == nil && flags&^(layoutTimestampMillis|layoutJSON) != 0 {
 			d.Fail(fmt.Errorf("unknown layout flags %#x", flags))
 		}
 		s.Layout.timestampMillis = flags&layoutTimestampMillis != 0
+		if flags&layoutJSON != 0 {
+			names := d.Str()
+			if d.Err == nil && names == "" {
+				d.Fail(errors.New("empty json column list"))
+			}
+			s.Layout = newLayout(s.Layout.timestampMillis, strings.Split(names, "\x00"))
+		}
 	}
 	s.NextSeq = d.Uvarint()
 	n = d.Count(6)
