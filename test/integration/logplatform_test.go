@@ -86,6 +86,7 @@ func TestLogPlatformExampleOnMinIO(t *testing.T) {
 	sc.Bucket, sc.Endpoint, sc.PathStyle, sc.AccessKey, sc.SecretKey = "lake", endpoint, true, ak, sk
 	st, err := s3store.New(sc, nil, nil)
 	require.NoError(t, err)
+	waitFor(t, "all records read", func() bool { return p.read() >= n }, p)
 	hours := []string{"05", "06", "07"}
 	waitFor(t, "hours 05 to 07 committed", func() bool {
 		for _, h := range hours {

@@ -3,6 +3,7 @@ package parquet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -180,17 +181,22 @@ func (s *Sink) advance(ctx context.Context, task string, watermark int64, parts 
 			}
 		}
 	}
+	// Claimed before the I/O, so concurrent callers commit a partition once.
+	for dir := range due {
+		s.marked[dir] = true
+	}
 	s.commitMu.Unlock()
 
+	var errs []error
 	for _, dir := range slices.Sorted(maps.Keys(due)) {
 		if err := s.commitPartition(ctx, due[dir]); err != nil {
-			return err
+			errs = append(errs, err)
+			s.commitMu.Lock()
+			delete(s.marked, dir) // the next call tries again
+			s.commitMu.Unlock()
 		}
-		s.commitMu.Lock()
-		s.marked[dir] = true
-		s.commitMu.Unlock()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // partitionManifest is the content of a partition's manifest file.
@@ -237,8 +243,15 @@ func msTime(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
-// commitPartition writes a partition's manifest, then its _SUCCESS.
+// markerTimeout bounds the writes of one partition commit.
+const markerTimeout = 30 * time.Second
+
+// commitPartition writes a partition's manifest, then its _SUCCESS. The
+// files it covers are published already, so the markers are written even
+// when the caller is being stopped, within markerTimeout.
 func (s *Sink) commitPartition(ctx context.Context, m *partitionManifest) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markerTimeout)
+	defer cancel()
 	done, err := s.dest.exists(ctx, m.Partition, successName)
 	if err != nil {
 		return fmt.Errorf("commit partition %s: %w", m.Partition, err)

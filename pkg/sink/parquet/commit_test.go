@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamd/streamd/internal/duckdb"
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 )
@@ -251,4 +252,37 @@ func TestFilterSelectsRowsAndCountsErrors(t *testing.T) {
 
 	cfg.NewFilter = nil
 	require.ErrorContains(t, cfg.Validate(), "filter is set but no NewFilter")
+}
+
+// TestPartitionCommitOnStoppingContext commits a partition in an object
+// store from Ticks whose context a stop has cancelled: the files are
+// published, so the markers are written anyway (bounded) instead of
+// failing the pipeline, and concurrent ticks of two tasks commit the
+// partition once.
+func TestPartitionCommitOnStoppingContext(t *testing.T) {
+	st := startFakeStore(t)
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Dir, cfg.Store, cfg.PartSize = "test", "out", st, store.MinPartSize
+	cfg.Partition = "dt={date}/hour={hour}"
+	cfg.PartitionCommit.Enabled = true
+	cfg.RollRows = 10 // the files are published as they are written
+	s, err := New(cfg, nil, nil)
+	require.NoError(t, err)
+	a, err := s.NewWriter("a", testSchema)
+	require.NoError(t, err)
+	b, err := s.NewWriter("b", testSchema)
+	require.NoError(t, err)
+	writeAt(t, a, 0, 10, hourMs(0, 5))
+	writeAt(t, b, 10, 20, hourMs(0, 6))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 2)
+	go func() { done <- b.(sink.Ticker).Tick(ctx, time.Now().UnixMilli(), hourMs(1, 1)) }()
+	go func() { done <- a.(sink.Ticker).Tick(ctx, time.Now().UnixMilli(), hourMs(1, 2)) }()
+	require.NoError(t, <-done)
+	require.NoError(t, <-done)
+	dir := t.TempDir()
+	keys := download(t, st, "out/", dir)
+	require.Contains(t, keys, "dt=2025-11-21/hour=05/_SUCCESS")
+	require.Equal(t, int64(20), readManifest(t, filepath.Join(dir, "dt=2025-11-21", "hour=05")).Rows)
 }

@@ -472,8 +472,10 @@ func (w *Writer) Tick(ctx context.Context, nowMillis, watermark int64) error {
 		if err := w.closePartitions(); err != nil {
 			errs = append(errs, err)
 		} else if !w.sink.transactional.Load() {
+			// The data files are published: a marker that cannot be
+			// written now is tried again on the next tick.
 			if err := w.sink.advance(ctx, w.task, w.wm, w.partsSnapshot()); err != nil {
-				errs = append(errs, err)
+				w.sink.logger.Warn("commit parquet partitions; retrying on the next tick", zap.Error(err))
 			}
 		}
 	}
