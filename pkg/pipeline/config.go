@@ -300,7 +300,7 @@ type ParquetConfig struct {
 	// PageSize cuts data pages at this many uncompressed bytes; default 1MiB.
 	PageSize ByteSize `yaml:"pageSize"`
 	// DictionarySize bounds a string column chunk's dictionary; past it the
-	// chunk goes on in PLAIN encoding. Default 1MiB.
+	// chunk goes on in PLAIN encoding. Default 64KiB.
 	DictionarySize ByteSize `yaml:"dictionarySize"`
 	// SortBy sorts every row group by these fields (ascending, nulls last).
 	SortBy []string `yaml:"sortBy"`

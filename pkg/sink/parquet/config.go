@@ -105,7 +105,7 @@ type PartitionCommitConfig struct {
 }
 
 // DefaultConfig returns the defaults: zstd, 128 MiB files, 64 MiB row groups,
-// 1 MiB pages and dictionaries, microsecond timestamps, files rolled after
+// 1 MiB pages, 64 KiB dictionaries, microsecond timestamps, files rolled after
 // five minutes.
 func DefaultConfig() Config {
 	return Config{
