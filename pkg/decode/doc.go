@@ -34,6 +34,11 @@
 // Absent optional fields and JSON null decode to record.Null; absent or null
 // required fields are missing_field. Error details are valid UTF-8 too.
 //
+// Nothing needs to be lost: a Raw field keeps the value at its path, of any
+// JSON type, as its JSON text in a string column (nested objects and arrays
+// whole), and Config.ExtrasField collects the top-level keys no field reads
+// into a JSON object column.
+//
 // The decoder is built for the hot path: the fastjson parser is reused, field
 // values are staged in a scratch row so a failing record leaves the batch
 // untouched, and strings are copied into the batch arena, so decoding costs

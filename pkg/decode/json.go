@@ -107,6 +107,10 @@ type Field struct {
 	// Key marks a field used as a key (keyBy): its string values are
 	// bounded by Config.MaxKeyBytes.
 	Key bool
+	// Raw keeps the value at Path, whatever its JSON type (object, array,
+	// string, number, bool), as its JSON text in a string column, so
+	// nested values reach the output whole. Type must be TypeString.
+	Raw bool
 }
 
 // Config declares what a JSON decoder extracts.
@@ -133,6 +137,12 @@ type Config struct {
 	MaxKeyBytes int
 	// Counters count empty and repaired records.
 	Counters Counters
+	// ExtrasField, when set, appends a string column of that name holding
+	// the top-level keys of the message that no declared field reads (a
+	// field with a nested path reads its first key), with their values, as
+	// a JSON object; null when there are none. Nothing a producer adds is
+	// lost.
+	ExtrasField string
 }
 
 // slot is a decoded field waiting to be committed to the batch: strings stay
@@ -143,6 +153,8 @@ type slot struct {
 	// fixed holds the repaired copy of a string under UTF8Replace, reused
 	// from record to record.
 	fixed []byte
+	// own holds the JSON text of a raw value, reused across records.
+	own []byte
 }
 
 // JSON decodes JSON objects into typed records. It is used by one goroutine.
@@ -161,6 +173,10 @@ type JSON struct {
 	maxKey    int
 	counters  Counters
 	repaired  bool // the record being decoded had a string repaired
+	// extras is the index of the extras column, or -1; declared holds the
+	// top-level keys the fields read.
+	extras   int
+	declared map[string]bool
 }
 
 // NewJSON validates cfg and builds a decoder.
@@ -174,6 +190,9 @@ func NewJSON(cfg Config) (*JSON, error) {
 	for i, f := range cfg.Fields {
 		if f.Type == record.TypeNull || f.Type > record.TypeTimestamp {
 			return nil, fmt.Errorf("new json decoder: field %q: unsupported type %s", f.Name, f.Type)
+		}
+		if f.Raw && f.Type != record.TypeString {
+			return nil, fmt.Errorf("new json decoder: raw field %q must be a string column, got %s", f.Name, f.Type)
 		}
 		if f.TimeFormat > TimeRFC3339 {
 			return nil, fmt.Errorf("new json decoder: field %q: unknown time format %d", f.Name, f.TimeFormat)
@@ -209,6 +228,15 @@ func NewJSON(cfg Config) (*JSON, error) {
 	if cfg.EventTimeField != "" && eventIdx < 0 {
 		return nil, fmt.Errorf("new json decoder: event time field %q is not declared", cfg.EventTimeField)
 	}
+	extras := -1
+	declared := make(map[string]bool, len(fields))
+	for _, f := range fields {
+		declared[f.Path[0]] = true
+	}
+	if cfg.ExtrasField != "" {
+		extras = len(schemaFields)
+		schemaFields = append(schemaFields, record.Field{Name: cfg.ExtrasField, Type: record.TypeString})
+	}
 	schema, err := record.NewSchema(schemaFields...)
 	if err != nil {
 		return nil, fmt.Errorf("new json decoder: %w", err)
@@ -223,13 +251,15 @@ func NewJSON(cfg Config) (*JSON, error) {
 		eventIdx:  eventIdx,
 		maxFuture: cfg.MaxFuture,
 		now:       now,
-		slots:     make([]slot, len(fields)),
+		slots:     make([]slot, len(schemaFields)),
 		scratch:   make([]byte, 0, 64),
 		utf8:      cfg.InvalidUTF8,
 		empty:     cfg.Empty,
 		maxRecord: cfg.MaxRecordBytes,
 		maxKey:    cfg.MaxKeyBytes,
 		counters:  cfg.Counters,
+		extras:    extras,
+		declared:  declared,
 	}, nil
 }
 
@@ -272,8 +302,27 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 			s.v = record.Null
 			continue
 		}
+		if f.Raw {
+			var fixed bool
+			s.own, fixed = appendValidJSON(s.own[:0], v)
+			if fixed {
+				if e := d.invalidUTF8(f.Name, s.own); e != nil {
+					return e
+				}
+			}
+			s.v = record.Value{T: record.TypeString}
+			s.str = s.own
+			continue
+		}
 		if e := d.decodeValue(f, v, s); e != nil {
 			return e
+		}
+	}
+	if d.extras >= 0 {
+		if fixed := d.collectExtras(doc, &d.slots[d.extras]); fixed {
+			if e := d.invalidUTF8("extras", d.slots[d.extras].own); e != nil {
+				return e
+			}
 		}
 	}
 
@@ -312,6 +361,93 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		row[i] = s.v
 	}
 	return nil
+}
+
+// invalidUTF8 applies the UTF-8 policy to a JSON-text field that had
+// invalid bytes (already replaced in text): a dead letter, or a repair.
+func (d *JSON) invalidUTF8(name string, text []byte) *Error {
+	if d.utf8 == UTF8DeadLetter {
+		return &Error{Reason: ReasonInvalidUTF8, Detail: fmt.Sprintf("field %q: %q is not valid UTF-8", name, truncate(string(text)))}
+	}
+	d.repaired = true
+	return nil
+}
+
+// collectExtras renders the undeclared top-level keys of doc as a JSON
+// object into s, or null when there are none; it reports whether invalid
+// UTF-8 had to be replaced.
+func (d *JSON) collectExtras(doc *fastjson.Value, s *slot) (fixed bool) {
+	s.own = s.own[:0]
+	obj, _ := doc.Object()
+	obj.Visit(func(key []byte, v *fastjson.Value) {
+		if d.declared[b2s(key)] {
+			return
+		}
+		if len(s.own) == 0 {
+			s.own = append(s.own, '{')
+		} else {
+			s.own = append(s.own, ',')
+		}
+		if !utf8.Valid(key) {
+			fixed = true
+		}
+		s.own = appendJSONString(s.own, key)
+		s.own = append(s.own, ':')
+		var f bool
+		s.own, f = appendValidJSON(s.own, v)
+		fixed = fixed || f
+	})
+	if len(s.own) == 0 {
+		s.v, s.str = record.Null, nil
+		return fixed
+	}
+	s.own = append(s.own, '}')
+	s.v = record.Value{T: record.TypeString}
+	s.str = s.own
+	return fixed
+}
+
+// appendValidJSON appends the JSON text of v, with invalid UTF-8 replaced
+// by U+FFFD, since JSON text (and Parquet's JSON type) is UTF-8; it reports
+// whether anything was replaced.
+func appendValidJSON(dst []byte, v *fastjson.Value) ([]byte, bool) {
+	start := len(dst)
+	dst = v.MarshalTo(dst)
+	if utf8.Valid(dst[start:]) {
+		return dst, false
+	}
+	fixed := []byte(strings.ToValidUTF8(string(dst[start:]), "\ufffd"))
+	return append(dst[:start], fixed...), true
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259), invalid UTF-8
+// replaced by U+FFFD.
+func appendJSONString(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(dst, '"')
 }
 
 func (d *JSON) missing(f *Field, v *fastjson.Value) *Error {

@@ -300,6 +300,13 @@ func TestDecodeHostileInput(t *testing.T) {
 		}
 	}
 	replace := func(c *Config) { keyed(c); c.InvalidUTF8 = UTF8Replace }
+	// raw keeps a nested value as JSON text and undeclared keys as extras:
+	// invalid UTF-8 inside them follows the same policy.
+	raw := func(c *Config) {
+		c.Fields = []Field{{Name: "key", Type: record.TypeString}, {Name: "meta", Type: record.TypeString, Raw: true}}
+		c.ExtrasField = "extras"
+	}
+	rawReplace := func(c *Config) { raw(c); c.InvalidUTF8 = UTF8Replace }
 	cases := []struct {
 		name     string
 		cfg      func(*Config)
@@ -333,6 +340,11 @@ func TestDecodeHostileInput(t *testing.T) {
 		{name: "record too large", cfg: func(c *Config) { keyed(c); c.MaxRecordBytes = 10 }, msg: `{"key":"k1"}`, reason: ReasonRecordTooLarge},
 		{name: "record at the limit", cfg: func(c *Config) { keyed(c); c.MaxRecordBytes = 12 }, msg: `{"key":"k1"}`,
 			want: record.Row{record.String("k1"), record.Null, record.Null}},
+		{name: "invalid utf8 inside a raw field", cfg: raw, msg: "{\"key\":\"k\",\"meta\":{\"a\":\"\xff\"}}", reason: ReasonInvalidUTF8},
+		{name: "invalid utf8 inside extras", cfg: raw, msg: "{\"key\":\"k\",\"other\":[\"\xfe\"]}", reason: ReasonInvalidUTF8},
+		{name: "invalid utf8 in an extras key", cfg: raw, msg: "{\"key\":\"k\",\"o\xffx\":1}", reason: ReasonInvalidUTF8},
+		{name: "raw field repaired", cfg: rawReplace, msg: "{\"key\":\"k\",\"meta\":{\"a\":\"\xff\"}}",
+			want: record.Row{record.String("k"), record.String("{\"a\":\"\uFFFD\"}"), record.Null}, repaired: 1},
 		{name: "empty skipped", cfg: keyed, msg: "", skipped: true, empty: 1},
 		{name: "blank skipped", cfg: keyed, msg: " \t\r", skipped: true, empty: 1},
 		{name: "empty dead-lettered", cfg: func(c *Config) { keyed(c); c.Empty = EmptyDeadLetter }, msg: "\r", reason: ReasonEmptyRecord, empty: 1},

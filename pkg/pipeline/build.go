@@ -280,14 +280,19 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 			Repaired: b.repaired.WithLabelValues(sc.Name, decode.ReasonInvalidUTF8),
 		}
 	}
+	dcfg.ExtrasField = sc.Decode.Extras
 	for _, f := range sc.Decode.Fields {
 		t, _ := record.ParseType(f.Type)
+		raw := f.Type == fieldTypeJSON
+		if raw {
+			t = record.TypeString
+		}
 		tf, _ := decode.ParseTimeFormat(f.Format)
 		p := f.Path
 		if p == "" {
 			p = f.Name
 		}
-		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required, Key: b.keys[f.Name]})
+		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required, Key: b.keys[f.Name], Raw: raw})
 	}
 	b.sourceWarnings(path, &sc)
 	probe, err := decode.NewJSON(dcfg)
@@ -607,6 +612,50 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 		if p.RollAge > 0 {
 			cfg.RollAge = p.RollAge.D()
 		}
+		if p.RowGroupSize > 0 {
+			cfg.RowGroupSize = int64(p.RowGroupSize)
+		}
+		if p.PageSize > 0 {
+			cfg.PageSize = int64(p.PageSize)
+		}
+		if p.DictionarySize > 0 {
+			cfg.DictionarySize = int64(p.DictionarySize)
+		}
+		if p.TimestampUnit != "" {
+			cfg.TimestampUnit = p.TimestampUnit
+		}
+		cfg.SortBy = p.SortBy
+		cfg.JSONColumns = slices.Clone(p.JSONColumns)
+		if schema != nil {
+			for _, src := range b.c.Sources {
+				if src.Name != sk.Input {
+					continue
+				}
+				for _, f := range src.Decode.Fields {
+					if f.Type == fieldTypeJSON {
+						cfg.JSONColumns = append(cfg.JSONColumns, f.Name)
+					}
+				}
+				if src.Decode.Extras != "" {
+					cfg.JSONColumns = append(cfg.JSONColumns, src.Decode.Extras)
+				}
+			}
+		}
+		if p.Filter != "" {
+			src := p.Filter
+			cfg.Filter = src
+			cfg.NewFilter = func(s *record.Schema) (parquet.RowFilter, error) {
+				e, err := operator.CompileExpression(src, s, record.TypeBool)
+				if err != nil {
+					return nil, err
+				}
+				return conditionFilter{e}, nil
+			}
+		}
+		if pc := p.PartitionCommit; pc != nil {
+			cfg.PartitionCommit.Enabled = pc.Enabled == nil || *pc.Enabled
+			cfg.PartitionCommit.AllowedLateness = pc.AllowedLateness.D()
+		}
 		if err := cfg.Validate(); err != nil {
 			b.problem(path+".parquet", "%v", err)
 			return nil
@@ -615,6 +664,16 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 			if err := parquet.CheckPartition(cfg.Partition, schema); err != nil {
 				b.problem(path+".parquet.partition", "%v (fields: %s)", err, schema)
 				return nil
+			}
+			if err := parquet.CheckSortBy(cfg.SortBy, schema); err != nil {
+				b.problem(path+".parquet.sortBy", "%v", err)
+				return nil
+			}
+			if cfg.NewFilter != nil {
+				if _, err := cfg.NewFilter(schema); err != nil {
+					b.problem(path+".parquet.filter", "%v", err)
+					return nil
+				}
 			}
 		}
 		if !b.open {
@@ -728,3 +787,9 @@ func webhookDefaults(c webhook.Config) webhook.Config {
 	}
 	return c
 }
+
+// conditionFilter is a Parquet sink's row filter: a compiled condition.
+type conditionFilter struct{ cond *operator.Expression }
+
+// Keep implements parquet.RowFilter.
+func (f conditionFilter) Keep(row record.Row) (bool, error) { return f.cond.EvalBool(row) }

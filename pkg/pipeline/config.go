@@ -176,6 +176,9 @@ type DecodeConfig struct {
 	// MaxKeyBytes dead-letters records whose key fields (fields named in
 	// a stage's keyBy) are longer (key_too_large); default 4KiB.
 	MaxKeyBytes ByteSize `yaml:"maxKeyBytes"`
+	// Extras names an extra string field that keeps, as a JSON object, the
+	// top-level keys of a message no declared field reads (null when none).
+	Extras string `yaml:"extras"`
 }
 
 // FieldConfig is one declared field.
@@ -183,7 +186,8 @@ type FieldConfig struct {
 	Name string `yaml:"name"`
 	// Path is a dotted JSON path ("meta.sourceId"); default: Name.
 	Path string `yaml:"path"`
-	// Type is string, int, float, bool or timestamp.
+	// Type is string, int, float, bool, timestamp, or json: the value at
+	// the path (object, array or scalar) kept as its JSON text.
 	Type string `yaml:"type"`
 	// Format is for timestamps: epoch_s, epoch_ms, epoch_us, epoch_ns,
 	// rfc3339, or auto (the default: numbers by magnitude, strings as RFC 3339).
@@ -362,6 +366,37 @@ type ParquetConfig struct {
 	RollSize ByteSize `yaml:"rollSize"`
 	RollRows int64    `yaml:"rollRows"`
 	RollAge  Duration `yaml:"rollAge"`
+	// RowGroupSize flushes a row group at this many buffered bytes; default
+	// 64MiB. Every open file buffers up to this much.
+	RowGroupSize ByteSize `yaml:"rowGroupSize"`
+	// PageSize cuts data pages at this many uncompressed bytes; default 1MiB.
+	PageSize ByteSize `yaml:"pageSize"`
+	// DictionarySize bounds a string column chunk's dictionary; past it the
+	// chunk goes on in PLAIN encoding. Default 64KiB.
+	DictionarySize ByteSize `yaml:"dictionarySize"`
+	// SortBy sorts every row group by these fields (ascending, nulls last).
+	SortBy []string `yaml:"sortBy"`
+	// JSONColumns are string fields written with Parquet's JSON logical
+	// type. A sink reading a source directly gets that source's json
+	// fields and extras field without listing them.
+	JSONColumns []string `yaml:"jsonColumns"`
+	// Filter is a condition (as in a filter step) selecting the rows this
+	// sink writes: several log types in one stream → several tables.
+	Filter string `yaml:"filter"`
+	// PartitionCommit writes _manifest.json and _SUCCESS into a time
+	// partition once the watermark has passed its end plus allowedLateness.
+	PartitionCommit *ParquetPartitionCommit `yaml:"partitionCommit"`
+	// TimestampUnit is micros (default) or millis: TIMESTAMP(MICROS|MILLIS,
+	// isAdjustedToUTC=true).
+	TimestampUnit string `yaml:"timestampUnit"`
+}
+
+// ParquetPartitionCommit configures partition commits of a Parquet sink.
+type ParquetPartitionCommit struct {
+	// Enabled defaults to true when the block is present.
+	Enabled *bool `yaml:"enabled"`
+	// AllowedLateness delays the commit past the partition's end.
+	AllowedLateness Duration `yaml:"allowedLateness"`
 }
 
 // JSONFileConfig writes JSON lines to a file.

@@ -284,3 +284,122 @@ sinks:
 	require.GreaterOrEqual(t, rows[0]["n"].(float64), float64(read))
 	require.Positive(t, rows[0]["windows"])
 }
+
+// TestParquetSinkFilterRoutes routes one stream to two Parquet tables by
+// a filter on each sink, next to an unfiltered sink of the same stream:
+// the two tables are disjoint, each holds only its rows, and together they
+// are the unfiltered table, row for row.
+func TestParquetSinkFilterRoutes(t *testing.T) {
+	out := t.TempDir()
+	doc := `
+name: routes
+http: {listen: "off"}
+sources:
+  - name: points
+    type: generator
+    generator: {seed: 5, count: 3000, splits: 2, machines: 4, tags: 3, startTime: "2026-01-01T05:58:00Z", step: 50ms}
+    decode:
+      fields:
+        - {name: equipmentId, type: string}
+        - {name: tag, type: string}
+        - {name: value, type: float}
+        - {name: ts, path: timestamp, type: timestamp, format: epoch_ms}
+    eventTime: {field: ts}
+sinks:
+  - {name: all, input: points, type: parquet, parquet: {path: "${OUT}/all"}}
+  - name: water
+    input: points
+    type: parquet
+    parquet: {path: "${OUT}/water", filter: 'tag == "water_temperature"', partition: "dt={date}/hour={hour}"}
+  - name: other
+    input: points
+    type: parquet
+    parquet: {path: "${OUT}/other", filter: 'tag != "water_temperature"'}
+`
+	cfg, err := pipeline.Parse([]byte(doc), func(k string) (string, bool) { return out, k == "OUT" })
+	require.NoError(t, err)
+	job, err := pipeline.Build(cfg, pipeline.Options{})
+	require.NoError(t, err)
+	rt, err := operator.New(job, nil, nil)
+	require.NoError(t, err)
+	require.NoError(t, rt.Run(context.Background()))
+
+	src := func(dir string) string {
+		return fmt.Sprintf("(SELECT equipmentId, tag, value, ts FROM read_parquet('%s/%s/**/*.parquet', hive_partitioning=false))", out, dir)
+	}
+	rows := duckdb.Query(t, fmt.Sprintf(`SELECT
+		(SELECT count(*) FROM %[1]s) AS all_rows,
+		(SELECT count(*) FROM %[2]s) AS water_rows,
+		(SELECT count(*) FROM %[2]s WHERE tag != 'water_temperature') AS water_wrong,
+		(SELECT count(*) FROM %[3]s WHERE tag = 'water_temperature') AS other_wrong,
+		(SELECT count(*) FROM (SELECT * FROM %[1]s EXCEPT ALL (SELECT * FROM %[2]s UNION ALL SELECT * FROM %[3]s))) AS missing,
+		(SELECT count(*) FROM ((SELECT * FROM %[2]s UNION ALL SELECT * FROM %[3]s) EXCEPT ALL SELECT * FROM %[1]s)) AS extra`,
+		src("all"), src("water"), src("other")))
+	require.Len(t, rows, 1)
+	r := rows[0]
+	require.Greater(t, r["all_rows"], 1000.0)
+	require.Greater(t, r["water_rows"], 0.0)
+	require.Less(t, r["water_rows"], r["all_rows"])
+	for _, k := range []string{"water_wrong", "other_wrong", "missing", "extra"} {
+		require.Equal(t, 0.0, r[k], k)
+	}
+}
+
+// TestNestedAndExtraFieldsReachParquet reads JSON lines whose producers
+// added fields and nested objects: a json field keeps a nested object
+// whole, the extras field keeps every undeclared key, and DuckDB reads
+// both back as JSON from the Parquet files.
+func TestNestedAndExtraFieldsReachParquet(t *testing.T) {
+	out := t.TempDir()
+	in := filepath.Join(out, "in.jsonl")
+	var lines []byte
+	for i := range 200 {
+		lines = fmt.Appendf(lines, `{"ts":%d,"svc":"api","meta":{"seq":%d,"tags":["x","y"],"deep":{"z":%d}},"added_%d":{"v":[%d]},"note":"n%d"}`+"\n",
+			1767243600000+int64(i), i, i*2, i%3, i, i)
+	}
+	require.NoError(t, os.WriteFile(in, lines, 0o644))
+	doc := `
+name: nested
+http: {listen: "off"}
+sources:
+  - name: lines
+    type: file
+    file: {paths: ["${OUT}/in.jsonl"]}
+    decode:
+      fields:
+        - {name: ts, type: timestamp, format: epoch_ms, required: true}
+        - {name: svc, type: string}
+        - {name: meta, type: json}
+      extras: extras
+    eventTime: {field: ts}
+sinks:
+  - {name: lake, input: lines, type: parquet, parquet: {path: "${OUT}/lake"}}
+`
+	cfg, err := pipeline.Parse([]byte(doc), func(k string) (string, bool) { return out, k == "OUT" })
+	require.NoError(t, err)
+	require.Empty(t, pipeline.Check(cfg))
+	job, err := pipeline.Build(cfg, pipeline.Options{})
+	require.NoError(t, err)
+	rt, err := operator.New(job, nil, nil)
+	require.NoError(t, err)
+	require.NoError(t, rt.Run(context.Background()))
+
+	src := fmt.Sprintf("read_parquet('%s/lake/**/*.parquet')", out)
+	types := duckdb.Query(t, "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "+src+") ORDER BY column_name")
+	require.Equal(t, []map[string]any{
+		{"column_name": "extras", "column_type": "JSON"},
+		{"column_name": "meta", "column_type": "JSON"},
+		{"column_name": "svc", "column_type": "VARCHAR"},
+		{"column_name": "ts", "column_type": "TIMESTAMP WITH TIME ZONE"},
+	}, types)
+	rows := duckdb.Query(t, `SELECT CAST(meta->>'$.seq' AS INTEGER) AS seq, meta->>'$.deep.z' AS z, meta->'$.tags' AS tags,
+		extras->>'$.note' AS note, json_keys(extras) AS keys FROM `+src+` ORDER BY seq`)
+	require.Len(t, rows, 200)
+	for i, r := range rows {
+		require.EqualValues(t, i, r["seq"])
+		require.Equal(t, fmt.Sprint(i*2), r["z"])
+		require.Equal(t, `["x","y"]`, r["tags"])
+		require.Equal(t, fmt.Sprintf("n%d", i), r["note"])
+		require.Equal(t, fmt.Sprintf("['added_%d', 'note']", i%3), r["keys"])
+	}
+}

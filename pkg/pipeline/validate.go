@@ -94,7 +94,7 @@ var (
 	watermarkStrategy = []string{watermarkStrategyBounded, watermarkStrategyPerSender}
 	invalidUTF8s      = []string{invalidUTF8DeadLetter, invalidUTF8Replace}
 	emptyRecords      = []string{emptySkip, emptyDeadLetter}
-	fieldTypes        = []string{"string", "int", "float", "bool", "timestamp"}
+	fieldTypes        = []string{"string", "int", "float", "bool", "timestamp", fieldTypeJSON}
 )
 
 // ApplyDefaults fills every zero value that has a default. It is
@@ -442,9 +442,12 @@ func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type 
 	for j, f := range d.Fields {
 		fp := fmt.Sprintf("%s.fields[%d]", path, j)
 		t, err := record.ParseType(f.Type)
+		if f.Type == fieldTypeJSON {
+			t, err = record.TypeString, nil
+		}
 		switch {
 		case f.Type == "":
-			v.add(fp+".type", "required (string, int, float, bool or timestamp)")
+			v.add(fp+".type", "required (string, int, float, bool, timestamp or json)")
 		case err != nil:
 			v.add(fp+".type", "%s", fielderr.Unknown("type", f.Type, fieldTypes))
 		}
@@ -468,8 +471,18 @@ func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type 
 		first[f.Name] = j
 		types[f.Name] = t
 	}
+	if d.Extras != "" {
+		if k, dup := first[d.Extras]; dup {
+			v.add(path+".extras", "field %q already declared at %s.fields[%d]", d.Extras, path, k)
+		} else {
+			types[d.Extras] = record.TypeString
+		}
+	}
 	return types
 }
+
+// fieldTypeJSON is the decode field type that keeps a value as JSON text.
+const fieldTypeJSON = "json"
 
 func (v *validator) step(i int, s *StepConfig) {
 	path := fmt.Sprintf("steps[%d]", i)
@@ -770,6 +783,23 @@ func (v *validator) sink(i int, s *SinkConfig) {
 			v.add(pp+".rollRows", "must be >= 0 (0 means no row limit)")
 		}
 		v.nonNegative(pp+".rollAge", p.RollAge)
+		for _, f := range []struct {
+			name string
+			size ByteSize
+		}{{"rowGroupSize", p.RowGroupSize}, {"pageSize", p.PageSize}, {"dictionarySize", p.DictionarySize}} {
+			if f.size < 0 {
+				v.add(pp+"."+f.name, "must be >= 0 (0 means the default)")
+			}
+		}
+		if p.Filter != "" {
+			v.expr(pp+".filter", p.Filter)
+		}
+		if pc := p.PartitionCommit; pc != nil {
+			v.nonNegative(pp+".partitionCommit.allowedLateness", pc.AllowedLateness)
+		}
+		if p.TimestampUnit != "" && p.TimestampUnit != "micros" && p.TimestampUnit != "millis" {
+			v.add(pp+".timestampUnit", "unknown unit %q (want micros or millis)", p.TimestampUnit)
+		}
 	}
 	if f := s.File; f != nil && f.Path == "" {
 		v.add(path+".file.path", "required")

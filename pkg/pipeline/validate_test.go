@@ -224,6 +224,8 @@ func TestValidateRules(t *testing.T) {
 		{"parquet partition escapes", sinkDoc("input: gen", "type: parquet", "parquet:", "  path: x", "  partition: ../{tag}"), "sinks[0].parquet.partition", 10, "must be a relative path"},
 		{"parquet rollRows negative", sinkDoc("input: gen", "type: parquet", "parquet:", "  path: x", "  rollRows: -1"), "sinks[0].parquet.rollRows", 10, "must be >= 0"},
 		{"parquet rollAge negative", sinkDoc("input: gen", "type: parquet", "parquet:", "  path: x", "  rollAge: -1m"), "sinks[0].parquet.rollAge", 10, "must be >= 0"},
+		{"parquet filter invalid", sinkDoc("input: gen", "type: parquet", "parquet:", "  path: x", "  filter: 'tag =='"), "sinks[0].parquet.filter", 10, "invalid expression"},
+		{"parquet timestampUnit unknown", sinkDoc("input: gen", "type: parquet", "parquet:", "  path: x", "  timestampUnit: nanos"), "sinks[0].parquet.timestampUnit", 10, `unknown unit "nanos"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

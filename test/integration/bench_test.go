@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -35,8 +36,9 @@ func benchRecords(b *testing.B) int {
 // 4-partition topic of ~200-byte JSON log records, pre-produced, read by a
 // pipeline (kafka source → JSON decode → zstd Parquet on MinIO partitioned
 // by day and hour, no windows) from start until every record is read and
-// every file is closed and uploaded. It reports records/s and MB/s of
-// message values.
+// every file is closed and uploaded, once with unsorted files and once
+// sorted by service and time (sortBy). It reports records/s, records/s per
+// core (GOMAXPROCS) and MB/s of message values.
 func BenchmarkKafkaToParquetOnMinIO(b *testing.B) {
 	n := benchRecords(b)
 	endpoint, ak, sk := testenv.StartMinIO(b)
@@ -71,9 +73,14 @@ func BenchmarkKafkaToParquetOnMinIO(b *testing.B) {
 	}
 
 	run := 0
-	for b.Loop() {
-		run++
-		doc := fmt.Sprintf(`
+	for _, bc := range []struct{ name, layout string }{
+		{"unsorted", ""},
+		{"sorted", "      sortBy: [service, ts]\n      rowGroupSize: 64MiB\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				run++
+				doc := fmt.Sprintf(`
 name: bench-kafka-parquet
 http: {listen: "off"}
 batchSize: 4096
@@ -102,14 +109,18 @@ sinks:
     parquet:
       path: s3://bench/run-%d
       partition: dt={date}/hour={hour}
-      s3: {endpoint: "%s", pathStyle: true, accessKey: "%s", secretKey: "%s"}
-`, brokers[0], run, endpoint, ak, sk)
-		p := startPipeline(b, doc, nil)
-		waitFor(b, "all records read", func() bool { return p.read() >= int64(n) }, p)
-		p.stop(b)
+      compression: zstd
+%s      s3: {endpoint: "%s", pathStyle: true, accessKey: "%s", secretKey: "%s"}
+`, brokers[0], run, bc.layout, endpoint, ak, sk)
+				p := startPipeline(b, doc, nil)
+				waitFor(b, "all records read", func() bool { return p.read() >= int64(n) }, p)
+				p.stop(b)
+			}
+			elapsed := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(float64(n)/elapsed, "records/s")
+			b.ReportMetric(float64(n)/elapsed/float64(runtime.GOMAXPROCS(0)), "records/s/core")
+			b.ReportMetric(float64(bytes)/1e6/elapsed, "MB/s")
+			b.ReportMetric(float64(bytes)/float64(n), "bytes/record")
+		})
 	}
-	elapsed := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(float64(n)/elapsed, "records/s")
-	b.ReportMetric(float64(bytes)/1e6/elapsed, "MB/s")
-	b.ReportMetric(float64(bytes)/float64(n), "bytes/record")
 }

@@ -3,12 +3,15 @@ package parquet
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
+	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
 )
 
 // Config configures a Parquet sink.
@@ -46,6 +49,36 @@ type Config struct {
 	// many bytes. Every open file buffers up to this much in memory, so it
 	// bounds memory per partition.
 	RowGroupSize int64 `yaml:"rowGroupSize"`
+	// PageSize cuts a column's data page at this many uncompressed bytes.
+	PageSize int64 `yaml:"pageSize"`
+	// DictionarySize bounds the dictionary of a string column chunk: a
+	// column whose distinct values outgrow it goes on in PLAIN encoding, so
+	// only low-cardinality strings stay dictionary encoded.
+	DictionarySize int64 `yaml:"dictionarySize"`
+	// JSONColumns are string fields holding JSON text (decode fields of
+	// type json, the extras field), written with Parquet's JSON logical
+	// type so engines can read them as JSON.
+	JSONColumns []string `yaml:"jsonColumns"`
+	// SortBy sorts the rows of every row group by these fields, ascending,
+	// nulls last (e.g. [tenant, ts]), so query engines prune row groups
+	// and pages by their statistics. It costs no memory beyond the
+	// buffered row group (RowGroupSize); a file of one row group is sorted
+	// as a whole.
+	SortBy []string `yaml:"sortBy"`
+	// TimestampUnit is the unit of timestamp columns: micros
+	// (TIMESTAMP(MICROS, isAdjustedToUTC=true), the default) or millis.
+	TimestampUnit string `yaml:"timestampUnit"`
+	// Filter is the source of a condition (expr-lang, as in filter steps)
+	// that selects the rows this sink writes, so several sinks can route
+	// the log types of one stream to several tables. NewFilter compiles it.
+	Filter string `yaml:"filter"`
+	// NewFilter, set from Go (the pipeline builder sets it for Filter),
+	// makes the row filter of a writer for its schema.
+	NewFilter func(*record.Schema) (RowFilter, error) `yaml:"-"`
+	// PartitionCommit writes a manifest and a _SUCCESS file into a time
+	// partition once the watermark has passed its end plus the allowed
+	// lateness.
+	PartitionCommit PartitionCommitConfig `yaml:"partitionCommit"`
 	// Transactional, set by the runtime when the pipeline checkpoints,
 	// publishes files only through Commit after the checkpoint that covers
 	// them, for exactly-once output. Without it a file is published when it
@@ -54,17 +87,38 @@ type Config struct {
 	Transactional bool `yaml:"-"`
 }
 
+// RowFilter selects rows. It is used by one writer goroutine.
+type RowFilter interface {
+	// Keep reports whether the sink writes row. An error (the condition
+	// cannot be evaluated on the row) leaves the row out; the writer counts
+	// it and logs the first reason.
+	Keep(row record.Row) (bool, error)
+}
+
+// PartitionCommitConfig configures partition commits (see commit.go).
+type PartitionCommitConfig struct {
+	// Enabled commits partitions; the template must contain {date}.
+	Enabled bool `yaml:"enabled"`
+	// AllowedLateness delays the commit past the partition's end, so rows
+	// this late still make it into the committed partition.
+	AllowedLateness time.Duration `yaml:"allowedLateness"`
+}
+
 // DefaultConfig returns the defaults: zstd, 128 MiB files, 64 MiB row groups,
-// files rolled after five minutes.
+// 1 MiB pages, 64 KiB dictionaries, microsecond timestamps, files rolled after
+// five minutes.
 func DefaultConfig() Config {
 	return Config{
-		Name:         "parquet",
-		Compression:  "zstd",
-		RollSize:     128 << 20,
-		RollAge:      5 * time.Minute,
-		RowGroupSize: 64 << 20,
-		S3:           s3store.DefaultConfig(),
-		PartSize:     8 << 20,
+		Name:           "parquet",
+		Compression:    "zstd",
+		RollSize:       128 << 20,
+		RollAge:        5 * time.Minute,
+		RowGroupSize:   64 << 20,
+		PageSize:       pqfile.DefaultPageSize,
+		DictionarySize: pqfile.DefaultDictionaryMaxBytes,
+		TimestampUnit:  "micros",
+		S3:             s3store.DefaultConfig(),
+		PartSize:       8 << 20,
 	}
 }
 
@@ -97,6 +151,17 @@ func (c *Config) Validate() error {
 	if _, err := parseTemplate(c.Partition); err != nil {
 		return fmt.Errorf("parquet sink: partition: %w", err)
 	}
+	if c.Filter != "" && c.NewFilter == nil {
+		return errors.New("parquet sink: filter is set but no NewFilter compiles it")
+	}
+	if c.PartitionCommit.Enabled {
+		if err := checkCommitTemplate(c.Partition); err != nil {
+			return fmt.Errorf("parquet sink: %w", err)
+		}
+	}
+	if c.PartitionCommit.AllowedLateness < 0 {
+		return fmt.Errorf("parquet sink: partitionCommit.allowedLateness must not be negative, got %s", c.PartitionCommit.AllowedLateness)
+	}
 	if filepath.IsAbs(c.Partition) {
 		return fmt.Errorf("parquet sink: partition %q must be relative to dir", c.Partition)
 	}
@@ -114,6 +179,17 @@ func (c *Config) Validate() error {
 	}
 	if c.RowGroupSize <= 0 {
 		return fmt.Errorf("parquet sink: rowGroupSize must be positive, got %d", c.RowGroupSize)
+	}
+	if c.PageSize <= 0 || c.PageSize > math.MaxInt32 {
+		return fmt.Errorf("parquet sink: pageSize must be positive and below 2 GiB, got %d", c.PageSize)
+	}
+	if c.DictionarySize <= 0 {
+		return fmt.Errorf("parquet sink: dictionarySize must be positive, got %d", c.DictionarySize)
+	}
+	switch c.TimestampUnit {
+	case "micros", "millis":
+	default:
+		return fmt.Errorf("parquet sink: timestampUnit must be micros or millis, got %q", c.TimestampUnit)
 	}
 	return nil
 }

@@ -19,6 +19,8 @@
 // and the upload is completed, with If-None-Match so nothing is replaced,
 // when the file is published. Until then nothing is visible
 // under the key; a file that cannot be committed has its upload aborted.
+// Recovery uses exact-key calls only; uploads no checkpoint knows are found
+// through staging intents (see storeDest).
 //
 // Files are written by pqfile, which can checkpoint a file and resume it
 // after a restart, so exactly-once output does not cut a file per
@@ -49,8 +51,8 @@
 //   - Recover, at start, publishes the completed files of the restored
 //     states, cuts the open files back to their checkpointed length (local)
 //     or re-attaches to their uploads (object store), and deletes the
-//     staged files and uploads of those tasks that the states do not refer
-//     to. NewWriter for the same task continues the open files; those of
+//     staged files and aborts the uploads of those tasks that the states do
+//     not refer to. NewWriter for the same task continues the open files; those of
 //     tasks that get no writer are finished and published by
 //     Sink.FinishRecovered (called by the first Prepare and by Sink.Close
 //     too).

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,16 +35,29 @@ type destination interface {
 	publish(ctx context.Context, task string, ref fileRef) (bool, error)
 	// discard deletes a staged file; one that does not exist is no error.
 	discard(ctx context.Context, task string, ref fileRef)
+	// isStaged reports whether the staged file ref (of a checkpoint) is
+	// still there to be resumed.
+	isStaged(ctx context.Context, task string, ref fileRef) (bool, error)
 	// staged lists the staged files of the given (escaped) tasks.
 	staged(ctx context.Context, tasks map[string]bool) ([]stagedFile, error)
+	// cleanup deletes a staged file that no checkpoint refers to, found by
+	// staged. keepIntent keeps its staging intent (object store), because
+	// a file the checkpoint refers to has the same one.
+	cleanup(ctx context.Context, f stagedFile, keepIntent bool)
 	// location names the final path of dir/name in log lines.
 	location(dir, name string) string
+	// putMarker writes a small file (a partition's manifest or _SUCCESS)
+	// into a partition directory, durably, replacing an existing one.
+	putMarker(ctx context.Context, dir, name string, data []byte) error
 }
 
 // stagedFile is a staged file found by destination.staged.
 type stagedFile struct {
 	task string
 	ref  fileRef
+	// intent is the key of the file's staging intent in an object store;
+	// ref.UploadID is empty when the intent has no open upload left.
+	intent string
 }
 
 // stagedKey identifies a staged file across checkpoints and listings.
@@ -213,6 +226,44 @@ func (d localDest) discard(_ context.Context, task string, r fileRef) {
 	_ = os.Remove(d.stagedPath(task, r))
 }
 
+// putMarker writes a temporary file, fsyncs it, renames it into place and
+// fsyncs the directory.
+func (d localDest) putMarker(_ context.Context, dir, name string, data []byte) error {
+	abs := d.absDir(dir)
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	f, err := os.CreateTemp(abs, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(abs, name))
+	}
+	if err == nil {
+		err = syncDir(abs)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d localDest) isStaged(_ context.Context, task string, r fileRef) (bool, error) {
+	return pathExists(d.stagedPath(task, r))
+}
+
+func (d localDest) cleanup(ctx context.Context, f stagedFile, _ bool) { d.discard(ctx, f.task, f.ref) }
+
 // staged walks the whole directory: staged files of a lost run may be in
 // any partition. It runs once, at recovery.
 func (d localDest) staged(_ context.Context, tasks map[string]bool) ([]stagedFile, error) {
@@ -275,6 +326,18 @@ func syncDir(dir string) error {
 // a file of any size streams out in parts while it is written, survives
 // checkpoints and restarts as an open upload, and becomes visible, complete,
 // only when the upload is completed.
+//
+// Recovery uses exact-key calls only: S3-compatible stores differ in how
+// they list multipart uploads by prefix (MinIO answers only for a whole
+// object name). A checkpoint's files are found by the key and upload id its
+// state records. Uploads no checkpoint knows — started after the last
+// completed checkpoint by a process that crashed — are found through their
+// staging intent: before an upload is created, a small object
+// ".streamd-staging/<task>/<seq>" below the prefix records its partition
+// directory; it is deleted when the file is published or discarded.
+// Recovery lists those intents (an object listing, which every store
+// answers), asks for the uploads of each intent's exact key, and aborts
+// those no checkpoint refers to.
 type storeDest struct {
 	st       store.Store
 	prefix   string // key prefix, empty or ending in "/"
@@ -289,6 +352,23 @@ func (d storeDest) key(dir, name string) string {
 }
 
 func (d storeDest) location(dir, name string) string { return d.key(dir, name) }
+
+// intentDir is the folder of staging intents below the prefix; the leading
+// dot hides it from Hive, Spark, Trino and Athena.
+const intentDir = ".streamd-staging/"
+
+func (d storeDest) intentKey(task string, seq uint64) string {
+	return d.prefix + intentDir + task + "/" + padSeq(seq)
+}
+
+// uploadsOf returns the open uploads of exactly key.
+func (d storeDest) uploadsOf(ctx context.Context, key string) ([]store.UploadInfo, error) {
+	ups, err := d.st.ListUploads(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("list parquet uploads of %s: %w", key, err)
+	}
+	return slices.DeleteFunc(ups, func(u store.UploadInfo) bool { return u.Key != key }), nil
+}
 
 func (d storeDest) exists(ctx context.Context, dir, name string) (bool, error) {
 	key := d.key(dir, name)
@@ -306,6 +386,12 @@ func (d storeDest) exists(ctx context.Context, dir, name string) (bool, error) {
 
 func (d storeDest) create(ctx context.Context, task string, r fileRef, ctxp *context.Context) (stagedOutput, error) {
 	key := d.key(r.Dir, fileName(task, r.Seq))
+	// The intent first: an upload must never exist without a trace that
+	// recovery can find by listing objects.
+	intent := []byte(r.Dir)
+	if err := d.st.Put(ctx, d.intentKey(task, r.Seq), bytes.NewReader(intent), int64(len(intent))); err != nil {
+		return nil, fmt.Errorf("create parquet file: record staging intent: %w", err)
+	}
 	id, err := d.st.CreateUpload(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("create parquet file: %w", err)
@@ -332,6 +418,8 @@ func (d storeDest) publish(ctx context.Context, task string, r fileRef) (bool, e
 	if err := d.st.CompleteUpload(ctx, d.key(r.Dir, fileName(task, r.Seq)), r.UploadID, r.Parts); err != nil {
 		return false, fmt.Errorf("publish parquet file: %w", err)
 	}
+	// A left-over intent only costs recovery a lookup, which deletes it.
+	_ = d.st.Delete(ctx, d.intentKey(task, r.Seq))
 	return true, nil
 }
 
@@ -342,25 +430,93 @@ func (d storeDest) discard(ctx context.Context, task string, r fileRef) {
 	// Aborting is cleanup: it runs even after the caller gave up, bounded.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_ = d.st.AbortUpload(ctx, d.key(r.Dir, fileName(task, r.Seq)), r.UploadID)
+	if err := d.st.AbortUpload(ctx, d.key(r.Dir, fileName(task, r.Seq)), r.UploadID); err == nil {
+		_ = d.st.Delete(ctx, d.intentKey(task, r.Seq))
+	}
 }
 
-func (d storeDest) staged(ctx context.Context, tasks map[string]bool) ([]stagedFile, error) {
-	ups, err := d.st.ListUploads(ctx, d.prefix)
+func (d storeDest) putMarker(ctx context.Context, dir, name string, data []byte) error {
+	if err := d.st.Put(ctx, d.key(dir, name), bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d storeDest) isStaged(ctx context.Context, task string, r fileRef) (bool, error) {
+	ups, err := d.uploadsOf(ctx, d.key(r.Dir, fileName(task, r.Seq)))
 	if err != nil {
-		return nil, fmt.Errorf("list parquet uploads: %w", err)
+		return false, err
+	}
+	return slices.ContainsFunc(ups, func(u store.UploadInfo) bool { return u.UploadID == r.UploadID }), nil
+}
+
+// staged lists the staging intents of the tasks and, for each, the open
+// uploads of its exact key. An intent without an open upload is listed
+// with an empty upload id, so recovery deletes it.
+func (d storeDest) staged(ctx context.Context, tasks map[string]bool) ([]stagedFile, error) {
+	objs, err := d.st.List(ctx, d.prefix+intentDir)
+	if err != nil {
+		return nil, fmt.Errorf("list parquet staging intents: %w", err)
 	}
 	var out []stagedFile
-	for _, u := range ups {
-		rel := strings.TrimPrefix(u.Key, d.prefix)
-		dir, base := path.Split(rel)
-		task, seq, ok := parseFileName(base, "part-", ".parquet")
+	for _, o := range objs {
+		task, seqText, ok := strings.Cut(strings.TrimPrefix(o.Key, d.prefix+intentDir), "/")
 		if !ok || !tasks[task] {
 			continue
 		}
-		out = append(out, stagedFile{task: task, ref: fileRef{Dir: strings.TrimSuffix(dir, "/"), Seq: seq, UploadID: u.UploadID}})
+		seq, err := strconv.ParseUint(seqText, 10, 64)
+		if err != nil {
+			continue
+		}
+		dir, err := d.readIntent(ctx, o.Key)
+		if err != nil {
+			return nil, err
+		}
+		ups, err := d.uploadsOf(ctx, d.key(dir, fileName(task, seq)))
+		if err != nil {
+			return nil, err
+		}
+		if len(ups) == 0 {
+			out = append(out, stagedFile{task: task, ref: fileRef{Dir: dir, Seq: seq}, intent: o.Key})
+		}
+		for _, u := range ups {
+			out = append(out, stagedFile{task: task, ref: fileRef{Dir: dir, Seq: seq, UploadID: u.UploadID}, intent: o.Key})
+		}
 	}
 	return out, nil
+}
+
+// maxIntentBytes bounds a staging intent read back: a partition directory.
+const maxIntentBytes = 4096
+
+func (d storeDest) readIntent(ctx context.Context, key string) (string, error) {
+	rc, err := d.st.Get(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("read parquet staging intent %s: %w", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxIntentBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("read parquet staging intent %s: %w", key, err)
+	}
+	dir := string(b)
+	if len(b) > maxIntentBytes || validDir(dir) != nil {
+		return "", fmt.Errorf("read parquet staging intent %s: bad partition directory %q", key, dir)
+	}
+	return dir, nil
+}
+
+func (d storeDest) cleanup(ctx context.Context, f stagedFile, keepIntent bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	if f.ref.UploadID != "" {
+		if err := d.st.AbortUpload(ctx, d.key(f.ref.Dir, fileName(f.task, f.ref.Seq)), f.ref.UploadID); err != nil {
+			return // the intent stays, so the next recovery tries again
+		}
+	}
+	if !keepIntent && f.intent != "" {
+		_ = d.st.Delete(ctx, f.intent)
+	}
 }
 
 // storeOutput buffers bytes until a part is full, then uploads it. Sync

@@ -373,10 +373,15 @@ func TestMetrics(t *testing.T) {
 	}
 	require.NoError(t, w.Write(ctx, b))
 	require.Equal(t, map[string]float64{
-		"streamd_parquet_open_files":  2,
-		"streamd_parquet_rows_total":  10,
-		"streamd_parquet_files_total": 0,
-		"streamd_parquet_bytes_total": 0,
+		"streamd_parquet_open_files":                     2,
+		"streamd_parquet_rows_total":                     10,
+		"streamd_parquet_files_total":                    0,
+		"streamd_parquet_bytes_total":                    0,
+		"streamd_parquet_filtered_rows_total":            0,
+		"streamd_parquet_filter_errors_total":            0,
+		"streamd_parquet_partitions_committed_total":     0,
+		"streamd_parquet_partition_commit_delay_seconds": 0,
+		"streamd_parquet_partition_late_rows_total":      0,
 	}, gather(t, reg, "out"))
 	require.NoError(t, w.Close(ctx))
 
@@ -387,10 +392,15 @@ func TestMetrics(t *testing.T) {
 		size += st.Size()
 	}
 	require.Equal(t, map[string]float64{
-		"streamd_parquet_open_files":  0,
-		"streamd_parquet_rows_total":  10,
-		"streamd_parquet_files_total": 2,
-		"streamd_parquet_bytes_total": float64(size),
+		"streamd_parquet_open_files":                     0,
+		"streamd_parquet_rows_total":                     10,
+		"streamd_parquet_files_total":                    2,
+		"streamd_parquet_bytes_total":                    float64(size),
+		"streamd_parquet_filtered_rows_total":            0,
+		"streamd_parquet_filter_errors_total":            0,
+		"streamd_parquet_partitions_committed_total":     0,
+		"streamd_parquet_partition_commit_delay_seconds": 0,
+		"streamd_parquet_partition_late_rows_total":      0,
 	}, gather(t, reg, "out"))
 }
 
@@ -449,6 +459,10 @@ func TestConfigValidate(t *testing.T) {
 		{"negative roll rows", func(c *Config) { c.RollRows = -1 }, "rollRows must not be negative"},
 		{"negative roll age", func(c *Config) { c.RollAge = -time.Second }, "rollAge must not be negative"},
 		{"zero row group", func(c *Config) { c.RowGroupSize = 0 }, "rowGroupSize must be positive"},
+		{"zero page size", func(c *Config) { c.PageSize = 0 }, "pageSize must be positive"},
+		{"zero dictionary size", func(c *Config) { c.DictionarySize = 0 }, "dictionarySize must be positive"},
+		{"millisecond timestamps", func(c *Config) { c.TimestampUnit = "millis" }, ""},
+		{"bad timestamp unit", func(c *Config) { c.TimestampUnit = "nanos" }, `timestampUnit must be micros or millis, got "nanos"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -226,14 +227,26 @@ var mustEscape = func() (t [256]bool) {
 }()
 
 // escapePathValue appends a partition value escaped as Hive does (%XX with
-// upper-case hex). An empty value becomes DefaultPartition, and a leading
-// '.' is escaped too so a value can never make a hidden directory or "..".
+// upper-case hex). An empty value becomes DefaultPartition, a leading '.'
+// is escaped too so a value can never make a hidden directory or "..", and
+// so are bytes that are not valid UTF-8, which object keys cannot hold.
 func escapePathValue[S string | []byte](dst []byte, s S) []byte {
 	if len(s) == 0 {
 		return append(dst, DefaultPartition...)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c >= utf8.RuneSelf {
+			// Object keys must be UTF-8: bytes of an invalid sequence are
+			// escaped like control characters, valid ones are kept.
+			if r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))])); r != utf8.RuneError || n > 1 {
+				dst = append(dst, s[i:i+n]...)
+				i += n - 1
+				continue
+			}
+			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
+			continue
+		}
 		if mustEscape[c] || (i == 0 && c == '.') {
 			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
 			continue

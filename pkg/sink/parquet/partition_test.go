@@ -6,9 +6,12 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 )
 
@@ -23,6 +26,7 @@ func TestEscapePathValue(t *testing.T) {
 		{record.String("{[^]}"), "%7B%5B%5E%5D}"},
 		{record.String("tab\there\x7f"), "tab%09here%7F"},
 		{record.String("café ☕"), "café ☕"},
+		{record.String("bad\xff\xc3utf8\xe2\x82"), "bad%FF%C3utf8%E2%82"},
 		{record.String(".."), "%2E."},
 		{record.String(".hidden"), "%2Ehidden"},
 		{record.String("a.b"), "a.b"},
@@ -180,5 +184,53 @@ func FuzzParseTemplate(f *testing.F) {
 			require.NotEqual(t, "..", dir, "template %q rendered %q", s, out)
 			require.NotEqual(t, "", dir, "template %q rendered %q", s, out)
 		}
+	})
+}
+
+// FuzzRenderPartitionValues renders arbitrary field values and event times
+// into a Hive-style template: the path always has the template's
+// directories, every value reads back exactly after Hive unescaping, and
+// the path is a valid directory and object key (no "/", "..", hidden or
+// empty segment, control character or backslash from a value).
+func FuzzRenderPartitionValues(f *testing.F) {
+	for _, s := range []string{"acme", "", "..", "../../etc", "a/b", "\x00", "x=y", "%2F", ".", "/", "\\", "\x7f\n\t", "café", "__HIVE_DEFAULT_PARTITION__"} {
+		f.Add(s, "svc", int64(1763701200000))
+	}
+	f.Add("tenant", "..", int64(-1))
+	f.Add("t", "s", int64(math.MinInt64/2))
+	schema := record.MustSchema(
+		record.Field{Name: "tenant", Type: record.TypeString},
+		record.Field{Name: "svc", Type: record.TypeString},
+	)
+	p, err := newPartitioner("dt={date}/hour={hour}/t={tenant}/s={svc}", schema)
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, tenant, svc string, ms int64) {
+		if ms < -62135596800000 || ms > 253402300799999 { // years 1 to 9999
+			return
+		}
+		row := record.Row{record.String(tenant), record.String(svc)}
+		out := string(p.render(nil, row, ms))
+		require.NoError(t, validDir(out), "rendered %q", out)
+		require.True(t, utf8.ValidString(out), "rendered %q", out)
+		require.NoError(t, store.ValidKey("prefix/"+out+"/part-w-000000.parquet"), "rendered %q", out)
+		segs := strings.Split(out, "/")
+		require.Len(t, segs, 4, "rendered %q", out)
+		for i, want := range []string{tenant, svc} {
+			v, ok := strings.CutPrefix(segs[2+i], []string{"t=", "s="}[i])
+			require.True(t, ok, "rendered %q", out)
+			for _, c := range []byte(v) {
+				require.False(t, c < 0x20 || c == 0x7f || c == '\\', "control character or backslash in %q", out)
+			}
+			if want == "" {
+				require.Equal(t, DefaultPartition, v)
+				continue
+			}
+			back, err := unescapePathValue(v)
+			require.NoError(t, err)
+			require.Equal(t, want, back)
+		}
+		tm := time.UnixMilli(ms).UTC()
+		require.Equal(t, "dt="+tm.Format(time.DateOnly), segs[0])
+		require.Equal(t, "hour="+tm.Format("15"), segs[1])
 	})
 }

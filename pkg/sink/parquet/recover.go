@@ -46,10 +46,6 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 	if err != nil {
 		return fmt.Errorf("recover parquet files: %w", err)
 	}
-	present := make(map[stagedKey]bool, len(staged))
-	for _, f := range staged {
-		present[keyOf(f.task, &f.ref)] = true
-	}
 	referenced := make(map[stagedKey]bool)
 	var resumed []*partFile
 	release := func() {
@@ -63,7 +59,7 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 		s.mu.Unlock()
 	}
 	for _, st := range decoded {
-		files, err := s.recoverTask(ctx, st, present, referenced)
+		files, err := s.recoverTask(ctx, st, referenced)
 		resumed = append(resumed, files...)
 		if err != nil {
 			release()
@@ -71,17 +67,32 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 		}
 		s.mu.Lock()
 		if len(files) > 0 {
-			s.recovered[st.Task] = &recoveredTask{fields: st.Fields, files: files}
+			s.recovered[st.Task] = &recoveredTask{fields: st.Fields, layout: st.Layout, files: files}
 			s.hasRecovered.Store(true)
 		}
 		s.seqs[st.Task] = max(s.seqs[st.Task], st.NextSeq)
+		s.recoveredParts[st.Task] = recoveredParts{watermark: st.Watermark, parts: st.Parts}
 		s.mu.Unlock()
+		if s.commitEnabled() {
+			s.commitMu.Lock()
+			s.commits[st.Task] = &taskCommit{watermark: st.Watermark, parts: st.Parts}
+			s.commitMu.Unlock()
+		}
+	}
+	// An intent is kept while any file the checkpoint refers to has it.
+	keepIntent := make(map[string]bool)
+	for _, f := range staged {
+		if f.intent != "" && referenced[keyOf(f.task, &f.ref)] {
+			keepIntent[f.intent] = true
+		}
 	}
 	var orphans int
 	for _, f := range staged {
 		if !referenced[keyOf(f.task, &f.ref)] {
-			s.dest.discard(ctx, f.task, f.ref)
-			orphans++
+			s.dest.cleanup(ctx, f, keepIntent[f.intent])
+			if f.ref.UploadID != "" || f.intent == "" {
+				orphans++
+			}
 		}
 	}
 	if orphans > 0 {
@@ -92,7 +103,7 @@ func (s *Sink) Recover(ctx context.Context, states map[string][]byte) error {
 
 // recoverTask publishes the completed files of one state and resumes its
 // open files.
-func (s *Sink) recoverTask(ctx context.Context, st *taskState, present, referenced map[stagedKey]bool) ([]*partFile, error) {
+func (s *Sink) recoverTask(ctx context.Context, st *taskState, referenced map[stagedKey]bool) ([]*partFile, error) {
 	for i := range st.Completed {
 		c := &st.Completed[i]
 		referenced[keyOf(st.Task, &c.fileRef)] = true
@@ -108,17 +119,23 @@ func (s *Sink) recoverTask(ctx context.Context, st *taskState, present, referenc
 	if err != nil {
 		return nil, err
 	}
-	ps, err := parquetSchema(s.cfg.Name, schema)
+	ps, err := parquetSchema(s.cfg.Name, schema, st.Layout)
 	if err != nil {
 		return nil, err
 	}
+	// Files of a schema without the sortBy fields go on unsorted.
+	sortBy, _ := sortColumns(s.cfg.SortBy, schema)
 	var files []*partFile
 	for i := range st.Open {
 		o := &st.Open[i]
 		k := keyOf(st.Task, &o.fileRef)
 		referenced[k] = true
 		st.NextSeq = max(st.NextSeq, o.Seq+1)
-		if !present[k] {
+		present, err := s.dest.isStaged(ctx, st.Task, o.fileRef)
+		if err != nil {
+			return files, err
+		}
+		if !present {
 			name := fileName(st.Task, o.Seq)
 			done, err := s.dest.exists(ctx, o.Dir, name)
 			if err != nil {
@@ -130,7 +147,7 @@ func (s *Sink) recoverTask(ctx context.Context, st *taskState, present, referenc
 			s.logger.Info("parquet file of the checkpoint was finished before", zap.String("path", s.dest.location(o.Dir, name)))
 			continue
 		}
-		pf, err := s.resumeFile(ctx, st.Task, o, ps)
+		pf, err := s.resumeFile(ctx, st.Task, o, ps, sortBy)
 		if err != nil {
 			return files, err
 		}
@@ -139,12 +156,12 @@ func (s *Sink) recoverTask(ctx context.Context, st *taskState, present, referenc
 	return files, nil
 }
 
-func (s *Sink) resumeFile(ctx context.Context, task string, o *openFile, schema *parquet.Schema) (*partFile, error) {
+func (s *Sink) resumeFile(ctx context.Context, task string, o *openFile, schema *parquet.Schema, sortBy []pqfile.SortColumn) (*partFile, error) {
 	out, err := s.dest.resume(ctx, task, o.fileRef, o.File.Length, &ctx)
 	if err != nil {
 		return nil, err
 	}
-	pw, err := pqfile.Resume(out, schema, s.fileOptions(), o.File)
+	pw, err := pqfile.Resume(out, schema, s.fileOptions(sortBy), o.File)
 	if err != nil {
 		out.release()
 		return nil, fmt.Errorf("resume %s: %w", out.name(), err)
@@ -205,7 +222,9 @@ func (s *Sink) finishFiles(ctx context.Context, task string, files []*partFile) 
 		done := completedFile{fileRef: pf.out.ref(), Size: pf.pw.Size(), Rows: pf.pw.Rows()}
 		if err := s.publish(ctx, task, &done); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		s.noteFinished(task, pf.dir, partFileInfo{Seq: pf.seq, Rows: done.Rows, Size: done.Size})
 	}
 	return errors.Join(errs...)
 }

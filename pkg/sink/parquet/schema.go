@@ -3,6 +3,7 @@ package parquet
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
@@ -16,24 +17,67 @@ import (
 	"github.com/streamd/streamd/pkg/record"
 )
 
+// layout is what, besides the record schema, decides a file's Parquet
+// schema. It travels in the checkpointed state, so a file resumed after a
+// configuration change keeps the schema its row groups were written with.
+type layout struct {
+	// timestampMillis writes timestamps as TIMESTAMP(MILLIS) instead of
+	// TIMESTAMP(MICROS).
+	timestampMillis bool
+	// json names, sorted and NUL-separated (so a layout stays comparable),
+	// the string fields written with the JSON logical type.
+	json string
+}
+
+// newLayout makes a layout; jsonColumns may be in any order.
+func newLayout(timestampMillis bool, jsonColumns []string) layout {
+	names := slices.Clone(jsonColumns)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	return layout{timestampMillis: timestampMillis, json: strings.Join(names, "\x00")}
+}
+
+// jsonColumns returns the fields written with the JSON logical type.
+func (l layout) jsonColumns() []string {
+	if l.json == "" {
+		return nil
+	}
+	return strings.Split(l.json, "\x00")
+}
+
+func (l layout) isJSON(name string) bool {
+	return l.json != "" && slices.Contains(l.jsonColumns(), name)
+}
+
 // parquetSchema maps a record schema to a Parquet schema with one optional
-// column per field, in schema order, so column i is field i.
-func parquetSchema(name string, s *record.Schema) (*parquet.Schema, error) {
+// column per field, in schema order, so column i is field i. Strings are
+// dictionary encoded (the writer falls back to PLAIN for a column chunk
+// whose dictionary outgrows its bound), everything else PLAIN: the
+// encodings every engine reads (docs/parquet.md).
+func parquetSchema(name string, s *record.Schema, lay layout) (*parquet.Schema, error) {
 	g := &orderedGroup{fields: make([]parquet.Field, s.Len())}
 	for i := range s.Len() {
 		f := s.Field(i)
 		var n parquet.Node
 		switch f.Type {
 		case record.TypeString:
-			n = parquet.String()
+			if lay.isJSON(f.Name) {
+				n = parquet.Encoded(parquet.JSON(), &parquet.RLEDictionary)
+			} else {
+				n = parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
+			}
 		case record.TypeInt:
-			n = parquet.Int(64)
+			n = parquet.Encoded(parquet.Int(64), &parquet.Plain)
 		case record.TypeFloat:
-			n = parquet.Leaf(parquet.DoubleType)
+			n = parquet.Encoded(parquet.Leaf(parquet.DoubleType), &parquet.Plain)
 		case record.TypeBool:
-			n = parquet.Leaf(parquet.BooleanType)
+			n = parquet.Encoded(parquet.Leaf(parquet.BooleanType), &parquet.Plain)
 		case record.TypeTimestamp:
-			n = parquet.TimestampAdjusted(parquet.Microsecond, true)
+			unit := parquet.Microsecond
+			if lay.timestampMillis {
+				unit = parquet.Millisecond
+			}
+			n = parquet.Encoded(parquet.TimestampAdjusted(unit, true), &parquet.Plain)
 		default:
 			return nil, fmt.Errorf("map field %q: type %s has no Parquet column type", f.Name, f.Type)
 		}

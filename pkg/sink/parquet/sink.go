@@ -3,6 +3,7 @@ package parquet
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -53,11 +54,27 @@ type Sink struct {
 	// recovered holds, by task, the open files Recover resumed, until
 	// NewWriter claims them or FinishRecovered publishes them.
 	recovered map[string]*recoveredTask
+	// recoveredParts holds, by task, the partition stats of the restored
+	// states, until NewWriter takes them.
+	recoveredParts map[string]recoveredParts
+
+	// commitMu guards the partition commit bookkeeping (commit.go).
+	commitMu sync.Mutex
+	commits  map[string]*taskCommit
+	// marked holds the partitions committed by this process, with their end.
+	marked map[string]bool
+}
+
+// recoveredParts is what a restored state says about a task's partitions.
+type recoveredParts struct {
+	watermark int64
+	parts     map[string]partStats
 }
 
 // recoveredTask is the resumed open files of one task.
 type recoveredTask struct {
 	fields []record.Field
+	layout layout
 	files  []*partFile
 }
 
@@ -69,10 +86,15 @@ var (
 )
 
 type metrics struct {
-	files     prometheus.Counter
-	bytes     prometheus.Counter
-	rows      prometheus.Counter
-	openFiles prometheus.Gauge
+	files       prometheus.Counter
+	bytes       prometheus.Counter
+	rows        prometheus.Counter
+	openFiles   prometheus.Gauge
+	partitions  prometheus.Counter
+	commitDelay prometheus.Histogram
+	lateRows    prometheus.Counter
+	filtered    prometheus.Counter
+	filterErrs  prometheus.Counter
 }
 
 func newMetrics(name string, reg prometheus.Registerer) *metrics {
@@ -97,6 +119,32 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 		openFiles: f.NewGauge(prometheus.GaugeOpts{
 			Name:        "streamd_parquet_open_files",
 			Help:        "Parquet files being written.",
+			ConstLabels: labels,
+		}),
+		partitions: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_partitions_committed_total",
+			Help:        "Time partitions committed with a manifest and _SUCCESS.",
+			ConstLabels: labels,
+		}),
+		commitDelay: f.NewHistogram(prometheus.HistogramOpts{
+			Name:        "streamd_parquet_partition_commit_delay_seconds",
+			Help:        "Wall-clock time from the end of a time partition to its commit.",
+			ConstLabels: labels,
+			Buckets:     []float64{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 86400},
+		}),
+		filtered: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_filtered_rows_total",
+			Help:        "Rows the sink's filter did not select.",
+			ConstLabels: labels,
+		}),
+		filterErrs: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_filter_errors_total",
+			Help:        "Rows left out because the sink's filter could not be evaluated on them.",
+			ConstLabels: labels,
+		}),
+		lateRows: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_partition_late_rows_total",
+			Help:        "Rows written to a time partition after it was committed (in files its manifest does not list).",
 			ConstLabels: labels,
 		}),
 	}
@@ -128,19 +176,52 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 		seqs:      make(map[string]uint64),
 		committed: make(map[string]map[uint64]struct{}),
 		recovered: make(map[string]*recoveredTask),
+
+		recoveredParts: make(map[string]recoveredParts),
+		commits:        make(map[string]*taskCommit),
+		marked:         make(map[string]bool),
 	}
 	s.transactional.Store(cfg.Transactional)
 	return s, nil
 }
 
+// sortColumns resolves Config.SortBy against a schema.
+func sortColumns(names []string, schema *record.Schema) ([]pqfile.SortColumn, error) {
+	var out []pqfile.SortColumn
+	for _, name := range names {
+		i, ok := schema.Index(name)
+		if !ok {
+			return nil, fmt.Errorf("sortBy: unknown field %q (fields: %s)", name, schema)
+		}
+		out = append(out, pqfile.SortColumn{Column: i})
+	}
+	return out, nil
+}
+
+// CheckSortBy reports a sortBy field the schema lacks, for validation
+// before the pipeline runs.
+func CheckSortBy(names []string, schema *record.Schema) error {
+	_, err := sortColumns(names, schema)
+	return err
+}
+
+// layout is the layout of the files the sink's new writers open.
+func (s *Sink) layout() layout {
+	return newLayout(s.cfg.TimestampUnit == "millis", s.cfg.JSONColumns)
+}
+
 // fileOptions are the options of every file writer of the sink. The tail
 // a checkpoint carries per open file is bounded by the row group size and
 // by pqfile's default.
-func (s *Sink) fileOptions() pqfile.Options {
+func (s *Sink) fileOptions(sortBy []pqfile.SortColumn) pqfile.Options {
 	return pqfile.Options{
+		SortBy:        sortBy,
 		Compression:   s.codec,
 		RowGroupBytes: s.cfg.RowGroupSize,
 		MaxTailBytes:  min(s.cfg.RowGroupSize, pqfile.DefaultMaxTailBytes),
+		PageSize:      int(s.cfg.PageSize),
+
+		DictionaryMaxBytes: s.cfg.DictionarySize,
 	}
 }
 
@@ -157,12 +238,22 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 	rt := s.recovered[w.task]
 	delete(s.recovered, w.task)
 	delete(s.committed, w.task)
+	rp, hasParts := s.recoveredParts[w.task]
+	delete(s.recoveredParts, w.task)
 	s.mu.Unlock()
+	s.registerTask(w.task)
+	if hasParts {
+		w.wm = rp.watermark
+		for dir, p := range rp.parts {
+			c := p.clone()
+			w.parts[dir] = &c
+		}
+	}
 	if rt == nil {
 		return w, nil
 	}
-	if !slices.Equal(rt.fields, schema.Fields()) {
-		s.logger.Warn("schema changed since the checkpoint: finishing resumed parquet files",
+	if !slices.Equal(rt.fields, schema.Fields()) || rt.layout != w.lay {
+		s.logger.Warn("schema or layout changed since the checkpoint: finishing resumed parquet files",
 			zap.String("task", task), zap.Int("files", len(rt.files)))
 		if err := s.finishFiles(context.Background(), w.task, rt.files); err != nil {
 			return nil, fmt.Errorf("new parquet writer: %w", err)
@@ -172,6 +263,7 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 	for _, pf := range rt.files {
 		pf.out.bind(&w.ctx)
 		w.files[pf.dir] = pf
+		pf.stats = w.statsFor(pf.dir, pf.bucket)
 	}
 	return w, nil
 }
@@ -180,13 +272,29 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 	if task == "" {
 		return nil, fmt.Errorf("new parquet writer: task name is empty")
 	}
-	ps, err := parquetSchema(s.cfg.Name, schema)
+	lay := s.layout()
+	for _, name := range lay.jsonColumns() {
+		if i, ok := schema.Index(name); !ok || schema.Field(i).Type != record.TypeString {
+			return nil, fmt.Errorf("new parquet writer: jsonColumns: %q is not a string field (fields: %s)", name, schema)
+		}
+	}
+	ps, err := parquetSchema(s.cfg.Name, schema, lay)
 	if err != nil {
 		return nil, fmt.Errorf("new parquet writer: %w", err)
 	}
 	part, err := newPartitioner(s.cfg.Partition, schema)
 	if err != nil {
 		return nil, fmt.Errorf("new parquet writer: partition: %w", err)
+	}
+	sortBy, err := sortColumns(s.cfg.SortBy, schema)
+	if err != nil {
+		return nil, fmt.Errorf("new parquet writer: %w", err)
+	}
+	var filter RowFilter
+	if s.cfg.NewFilter != nil {
+		if filter, err = s.cfg.NewFilter(schema); err != nil {
+			return nil, fmt.Errorf("new parquet writer: filter: %w", err)
+		}
 	}
 	types := make([]record.Type, schema.Len())
 	for i := range types {
@@ -198,8 +306,13 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		schema:  schema,
 		types:   types,
 		pschema: ps,
+		lay:     lay,
+		sortBy:  sortBy,
+		filter:  filter,
 		part:    part,
 		files:   make(map[string]*partFile),
+		parts:   make(map[string]*partStats),
+		wm:      math.MinInt64,
 		vals:    make([]parquet.Value, schema.Len()*runRows),
 		run:     make([]parquet.Row, 0, runRows),
 		now:     time.Now,
@@ -278,6 +391,9 @@ func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
 		if err := s.publish(ctx, st.Task, &st.Completed[i]); err != nil {
 			return fmt.Errorf("commit parquet files of %s: %w", task, err)
 		}
+	}
+	if err := s.advance(ctx, st.Task, st.Watermark, st.Parts); err != nil {
+		return fmt.Errorf("commit parquet partitions of %s: %w", task, err)
 	}
 	if len(st.Completed) == 0 {
 		return nil

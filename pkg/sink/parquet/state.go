@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/streamd/streamd/internal/binread"
@@ -14,8 +16,16 @@ import (
 )
 
 // stateVersion is the first byte of an encoded prepared state; a decoder
-// rejects versions it does not know instead of misreading them.
-const stateVersion = 1
+// rejects versions it does not know instead of misreading them. Version 2
+// added the layout flags; version 1 states are read with none set.
+const stateVersion = 2
+
+// Layout flags: layoutTimestampMillis is layout.timestampMillis;
+// layoutJSON says the JSON column names follow the flags.
+const (
+	layoutTimestampMillis = 1 << 0
+	layoutJSON            = 1 << 1
+)
 
 // maxParts is the most parts a multipart upload may have.
 const maxParts = 10000
@@ -51,16 +61,26 @@ type taskState struct {
 	// Fields is the record schema of the task's files, so Recover can
 	// resume or finish them before (or without) a NewWriter for the task.
 	Fields []record.Field
+	// Layout is how the task's files map the fields to Parquet columns.
+	Layout layout
 	// NextSeq is the task's next file sequence number, so a recovered task
 	// never reuses a name.
 	NextSeq   uint64
 	Completed []completedFile
 	Open      []openFile
+	// Watermark is the task's watermark at the checkpoint, and Parts what
+	// it wrote to each partition not yet committed (partition commits).
+	Watermark int64
+	Parts     map[string]partStats
 }
 
 // encodeState encodes s as: version byte, task, fields (name, type byte),
-// next sequence number, completed files (ref, size, rows), open files (ref, opened ms, encoded
-// pqfile.State), and a little-endian CRC-32C of everything before it.
+// layout flags (uvarint) and, with layoutJSON, the NUL-separated JSON
+// column names, next sequence number, completed files (ref,
+// size, rows), open files (ref, opened ms, encoded pqfile.State), the
+// watermark and the partitions (dir, end, min and max ms, rows, late rows,
+// closed byte, files (seq, rows, size)) — version 2 only — and a
+// little-endian CRC-32C of everything before it.
 // Strings and byte strings are uvarint-length prefixed; a ref is dir, seq,
 // upload id and parts (number, ETag).
 func encodeState(dst []byte, s *taskState) ([]byte, error) {
@@ -70,6 +90,17 @@ func encodeState(dst []byte, s *taskState) ([]byte, error) {
 	for _, f := range s.Fields {
 		b = appendString(b, f.Name)
 		b = append(b, byte(f.Type))
+	}
+	var flags uint64
+	if s.Layout.timestampMillis {
+		flags |= layoutTimestampMillis
+	}
+	if s.Layout.json != "" {
+		flags |= layoutJSON
+	}
+	b = binary.AppendUvarint(b, flags)
+	if s.Layout.json != "" {
+		b = appendString(b, s.Layout.json)
 	}
 	b = binary.AppendUvarint(b, s.NextSeq)
 	b = binary.AppendUvarint(b, uint64(len(s.Completed)))
@@ -93,6 +124,28 @@ func encodeState(dst []byte, s *taskState) ([]byte, error) {
 		}
 		b = binary.AppendUvarint(b, uint64(len(fs)))
 		b = append(b, fs...)
+	}
+	b = binary.AppendVarint(b, s.Watermark)
+	b = binary.AppendUvarint(b, uint64(len(s.Parts)))
+	for _, dir := range slices.Sorted(maps.Keys(s.Parts)) {
+		p := s.Parts[dir]
+		b = appendString(b, dir)
+		b = binary.AppendVarint(b, p.EndMs)
+		b = binary.AppendVarint(b, p.MinMs)
+		b = binary.AppendVarint(b, p.MaxMs)
+		b = binary.AppendUvarint(b, uint64(p.Rows))
+		b = binary.AppendUvarint(b, uint64(p.Late))
+		closed := byte(0)
+		if p.Closed {
+			closed = 1
+		}
+		b = append(b, closed)
+		b = binary.AppendUvarint(b, uint64(len(p.Files)))
+		for _, f := range p.Files {
+			b = binary.AppendUvarint(b, f.Seq)
+			b = binary.AppendUvarint(b, uint64(f.Rows))
+			b = binary.AppendUvarint(b, uint64(f.Size))
+		}
 	}
 	return appendChecksum(b, len(dst)), nil
 }
@@ -135,17 +188,17 @@ func decodeState(b []byte) (*taskState, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("decode parquet sink state: %w: checksum mismatch", errCorruptState)
 	}
-	if body[0] != stateVersion {
+	if body[0] != stateVersion && body[0] != 1 {
 		return nil, fmt.Errorf("decode parquet sink state: unknown version %d", body[0])
 	}
-	s, err := decodeBody(body[1:])
+	s, err := decodeBody(body[1:], body[0])
 	if err != nil {
 		return nil, fmt.Errorf("decode parquet sink state: %w: %w", errCorruptState, err)
 	}
 	return s, nil
 }
 
-func decodeBody(body []byte) (*taskState, error) {
+func decodeBody(body []byte, version byte) (*taskState, error) {
 	d := decoder{Reader: binread.Reader{B: body}}
 	s := &taskState{Task: d.Str()}
 	if d.Err == nil {
@@ -165,6 +218,20 @@ func decodeBody(body []byte) (*taskState, error) {
 	if d.Err == nil && len(s.Fields) == 0 {
 		d.Fail(errors.New("no fields"))
 	}
+	if version >= 2 {
+		flags := d.Uvarint()
+		if d.Err == nil && flags&^(layoutTimestampMillis|layoutJSON) != 0 {
+			d.Fail(fmt.Errorf("unknown layout flags %#x", flags))
+		}
+		s.Layout.timestampMillis = flags&layoutTimestampMillis != 0
+		if flags&layoutJSON != 0 {
+			names := d.Str()
+			if d.Err == nil && names == "" {
+				d.Fail(errors.New("empty json column list"))
+			}
+			s.Layout = newLayout(s.Layout.timestampMillis, strings.Split(names, "\x00"))
+		}
+	}
 	s.NextSeq = d.Uvarint()
 	n = d.Count(6)
 	for range n {
@@ -179,6 +246,29 @@ func decodeBody(body []byte) (*taskState, error) {
 			o.File, d.Err = pqfile.UnmarshalState(raw)
 		}
 		s.Open = append(s.Open, o)
+	}
+	if version >= 2 {
+		s.Watermark = d.Varint()
+		n = d.Count(10)
+		for range n {
+			dir := d.Str()
+			if d.Err == nil {
+				d.Fail(validDir(dir))
+			}
+			p := partStats{EndMs: d.Varint(), MinMs: d.Varint(), MaxMs: d.Varint(), Rows: d.Int64(), Late: d.Int64()}
+			p.Closed = d.Byte() == 1
+			k := d.Count(3)
+			for range k {
+				p.Files = append(p.Files, partFileInfo{Seq: d.Uvarint(), Rows: d.Int64(), Size: d.Int64()})
+			}
+			if d.Err != nil {
+				break
+			}
+			if s.Parts == nil {
+				s.Parts = make(map[string]partStats, n)
+			}
+			s.Parts[dir] = p
+		}
 	}
 	if d.Err == nil && len(d.B) != 0 {
 		d.Err = fmt.Errorf("%d trailing bytes", len(d.B))

@@ -2,6 +2,7 @@ package parquet
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -357,6 +358,38 @@ func TestStateRoundTrip(t *testing.T) {
 	require.Equal(t, testSchema.Fields(), st.Fields)
 	require.Len(t, st.Open, 2)
 	require.NoError(t, w.Close(context.Background()))
+}
+
+// TestStateVersion1Decodes reads a state in the encoding before layout
+// flags, as a checkpoint taken by an earlier release holds it.
+func TestStateVersion1Decodes(t *testing.T) {
+	s := txnSink(t, t.TempDir(), nil, func(c *Config) { c.TimestampUnit = "millis" })
+	w, err := s.NewWriter("w", testSchema)
+	require.NoError(t, err)
+	writeIDs(t, w, 0, 20, "")
+	b := prepare(t, w, 1)
+	require.NoError(t, w.Close(context.Background()))
+	st, err := decodeState(b)
+	require.NoError(t, err)
+	require.True(t, st.Layout.timestampMillis)
+
+	// Version 1 is version 2 without the flags uvarint after the fields
+	// and without the watermark and partitions at the end.
+	require.Empty(t, st.Parts)
+	trailer := len(binary.AppendVarint(nil, st.Watermark)) + 1
+	at := 1 + 1 + len(st.Task) + 1
+	for _, f := range st.Fields {
+		at += 1 + len(f.Name) + 1
+	}
+	require.Equal(t, byte(layoutTimestampMillis), b[at])
+	v1 := append([]byte{1}, b[1:at]...)
+	v1 = append(v1, b[at+1:len(b)-4-trailer]...)
+	v1 = appendChecksum(v1, 0)
+	old, err := decodeState(v1)
+	require.NoError(t, err)
+	require.False(t, old.Layout.timestampMillis, "version 1 files were written in microseconds")
+	old.Layout, old.Watermark = st.Layout, st.Watermark
+	require.Equal(t, st, old)
 }
 
 func TestDecodeStateRejects(t *testing.T) {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
+	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
@@ -35,7 +37,13 @@ type Writer struct {
 	schema  *record.Schema
 	types   []record.Type
 	pschema *parquet.Schema
+	lay     layout
+	sortBy  []pqfile.SortColumn
 	part    *partitioner
+	// filter selects the rows written; kept holds them for one Write.
+	filter     RowFilter
+	kept       *record.Batch
+	filterErrs int
 
 	// files maps a rendered partition directory to its open file.
 	files map[string]*partFile
@@ -52,6 +60,11 @@ type Writer struct {
 	// completed lists rolled files that are not known to be published yet,
 	// in transactional mode.
 	completed []doneFile
+
+	// parts holds, with partition commits, what the task wrote to each
+	// partition not yet known to be committed; wm is its watermark.
+	parts map[string]*partStats
+	wm    int64
 
 	now    func() time.Time
 	err    error // sticky: the writer is unusable after a failed write
@@ -76,6 +89,8 @@ type partFile struct {
 	// key is nil for a resumed file until its first row.
 	bucket int64
 	key    []record.Value
+	// stats are the partition's, with partition commits.
+	stats *partStats
 }
 
 // doneFile is a rolled file waiting for Commit.
@@ -97,6 +112,10 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 	if err := w.check(b); err != nil {
 		return err
 	}
+	if w.filter != nil {
+		b = w.selectRows(b)
+		defer clear(w.kept.Values) // keep no reference to the caller's strings
+	}
 	rollRows := w.sink.cfg.RollRows
 	for i := range b.Len() {
 		row, ms := b.Row(i), b.Times[i]
@@ -113,6 +132,12 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 			}
 			w.runFile = pf
 		}
+		if st := pf.stats; st != nil {
+			if st.Closed && w.sink.isMarked(pf.dir) {
+				w.sink.metrics.lateRows.Inc()
+			}
+			st.add(ms)
+		}
 		w.appendRow(row)
 		if len(w.run) == runRows || (rollRows > 0 && pf.pw.Rows()+int64(len(w.run)) >= rollRows) {
 			if err := w.flushRun(); err != nil {
@@ -124,6 +149,32 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 		return w.fail(err)
 	}
 	return nil
+}
+
+// selectRows returns the rows of b the filter keeps, in a batch reused by
+// the next Write; its values still point into b.
+func (w *Writer) selectRows(b *record.Batch) *record.Batch {
+	if w.kept == nil {
+		w.kept = record.NewBatch(b.Width, b.Len())
+	}
+	w.kept.Reset()
+	for i := range b.Len() {
+		keep, err := w.filter.Keep(b.Row(i))
+		switch {
+		case err != nil:
+			w.sink.metrics.filterErrs.Inc()
+			if w.filterErrs == 0 {
+				w.sink.logger.Warn("parquet sink filter cannot be evaluated on a row; rows like it are left out and counted",
+					zap.String("task", w.task), zap.Error(err))
+			}
+			w.filterErrs++
+		case keep:
+			copy(w.kept.AppendRow(b.Times[i]), b.Row(i))
+		default:
+			w.sink.metrics.filtered.Inc()
+		}
+	}
+	return w.kept
 }
 
 func (w *Writer) usable() error {
@@ -179,6 +230,9 @@ func (w *Writer) lookup(row record.Row, ms int64) (*partFile, error) {
 		}
 		w.files[pf.dir] = pf
 	}
+	if pf.stats == nil && w.sink.commitEnabled() {
+		pf.stats = w.statsFor(pf.dir, w.part.bucket(ms))
+	}
 	if pf.key == nil {
 		pf.bucket = w.part.bucket(ms)
 		pf.key = make([]record.Value, len(w.part.fields))
@@ -188,6 +242,66 @@ func (w *Writer) lookup(row record.Row, ms int64) (*partFile, error) {
 	}
 	w.last = pf
 	return pf, nil
+}
+
+// statsFor returns the stats of a partition, starting them if needed.
+func (w *Writer) statsFor(dir string, bucket int64) *partStats {
+	if !w.sink.commitEnabled() {
+		return nil
+	}
+	st := w.parts[dir]
+	if st == nil {
+		end := (bucket + 1) * w.part.bucketMs
+		st = &partStats{EndMs: end, Closed: w.closes(end)}
+		w.parts[dir] = st
+	}
+	return st
+}
+
+// closes reports whether the task's watermark is past a partition end plus
+// the allowed lateness.
+func (w *Writer) closes(end int64) bool {
+	lat := w.sink.lateness()
+	return end <= math.MaxInt64-lat && end+lat <= w.wm
+}
+
+// closePartitions rolls the open files of partitions the watermark has
+// passed (plus lateness) and marks them closed, so all their rows are in
+// completed files. It drops the stats of closed partitions that the sink
+// has committed and that have no open file.
+func (w *Writer) closePartitions() error {
+	if !w.sink.commitEnabled() {
+		return nil
+	}
+	var errs []error
+	for _, pf := range w.sortedFiles() {
+		if pf.stats != nil && w.closes(pf.stats.EndMs) {
+			if err := w.roll(pf); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for dir, st := range w.parts {
+		if w.closes(st.EndMs) {
+			st.Closed = true
+		}
+		if _, open := w.files[dir]; st.Closed && !open && w.sink.isMarked(dir) {
+			delete(w.parts, dir)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// partsSnapshot copies the partition stats for a state or the sink.
+func (w *Writer) partsSnapshot() map[string]partStats {
+	if len(w.parts) == 0 {
+		return nil
+	}
+	out := make(map[string]partStats, len(w.parts))
+	for dir, st := range w.parts {
+		out[dir] = st.clone()
+	}
+	return out
 }
 
 // appendRow adds a row to the pending run, each value tagged with its
@@ -215,11 +329,25 @@ func (w *Writer) appendRow(row record.Row) {
 		case record.TypeBool:
 			pv = parquet.BooleanValue(v.N != 0)
 		case record.TypeTimestamp:
-			pv = parquet.Int64Value(int64(v.N))
+			us := int64(v.N)
+			if w.lay.timestampMillis {
+				// Floor, so times before 1970 stay in their millisecond.
+				us = floorDiv(us, 1000)
+			}
+			pv = parquet.Int64Value(us)
 		}
 		vals[c] = pv.Level(0, 1, c)
 	}
 	w.run = append(w.run, parquet.Row(vals))
+}
+
+// floorDiv is a / b rounded down.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
 }
 
 // flushRun hands the pending run to its file's writer, then rolls the
@@ -238,7 +366,7 @@ func (w *Writer) flushRun() error {
 	}
 	w.sink.metrics.rows.Add(float64(n))
 	cfg := &w.sink.cfg
-	if pf.pw.Size() >= cfg.RollSize || (cfg.RollRows > 0 && pf.pw.Rows() >= cfg.RollRows) {
+	if pf.pw.EstimatedSize() >= cfg.RollSize || (cfg.RollRows > 0 && pf.pw.Rows() >= cfg.RollRows) {
 		return w.roll(pf)
 	}
 	return nil
@@ -264,7 +392,7 @@ func (w *Writer) open(dir string, ms int64) (*partFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	pw, err := pqfile.New(out, w.pschema, w.sink.fileOptions())
+	pw, err := pqfile.New(out, w.pschema, w.sink.fileOptions(w.sortBy))
 	if err != nil {
 		out.release()
 		dst.discard(w.ctx, w.task, out.ref())
@@ -286,6 +414,9 @@ func (w *Writer) roll(pf *partFile) error {
 		return fmt.Errorf("close parquet file %s: %w", pf.out.name(), err)
 	}
 	done := completedFile{fileRef: pf.out.ref(), Size: pf.pw.Size(), Rows: pf.pw.Rows()}
+	if pf.stats != nil {
+		pf.stats.Files = append(pf.stats.Files, partFileInfo{Seq: pf.seq, Rows: done.Rows, Size: done.Size})
+	}
 	if w.sink.transactional.Load() {
 		w.completed = append(w.completed, doneFile{completedFile: done, prepared: pf.prepared})
 		return nil
@@ -318,18 +449,33 @@ func (w *Writer) forget(pf *partFile) {
 }
 
 // Tick rolls files that have been open for RollAge or longer, so a quiet
-// partition still becomes visible.
-func (w *Writer) Tick(ctx context.Context, nowMillis, _ int64) error {
-	age := w.sink.cfg.RollAge.Milliseconds()
-	if age <= 0 || w.closed || w.err != nil {
+// partition still becomes visible, and, with partition commits, the files
+// of partitions the watermark has passed. Without checkpoints it hands the
+// partitions to the sink to commit.
+func (w *Writer) Tick(ctx context.Context, nowMillis, watermark int64) error {
+	if w.closed || w.err != nil {
 		return nil
 	}
 	w.ctx = ctx
 	var errs []error
-	for _, pf := range w.sortedFiles() {
-		if nowMillis-pf.openedMs >= age {
-			if err := w.roll(pf); err != nil {
-				errs = append(errs, err)
+	if age := w.sink.cfg.RollAge.Milliseconds(); age > 0 {
+		for _, pf := range w.sortedFiles() {
+			if nowMillis-pf.openedMs >= age {
+				if err := w.roll(pf); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if w.sink.commitEnabled() {
+		w.wm = max(w.wm, watermark)
+		if err := w.closePartitions(); err != nil {
+			errs = append(errs, err)
+		} else if !w.sink.transactional.Load() {
+			// The data files are published: a marker that cannot be
+			// written now is tried again on the next tick.
+			if err := w.sink.advance(ctx, w.task, w.wm, w.partsSnapshot()); err != nil {
+				w.sink.logger.Warn("commit parquet partitions; retrying on the next tick", zap.Error(err))
 			}
 		}
 	}
@@ -393,6 +539,14 @@ func (w *Writer) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) == 0 && w.sink.commitEnabled() {
+		// A stop is not the end of the stream: only partitions the
+		// watermark has passed are complete. The task no longer holds the
+		// others back, but without checkpoints no later run knows their
+		// earlier files (see docs/parquet.md).
+		errs = append(errs, w.sink.advance(ctx, w.task, w.wm, w.partsSnapshot()))
+		w.sink.retireTask(w.task)
+	}
 	return errors.Join(errs...)
 }
 
@@ -414,8 +568,12 @@ func (w *Writer) Prepare(ctx context.Context, checkpointID int64) ([]byte, error
 		// complete without them.
 		return nil, w.fail(fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err))
 	}
+	if err := w.closePartitions(); err != nil {
+		return nil, w.fail(fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err))
+	}
 	w.dropCommitted()
-	st := taskState{Task: w.task, Fields: w.schema.Fields(), NextSeq: w.sink.peekSeq(w.task)}
+	st := taskState{Task: w.task, Fields: w.schema.Fields(), Layout: w.lay, NextSeq: w.sink.peekSeq(w.task),
+		Watermark: w.wm, Parts: w.partsSnapshot()}
 	if len(w.completed) > 0 {
 		st.Completed = make([]completedFile, len(w.completed))
 		for i := range w.completed {
@@ -457,6 +615,8 @@ func (w *Writer) PrepareFinal(ctx context.Context, checkpointID int64) ([]byte, 
 			return nil, w.fail(err)
 		}
 	}
+	// The pipeline ends: every partition the task wrote is complete.
+	w.wm = math.MaxInt64
 	return w.Prepare(ctx, checkpointID)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/format"
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamd/streamd/internal/duckdb"
@@ -317,6 +318,7 @@ func checkWithParquetGo(t *testing.T, path string, schema *parquet.Schema, ids [
 	require.Equal(t, int64(len(ids)), pf.NumRows())
 	require.Len(t, pf.RowGroups(), rowGroups)
 	require.True(t, parquet.EqualNodes(schema, pf.Schema()))
+	checkColumnPaths(t, pf.Metadata(), schema)
 
 	b := newRowBuilder(t, schema)
 	var got []parquet.Row
@@ -339,6 +341,20 @@ func checkWithParquetGo(t *testing.T, path string, schema *parquet.Schema, ids [
 	for i, id := range ids {
 		want := b.build([]int64{id})[0]
 		require.True(t, want.Equal(got[i]), "row %d: want %v, got %v", i, want, got[i])
+	}
+}
+
+// checkColumnPaths requires every column chunk of every row group to name
+// its leaf column: readers built on parquet-mr (Spark, Hive, Athena) find
+// columns by path_in_schema, not by position.
+func checkColumnPaths(t *testing.T, md *format.FileMetaData, schema *parquet.Schema) {
+	t.Helper()
+	want := schema.Columns()
+	for i, rg := range md.RowGroups {
+		require.Len(t, rg.Columns, len(want), "row group %d", i)
+		for j := range rg.Columns {
+			require.Equal(t, want[j], []string(rg.Columns[j].MetaData.PathInSchema), "row group %d column %d", i, j)
+		}
 	}
 }
 
