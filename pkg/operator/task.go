@@ -43,7 +43,7 @@ type splitTask struct {
 	idleG   prometheus.Gauge
 	deadBy  map[string]prometheus.Counter
 	deadB   *record.Batch
-	ctrl    chan Marker
+	ctrl    mailbox
 	last    source.Position
 }
 
@@ -141,7 +141,6 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		wmDelay: r.m.splitWMDelay.WithLabelValues(name, id),
 		idleG:   r.m.splitIdle.WithLabelValues(name, id),
 		deadBy:  make(map[string]prometheus.Counter),
-		ctrl:    make(chan Marker, 64),
 	}
 	if start != nil {
 		t.last = *start
@@ -320,8 +319,9 @@ func (t *splitTask) deadLetter(now time.Time, pos string, err error, raw []byte)
 // whether a marker asked the split to stop reading.
 func (t *splitTask) markers() bool {
 	for {
-		select {
-		case m := <-t.ctrl:
+		m, ok := t.ctrl.take()
+		switch {
+		case ok:
 			next := t.last
 			if p, ok := t.reader.(source.Positioner); ok {
 				next = p.Position()
@@ -577,10 +577,15 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 			s.releaseQueued(ctx)
 			continue
 		}
-		if u, ok := m.Payload.(*ruleUpdate); ok && u.stage == s.st.spec.Name {
+		if u, ok := m.Payload.(*ruleUpdate); ok {
 			if ro, ok := s.op.(*ruleOperator); ok {
-				if err := ro.eng.Apply(u.update); err != nil {
-					s.r.log.Error("apply rule update", zap.String("stage", u.stage), zap.Error(err))
+				for _, c := range u.changes {
+					if c.stage != s.st.spec.Name {
+						continue
+					}
+					if err := ro.eng.Apply(c.update); err != nil {
+						s.r.log.Error("apply rule update", zap.String("stage", c.stage), zap.Error(err))
+					}
 				}
 				ro.publishStats()
 			}
