@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"testing"
 	"testing/synctest"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamd/streamd/pkg/rules"
 	"github.com/streamd/streamd/pkg/source"
+	"github.com/streamd/streamd/pkg/window"
 )
 
 // stuckSource has one split whose reads ignore their deadline and end only
@@ -86,5 +89,72 @@ func TestRuleChangesAreBatched(t *testing.T) {
 			require.Len(t, op.eng.Rules(), n, "every subtask applied every change")
 		}
 		s.end()
+	})
+}
+
+// mixedSource has a scripted split "a" and a stuck split "slow".
+type mixedSource struct {
+	*scriptSource
+	stuck stuckSource
+}
+
+func (s mixedSource) Splits(context.Context) ([]source.Split, error) {
+	return []source.Split{{ID: "a"}, {ID: "slow"}}, nil
+}
+
+func (s mixedSource) Open(ctx context.Context, sp source.Split, start *source.Position) (source.Reader, error) {
+	if sp.ID == "slow" {
+		return stuckReader(s.stuck), nil
+	}
+	return s.scriptSource.Open(ctx, sp, start)
+}
+
+// While a subtask aligns a marker that one input cannot deliver yet (its
+// split is stuck in a read), the inputs past the marker are held at their
+// gates once the subtask has queued a few of their batches: memory stays
+// bounded, and everything flows once the marker is aligned.
+func TestAlignmentQueueIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := mixedSource{scriptSource: newScriptSource("a"), stuck: stuckSource{end: make(chan struct{})}}
+		rt, err := New(Job{Name: "align", Parallelism: 1, TickInterval: scriptTick,
+			Sources: []SourceSpec{{Name: "in", Source: src, Watermark: WatermarkConfig{SenderField: -1},
+				NewDecoder: func() (Decoder, error) { return scriptDecoder{}, nil }}},
+			Stages: []StageSpec{{Name: "w", Input: "in", KeyBy: []string{"key"},
+				Assigner:   window.Assigner{Kind: window.Tumbling, Size: 10_000, Slide: 10_000},
+				Aggregates: []window.Spec{{Fn: "count"}}, NewAggregate: window.NewAggregate}},
+		}, nil, nil)
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- rt.Run(context.Background()) }()
+		synctest.Wait()
+		_, err = rt.Inject("barrier")
+		require.NoError(t, err)
+		time.Sleep(scriptTick) // split a passes the marker; slow cannot
+		synctest.Wait()
+
+		const batches = 300
+		fed := make(chan struct{})
+		go func() {
+			defer close(fed)
+			for i := range batches {
+				src.feeds["a"] <- []source.Message{scriptRecord{T: int64(i), Key: "k", Seq: int64(i)}.message()}
+			}
+		}()
+		synctest.Wait()
+		sig := rt.stages[0].align[0]
+		// The gate admits events while fewer than alignBudget are queued;
+		// those already in the input channel come on top.
+		require.LessOrEqual(t, sig.queued.Load(), int64(alignBudget+inputCapacity), "events queued behind the marker")
+		select {
+		case <-fed:
+			t.Fatal("split a read every batch although the subtask could not take them")
+		default:
+		}
+
+		close(src.stuck.end) // the slow split delivers the marker as it leaves
+		<-fed
+		close(src.ends["a"])
+		require.NoError(t, <-done)
+		require.EqualValues(t, batches, testutil.ToFloat64(rt.m.stageIn.WithLabelValues("w")), "every record reached the stage")
 	})
 }

@@ -560,6 +560,7 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		in.joined, in.last = true, ev.after
 	} else if a.blocked(ev.from) {
 		a.queue = append(a.queue, ev)
+		s.st.align[s.idx].queued.Store(int64(len(a.queue)))
 		return
 	}
 	s.handle(ctx, ev)
@@ -575,6 +576,7 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 			// Injected while no input of this subtask existed: nothing
 			// to handle or forward; later inputs joined as past it.
 			s.releaseQueued(ctx)
+			s.st.align[s.idx].publish(id)
 			continue
 		}
 		if u, ok := m.Payload.(*ruleUpdate); ok {
@@ -607,6 +609,8 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		}
 		s.out.marker(&m)
 		s.releaseQueued(ctx)
+		// Producers held at their gates for this marker may go on.
+		s.st.align[s.idx].publish(id)
 	}
 }
 
@@ -623,6 +627,7 @@ func (s *subtask) releaseQueued(ctx context.Context) {
 		}
 		s.handle(ctx, q)
 	}
+	s.st.align[s.idx].queued.Store(int64(len(a.queue)))
 }
 
 // async registers background work to complete on this goroutine.
