@@ -2,6 +2,8 @@ package operator
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -69,10 +71,59 @@ type exchangeOut struct {
 	// sentWM/sentIdle avoid re-sending unchanged watermarks.
 	sentWM   []int64
 	sentIdle []bool
-	width    int
+	// gate is, per subtask, the marker this producer has passed and the
+	// subtask may still be aligning: events after it wait (see awaitGate).
+	gate  []int64
+	width int
 }
 
-func newExchangeOut(st *stageRT, id int, width int) *exchangeOut {
+// inputCapacity is the capacity of a subtask's input channel, in events.
+const inputCapacity = 16
+
+// alignBudget is how many events of inputs past a marker a subtask queues
+// while it aligns; beyond it, those inputs wait — they are blocked, as in
+// Flink, rather than buffered without bound. A few batches keep a short
+// alignment from stalling anyone.
+const alignBudget = 32
+
+// alignSignal is a subtask's alignment progress as its producers see it.
+type alignSignal struct {
+	aligned atomic.Int64 // the last marker the subtask handled
+	queued  atomic.Int64 // events it holds back now
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when aligned moves
+}
+
+func newAlignSignal() *alignSignal { return &alignSignal{changed: make(chan struct{})} }
+
+// publish records that the subtask handled marker id.
+func (a *alignSignal) publish(id int64) {
+	a.aligned.Store(id)
+	a.mu.Lock()
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
+}
+
+// open reports whether a producer past marker gate may send now.
+func (a *alignSignal) open(gate int64) bool {
+	return a.aligned.Load() >= gate || a.queued.Load() < alignBudget
+}
+
+// await blocks until open(gate).
+func (a *alignSignal) await(gate int64) {
+	for {
+		a.mu.Lock()
+		ch := a.changed
+		a.mu.Unlock()
+		if a.open(gate) {
+			return
+		}
+		<-ch
+	}
+}
+
+func newExchangeOut(st *stageRT, id int, width int, after int64) *exchangeOut {
 	p := len(st.inputs)
 	x := &exchangeOut{
 		stage:    st,
@@ -81,12 +132,30 @@ func newExchangeOut(st *stageRT, id int, width int) *exchangeOut {
 		bufs:     make([]*record.Batch, p),
 		sentWM:   make([]int64, p),
 		sentIdle: make([]bool, p),
+		gate:     make([]int64, p),
 		width:    width,
 	}
 	for i := range x.sentWM {
 		x.sentWM[i] = minWM
+		// A producer that joins after marker `after` is past it.
+		x.gate[i] = after
 	}
 	return x
+}
+
+// awaitGate waits, before an event to subtask sub, until the subtask has
+// aligned the marker this producer passed or has room to queue the event.
+func (x *exchangeOut) awaitGate(sub int) {
+	g := x.gate[sub]
+	if g == 0 {
+		return
+	}
+	sig := x.stage.align[sub]
+	if sig.aligned.Load() >= g {
+		x.gate[sub] = 0
+		return
+	}
+	sig.await(g)
 }
 
 // send partitions b by key and forwards each part with the watermark.
@@ -122,14 +191,17 @@ func (x *exchangeOut) send(b *record.Batch, wm int64, idle bool) {
 		}
 		x.bufs[sub] = nil
 		x.sentWM[sub], x.sentIdle[sub] = wm, idle
+		x.awaitGate(sub)
 		in <- event{from: x.id, batch: out, wm: wm, idle: idle}
 	}
 }
 
-// sendMarker forwards a marker to every subtask, after everything sent before it.
+// sendMarker forwards a marker to every subtask, after everything sent
+// before it. Markers are never held at a gate: alignment waits for them.
 func (x *exchangeOut) sendMarker(m *Marker) {
-	for _, in := range x.stage.inputs {
+	for sub, in := range x.stage.inputs {
 		in <- event{from: x.id, marker: m}
+		x.gate[sub] = m.ID
 	}
 }
 

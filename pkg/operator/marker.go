@@ -2,6 +2,7 @@ package operator
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/source"
@@ -92,9 +93,37 @@ func (r *Runtime) inject(payload any, counted func(int)) (int64, int, error) {
 		counted(len(r.running))
 	}
 	for t := range r.running {
-		t.ctrl <- m
+		t.ctrl.put(m)
 	}
 	return m.ID, len(r.running), nil
+}
+
+// mailbox is a split task's queue of injected markers. It never fills, so
+// injecting (under markerMu) never waits on a split — which may itself be
+// waiting for markerMu to leave. Markers are few (checkpoints and batched
+// rule changes), so the queue stays short.
+type mailbox struct {
+	mu sync.Mutex
+	ms []Marker
+}
+
+func (b *mailbox) put(m Marker) {
+	b.mu.Lock()
+	b.ms = append(b.ms, m)
+	b.mu.Unlock()
+}
+
+// take returns the oldest queued marker.
+func (b *mailbox) take() (Marker, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.ms) == 0 {
+		return Marker{}, false
+	}
+	m := b.ms[0]
+	b.ms[0] = Marker{}
+	b.ms = b.ms[1:]
+	return m, true
 }
 
 // alignment tracks which inputs of a subtask have delivered which markers.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -222,8 +223,15 @@ func (o *ruleOperator) snapshot() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// ruleUpdate is the payload of a rule-change marker.
+// ruleUpdate is the payload of a rule-change marker: every change accepted
+// since the last one, in order, so a burst of changes (a control topic
+// replayed at start) costs one alignment, not one per rule.
 type ruleUpdate struct {
+	changes []ruleChange
+}
+
+// ruleChange is one accepted change of one rule stage.
+type ruleChange struct {
 	stage  string
 	update rules.Update
 }
@@ -241,12 +249,15 @@ type RuleManager struct {
 	// schemas are the input schemas of the rule stages, keys their keyBy.
 	schemas map[string]*record.Schema
 	keys    map[string][]string
-	// queued holds changes accepted while no split was reading (a
-	// consumer group still assigning partitions): a marker reaches the
-	// subtasks only through splits, and a split that starts later joins
-	// past every marker injected before it. They are broadcast, in order,
-	// once a split reads.
-	queued []*ruleUpdate
+	// queued holds changes accepted and not yet broadcast: those of a
+	// burst, which one marker carries, and those accepted while no split
+	// was reading (a consumer group still assigning partitions) — a marker
+	// reaches the subtasks only through splits, and a split that starts
+	// later joins past every marker injected before it. They go out, in
+	// order, once a split reads.
+	queued []ruleChange
+	// flushing is set while a broadcast of the queue is scheduled.
+	flushing bool
 }
 
 // ErrStaleRule is returned for an update whose version is not newer than
@@ -407,7 +418,7 @@ func (m *RuleManager) Put(ctx context.Context, stage string, r *rules.Rule) erro
 	if v, ok := m.tombstones[stage][r.ID]; ok && r.Version <= v {
 		return fmt.Errorf("rule %q version %d: %w (version %d was deleted)", r.ID, r.Version, ErrStaleRule, v)
 	}
-	if err := m.broadcast(&ruleUpdate{stage: stage, update: rules.Update{Rule: r}}); err != nil {
+	if err := m.broadcast(ruleChange{stage: stage, update: rules.Update{Rule: r}}); err != nil {
 		return fmt.Errorf("broadcast rule %q: %w", r.ID, err)
 	}
 	m.rules[stage][r.ID] = r
@@ -428,7 +439,7 @@ func (m *RuleManager) Delete(ctx context.Context, stage, id string) error {
 	if !ok {
 		return fmt.Errorf("delete rule %q: %w", id, rules.ErrNoRule)
 	}
-	if err := m.broadcast(&ruleUpdate{stage: stage, update: rules.Update{Delete: id}}); err != nil {
+	if err := m.broadcast(ruleChange{stage: stage, update: rules.Update{Delete: id}}); err != nil {
 		return fmt.Errorf("broadcast delete of rule %q: %w", id, err)
 	}
 	delete(set, id)
@@ -436,35 +447,45 @@ func (m *RuleManager) Delete(ctx context.Context, stage, id string) error {
 	return nil
 }
 
-// broadcast injects a change into every running split, or queues it
-// behind earlier queued changes when no split is running; m.mu is held.
-func (m *RuleManager) broadcast(u *ruleUpdate) error {
-	if len(m.queued) > 0 {
-		m.queued = append(m.queued, u)
-		return m.flushQueued()
+// ruleBatchDelay is how long an accepted change waits for others to go out
+// with it in one marker: short beside the time a marker takes to reach
+// every subtask, long enough to gather a burst.
+const ruleBatchDelay = 5 * time.Millisecond
+
+// broadcast queues an accepted change and schedules a broadcast of the
+// queue; m.mu is held. Changes accepted within ruleBatchDelay go out
+// together, in one marker.
+func (m *RuleManager) broadcast(c ruleChange) error {
+	if !m.rt.started() {
+		return ErrNotRunning
 	}
-	_, n, err := m.rt.inject(u, nil)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		m.queued = append(m.queued, u)
+	m.queued = append(m.queued, c)
+	if !m.flushing {
+		m.flushing = true
+		time.AfterFunc(ruleBatchDelay, func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.flushing = false
+			if err := m.flushQueued(); err != nil && !errors.Is(err, ErrNotRunning) {
+				m.rt.log.Warn("broadcast rule changes", zap.Error(err))
+			}
+		})
 	}
 	return nil
 }
 
-// flushQueued broadcasts queued changes while splits are running; m.mu is
-// held.
+// flushQueued broadcasts every queued change in one marker while splits
+// are running; m.mu is held. Injecting never waits on a split.
 func (m *RuleManager) flushQueued() error {
-	for len(m.queued) > 0 {
-		_, n, err := m.rt.inject(m.queued[0], nil)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return nil
-		}
-		m.queued = m.queued[1:]
+	if len(m.queued) == 0 {
+		return nil
+	}
+	_, n, err := m.rt.inject(&ruleUpdate{changes: slices.Clone(m.queued)}, nil)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		m.queued = m.queued[:0]
 	}
 	return nil
 }

@@ -108,6 +108,8 @@ type stageRT struct {
 	out       *stream
 	late      *stream
 	inputs    []chan event
+	// align publishes each subtask's alignment to the producers' gates.
+	align     []*alignSignal
 	nextInput atomic.Int64
 	// clog is set when the input is the result stream of a window stage
 	// that emits updates: rows replace and retract earlier rows.
@@ -314,8 +316,10 @@ func (r *Runtime) wire() error {
 			}
 		}
 		st.inputs = make([]chan event, r.job.Parallelism)
+		st.align = make([]*alignSignal, r.job.Parallelism)
 		for i := range st.inputs {
-			st.inputs[i] = make(chan event, 16)
+			st.inputs[i] = make(chan event, inputCapacity)
+			st.align[i] = newAlignSignal()
 		}
 		in.stages = append(in.stages, st)
 		r.stages = append(r.stages, st)
@@ -650,7 +654,7 @@ func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, err
 	}
 	for _, st := range s.stages {
 		id := int(st.nextInput.Add(1) - 1)
-		x := newExchangeOut(st, id, s.schema.Len())
+		x := newExchangeOut(st, id, s.schema.Len(), after)
 		for _, in := range st.inputs {
 			in <- event{from: id, wm: minWM, join: true, after: after}
 		}

@@ -43,7 +43,7 @@ type splitTask struct {
 	idleG   prometheus.Gauge
 	deadBy  map[string]prometheus.Counter
 	deadB   *record.Batch
-	ctrl    chan Marker
+	ctrl    mailbox
 	last    source.Position
 }
 
@@ -141,7 +141,6 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		wmDelay: r.m.splitWMDelay.WithLabelValues(name, id),
 		idleG:   r.m.splitIdle.WithLabelValues(name, id),
 		deadBy:  make(map[string]prometheus.Counter),
-		ctrl:    make(chan Marker, 64),
 	}
 	if start != nil {
 		t.last = *start
@@ -320,8 +319,9 @@ func (t *splitTask) deadLetter(now time.Time, pos string, err error, raw []byte)
 // whether a marker asked the split to stop reading.
 func (t *splitTask) markers() bool {
 	for {
-		select {
-		case m := <-t.ctrl:
+		m, ok := t.ctrl.take()
+		switch {
+		case ok:
 			next := t.last
 			if p, ok := t.reader.(source.Positioner); ok {
 				next = p.Position()
@@ -560,6 +560,7 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		in.joined, in.last = true, ev.after
 	} else if a.blocked(ev.from) {
 		a.queue = append(a.queue, ev)
+		s.st.align[s.idx].queued.Store(int64(len(a.queue)))
 		return
 	}
 	s.handle(ctx, ev)
@@ -575,12 +576,18 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 			// Injected while no input of this subtask existed: nothing
 			// to handle or forward; later inputs joined as past it.
 			s.releaseQueued(ctx)
+			s.st.align[s.idx].publish(id)
 			continue
 		}
-		if u, ok := m.Payload.(*ruleUpdate); ok && u.stage == s.st.spec.Name {
+		if u, ok := m.Payload.(*ruleUpdate); ok {
 			if ro, ok := s.op.(*ruleOperator); ok {
-				if err := ro.eng.Apply(u.update); err != nil {
-					s.r.log.Error("apply rule update", zap.String("stage", u.stage), zap.Error(err))
+				for _, c := range u.changes {
+					if c.stage != s.st.spec.Name {
+						continue
+					}
+					if err := ro.eng.Apply(c.update); err != nil {
+						s.r.log.Error("apply rule update", zap.String("stage", c.stage), zap.Error(err))
+					}
 				}
 				ro.publishStats()
 			}
@@ -602,6 +609,8 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		}
 		s.out.marker(&m)
 		s.releaseQueued(ctx)
+		// Producers held at their gates for this marker may go on.
+		s.st.align[s.idx].publish(id)
 	}
 }
 
@@ -618,6 +627,7 @@ func (s *subtask) releaseQueued(ctx context.Context) {
 		}
 		s.handle(ctx, q)
 	}
+	s.st.align[s.idx].queued.Store(int64(len(a.queue)))
 }
 
 // async registers background work to complete on this goroutine.
