@@ -27,6 +27,9 @@ type metrics struct {
 	ready          prometheus.Gauge
 	ruleDryRuns    *prometheus.CounterVec
 	splitsAssigned *prometheus.GaugeVec
+	// Per-sender watermarks (senders.go).
+	senders          *prometheus.GaugeVec
+	sendersForgotten *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,5 +55,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		ready:          f.NewGauge(prometheus.GaugeOpts{Name: "streamd_ready", Help: "1 once the pipeline is running."}),
 		ruleDryRuns:    f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_rule_dry_run_alerts_total", Help: "State changes of dry-run rules: logged, not published."}, []string{"stage"}),
 		splitsAssigned: f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_source_splits", Help: "Splits being read per source."}, []string{"source"}),
+
+		senders:          f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_watermark_senders", Help: "Senders a split's per-sender watermark tracks."}, []string{"source", "split"}),
+		sendersForgotten: f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_watermark_senders_forgotten_total", Help: "Senders a split's per-sender watermark forgot, by reason: ttl (too far behind the newest sender), limit (past maxSenders, furthest behind first), idle (silent for ten idle timeouts)."}, []string{"source", "split", "reason"}),
 	}
 }

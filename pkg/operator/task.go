@@ -145,6 +145,9 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 	if start != nil {
 		t.last = *start
 	}
+	if t.wm.senders != nil {
+		t.wm.senders.bind(r.m, r.log.With(zap.String("source", name), zap.String("split", id)), name, id)
+	}
 	return t, nil
 }
 

@@ -349,6 +349,8 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		IdleTimeout:       sc.Watermark.IdleTimeout.D(),
 		SenderField:       -1,
 		SenderIdleTimeout: sc.Watermark.SenderIdleTimeout.D(),
+		SenderTTL:         sc.Watermark.SenderTTL.D().Milliseconds(),
+		MaxSenders:        sc.Watermark.MaxSenders,
 	}
 	if sc.Watermark.Strategy == "perSender" {
 		idx, ok := schema.Index(sc.Watermark.SenderField)

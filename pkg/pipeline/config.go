@@ -218,6 +218,13 @@ type WatermarkConfig struct {
 	SenderField string `yaml:"senderField"`
 	// SenderIdleTimeout excludes a sender silent for longer than this (wall clock).
 	SenderIdleTimeout Duration `yaml:"senderIdleTimeout"`
+	// SenderTTL forgets a sender whose newest event time is further than
+	// this behind the split's newest sender: it stops holding the
+	// watermark back (event time; default 1h).
+	SenderTTL Duration `yaml:"senderTTL"`
+	// MaxSenders bounds the senders tracked per split; past it those
+	// furthest behind are forgotten first (default 100000).
+	MaxSenders int `yaml:"maxSenders"`
 }
 
 // StepConfig is one stateless step; exactly one of its kinds is set.

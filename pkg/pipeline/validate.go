@@ -378,6 +378,9 @@ func (v *validator) source(i int, s *SourceConfig) {
 		if w.SenderField != "" {
 			v.add(wp+".senderField", "only applies to the perSender strategy")
 		}
+		if w.SenderTTL != 0 || w.MaxSenders != 0 {
+			v.add(wp, "senderTTL and maxSenders only apply to the perSender strategy")
+		}
 	case watermarkStrategyPerSender:
 		switch _, ok := fieldTypes[w.SenderField]; {
 		case w.SenderField == "":
@@ -391,6 +394,12 @@ func (v *validator) source(i int, s *SourceConfig) {
 	v.nonNegative(wp+".maxOutOfOrderness", w.MaxOutOfOrderness)
 	v.nonNegative(wp+".idleTimeout", w.IdleTimeout)
 	v.nonNegative(wp+".senderIdleTimeout", w.SenderIdleTimeout)
+	if w.SenderTTL != 0 {
+		v.positiveMillis(wp+".senderTTL", w.SenderTTL)
+	}
+	if w.MaxSenders < 0 {
+		v.add(wp+".maxSenders", "must be >= 0 (0 means the default, 100000)")
+	}
 }
 
 func (v *validator) generator(path string, g *GeneratorConfig) {
