@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,8 @@ type Coordinator struct {
 	// restoredCommitted: the restored checkpoint's commits had completed.
 	restoredCommitted bool
 	stopping          atomic.Bool
+	// requests asks Run for a checkpoint now (see RequestCheckpoint).
+	requests chan struct{}
 }
 
 type pendingCheckpoint struct {
@@ -147,10 +150,25 @@ func NewCoordinator(rt *Runtime, cfg CheckpointConfig, logger *zap.Logger, reg p
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	c := &Coordinator{rt: rt, cfg: cfg, log: logger.With(zap.String("component", "checkpoint")), m: newCheckpointMetrics(reg), nextID: 1}
+	c := &Coordinator{rt: rt, cfg: cfg, log: logger.With(zap.String("component", "checkpoint")), m: newCheckpointMetrics(reg), nextID: 1, requests: make(chan struct{}, 1)}
 	rt.SetMarkerHandler(c)
 	rt.coordinator = c
+	for _, sk := range rt.sinks {
+		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+			ca.BindCheckpoints(c.RequestCheckpoint)
+		}
+	}
 	return c, nil
+}
+
+// RequestCheckpoint asks for a checkpoint as soon as possible — right
+// away, or right after the one in progress — without waiting for it.
+// Sinks that bound what they hold call it (see sink.CheckpointAware).
+func (c *Coordinator) RequestCheckpoint() {
+	select {
+	case c.requests <- struct{}{}:
+	default: // one is asked for already
+	}
 }
 
 // Restore loads the newest complete checkpoint (or the one with id, if id
@@ -277,24 +295,70 @@ type restoreState struct {
 // LastCompleted is the ID of the newest completed (or restored) checkpoint.
 func (c *Coordinator) LastCompleted() int64 { return c.last.Load() }
 
-// Run triggers a checkpoint every interval until ctx is done.
+// Run triggers a checkpoint every interval, and whenever one is
+// requested, until ctx is done.
 func (c *Coordinator) Run(ctx context.Context) {
-	if c.cfg.Interval <= 0 {
-		return
+	// Once no checkpoint will come, writers must not wait for one.
+	defer c.abortWaiters(math.MaxInt64)
+	var tick <-chan time.Time
+	if c.cfg.Interval > 0 {
+		t := time.NewTicker(c.cfg.Interval)
+		defer t.Stop()
+		tick = t.C
 	}
-	t := time.NewTicker(c.cfg.Interval)
-	defer t.Stop()
 	for {
+		requested := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
+		case <-c.requests:
+			requested = true
+		}
+		if c.stopping.Load() {
+			return
+		}
+		_, err := c.Trigger(ctx, false, false)
+		for requested && errors.Is(err, errInFlight) {
+			// Asked for while one is in progress: the requester needs a
+			// barrier after it, so take one as soon as it is done.
+			c.mu.Lock()
+			var finished chan struct{}
+			if p := c.inflight; p != nil {
+				finished = p.finished
+			}
+			c.mu.Unlock()
+			if finished != nil {
+				select {
+				case <-finished:
+				case <-ctx.Done():
+					return
+				}
+			}
 			if c.stopping.Load() {
 				return
 			}
-			if _, err := c.Trigger(ctx, false, false); err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, errNoSplits) {
-				c.log.Warn("checkpoint failed", zap.Error(err))
-			}
+			_, err = c.Trigger(ctx, false, false)
+		}
+		if err != nil && requested {
+			// A writer waits for this checkpoint to start; it cannot.
+			c.mu.Lock()
+			next := c.nextID
+			c.mu.Unlock()
+			c.abortWaiters(next)
+		}
+		if err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, errNoSplits) {
+			c.log.Warn("checkpoint failed", zap.Error(err))
+		}
+	}
+}
+
+// abortWaiters tells sinks that bound what they hold that checkpoint id
+// will not complete.
+func (c *Coordinator) abortWaiters(id int64) {
+	for _, sk := range c.rt.sinks {
+		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+			ca.CheckpointAborted(id)
 		}
 	}
 }
@@ -359,6 +423,11 @@ func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64,
 		c.mu.Unlock()
 		return 0, err
 	}
+	for _, sk := range c.rt.sinks {
+		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+			ca.CheckpointStarted(req.id)
+		}
+	}
 	c.maybeComplete(p)
 	timer := time.NewTimer(c.cfg.Timeout)
 	defer timer.Stop()
@@ -384,6 +453,9 @@ func (c *Coordinator) fail(p *pendingCheckpoint, err error) {
 		c.m.failures.Inc()
 		p.done <- err
 		close(p.finished)
+		// Writers waiting for this checkpoint to release what they hold
+		// must not wait for it any more.
+		c.abortWaiters(p.req.id)
 	})
 }
 
@@ -474,6 +546,11 @@ func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {
 		return
 	}
 	c.m.alignment.Observe(time.Since(p.started).Seconds())
+	for _, sk := range c.rt.sinks {
+		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+			ca.CheckpointAcknowledged(p.req.id)
+		}
+	}
 	go func() {
 		err := c.finalize(p)
 		c.mu.Lock()

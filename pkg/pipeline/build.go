@@ -196,7 +196,7 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems, []Proble
 			if c.Checkpoint == nil {
 				b.problem(path+".delivery", "exactlyOnce needs a checkpoint block: rows are released when their checkpoint completes")
 			} else if sk.Type != "parquet" && s != nil {
-				s = hold.New(s)
+				s = hold.NewWith(s, hold.Config{Name: sk.Name, MaxHeldBytes: int64(sk.MaxHeldBytes)}, b.opts.Registry)
 			}
 		default:
 			b.problem(path+".delivery", "unknown delivery %q (want atLeastOnce or exactlyOnce)", sk.Delivery)

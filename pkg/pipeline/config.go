@@ -344,6 +344,11 @@ type SinkConfig struct {
 	// checkpoint block. Parquet sinks are exactly-once by themselves when
 	// checkpoints are enabled.
 	Delivery string `yaml:"delivery"`
+	// MaxHeldBytes bounds, with delivery exactlyOnce, the encoded rows
+	// each producing task holds until their checkpoint completes; past
+	// it the task waits (backpressure) and asks for a checkpoint at once.
+	// Default 16MiB.
+	MaxHeldBytes ByteSize `yaml:"maxHeldBytes"`
 	// Type is parquet, stdout, file, kafka, kinesis or webhook.
 	Type    string          `yaml:"type"`
 	Parquet *ParquetConfig  `yaml:"parquet"`

@@ -742,6 +742,12 @@ func (v *validator) aggregate(path string, a *window.Spec) string {
 func (v *validator) sink(i int, s *SinkConfig) {
 	path := fmt.Sprintf("sinks[%d]", i)
 	v.declare(path, s.Name, false)
+	switch {
+	case s.MaxHeldBytes < 0:
+		v.add(path+".maxHeldBytes", "must be > 0")
+	case s.MaxHeldBytes > 0 && (s.Delivery != "exactlyOnce" || s.Type == sinkTypeParquet):
+		v.add(path+".maxHeldBytes", "only applies to delivery exactlyOnce of a sink other than parquet")
+	}
 	if s.Input == "" {
 		v.add(path+".input", "required (a source, a stage, or one of %s)", strings.Join(builtinStreams, ", "))
 	} else {

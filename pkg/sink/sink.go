@@ -72,3 +72,27 @@ type Transactional interface {
 type CommittedRecoverer interface {
 	RecoverCommitted(ctx context.Context, states map[string][]byte) error
 }
+
+// CheckpointAware is implemented by sinks whose writers hold output until
+// a checkpoint completes and bound what they hold by making their task
+// wait (see package hold). The checkpoint coordinator binds them before
+// the pipeline runs and tells them about checkpoints that will not
+// complete, so a writer never waits for one.
+type CheckpointAware interface {
+	// BindCheckpoints gives the sink a function that asks for a
+	// checkpoint as soon as possible. It returns at once and may be called
+	// from any goroutine.
+	BindCheckpoints(request func())
+	// CheckpointStarted says the barriers of checkpoint id are on their
+	// way to every task. It must not block.
+	CheckpointStarted(id int64)
+	// CheckpointAcknowledged says every task has acknowledged checkpoint
+	// id: it completes (or fails) without any task's further work. It
+	// must not block.
+	CheckpointAcknowledged(id int64)
+	// CheckpointAborted says checkpoint id failed or could not start:
+	// what writers prepared for it travels in a later checkpoint.
+	// math.MaxInt64 says no checkpoint will come any more (the
+	// coordinator stopped). It must not block.
+	CheckpointAborted(id int64)
+}

@@ -8,6 +8,16 @@
 // ids, which is what consumers deduplicate on — unless the runtime knows
 // the commit completed (it records that in the checkpoint store), in which
 // case nothing is delivered twice.
+//
+// What a writer holds is bounded: past Config.MaxHeldBytes, a Write waits
+// — the producing task stops, and with it, through the exchange, the
+// sources — until a completed checkpoint has delivered the rows it closed,
+// and it asks the coordinator for a checkpoint as soon as it is over the
+// bound. Nothing is dropped and nothing delivered twice: the wait only
+// delays the task. A writer waits only for a checkpoint that can still
+// complete without it (one whose barrier it has already passed); when
+// none can, it asks for one and goes on, so it never waits for a barrier
+// stuck behind itself.
 package hold
 
 import (
@@ -16,8 +26,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamd/streamd/internal/promreg"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/window"
@@ -25,26 +41,176 @@ import (
 
 const stateVersion = 1
 
+// DefaultMaxHeldBytes bounds what one writer holds when Config leaves it
+// unset: 16 MiB of encoded rows (tens of thousands of alerts).
+const DefaultMaxHeldBytes = 16 << 20
+
+// Config configures a holding sink.
+type Config struct {
+	// Name labels the sink's metrics.
+	Name string
+	// MaxHeldBytes bounds the encoded rows one writer (one producing task)
+	// holds until a checkpoint delivers them; past it, the task waits.
+	// 0 means DefaultMaxHeldBytes.
+	MaxHeldBytes int64
+}
+
 // Sink wraps another sink.
 type Sink struct {
 	inner sink.Sink
-	mu    sync.Mutex
+	max   int64
+	// delivering serializes deliveries to the wrapped sink and guards
+	// out. It is a channel rather than a mutex so that goroutines queued
+	// behind a slow delivery count as blocked (testing/synctest).
+	delivering chan struct{}
 	// out holds the wrapped sink's writers used by Commit, by task.
 	out map[string]sink.Writer
+
+	// st guards what writers wait on; it is never held across I/O, so
+	// a slow delivery does not stall a task's Prepare.
+	st sync.Mutex
 	// delivered is, by task, the newest checkpoint whose rows were handed
-	// to the wrapped sink.
+	// to the wrapped sink; failed the newest whose delivery failed.
 	delivered map[string]int64
+	failed    map[string]int64
+	// started is the newest checkpoint whose barriers are on their way,
+	// acked the newest every task has acknowledged (it completes without
+	// any task's help), aborted the newest the coordinator gave up on (or
+	// could not start).
+	started, acked, aborted int64
+	// changed is closed (and replaced) whenever one of the above moves.
+	changed chan struct{}
+	// request asks the coordinator for a checkpoint; nil until bound.
+	request func()
+
+	heldBytes, heldRows atomic.Int64
+	m                   *holdMetrics
+}
+
+type holdMetrics struct {
+	bytes, rows prometheus.Gauge
+	waited      prometheus.Counter
+	requests    prometheus.Counter
 }
 
 var (
 	_ sink.Transactional      = (*Sink)(nil)
 	_ sink.Preparer           = (*Writer)(nil)
 	_ sink.CommittedRecoverer = (*Sink)(nil)
+	_ sink.CheckpointAware    = (*Sink)(nil)
 )
 
-// New wraps inner.
-func New(inner sink.Sink) *Sink {
-	return &Sink{inner: inner, out: make(map[string]sink.Writer), delivered: make(map[string]int64)}
+// New wraps inner with the default bound and no metrics.
+func New(inner sink.Sink) *Sink { return NewWith(inner, Config{}, nil) }
+
+// NewWith wraps inner; reg may be nil (no metrics).
+func NewWith(inner sink.Sink, cfg Config, reg prometheus.Registerer) *Sink {
+	s := &Sink{
+		inner: inner, max: cfg.MaxHeldBytes,
+		delivering: make(chan struct{}, 1),
+		out:        make(map[string]sink.Writer),
+		delivered:  make(map[string]int64), failed: make(map[string]int64),
+		changed: make(chan struct{}),
+	}
+	if s.max <= 0 {
+		s.max = DefaultMaxHeldBytes
+	}
+	if reg != nil {
+		f := promreg.With(reg)
+		l := prometheus.Labels{"sink": cfg.Name}
+		s.m = &holdMetrics{
+			bytes:    f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_sink_held_bytes", Help: "Encoded rows an exactly-once sink holds until their checkpoint completes."}, []string{"sink"}).With(l),
+			rows:     f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_sink_held_rows", Help: "Rows an exactly-once sink holds until their checkpoint completes."}, []string{"sink"}).With(l),
+			waited:   f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_held_wait_seconds_total", Help: "Time producing tasks waited because an exactly-once sink held its maximum: backpressure from delivery."}, []string{"sink"}).With(l),
+			requests: f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_held_checkpoint_requests_total", Help: "Checkpoints an exactly-once sink asked for early because a writer held its maximum."}, []string{"sink"}).With(l),
+		}
+	}
+	return s
+}
+
+// BindCheckpoints receives the coordinator's request function: from then
+// on writers past their bound wait for checkpoints and ask for them.
+// Without it (no checkpoints) a writer never waits: nothing would release it.
+func (s *Sink) BindCheckpoints(request func()) {
+	s.st.Lock()
+	s.request = request
+	s.st.Unlock()
+}
+
+// CheckpointStarted records that the barriers of checkpoint id are on
+// their way to every task: a writer waiting for a barrier may go on to
+// meet it.
+func (s *Sink) CheckpointStarted(id int64) {
+	s.st.Lock()
+	if id > s.started {
+		s.started = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+// CheckpointAcknowledged records that every task has acknowledged
+// checkpoint id: from now on it completes (or fails) without any task's
+// help, so a writer may wait for it.
+func (s *Sink) CheckpointAcknowledged(id int64) {
+	s.st.Lock()
+	if id > s.acked {
+		s.acked = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+// CheckpointAborted records that checkpoint id will not complete, or could
+// not start: writers waiting for it stop waiting (their rows travel in a
+// later checkpoint). math.MaxInt64 means no checkpoint will come any more.
+func (s *Sink) CheckpointAborted(id int64) {
+	s.st.Lock()
+	if id > s.aborted {
+		s.aborted = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+// notifyLocked wakes every waiting writer; s.st is held.
+func (s *Sink) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Sink) deliveredTo(task string) int64 {
+	s.st.Lock()
+	defer s.st.Unlock()
+	return s.delivered[task]
+}
+
+func (s *Sink) setDelivered(task string, id int64) {
+	s.st.Lock()
+	if id > s.delivered[task] {
+		s.delivered[task] = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+func (s *Sink) setFailed(task string, id int64) {
+	s.st.Lock()
+	if id > s.failed[task] {
+		s.failed[task] = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+// held adds to the sink's totals (and gauges) what one writer gained or
+// released.
+func (s *Sink) held(bytes, rows int64) {
+	b, r := s.heldBytes.Add(bytes), s.heldRows.Add(rows)
+	if s.m != nil {
+		s.m.bytes.Set(float64(b))
+		s.m.rows.Set(float64(r))
+	}
 }
 
 // Writer holds one task's rows until a completed checkpoint covers them.
@@ -57,6 +223,12 @@ type Writer struct {
 	rows   int
 	buf    []byte
 	segs   []segment
+	// bytes is what the writer holds: buf and every segment.
+	bytes int64
+	// prepared is the checkpoint of the last barrier that passed the
+	// writer; requested is set once it asked for a checkpoint after it.
+	prepared  int64
+	requested bool
 }
 
 type segment struct {
@@ -70,8 +242,16 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 	return &Writer{s: s, task: task, schema: schema}, nil
 }
 
-// Write holds the rows.
-func (w *Writer) Write(_ context.Context, b *record.Batch) error {
+// Write holds the rows, after waiting, while the writer holds its bound,
+// for a checkpoint to deliver what it closed.
+func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
+	if len(w.segs) > 0 {
+		w.prune(w.s.deliveredTo(w.task)) // free what was delivered meanwhile
+	}
+	if w.bytes >= w.s.max {
+		w.await(ctx)
+	}
+	n := len(w.buf)
 	for i := 0; i < b.Len(); i++ {
 		w.buf = binary.AppendVarint(w.buf, b.Times[i])
 		for _, v := range b.Row(i) {
@@ -79,7 +259,95 @@ func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 		}
 		w.rows++
 	}
+	added := int64(len(w.buf) - n)
+	w.bytes += added
+	w.s.held(added, int64(b.Len()))
 	return nil
+}
+
+// await blocks while the writer holds its bound, until a completed
+// checkpoint has delivered what it closed — once every task has
+// acknowledged that checkpoint, so none needs this one. When nothing it
+// closed is on its way to delivery, only a barrier still to come through
+// its task can release rows: it asks for a checkpoint and waits until one
+// has started — its barrier then comes behind what is already in flight,
+// so the task goes on to meet it — or until none can start. It never
+// waits for anything that needs its own task. A cancelled ctx ends the
+// wait (the rows are kept: nothing is lost).
+func (w *Writer) await(ctx context.Context) {
+	s := w.s
+	var start time.Time
+	defer func() {
+		if !start.IsZero() && s.m != nil {
+			s.m.waited.Add(time.Since(start).Seconds())
+		}
+	}()
+	for {
+		w.prune(s.deliveredTo(w.task))
+		if w.bytes < s.max {
+			return
+		}
+		s.st.Lock()
+		newest := int64(0)
+		if n := len(w.segs); n > 0 {
+			newest = w.segs[n-1].id
+		}
+		request, changed := s.request, s.changed
+		// The checkpoint of the last barrier may still need this task (an
+		// asynchronous snapshot finishes on its goroutine): no waiting
+		// until every task has acknowledged it.
+		mine := w.prepared > s.acked && w.prepared > s.aborted
+		// The newest closed segment's checkpoint covers every older one:
+		// it is worth waiting for while it may still deliver.
+		pending := newest > 0 && newest > s.aborted && newest > s.failed[w.task]
+		barrier := s.started > w.prepared || s.aborted > w.prepared
+		s.st.Unlock()
+		if request == nil || mine {
+			// No checkpoints (nothing would release the rows), or one
+			// that waits for this task.
+			return
+		}
+		if !pending {
+			if barrier {
+				return // a barrier is coming (or none can): go on
+			}
+			if !w.requested {
+				w.requested = true
+				request()
+				if s.m != nil {
+					s.m.requests.Inc()
+				}
+			}
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// prune drops the segments a completed checkpoint delivered.
+func (w *Writer) prune(done int64) {
+	kept := w.segs[:0]
+	var rows, bytes int64
+	for _, sg := range w.segs {
+		if sg.id > done {
+			kept = append(kept, sg)
+			continue
+		}
+		rows += int64(sg.rows)
+		bytes += int64(len(sg.buf))
+	}
+	clear(w.segs[len(kept):])
+	w.segs = kept
+	if bytes > 0 || rows > 0 {
+		w.bytes -= bytes
+		w.s.held(-bytes, -rows)
+	}
 }
 
 // Prepare closes the current segment under checkpoint id and returns every
@@ -89,16 +357,8 @@ func (w *Writer) Prepare(_ context.Context, id int64) ([]byte, error) {
 		w.segs = append(w.segs, segment{id: id, rows: w.rows, buf: w.buf})
 		w.rows, w.buf = 0, nil
 	}
-	w.s.mu.Lock()
-	done := w.s.delivered[w.task]
-	w.s.mu.Unlock()
-	kept := w.segs[:0]
-	for _, sg := range w.segs {
-		if sg.id > done {
-			kept = append(kept, sg)
-		}
-	}
-	w.segs = kept
+	w.prepared, w.requested = id, false
+	w.prune(w.s.deliveredTo(w.task))
 	return w.encode(), nil
 }
 
@@ -131,34 +391,43 @@ func (w *Writer) PrepareFinal(ctx context.Context, _ int64) ([]byte, error) {
 // dropped: the restored pipeline produces them again. (At the end of the
 // input the runtime first calls PrepareFinal and commits.)
 func (w *Writer) Close(context.Context) error {
-	w.rows, w.buf, w.segs = 0, nil, nil
+	var rows int64
+	for _, sg := range w.segs {
+		rows += int64(sg.rows)
+	}
+	w.s.held(-w.bytes, -rows-int64(w.rows))
+	w.rows, w.buf, w.segs, w.bytes = 0, nil, nil, 0
 	return nil
 }
 
 // Commit delivers the rows of a prepared state's segments that are newer
 // than what this task already delivered.
 func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	schema, b, newest, err := decodeState(state, s.delivered[task])
+	s.delivering <- struct{}{}
+	defer func() { <-s.delivering }()
+	schema, b, newest, err := decodeState(state, s.deliveredTo(task))
 	if err != nil {
+		// Waiting writers must not wait for rows that cannot be delivered.
+		s.setFailed(task, math.MaxInt64)
 		return fmt.Errorf("commit held rows of %s: %w", task, err)
 	}
 	if b.Len() == 0 {
-		s.delivered[task] = max(s.delivered[task], newest)
+		s.setDelivered(task, newest)
 		return nil
 	}
 	w := s.out[task]
 	if w == nil {
 		if w, err = s.inner.NewWriter(task, schema); err != nil {
+			s.setFailed(task, newest)
 			return fmt.Errorf("commit held rows of %s: %w", task, err)
 		}
 		s.out[task] = w
 	}
 	if err := w.Write(ctx, b); err != nil {
+		s.setFailed(task, newest)
 		return fmt.Errorf("commit held rows of %s: %w", task, err)
 	}
-	s.delivered[task] = max(s.delivered[task], newest)
+	s.setDelivered(task, newest)
 	return nil
 }
 
@@ -178,8 +447,8 @@ func (s *Sink) RecoverCommitted(context.Context, map[string][]byte) error { retu
 
 // Close closes the wrapped sink's writers and the sink.
 func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.delivering <- struct{}{}
+	defer func() { <-s.delivering }()
 	var errs []error
 	for task, w := range s.out {
 		errs = append(errs, w.Close(ctx))
