@@ -30,6 +30,12 @@ type metrics struct {
 	// Per-sender watermarks (senders.go).
 	senders          *prometheus.GaugeVec
 	sendersForgotten *prometheus.CounterVec
+	// Keyed state (state.go).
+	stateBytes   *prometheus.GaugeVec
+	stateBudget  *prometheus.GaugeVec
+	stateLimited *prometheus.GaugeVec
+	stateExpired *prometheus.CounterVec
+	stateRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,6 +63,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		splitsAssigned: f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_source_splits", Help: "Splits being read per source."}, []string{"source"}),
 
 		senders:          f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_watermark_senders", Help: "Senders a split's per-sender watermark tracks."}, []string{"source", "split"}),
+		stateBytes:       f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_state_bytes", Help: "Estimated bytes of a subtask's keyed state."}, []string{"stage", "subtask"}),
+		stateBudget:      f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_state_budget_bytes", Help: "A subtask's share of its stage's stateBudget."}, []string{"stage", "subtask"}),
+		stateLimited:     f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_state_limited", Help: "1 while a subtask's state holds its budget and records of new keys are refused."}, []string{"stage", "subtask"}),
+		stateExpired:     f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_state_expired_keys_total", Help: "Keys dropped by a stage's state TTL."}, []string{"stage"}),
+		stateRefused:     f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_state_refused_records_total", Help: "Records refused because their stage's state held its budget; they go to the dead letters (state_limit)."}, []string{"stage"}),
 		sendersForgotten: f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_watermark_senders_forgotten_total", Help: "Senders a split's per-sender watermark forgot, by reason: ttl (too far behind the newest sender), limit (past maxSenders, furthest behind first), idle (silent for ten idle timeouts)."}, []string{"source", "split", "reason"}),
 	}
 }

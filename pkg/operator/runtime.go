@@ -137,6 +137,10 @@ type stageOperator interface {
 	Watermark() int64
 	SetWatermark(wm int64)
 	Keys() int
+	// StateBytes estimates the state's size; ExpiredKeys counts the keys
+	// the state TTL let go.
+	StateBytes() int64
+	ExpiredKeys() int64
 	ResultSchema() *record.Schema
 	LateSchema() *record.Schema
 	Restore(kg uint16, data []byte) error
@@ -364,8 +368,17 @@ func sourceSchema(spec SourceSpec) (*record.Schema, error) {
 }
 
 func (r *Runtime) newOperator(st *stageRT) (stageOperator, error) {
+	budget := st.spec.StateBudget / int64(r.job.Parallelism) // each subtask's share
+	if st.spec.StateBudget > 0 {
+		budget = max(budget, 1)
+	}
 	if st.spec.Rules != nil {
-		return newRuleOperator(st.spec.Rules, st.in.schema, st.spec.AllowedLateness.Milliseconds(), r.log.With(zap.String("stage", st.spec.Name)))
+		spec := *st.spec.Rules
+		if st.spec.StateTTL > 0 {
+			spec.Options.StateTTL = st.spec.StateTTL
+		}
+		spec.Options.MaxStateBytes = budget
+		return newRuleOperator(&spec, st.in.schema, st.spec.AllowedLateness.Milliseconds(), r.log.With(zap.String("stage", st.spec.Name)))
 	}
 	return window.NewOperator(window.Config{
 		Assigner:        st.spec.Assigner,
@@ -375,6 +388,8 @@ func (r *Runtime) newOperator(st *stageRT) (stageOperator, error) {
 		KeyFields:       st.spec.KeyBy,
 		Aggregates:      st.aggs,
 		Changelog:       st.clog,
+		StateTTL:        st.spec.StateTTL.Milliseconds(),
+		MaxStateBytes:   budget,
 	})
 }
 

@@ -32,6 +32,11 @@ type SubtaskStatus struct {
 	Index     int        `json:"index"`
 	Watermark *time.Time `json:"watermark,omitempty"`
 	Keys      int64      `json:"keys"`
+	// StateBytes estimates the keyed state's size; StateLimited is true
+	// while it holds the stage's state budget and records of new keys go
+	// to the dead letters (state_limit).
+	StateBytes   int64 `json:"stateBytes"`
+	StateLimited bool  `json:"stateLimited,omitempty"`
 }
 
 func wmTime(wm int64) *time.Time {
@@ -63,7 +68,7 @@ func (r *Runtime) Status() Status {
 		return st.Splits[i].Split < st.Splits[j].Split
 	})
 	for _, s := range r.subtasks {
-		st.Subtasks = append(st.Subtasks, SubtaskStatus{Stage: s.stage, Index: s.index, Watermark: wmTime(s.watermark.Load()), Keys: s.keys.Load()})
+		st.Subtasks = append(st.Subtasks, SubtaskStatus{Stage: s.stage, Index: s.index, Watermark: wmTime(s.watermark.Load()), Keys: s.keys.Load(), StateBytes: s.stateBytes.Load(), StateLimited: s.stateLimited.Load()})
 	}
 	return st
 }

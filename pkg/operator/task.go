@@ -407,6 +407,7 @@ type subtask struct {
 	alertErrC   []prometheus.Counter
 	sentWM      int64
 	sentIdle    bool
+	state       subtaskState
 }
 
 func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, error) {
@@ -444,6 +445,9 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 	s.retracts = r.m.windowRetract.WithLabelValues(st.spec.Name)
 	s.lateC = r.m.lateRecords.WithLabelValues(st.spec.Name)
 	s.status = r.addSubtaskStatus(st.spec.Name, i)
+	if err := s.initState(); err != nil {
+		return nil, err
+	}
 	if ro, ok := op.(*ruleOperator); ok {
 		ro.dryRuns = r.m.ruleDryRuns.WithLabelValues(st.spec.Name)
 		st.ruleOps = append(st.ruleOps, ro)
@@ -490,6 +494,7 @@ func (s *subtask) newOutput() {
 	s.res = window.Output{
 		Results: record.NewBatch(s.op.ResultSchema().Len(), 64),
 		Late:    record.NewBatch(s.op.LateSchema().Len(), 16),
+		Refused: s.refusedBatch(),
 	}
 }
 
@@ -519,6 +524,9 @@ func (s *subtask) run() {
 				s.late.finish(ctx)
 				if s.alerts != nil {
 					s.alerts.finish(ctx)
+				}
+				if s.state.dead != nil {
+					s.state.dead.finish(ctx)
 				}
 				s.keys.Set(0)
 				return
@@ -550,6 +558,7 @@ func (s *subtask) run() {
 			keys := s.op.Keys()
 			s.keys.Set(float64(keys))
 			s.status.keys.Store(int64(keys))
+			s.publishState()
 		}
 	}
 }
@@ -598,7 +607,7 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		sc := &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records, Async: s.async}
 		if req, ok := m.Payload.(*checkpointRequest); ok {
 			var err error
-			for _, e := range []*emitter{s.out, s.late, s.alerts} {
+			for _, e := range s.stateEmitters() {
 				if e != nil && err == nil {
 					sc.Sinks, err = e.prepare(ctx, req.id, e.task, sc.Sinks)
 				}
@@ -708,6 +717,13 @@ func (s *subtask) flush(ctx context.Context, wm int64, idle bool) {
 	s.retracts.Add(float64(res.Retractions))
 	s.lateC.Add(float64(res.LateRecords))
 	s.status.watermark.Store(wm)
+	if res.RefusedRecords > 0 {
+		s.flushRefused(ctx, res.Refused, res.RefusedRecords, wm)
+		s.res.RefusedRecords = 0
+		if res.Refused != nil {
+			res.Refused.Reset()
+		}
+	}
 	if res.Results.Len() == 0 && res.Late.Len() == 0 && res.Firings == 0 && wm == s.sentWM && idle == s.sentIdle {
 		return
 	}
@@ -811,10 +827,12 @@ type splitStatus struct {
 }
 
 type subtaskStatus struct {
-	stage     string
-	index     int
-	watermark atomic.Int64
-	keys      atomic.Int64
+	stage        string
+	index        int
+	watermark    atomic.Int64
+	keys         atomic.Int64
+	stateBytes   atomic.Int64
+	stateLimited atomic.Bool
 }
 
 func (r *Runtime) addSplitStatus(src, split string) *splitStatus {

@@ -461,6 +461,8 @@ func (b *builder) stage(path string, sc *StageConfig, input string, in *record.S
 		Emit:            emit,
 		Aggregates:      sc.Aggregates,
 		NewAggregate:    window.NewAggregate,
+		StateTTL:        sc.StateTTL.D(),
+		StateBudget:     int64(sc.StateBudget),
 	}
 	// A stage reading the updates of an earlier window stage consumes them
 	// as a changelog: each row replaces or withdraws an earlier one.
@@ -576,7 +578,8 @@ func (b *builder) rulesStage(path string, sc *StageConfig, input string, in *rec
 		}
 		spec.Control = append(spec.Control, &control.Kafka{Brokers: k.Brokers, Topic: k.Topic, Log: b.opts.Logger, MaxBytes: int64(rc.MaxRuleBytes)})
 	}
-	return operator.StageSpec{Name: sc.Name, Input: input, KeyBy: sc.KeyBy, AllowedLateness: sc.AllowedLateness.D(), Rules: spec}, operator.RuleAlertSchema
+	return operator.StageSpec{Name: sc.Name, Input: input, KeyBy: sc.KeyBy, AllowedLateness: sc.AllowedLateness.D(), Rules: spec,
+		StateTTL: sc.StateTTL.D(), StateBudget: int64(sc.StateBudget)}, operator.RuleAlertSchema
 }
 
 // keyCovers reports whether a rule key includes every stage key field.

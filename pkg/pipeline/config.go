@@ -285,6 +285,15 @@ type StageConfig struct {
 	// from files, a Kafka control topic and the admin API, and the stage's
 	// output is one row per change of a rule's state for a key.
 	Rules *RulesConfig `yaml:"rules"`
+	// StateTTL bounds keyed state in event time: how long a window
+	// stage keeps a key without windows (default window size or gap plus
+	// allowedLateness), how long a rule stage keeps a latest value and an
+	// idle key (default 24h). See docs/windows.md and docs/rules.md.
+	StateTTL Duration `yaml:"stateTTL"`
+	// StateBudget is the stage's state budget (estimated bytes, split
+	// over its subtasks); past it records of new keys go to the dead
+	// letters (state_limit). Default: none.
+	StateBudget ByteSize `yaml:"stateBudget"`
 }
 
 // RulesConfig configures a rule stage and where its rules come from.

@@ -578,6 +578,12 @@ func (v *validator) stage(i int, s *StageConfig) {
 	}
 
 	v.nonNegative(path+".allowedLateness", s.AllowedLateness)
+	if s.StateTTL != 0 {
+		v.positiveMillis(path+".stateTTL", s.StateTTL)
+	}
+	if s.StateBudget < 0 {
+		v.add(path+".stateBudget", "must be > 0")
+	}
 	if s.Rules != nil {
 		// A rule stage evaluates live rules instead of windows.
 		if s.Window != (WindowConfig{}) {

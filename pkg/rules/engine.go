@@ -33,6 +33,12 @@ type Options struct {
 	// its last activity (dropping it changes no result: it starts again
 	// exactly as it is). 0 means DefaultStateTTL.
 	StateTTL time.Duration `yaml:"stateTTL"`
+	// MaxStateBytes is the engine's state budget (see StateBytes); 0 is
+	// unlimited. Once the state holds it, a record is not applied to a
+	// rule that has no state for its key yet: it counts in
+	// RefusedRecords, and the runtime dead-letters it. Keys with state go
+	// on.
+	MaxStateBytes int64 `yaml:"-"`
 	// KeyGroup maps a rule key to its key group, the unit of snapshots.
 	// Nil puts every key in key group 0.
 	KeyGroup func(key string) int `yaml:"-"`
@@ -60,6 +66,9 @@ func (o Options) Validate() error {
 	}
 	if o.StateTTL < 0 || o.StateTTL > 0 && o.StateTTL < time.Millisecond {
 		errs = append(errs, fmt.Errorf("stateTTL: must be at least 1ms (got %s)", o.StateTTL))
+	}
+	if o.MaxStateBytes < 0 {
+		errs = append(errs, fmt.Errorf("stateBudget: must be >= 0 (got %d)", o.MaxStateBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -161,6 +170,12 @@ type Engine struct {
 	// the state TTL; expired counts the keys dropped by it.
 	nextSweep int64
 	expired   uint64
+	// stateBytes is the fixed part of the state estimate (keys and
+	// interned keys), points the windowed inputs held; refused counts the
+	// records the state budget refused.
+	stateBytes int64
+	points     int64
+	refused    uint64
 
 	run vmRunner
 	// rowScope and sigScope live in the engine so that passing them to
@@ -242,16 +257,30 @@ func (s *keySpace) intern(key string) int32 {
 	return id
 }
 
-// hold records that one more rule keeps state for the key with ID id.
-func (s *keySpace) hold(id int32) { s.refs[id]++ }
+// hold records that one more rule keeps state for the key with ID id and
+// returns the estimated bytes that adds (the interned key's, if first).
+func (s *keySpace) hold(id int32) int64 {
+	s.refs[id]++
+	if s.refs[id] == 1 {
+		return internBytes + roundUp(int64(len(s.keys[id])))
+	}
+	return 0
+}
 
-// release lets go of one rule's hold on id and frees the key when no
-// rule holds it any more.
-func (s *keySpace) release(id int32) {
+// release lets go of one rule's hold on id and frees the key when no rule
+// holds it any more; it returns the estimated bytes freed.
+func (s *keySpace) release(id int32) int64 {
 	s.refs[id]--
 	if s.refs[id] > 0 {
-		return
+		return 0
 	}
+	freed := internBytes + roundUp(int64(len(s.keys[id])))
+	s.forget(id)
+	return freed
+}
+
+// forget frees an ID no rule holds.
+func (s *keySpace) forget(id int32) {
 	delete(s.ids, s.keys[id])
 	s.keys[id] = ""
 	s.free = append(s.free, id)
@@ -314,7 +343,8 @@ func (e *Engine) putKey(r *ruleRT, ks *keyState) {
 	ks.rule = r
 	id := r.space.intern(ks.key)
 	ks.id, ks.key = id, r.space.keys[id]
-	r.space.hold(id)
+	e.stateBytes += r.space.hold(id) + keyCost(r.prog)
+	e.points += ks.points()
 	r.byID[id] = ks
 	r.peak = max(r.peak, len(r.byID))
 }
@@ -330,10 +360,11 @@ func (r *ruleRT) lookup(key string) *keyState {
 
 // removeKey drops one key of r and frees its interned ID if no other rule
 // holds it.
-func (r *ruleRT) removeKey(ks *keyState) {
+func (e *Engine) removeKey(r *ruleRT, ks *keyState) {
 	ks.dead = true
 	delete(r.byID, ks.id)
-	r.space.release(ks.id)
+	e.stateBytes -= r.space.release(ks.id) + keyCost(r.prog)
+	e.points -= ks.points()
 	r.stateCount[ks.state]--
 	if r.peak > 1024 && len(r.byID) < r.peak/4 {
 		m := make(map[int32]*keyState, len(r.byID))
@@ -540,6 +571,7 @@ func (e *Engine) migrate(old, nr *ruleRT) {
 			}
 		}
 		nr.stateCount[ks.state]++
+		e.points += ks.points() // carried over after putKey counted none
 		ks.dirty, ks.dirtyAt = true, max(oks.clock, e.watermark)
 		e.schedule(ks)
 	}
@@ -558,7 +590,8 @@ func (r *ruleRT) sortedKeys() []*keyState {
 func (e *Engine) dropKeys(r *ruleRT) {
 	for id, ks := range r.byID {
 		ks.dead = true
-		r.space.release(id)
+		e.stateBytes -= r.space.release(id) + keyCost(r.prog)
+		e.points -= ks.points()
 	}
 	r.byID, r.peak = map[int32]*keyState{}, 0
 	clear(r.stateCount)
@@ -682,6 +715,9 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 		return
 	}
 	ks, created := e.lookupKey(r, row)
+	if ks == nil {
+		return // refused: the state holds its budget
+	}
 	ks.lastRecord = max(ks.lastRecord, t)
 	now := max(ks.clock, t, e.watermark)
 	if !e.settle(ks, emit) {
@@ -695,6 +731,7 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 	}
 	due := e.nextEvent(ks) <= now
 	changed := false
+	before := ks.points()
 	for i := range p.signals {
 		changed = p.signals[i].expire(&ks.sigs[i], now) || changed
 	}
@@ -703,6 +740,8 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 			continue
 		}
 		c, err := p.signals[i].add(&ks.sigs[i], t, inputs[i].v, now, e.opts.MaxSignalPoints)
+		e.points += ks.points() - before
+		before = ks.points()
 		if err != nil {
 			e.fail(r, fmt.Errorf("signal %s: %w", p.signals[i].name, err))
 			return
@@ -762,6 +801,13 @@ func (e *Engine) lookupKey(r *ruleRT, row record.Row) (ks *keyState, created boo
 	if ks := r.byID[sp.cur]; ks != nil {
 		return ks, false
 	}
+	if e.overBudget() {
+		e.refused++
+		if sp.refs[sp.cur] == 0 {
+			sp.forget(sp.cur) // interned for this record only
+		}
+		return nil, false
+	}
 	idx := r.prog.keyIdx
 	vals := make([]record.Value, len(idx))
 	for i, f := range idx {
@@ -770,7 +816,7 @@ func (e *Engine) lookupKey(r *ruleRT, row record.Row) (ks *keyState, created boo
 	// The key text is the interned one: the same fields joined the same way.
 	ks = e.newKeyState(r, sp.keys[sp.cur], vals)
 	ks.id = sp.cur
-	sp.hold(sp.cur)
+	e.stateBytes += sp.hold(sp.cur) + keyCost(r.prog)
 	r.byID[sp.cur] = ks
 	r.peak = max(r.peak, len(r.byID))
 	r.stateCount[0]++
@@ -828,7 +874,10 @@ func (e *Engine) step(ks *keyState, to int64, inclusive bool, emit func(Alert)) 
 		}
 		ks.clock = max(ks.clock, next)
 		for i := range p.signals {
-			p.signals[i].expire(&ks.sigs[i], ks.clock)
+			st := &ks.sigs[i]
+			n := st.live()
+			p.signals[i].expire(st, ks.clock)
+			e.points += int64(st.live() - n)
 		}
 		if !e.evaluate(ks, ks.clock, emit) {
 			return false
@@ -1086,7 +1135,7 @@ func (e *Engine) sweep() {
 	for _, r := range e.rules {
 		for _, ks := range r.byID {
 			if e.idle(ks, ttl) {
-				r.removeKey(ks)
+				e.removeKey(r, ks)
 				e.expired++
 			}
 		}

@@ -231,7 +231,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	e.watermark = max(e.watermark, doc.Watermark)
 	for _, k := range keys {
 		if old := k.r.lookup(k.ks.key); old != nil {
-			k.r.removeKey(old)
+			e.removeKey(k.r, old)
 		}
 		if e.opts.KeyGroup != nil {
 			k.ks.kg = e.opts.KeyGroup(k.ks.key)

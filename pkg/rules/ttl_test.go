@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -150,4 +151,74 @@ func TestStateTTLValidate(t *testing.T) {
 	require.ErrorContains(t, o.Validate(), "stateTTL")
 	o.StateTTL = 0
 	require.NoError(t, o.Validate(), "0 means the default")
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// The state estimate follows the live heap within a third, and returns to
+// zero once every key is gone: it never drifts.
+func TestRuleStateBytesEstimate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds 50,000 keys")
+	}
+	rows := make([]record.Row, 0, 50_000)
+	for i := range 50_000 {
+		rows = append(rows, record.Row{record.String(fmt.Sprintf("machine-%06d", i)), record.String("t"), record.Float(1), record.String("Ok")})
+	}
+	before := liveHeap()
+	e, err := New(testSchema, DefaultOptions())
+	require.NoError(t, err)
+	applyRule(t, e, "r", 1)
+	for round := range 4 {
+		for _, row := range rows {
+			e.Process(row, int64(round*10), nil)
+		}
+	}
+	live := float64(liveHeap() - before)
+	est := float64(e.StateBytes())
+	t.Logf("estimate %.0f bytes/key, live heap %.0f bytes/key", est/50_000, live/50_000)
+	require.InDelta(t, live, est, live/3)
+	runtime.KeepAlive(rows)
+
+	applyRule(t, e, "r", 2) // carried over: the same state
+	require.InDelta(t, est, float64(e.StateBytes()), est/20)
+	e.Advance(10*60_000, nil) // the count windows empty
+	require.Less(t, float64(e.StateBytes()), est)
+	require.NoError(t, e.Apply(Update{Delete: "r"}))
+	require.Zero(t, e.StateBytes())
+}
+
+// With a state budget, once the state holds it, records stop creating
+// keys — they are refused and counted — while keys with state go on.
+func TestRuleStateBudgetRefusesNewKeys(t *testing.T) {
+	opts := DefaultOptions()
+	opts.MaxStateBytes = 256 << 10
+	e, err := New(testSchema, opts)
+	require.NoError(t, err)
+	applyRule(t, e, "r", 1)
+	row := func(i int) record.Row {
+		return record.Row{record.String(fmt.Sprintf("m%d", i)), record.String("t"), record.Float(2000), record.String("Ok")}
+	}
+	var alerts []Alert
+	emit := func(a Alert) { alerts = append(alerts, a) }
+	for i := range 10_000 {
+		e.Process(row(i), 1, emit)
+	}
+	states, _ := heldKeys(e)
+	require.Positive(t, states)
+	require.Less(t, states, 10_000)
+	require.EqualValues(t, 10_000-states, e.RefusedRecords())
+	require.Len(t, alerts, states, "a key with state fires; a refused one raises nothing")
+	require.GreaterOrEqual(t, e.StateBytes(), opts.MaxStateBytes)
+	refused := e.RefusedRecords()
+	e.Process(row(0), 2, emit)
+	require.Equal(t, refused, e.RefusedRecords(), "a key with state takes records")
+	_, interned := heldKeys(e)
+	require.Equal(t, states, interned, "refused keys are not interned")
 }
