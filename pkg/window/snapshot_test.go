@@ -112,6 +112,14 @@ func FuzzRestore(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte{1, 200, 1})
+	// Key groups written by version 2 (see TestRestoreVersion2Snapshots).
+	if data, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2", "tumbling.bin")); err == nil {
+		for len(data) >= 6 {
+			n := binary.LittleEndian.Uint32(data[2:])
+			f.Add(data[6 : 6+n])
+			data = data[6+n:]
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fresh := snapOperator(t, Assigner{Kind: Tumbling, Size: 1000, Slide: 1000}, 0)
 		if err := fresh.Restore(0, data); err != nil {
