@@ -38,7 +38,29 @@ func asWords(agg Aggregate) (wordAgg, bool) {
 	if !ok || w.words() == 0 {
 		return nil, false
 	}
+	if e, ok := agg.(*extreme); ok && e.typ == record.TypeFloat {
+		// The most common min/max, without the type dispatch per record.
+		return floatExtreme{e}, true
+	}
 	return w, true
+}
+
+// floatExtreme is min or max of a float field on words: extreme's word
+// methods with the field type known.
+type floatExtreme struct{ *extreme }
+
+func (f floatExtreme) addW(w []uint64, row record.Row, _ int64) {
+	v := row[f.field]
+	if v.T == record.TypeNull {
+		return
+	}
+	x := v.Float()
+	if x != x {
+		return
+	}
+	if w[0] == 0 || f.betterFloat(x, math.Float64frombits(w[0]^emptyFloat)) {
+		w[0] = math.Float64bits(x) ^ emptyFloat
+	}
 }
 
 // Snapshot encoding of word state: counts as uvarints, floats as their 8
