@@ -90,8 +90,9 @@ type pendingCheckpoint struct {
 	finished chan struct{}
 	// finalizing makes sure only one goroutine writes the manifest.
 	finalizing bool
-	// commitErr is why the commits after the manifest failed, if they did.
-	commitErr error
+	// sinkErr and offsetErr are why the commits after the manifest
+	// failed, if they did.
+	sinkErr, offsetErr error
 }
 
 type subtaskPart struct {
@@ -310,12 +311,30 @@ func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64,
 // waits for it to complete and commit: the split's output up to the
 // barrier is published and its position committed to the broker, so
 // whoever reads the split next continues exactly there.
-func (c *Coordinator) stopSplit(ctx context.Context, src, split string) error {
+//
+// When only the offset commit failed it returns the split's position: the
+// output is published, and a reader of the split in this process must
+// resume there rather than at the older committed offset.
+func (c *Coordinator) stopSplit(ctx context.Context, src, split string) (*checkpoint.SplitState, error) {
 	_, p, err := c.trigger(ctx, &checkpointRequest{stopSplit: src + "/" + split})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return p.commitErr
+	if p.sinkErr != nil {
+		return nil, p.sinkErr
+	}
+	if p.offsetErr == nil {
+		return nil, nil
+	}
+	// Another member that takes the split starts from an older offset and
+	// repeats some output; nothing is lost.
+	c.log.Warn("revoked split drained, but its position could not be committed to the broker", zap.String("split", src+"/"+split), zap.Error(p.offsetErr))
+	for _, s := range p.splits {
+		if s.Source == src && s.Split == split {
+			return &s, nil
+		}
+	}
+	return nil, nil
 }
 
 // trigger runs the checkpoint protocol for req (its id is assigned here).
@@ -521,8 +540,8 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	m.Sinks = append(m.Sinks, ended.sinks...)
 	err := c.complete(ctx, m, p.parts, p.started)
 	if err == nil {
-		p.commitErr = c.commit(ctx, m)
-		if p.commitErr == nil {
+		p.sinkErr, p.offsetErr = c.commit(ctx, m)
+		if p.sinkErr == nil {
 			c.rt.endedCommitted(ended)
 		}
 		c.retain(ctx)
@@ -612,20 +631,24 @@ func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int
 		c.m.failures.Inc()
 		return id, err
 	}
-	err := c.commit(ctx, m)
+	// Offsets are committed when the group is still joined (not after a
+	// drain, which left it): the checkpoint, not the group, is what a
+	// restart resumes from.
+	sinkErr, _ := c.commit(ctx, m)
 	c.retain(ctx)
-	if err != nil {
+	if sinkErr != nil {
 		// The checkpoint is complete: the next start commits it again.
-		return id, fmt.Errorf("final checkpoint %d: %w", id, err)
+		return id, fmt.Errorf("final checkpoint %d: %w", id, sinkErr)
 	}
 	return id, nil
 }
 
 // commit publishes the sinks' output covered by a completed checkpoint and
-// records source offsets in the brokers. Failures are logged and returned:
-// the checkpoint is complete, and recovery commits again idempotently.
-func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) error {
-	var errs []error
+// records source offsets in the brokers. Failures are logged and returned,
+// those of sinks and of offsets apart: the checkpoint is complete, and
+// recovery commits the sinks again idempotently.
+func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) (sinkErr, offsetErr error) {
+	var errs, offsetErrs []error
 	for _, s := range m.Sinks {
 		tx, isTx := c.rt.sinkNamed(s.Sink).(sink.Transactional)
 		if !isTx {
@@ -662,11 +685,11 @@ func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) error 
 			continue
 		}
 		if err := oc.Commit(ctx, offsets); err != nil {
-			errs = append(errs, fmt.Errorf("commit offsets of source %q: %w", src.spec.Name, err))
+			offsetErrs = append(offsetErrs, fmt.Errorf("commit offsets of source %q: %w", src.spec.Name, err))
 			c.log.Warn("commit source offsets", zap.String("source", src.spec.Name), zap.Error(err))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(errs...), errors.Join(offsetErrs...)
 }
 
 func committedKey(prefix string, id int64) string { return checkpoint.Dir(prefix, id) + "/_committed" }

@@ -69,6 +69,9 @@ type lifecycle struct {
 	// rules holds, by stage, the rule engines' state at the end of the
 	// input: rule definitions survive a final checkpoint.
 	rules map[string][]subtaskPart
+	// resume holds where revoked splits whose position could not be
+	// committed resume if this process reads them again.
+	resume map[string]checkpoint.SplitState
 }
 
 // finalPart is one ended task's final writer states.
@@ -293,6 +296,16 @@ func (r *Runtime) endedParts(seenSplits []checkpoint.SplitState, seenSinks []che
 	return out
 }
 
+// takeResume returns, once, where a revoked split resumes in this process
+// when its position could not be committed.
+func (r *Runtime) takeResume(src, split string) (checkpoint.SplitState, bool) {
+	r.lc.mu.Lock()
+	defer r.lc.mu.Unlock()
+	st, ok := r.lc.resume[src+"/"+split]
+	delete(r.lc.resume, src+"/"+split)
+	return st, ok
+}
+
 // endedCommitted drops final states a committed checkpoint published; the
 // end positions stay, every later checkpoint records them.
 func (r *Runtime) endedCommitted(set endedSet) {
@@ -334,8 +347,16 @@ func (r *Runtime) revokeSplit(ctx context.Context, src *sourceRT, id string, h *
 	t.revoked.Store(true)
 	if c := r.coordinator; c != nil && !r.failed.Load() && ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		err := c.stopSplit(cctx, src.spec.Name, id)
+		at, err := c.stopSplit(cctx, src.spec.Name, id)
 		cancel()
+		if at != nil {
+			r.lc.mu.Lock()
+			if r.lc.resume == nil {
+				r.lc.resume = make(map[string]checkpoint.SplitState)
+			}
+			r.lc.resume[src.spec.Name+"/"+id] = *at
+			r.lc.mu.Unlock()
+		}
 		switch {
 		case err == nil:
 			r.log.Info("revoked split drained", zap.String("source", src.spec.Name), zap.String("split", id))

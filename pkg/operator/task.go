@@ -70,7 +70,9 @@ func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split
 		// The restored position is for the split's first start only: a
 		// split assigned again later resumes where its last reader's
 		// checkpoint committed it.
-		if pos, wm, ok := r.restore.takeStartPosition(src.spec.Name, sp.ID); ok {
+		if st, ok := r.takeResume(src.spec.Name, sp.ID); ok && (st.Next.Offset >= 0 || st.Next.Sequence != "") {
+			start, restoredWM = &st.Next, st.Watermark
+		} else if pos, wm, ok := r.restore.takeStartPosition(src.spec.Name, sp.ID); ok {
 			start, restoredWM = pos, wm
 		}
 	}

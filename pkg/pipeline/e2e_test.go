@@ -25,6 +25,7 @@ name: e2e
 parallelism: 2
 batchSize: 256
 http: {listen: "off"}
+checkpoint: {dir: "${OUT}/checkpoints", interval: 200ms}
 sources:
   - name: points
     type: generator
@@ -232,6 +233,8 @@ func TestCancelDrains(t *testing.T) {
 	doc := `
 name: drain
 http: {listen: "off"}
+# Without checkpoints a stop drains: windows fire, files are published.
+checkpoint: {enabled: false}
 sources:
   - name: points
     type: generator
