@@ -83,7 +83,11 @@ func (c *Config) sinkDelivery(sk SinkConfig) (Delivery, string) {
 	case sk.Type == sinkTypeParquet:
 		return DeliveryExactlyOnce, "files are published only when the checkpoint covering them completes, under deterministic names"
 	case sk.Delivery == deliveryExactlyOnce:
-		return DeliveryExactlyOnce, "rows are held until the checkpoint that produced them completes; a crash while they are being handed over repeats that checkpoint's rows unchanged (same alert ids)"
+		reason := "rows are held until the checkpoint that produced them completes; only a crash while they are being handed over repeats that checkpoint's rows, unchanged"
+		if sk.Input == builtinStreamAlerts {
+			reason += " (same alert ids)"
+		}
+		return DeliveryExactlyOnce, reason
 	}
 	reason := "rows produced after the last checkpoint are produced again after a restart (delivery: exactlyOnce holds them until their checkpoint completes)"
 	if sk.Input == builtinStreamAlerts {

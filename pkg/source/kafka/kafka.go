@@ -595,3 +595,7 @@ func max64(a, b int64) int64 {
 	}
 	return b
 }
+
+// AutoCommitDisabled reports whether offsets are committed only through
+// Commit (by completed checkpoints), never as records are handed out.
+func (s *Source) AutoCommitDisabled() bool { return s.cfg.DisableAutoCommit }
