@@ -319,10 +319,11 @@ func (t *splitTask) markers() bool {
 			if isCheckpoint {
 				wctx := t.r.writeContext()
 				t.flushDead(wctx, t.wm.emitted)
-				// A split stopped for good (revoked) publishes all it holds
-				// with this checkpoint; a savepoint keeps its files open
-				// for the restart.
-				final := stop && req.stopSplit != ""
+				// A split that stops behind the barrier (revoked, or at
+				// shutdown) publishes all it holds with this checkpoint:
+				// whoever reads the split next may be another instance,
+				// and this one may never come back.
+				final := stop
 				var err error
 				cut.Sinks, err = t.out.prepare(wctx, req.id, t.out.task, nil, final)
 				if err == nil {
@@ -571,7 +572,9 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 			var err error
 			for _, e := range []*emitter{s.out, s.late, s.alerts} {
 				if e != nil && err == nil {
-					sc.Sinks, err = e.prepare(ctx, req.id, e.task, sc.Sinks, false)
+					// At a stop, everything the subtask's writers hold is
+					// published with the savepoint (see splitTask.markers).
+					sc.Sinks, err = e.prepare(ctx, req.id, e.task, sc.Sinks, req.stop)
 				}
 			}
 			if err != nil {
