@@ -361,3 +361,49 @@ func TestEndOfInputEndsInFinalCheckpoint(t *testing.T) {
 	second := run()
 	require.Empty(t, second.all(), "a restart after the end of the input publishes nothing again")
 }
+
+// A revoked split leaves the valve: it stops holding event time back, but
+// neither its end nor the end of every input it leaves behind ends event
+// time or counts as idle (idle advance would fire windows while a
+// rebalance has no split assigned).
+func TestValveLeave(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		name     string
+		steps    func(v *valve) (int64, bool)
+		wantWM   int64
+		wantIdle bool
+	}{
+		{"a split that leaves no longer holds the watermark", func(v *valve) (int64, bool) {
+			v.update(0, 100, false, false, now)
+			v.update(1, 50, false, false, now)
+			return v.leave(1, now)
+		}, 100, false},
+		{"all splits left: event time holds, not idle", func(v *valve) (int64, bool) {
+			v.update(0, 100, false, false, now)
+			v.update(1, 50, false, false, now)
+			v.leave(0, now)
+			return v.leave(1, now)
+		}, 50, false},
+		{"one finished, one left: event time holds", func(v *valve) (int64, bool) {
+			v.update(0, 100, false, false, now)
+			v.update(1, 50, false, false, now)
+			v.update(0, maxWM, false, true, now)
+			return v.leave(1, now)
+		}, 50, false},
+		{"all finished: event time ends", func(v *valve) (int64, bool) {
+			v.update(0, 100, false, false, now)
+			return v.update(0, maxWM, false, true, now)
+		}, maxWM, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newValve()
+			wm, idle := tt.steps(v)
+			require.Equal(t, tt.wantWM, wm)
+			require.Equal(t, tt.wantIdle, idle)
+			_, advanced := v.idleAdvance(now.Add(time.Hour), time.Second)
+			require.False(t, advanced && tt.wantWM != maxWM, "idle advance does not move event time while no split is assigned")
+		})
+	}
+}

@@ -171,6 +171,12 @@ func (v *valve) combine(now time.Time) (int64, bool) {
 	switch {
 	case open == 0 && len(v.inputs) > 0 && left == 0:
 		v.current = window.MaxWatermark
+	case open == 0 && left > 0:
+		// Every input left (a rebalance revoked all splits): event time
+		// holds until splits join again, without counting as idle, so
+		// idle advance cannot fire windows meanwhile.
+		v.allIdleSince = time.Time{}
+		return v.current, false
 	case active > 0:
 		v.current = max(v.current, low)
 		v.allIdleSince = time.Time{}
