@@ -375,6 +375,8 @@ func TestValveLeave(t *testing.T) {
 		wantIdle bool
 	}{
 		{"a split that leaves no longer holds the watermark", func(v *valve) (int64, bool) {
+			v.input(0)
+			v.input(1)
 			v.update(0, 100, false, false, now)
 			v.update(1, 50, false, false, now)
 			return v.leave(1, now)
@@ -384,13 +386,13 @@ func TestValveLeave(t *testing.T) {
 			v.update(1, 50, false, false, now)
 			v.leave(0, now)
 			return v.leave(1, now)
-		}, 50, false},
+		}, 100, false},
 		{"one finished, one left: event time holds", func(v *valve) (int64, bool) {
 			v.update(0, 100, false, false, now)
 			v.update(1, 50, false, false, now)
 			v.update(0, maxWM, false, true, now)
 			return v.leave(1, now)
-		}, 50, false},
+		}, 100, false},
 		{"all finished: event time ends", func(v *valve) (int64, bool) {
 			v.update(0, 100, false, false, now)
 			return v.update(0, maxWM, false, true, now)
