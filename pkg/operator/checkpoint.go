@@ -340,7 +340,7 @@ func (c *Coordinator) stopSplit(ctx context.Context, src, split string) (*checkp
 // trigger runs the checkpoint protocol for req (its id is assigned here).
 // Requests other than periodic checkpoints wait for one in progress.
 func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int64, *pendingCheckpoint, error) {
-	waits := req.savepoint || req.stopSplit != ""
+	waits := req.savepoint || req.stop || req.stopSplit != ""
 	c.mu.Lock()
 	for c.inflight != nil {
 		p := c.inflight

@@ -24,8 +24,10 @@ import (
 //     periodic one while other splits still run, or the final checkpoint
 //     the runtime takes once every task has ended. Its commit publishes
 //     the output.
-//   - A stop with a savepoint stops the splits behind the savepoint's
-//     barrier; writers keep their open files staged for the restart.
+//   - A stop stops the splits behind a checkpoint barrier, while the
+//     sources can still commit their positions, and their writers publish
+//     what they hold with it. With a savepoint the windows stay open in it;
+//     a drain then fires them and publishes them in the final checkpoint.
 //   - A revoked split stops behind the barrier of a checkpoint of its own,
 //     which publishes all the split's writers hold and commits its
 //     position to the broker before the next owner is told to start.
@@ -183,12 +185,22 @@ func (t *splitTask) finish(log *zap.Logger) {
 		r.lc.mu.Unlock()
 		r.markerMu.Unlock()
 	} else {
+		st.Next, st.Watermark = t.next(), t.wm.emitted
 		if t.end == endFinished {
-			st.Next, st.Watermark = t.next(), t.wm.emitted
 			r.splitFinished(st)
 		}
 		r.markerMu.Lock()
 		delete(r.running, t)
+		if t.end == endBarrier && !t.revoked.Load() && r.takesFinal(endCancelled) {
+			// Stopped behind the checkpoint of a drain: its writers' output
+			// is in that checkpoint; the final one records where it stopped.
+			r.lc.mu.Lock()
+			if r.lc.stopped == nil {
+				r.lc.stopped = make(map[string]checkpoint.SplitState)
+			}
+			r.lc.stopped[key] = st
+			r.lc.mu.Unlock()
+		}
 		r.markerMu.Unlock()
 	}
 	// Barriers injected before the split left still expect its position:
@@ -335,6 +347,23 @@ func (r *Runtime) finalCheckpoint() error {
 	}
 	r.log.Info("final checkpoint complete: the output of this run is published", zap.Int64("id", id))
 	return nil
+}
+
+// drainStop stops the splits of a pipeline that drains at a stop
+// (savepointOnStop: false) behind the barrier of a checkpoint, while the
+// sources can still commit (a Kafka group is still joined): its positions
+// are where the next reader starts. The windows then fire and the final
+// checkpoint publishes them.
+func (r *Runtime) drainStop(c *Coordinator) {
+	c.stopping.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	id, _, err := c.trigger(ctx, &checkpointRequest{stop: true})
+	if err != nil {
+		r.log.Error("checkpoint at the stop failed; the splits stop where they are", zap.Error(err))
+		return
+	}
+	r.log.Info("splits stopped behind a checkpoint; draining", zap.Int64("id", id))
 }
 
 // revokeSplit drains a revoked split and waits until its task has ended.

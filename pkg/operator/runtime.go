@@ -567,7 +567,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 // the restart instead of firing it.
 func (r *Runtime) onStop() {
 	c := r.coordinator
-	if c == nil || !c.cfg.SavepointOnStop || !r.started() {
+	if c == nil || !r.started() {
+		return
+	}
+	if !c.cfg.SavepointOnStop {
+		r.drainStop(c)
 		return
 	}
 	r.noDrain.Store(true)
