@@ -169,6 +169,9 @@ type exampleRun struct {
 	want map[string]int
 	// bounded: the input ends and the daemon exits by itself.
 	bounded bool
+	// input names the input's size: runs with the same input share a
+	// reference.
+	input string
 	// perInstance projects a sink's rows for runs with several instances,
 	// whose windows are computed per instance: per key and window, the
 	// count (what must add up over the instances).
@@ -479,14 +482,22 @@ func (m *matrixEnv) diskFull(r *exampleRun) (runs, faults int, note string) {
 	dk := m.w.disks[r.dir]
 	dk.full(d.cmd.Process.Pid)
 	faults++
+	full := time.Now()
 	require.NoError(m.t, r.feed(context.Background(), 0, nChunks, outageFor))
 	require.NoError(m.t, r.feed(context.Background(), 1, nChunks, 0))
+	time.Sleep(outageFor - time.Since(full)) // a generator's input needs no feeding
+	require.False(m.t, d.exited(), "streamd exits on a full disk\n%s", d.logTail())
 	restarts := d.metric("streamd_pipeline_restarts_total")
 	dk.free(d.cmd.Process.Pid)
 	m.finish(d, r, 2, nChunks, []string{"a"})
 	log, _ := os.ReadFile(d.log)
 	named := strings.Contains(string(log), "no space left on device") || strings.Contains(string(log), "file too large")
 	require.True(m.t, named, "the log names the disk error")
+	// A sink that cannot write fails the pipeline, naming itself; when only
+	// checkpoints fail to write (output held until its checkpoint), the
+	// error names the checkpoint being written.
+	require.True(m.t, strings.Contains(string(log), `sink \"`) || strings.Contains(string(log), `"write checkpoint `),
+		"the error names the sink or the checkpoint")
 	return runs, faults, fmt.Sprintf("%s; %v restarts while full", dk.kind, restarts)
 }
 
@@ -600,13 +611,14 @@ func TestFaultMatrix(t *testing.T) {
 			if c.store == "minio" {
 				m.w.needMinIO(t)
 			}
-			key := c.example + "/" + c.store
+			run := m.w.newRun(t, c.example, c.fault, c.store)
+			key := c.example + "/" + c.store + "/" + run.input
 			ref, ok := m.refs[key]
 			if !ok {
-				ref = mt.reference(m.w.newRun(t, c.example, "ref", c.store))
+				ref = mt.reference(m.w.newRun(t, c.example, "ref-"+c.fault, c.store))
 				m.refs[key] = ref
 			}
-			res := mt.runCell(c, ref, m.w.newRun(t, c.example, c.fault, c.store))
+			res := mt.runCell(c, ref, run)
 			t.Log(res)
 			mu.Lock()
 			results = append(results, res)
