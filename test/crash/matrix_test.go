@@ -571,7 +571,10 @@ func selected(t *testing.T, all []matrixCell) []matrixCell {
 	t.Helper()
 	spec := os.Getenv("MATRIX_CELLS")
 	if spec == "" {
-		return all
+		if os.Getenv("MATRIX_KILLS") != "" {
+			return all // the long form
+		}
+		spec = strings.Join(shortCells, ",")
 	}
 	var out []matrixCell
 	for _, c := range all {
@@ -588,6 +591,14 @@ func selected(t *testing.T, all []matrixCell) []matrixCell {
 
 // shortKills is the number of kills per cell in the short form.
 const shortKills = 3
+
+// shortCells is the short form that runs with the tests: every fault once,
+// every example under kill -9, in a few minutes. The long form
+// (scripts/crash-test.sh) runs every cell.
+var shortCells = []string{
+	"kafka-logs/kill9/local", "kafka-logs/rebalance/local", "kafka-logs/outage/local", "kafka-logs/diskfull/local",
+	"kafka-logs/s3/minio", "kinesis-sensors/kill9/local", "line-monitoring/kill9/local",
+}
 
 func TestFaultMatrix(t *testing.T) {
 	skipShort(t)
