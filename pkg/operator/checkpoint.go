@@ -616,11 +616,13 @@ func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int
 	id := c.nextID
 	c.nextID++
 	// Nothing else starts now: every task has ended.
-	c.inflight = &pendingCheckpoint{req: &checkpointRequest{id: id}, started: time.Now(), finished: make(chan struct{})}
+	placeholder := &pendingCheckpoint{req: &checkpointRequest{id: id}, started: time.Now(), finished: make(chan struct{})}
+	c.inflight = placeholder
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.inflight = nil
+		close(placeholder.finished)
 		c.mu.Unlock()
 	}()
 	m := &checkpoint.Manifest{
