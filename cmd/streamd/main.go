@@ -461,8 +461,11 @@ func cmdCheckpoints(args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			kind := "checkpoint"
-			if m.Savepoint {
+			switch {
+			case m.Savepoint:
 				kind = "savepoint"
+			case m.Final:
+				kind = "final"
 			}
 			var size int64
 			for _, s := range m.Stages {
