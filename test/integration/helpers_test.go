@@ -45,6 +45,9 @@ type running struct {
 // names one.
 func startPipeline(t testing.TB, doc string, env map[string]string) *running {
 	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
 	if _, ok := env["CHK"]; !ok {
 		env["CHK"] = t.TempDir()
 	}
