@@ -562,6 +562,7 @@ stages:
     stateTTL: 2h
 sinks:
   - {name: out, input: w, type: stdout}
+checkpoint: {enabled: false}
 `
 	cfg, err := Parse([]byte(src), env())
 	require.NoError(t, err)

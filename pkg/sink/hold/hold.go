@@ -6,8 +6,9 @@
 // restored checkpoint's rows again, so a consumer may see the rows of the
 // last checkpoint twice after a crash — with the same deterministic alert
 // ids, which is what consumers deduplicate on — unless the runtime knows
-// the commit completed (it records that in the checkpoint store), in which
-// case nothing is delivered twice.
+// the commit completed (it records that in the checkpoint store), or the
+// wrapped sink can rewind an interrupted hand-over (a file, see
+// sink.Rewinder), in which cases nothing is delivered twice.
 //
 // What a writer holds is bounded: past Config.MaxHeldBytes, a Write waits
 // — the producing task stops, and with it, through the exchange, the
@@ -94,10 +95,11 @@ type holdMetrics struct {
 }
 
 var (
-	_ sink.Transactional      = (*Sink)(nil)
-	_ sink.Preparer           = (*Writer)(nil)
-	_ sink.CommittedRecoverer = (*Sink)(nil)
-	_ sink.CheckpointAware    = (*Sink)(nil)
+	_ sink.Transactional       = (*Sink)(nil)
+	_ sink.Preparer            = (*Writer)(nil)
+	_ sink.CommittedRecoverer  = (*Sink)(nil)
+	_ sink.CheckpointCommitter = (*Sink)(nil)
+	_ sink.CheckpointAware     = (*Sink)(nil)
 )
 
 // New wraps inner with the default bound and no metrics.
@@ -381,10 +383,16 @@ func (w *Writer) encode() []byte {
 	return binary.LittleEndian.AppendUint32(st, crc32.ChecksumIEEE(st))
 }
 
-// PrepareFinal returns every row held, for the end of the input: nothing
-// will replay them, so the runtime commits them at once.
-func (w *Writer) PrepareFinal(ctx context.Context, _ int64) ([]byte, error) {
-	return w.Prepare(ctx, 1<<62)
+// PrepareFinal returns every row held, for the last checkpoint of the
+// task (the end of the input, or a revoked split). Without a checkpoint id
+// (0: the final checkpoint of a run, whose id is not known yet) the rows
+// get an id above any other, so nothing can supersede them; with one, a
+// later writer of the same task goes on with later ids.
+func (w *Writer) PrepareFinal(ctx context.Context, id int64) ([]byte, error) {
+	if id <= 0 {
+		id = 1 << 62
+	}
+	return w.Prepare(ctx, id)
 }
 
 // Close releases the task. Rows that no completed checkpoint covers are
@@ -428,6 +436,34 @@ func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
 		return fmt.Errorf("commit held rows of %s: %w", task, err)
 	}
 	s.setDelivered(task, newest)
+	return nil
+}
+
+// CommitCheckpoint is Commit for checkpoint id. A wrapped sink that can
+// rewind (a file) first records where the hand-over of id starts.
+func (s *Sink) CommitCheckpoint(ctx context.Context, id int64, task string, state []byte) error {
+	if rw, ok := s.inner.(sink.Rewinder); ok {
+		if err := rw.BeginHandover(ctx, id); err != nil {
+			return fmt.Errorf("commit held rows of %s: %w", task, err)
+		}
+	}
+	return s.Commit(ctx, task, state)
+}
+
+// RecoverCheckpoint is Recover for checkpoint id, whose hand-over may have
+// been cut short by the crash: a wrapped sink that can rewind undoes what
+// it got of it first, so handing the rows over again repeats nothing.
+func (s *Sink) RecoverCheckpoint(ctx context.Context, id int64, states map[string][]byte) error {
+	if rw, ok := s.inner.(sink.Rewinder); ok {
+		if err := rw.RewindHandover(ctx, id); err != nil {
+			return fmt.Errorf("recover held rows: %w", err)
+		}
+	}
+	for task, st := range states {
+		if err := s.CommitCheckpoint(ctx, id, task, st); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
