@@ -230,7 +230,7 @@ func TestAlertRulesStructure(t *testing.T) {
 	require.Equal(t, []string{
 		"StreamdCheckpointTooOld", "StreamdCheckpointsFailing", "StreamdDeadLettersSpiking", "StreamdDown",
 		"StreamdKafkaLagGrowing", "StreamdKinesisBehind", "StreamdLateRecordsHigh", "StreamdNotReady",
-		"StreamdParquetNoCommits", "StreamdRestarting", "StreamdRuleErrors", "StreamdRuleQuarantined",
+		"StreamdParquetNoCommits", "StreamdPipelineRestarting", "StreamdRestarting", "StreamdRuleErrors", "StreamdRuleQuarantined",
 		"StreamdWatermarkStalled",
 	}, alerts)
 }

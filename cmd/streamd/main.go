@@ -10,12 +10,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -24,6 +27,7 @@ import (
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/pipeline"
+	"github.com/streamd/streamd/pkg/rules"
 )
 
 const usage = `streamd — stream processing as one static binary
@@ -102,7 +106,29 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	_, _ = fmt.Fprintf(stdout, "%s: pipeline %q is valid\n", *cfgPath, cfg.Name)
+	printDeliveries(stdout, cfg)
 	return 0
+}
+
+// printDeliveries lists, for `streamd validate`, where checkpoints go and
+// every sink's delivery guarantee with the reason (docs/delivery.md).
+func printDeliveries(w io.Writer, cfg *pipeline.Config) {
+	switch {
+	case !cfg.Checkpoints():
+		_, _ = fmt.Fprintln(w, "checkpoints: disabled")
+	case cfg.DefaultCheckpoints():
+		_, _ = fmt.Fprintf(w, "checkpoints: every %s to %s (no checkpoint block: the default)\n", cfg.Checkpoint.Interval.D(), cfg.Checkpoint.Dir)
+	default:
+		_, _ = fmt.Fprintf(w, "checkpoints: to %s\n", cfg.Checkpoint.Dir)
+	}
+	ds := pipeline.Deliveries(cfg)
+	_, _ = fmt.Fprintln(w, "delivery:")
+	for _, d := range ds {
+		_, _ = fmt.Fprintf(w, "  %s\n", d)
+	}
+	if weak := pipeline.Weakest(ds); len(weak) > 0 {
+		_, _ = fmt.Fprintf(w, "warning: %d sink(s) with a guarantee weaker than at-least-once\n", len(weak))
+	}
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
@@ -130,45 +156,29 @@ func cmdRun(args []string, stderr io.Writer) int {
 	defer func() { _ = logger.Sync() }()
 
 	cfg, err := pipeline.LoadLimit(*cfgPath, nil, *maxBytes)
+	if err == nil {
+		if ps := pipeline.Check(cfg); len(ps) > 0 {
+			err = ps
+		}
+	}
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
 		return 1
 	}
+	if !cfg.Checkpoints() && (*from != 0 || *fresh) {
+		_, _ = fmt.Fprintln(stderr, "run: --from and --fresh need checkpoints (the pipeline disables them)")
+		return 2
+	}
+	logDeliveries(logger, cfg)
+	// Process-wide metrics live in reg; each attempt's components register
+	// in a registry of their own, served through attempts.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_build_info", Help: "Build information; always 1."})
 	prometheus.WrapRegistererWith(prometheus.Labels{"version": version.Version, "revision": version.Revision, "goversion": runtime.Version()}, reg).
 		MustRegister(buildInfo)
 	buildInfo.Set(1)
-	job, err := pipeline.Build(cfg, pipeline.Options{Logger: logger, Registry: reg})
-	if err != nil {
-		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
-		return 1
-	}
-	// Unreachable brokers, missing topics, streams or buckets and wrong
-	// credentials are reported now, each naming its component, not at the
-	// first flush.
-	checkCtx, cancelCheck := context.WithTimeout(context.Background(), 30*time.Second)
-	err = pipeline.CheckConnectivity(checkCtx, job)
-	cancelCheck()
-	if err != nil {
-		_, _ = fmt.Fprintf(stderr, "%s: startup check failed:\n%v\n", *cfgPath, err)
-		return 1
-	}
-	if job.Checkpoint != nil {
-		job.Checkpoint.RestoreFrom = *from
-		if *fresh {
-			job.Checkpoint.RestoreFrom = -1
-		}
-	} else if *from != 0 || *fresh {
-		_, _ = fmt.Fprintln(stderr, "run: --from and --fresh need a checkpoint block in the pipeline file")
-		return 2
-	}
-	rt, err := operator.New(job, logger, reg)
-	if err != nil {
-		logger.Error("build pipeline", zap.Error(err))
-		return 1
-	}
+	var cur current
 
 	addr := cfg.HTTP.Listen
 	if *listen != "" {
@@ -181,13 +191,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 		if *probeListen != "" {
 			acfg.ProbeListen = *probeListen
 		}
-		acfg.Gatherer, acfg.Registerer = reg, reg
-		acfg.Ready, acfg.Status = rt.Ready, func() any { return rt.Status() }
-		if m := rt.Rules(); m != nil {
-			acfg.Rules = m
+		acfg.Gatherer, acfg.Registerer = prometheus.Gatherers{reg, &cur}, reg
+		acfg.Ready, acfg.Status = cur.ready, cur.status(cfg.Name)
+		if cfg.HasRuleStages() {
+			acfg.Rules = &cur
 		}
-		if c := rt.Coordinator(); c != nil {
-			acfg.Savepoint = func(ctx context.Context) (int64, error) { return c.Trigger(ctx, true, false) }
+		if cfg.Checkpoints() {
+			acfg.Savepoint = cur.savepoint
 		}
 		srv, err = admin.New(acfg, logger)
 		if err != nil {
@@ -203,12 +213,51 @@ func cmdRun(args []string, stderr io.Writer) int {
 			zap.Bool("tls", acfg.TLS != nil), zap.Bool("writeToken", acfg.Auth.TokenFile != ""), zap.Bool("openReads", acfg.Auth.OpenReads))
 	}
 
-	// SIGTERM/SIGINT stop the sources; Run then drains what was read through
-	// the windows and sinks, closes files and returns.
+	// SIGTERM/SIGINT stop the sources; Run then takes a savepoint (or
+	// drains), commits and returns.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	logger.Info("starting pipeline", zap.String("pipeline", cfg.Name), zap.String("version", version.Version))
-	runErr := rt.Run(ctx)
+	// A failure (a full disk, an unreachable store or broker) restarts the
+	// pipeline in the process from its last completed checkpoint, with
+	// backoff, until it recovers or is stopped.
+	runErr := operator.Supervise(ctx, operator.DefaultRestartPolicy(), logger, reg, func(ctx context.Context, n int) error {
+		areg := prometheus.NewRegistry()
+		job, err := pipeline.Build(cfg, pipeline.Options{Logger: logger, Registry: areg})
+		if err != nil {
+			return operator.Permanent(fmt.Errorf("build pipeline: %w", err))
+		}
+		// Unreachable brokers, missing topics, streams or buckets and wrong
+		// credentials are reported now, each naming its component, not at
+		// the first flush. At the first start they are a configuration
+		// problem; after a failure, an outage to wait out.
+		checkCtx, cancelCheck := context.WithTimeout(ctx, 30*time.Second)
+		err = pipeline.CheckConnectivity(checkCtx, job)
+		cancelCheck()
+		if err != nil {
+			closeJob(job)
+			err = fmt.Errorf("startup check: %w", err)
+			if n == 0 {
+				return operator.Permanent(err)
+			}
+			return err
+		}
+		if job.Checkpoint != nil && n == 0 {
+			// --from and --fresh apply to the first start; a restart
+			// after a failure restores the newest checkpoint.
+			job.Checkpoint.RestoreFrom = *from
+			if *fresh {
+				job.Checkpoint.RestoreFrom = -1
+			}
+		}
+		rt, err := operator.New(job, logger, areg)
+		if err != nil {
+			closeJob(job)
+			return operator.Permanent(fmt.Errorf("build pipeline: %w", err))
+		}
+		cur.set(rt, areg)
+		return rt.Run(ctx)
+	})
 
 	// Shutdown order: the pipeline has drained; now stop serving metrics.
 	if srv != nil {
@@ -241,6 +290,149 @@ func adminConfig(h pipeline.HTTPConfig) admin.Config {
 		c.TLS = &admin.TLSConfig{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
 	}
 	return c
+}
+
+// logDeliveries states at startup where checkpoints go and every sink's
+// delivery guarantee; guarantees weaker than at-least-once are warnings.
+func logDeliveries(logger *zap.Logger, cfg *pipeline.Config) {
+	if cfg.DefaultCheckpoints() {
+		dir := cfg.Checkpoint.Dir
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		logger.Info("no checkpoint block: checkpoints go to a local directory (set checkpoint.dir, or checkpoint.enabled: false)",
+			zap.String("dir", dir), zap.Duration("interval", cfg.Checkpoint.Interval.D()))
+	}
+	for _, d := range pipeline.Deliveries(cfg) {
+		fields := []zap.Field{zap.String("sink", d.Sink), zap.String("type", d.Type), zap.String("delivery", d.Delivery.String()), zap.String("reason", d.Reason)}
+		if d.Delivery < pipeline.DeliveryAtLeastOnce {
+			logger.Warn("delivery guarantee weaker than at-least-once", fields...)
+			continue
+		}
+		logger.Info("delivery guarantee", fields...)
+	}
+}
+
+// closeJob releases the sources and sinks of a job that will not run.
+func closeJob(job operator.Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range job.Sinks {
+		_ = s.Sink.Close(ctx)
+	}
+	for _, s := range job.Sources {
+		_ = s.Source.Close(ctx)
+	}
+}
+
+// current is the runtime of the attempt in progress, as the admin
+// endpoints see it across restarts.
+type current struct {
+	mu  sync.Mutex
+	rt  *operator.Runtime
+	reg *prometheus.Registry
+}
+
+var (
+	_ prometheus.Gatherer = (*current)(nil)
+	_ admin.RuleAPI       = (*current)(nil)
+)
+
+func (c *current) set(rt *operator.Runtime, reg *prometheus.Registry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rt, c.reg = rt, reg
+}
+
+func (c *current) get() (*operator.Runtime, *prometheus.Registry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rt, c.reg
+}
+
+// Gather serves the current attempt's metrics.
+func (c *current) Gather() ([]*dto.MetricFamily, error) {
+	if _, reg := c.get(); reg != nil {
+		return reg.Gather()
+	}
+	return nil, nil
+}
+
+func (c *current) ready() bool {
+	rt, _ := c.get()
+	return rt != nil && rt.Ready()
+}
+
+func (c *current) status(name string) func() any {
+	return func() any {
+		if rt, _ := c.get(); rt != nil {
+			return rt.Status()
+		}
+		return operator.Status{Pipeline: name}
+	}
+}
+
+func (c *current) savepoint(ctx context.Context) (int64, error) {
+	rt, _ := c.get()
+	if rt == nil || rt.Coordinator() == nil {
+		return 0, errors.New("take savepoint: the pipeline is not running")
+	}
+	return rt.Coordinator().Trigger(ctx, true, false)
+}
+
+var errRestarting = errors.New("the pipeline is restarting")
+
+func (c *current) rules() (*operator.RuleManager, error) {
+	rt, _ := c.get()
+	if rt == nil || rt.Rules() == nil {
+		return nil, errRestarting
+	}
+	return rt.Rules(), nil
+}
+
+// Stages implements admin.RuleAPI.
+func (c *current) Stages() []string {
+	m, err := c.rules()
+	if err != nil {
+		return nil
+	}
+	return m.Stages()
+}
+
+// List implements admin.RuleAPI.
+func (c *current) List(stage string) ([]*rules.Rule, error) {
+	m, err := c.rules()
+	if err != nil {
+		return nil, err
+	}
+	return m.List(stage)
+}
+
+// Put implements admin.RuleAPI.
+func (c *current) Put(ctx context.Context, stage string, r *rules.Rule) error {
+	m, err := c.rules()
+	if err != nil {
+		return err
+	}
+	return m.Put(ctx, stage, r)
+}
+
+// Delete implements admin.RuleAPI.
+func (c *current) Delete(ctx context.Context, stage, id string) error {
+	m, err := c.rules()
+	if err != nil {
+		return err
+	}
+	return m.Delete(ctx, stage, id)
+}
+
+// Stats implements admin.RuleAPI.
+func (c *current) Stats(stage string) []rules.RuleStats {
+	m, err := c.rules()
+	if err != nil {
+		return nil
+	}
+	return m.Stats(stage)
 }
 
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {
@@ -277,7 +469,7 @@ func cmdCheckpoints(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if job.Checkpoint == nil {
-		_, _ = fmt.Fprintf(stderr, "%s: the pipeline has no checkpoint block\n", *cfgPath)
+		_, _ = fmt.Fprintf(stderr, "%s: the pipeline disables checkpoints\n", *cfgPath)
 		return 1
 	}
 	prefix := job.Checkpoint.Prefix
@@ -301,8 +493,11 @@ func cmdCheckpoints(args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			kind := "checkpoint"
-			if m.Savepoint {
+			switch {
+			case m.Savepoint:
 				kind = "savepoint"
+			case m.Final:
+				kind = "final"
 			}
 			var size int64
 			for _, s := range m.Stages {

@@ -27,7 +27,10 @@ type Manifest struct {
 	Pipeline string    `json:"pipeline"`
 	Created  time.Time `json:"created"`
 	// Savepoint marks checkpoints taken on request or at shutdown.
-	Savepoint bool         `json:"savepoint,omitempty"`
+	Savepoint bool `json:"savepoint,omitempty"`
+	// Final marks the checkpoint a pipeline takes when its input ended or
+	// a stop drained it: it covers everything the run published.
+	Final     bool         `json:"final,omitempty"`
 	KeyGroups int          `json:"keyGroups"`
 	Splits    []SplitState `json:"splits"`
 	Stages    []StageState `json:"stages"`

@@ -48,6 +48,14 @@ type checkpointRequest struct {
 	savepoint bool
 	// stop makes split tasks stop reading once the barrier has passed them.
 	stop bool
+	// stopSplit ("source/split") makes only that split stop, for good: it
+	// was revoked, so it publishes all it holds with this checkpoint.
+	stopSplit string
+}
+
+// stops reports whether the barrier stops a split.
+func (req *checkpointRequest) stops(src, split string) bool {
+	return req.stop || (req.stopSplit != "" && req.stopSplit == src+"/"+split)
 }
 
 // Coordinator runs the checkpoint protocol over a Runtime: it injects
@@ -82,6 +90,9 @@ type pendingCheckpoint struct {
 	finished chan struct{}
 	// finalizing makes sure only one goroutine writes the manifest.
 	finalizing bool
+	// sinkErr and offsetErr are why the commits after the manifest
+	// failed, if they did.
+	sinkErr, offsetErr error
 }
 
 type subtaskPart struct {
@@ -272,6 +283,9 @@ type restoreState struct {
 	// resumes from it, whether or not its key groups hold state, so a
 	// record late before the checkpoint is late after it too.
 	stageWM map[string]int64
+	// taken marks splits whose restored position a reader has used.
+	mu    sync.Mutex
+	taken map[string]bool
 }
 
 // LastCompleted is the ID of the newest completed (or restored) checkpoint.
@@ -309,6 +323,44 @@ func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64,
 	if savepoint {
 		c.stopping.Store(stop)
 	}
+	id, _, err := c.trigger(ctx, &checkpointRequest{savepoint: savepoint, stop: stop})
+	return id, err
+}
+
+// stopSplit takes a checkpoint whose barrier stops one split for good and
+// waits for it to complete and commit: the split's output up to the
+// barrier is published and its position committed to the broker, so
+// whoever reads the split next continues exactly there.
+//
+// When only the offset commit failed it returns the split's position: the
+// output is published, and a reader of the split in this process must
+// resume there rather than at the older committed offset.
+func (c *Coordinator) stopSplit(ctx context.Context, src, split string) (*checkpoint.SplitState, error) {
+	_, p, err := c.trigger(ctx, &checkpointRequest{stopSplit: src + "/" + split})
+	if err != nil {
+		return nil, err
+	}
+	if p.sinkErr != nil {
+		return nil, p.sinkErr
+	}
+	if p.offsetErr == nil {
+		return nil, nil
+	}
+	// Another member that takes the split starts from an older offset and
+	// repeats some output; nothing is lost.
+	c.log.Warn("revoked split drained, but its position could not be committed to the broker", zap.String("split", src+"/"+split), zap.Error(p.offsetErr))
+	for _, s := range p.splits {
+		if s.Source == src && s.Split == split {
+			return &s, nil
+		}
+	}
+	return nil, nil
+}
+
+// trigger runs the checkpoint protocol for req (its id is assigned here).
+// Requests other than periodic checkpoints wait for one in progress.
+func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int64, *pendingCheckpoint, error) {
+	waits := req.savepoint || req.stop || req.stopSplit != ""
 	c.mu.Lock()
 	for c.inflight != nil {
 		p := c.inflight
@@ -316,20 +368,20 @@ func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64,
 			c.fail(p, fmt.Errorf("checkpoint %d timed out after %s", p.req.id, c.cfg.Timeout))
 			break
 		}
-		if !savepoint {
+		if !waits {
 			c.mu.Unlock()
-			return 0, errInFlight
+			return 0, nil, errInFlight
 		}
 		// A savepoint waits for the checkpoint in progress.
 		c.mu.Unlock()
 		select {
 		case <-p.finished:
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, nil, ctx.Err()
 		}
 		c.mu.Lock()
 	}
-	req := &checkpointRequest{id: c.nextID, savepoint: savepoint, stop: stop}
+	req.id = c.nextID
 	c.nextID++
 	p := &pendingCheckpoint{req: req, started: time.Now(), parts: make(map[string][]subtaskPart), done: make(chan error, 1), finished: make(chan struct{})}
 	c.inflight = p
@@ -357,21 +409,21 @@ func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64,
 		p.once.Do(func() { close(p.finished) })
 		c.nextID--
 		c.mu.Unlock()
-		return 0, err
+		return 0, p, err
 	}
 	c.maybeComplete(p)
 	timer := time.NewTimer(c.cfg.Timeout)
 	defer timer.Stop()
 	select {
 	case err := <-p.done:
-		return req.id, err
+		return req.id, p, err
 	case <-timer.C:
 		c.mu.Lock()
 		c.fail(p, fmt.Errorf("checkpoint %d timed out after %s", req.id, c.cfg.Timeout))
 		c.mu.Unlock()
-		return req.id, <-p.done
+		return req.id, p, <-p.done
 	case <-ctx.Done():
-		return req.id, ctx.Err()
+		return req.id, p, ctx.Err()
 	}
 }
 
@@ -496,26 +548,41 @@ func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {
 func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
-	id := p.req.id
-	dir := checkpoint.Dir(c.cfg.Prefix, id)
 	m := &checkpoint.Manifest{
-		Version: checkpoint.ManifestVersion, ID: id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
+		Version: checkpoint.ManifestVersion, ID: p.req.id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
 		Savepoint: p.req.savepoint, KeyGroups: c.rt.job.KeyGroups, Splits: p.splits, Sinks: p.sinks,
 	}
-	// Splits read to their end before the barrier stay finished.
-	seen := make(map[string]bool, len(p.splits))
-	for _, s := range p.splits {
-		seen[s.Source+"/"+s.Split] = true
-	}
-	for _, s := range c.rt.finishedSplits() {
-		if !seen[s.Source+"/"+s.Split] {
-			m.Splits = append(m.Splits, s)
+	// Splits that ended before the barrier (read to their end, or stopped
+	// by a drain) are carried with the final states of their writers, until
+	// a checkpoint that lists them has committed.
+	ended := c.rt.endedParts(p.splits, p.sinks, true)
+	m.Splits = append(m.Splits, ended.splits...)
+	m.Sinks = append(m.Sinks, ended.sinks...)
+	err := c.complete(ctx, m, p.parts, p.started)
+	if err == nil {
+		p.sinkErr, p.offsetErr = c.commit(ctx, m)
+		if p.sinkErr == nil {
+			c.rt.endedCommitted(ended)
 		}
+		c.retain(ctx)
 	}
+	return err
+}
+
+// complete writes the state blobs of parts, then the manifest: the
+// checkpoint is complete once that returns nil.
+func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, parts map[string][]subtaskPart, started time.Time) error {
+	if c.rt.failed.Load() {
+		// A task whose prepare or write failed may be missing from the
+		// checkpoint; the restart restores an earlier one.
+		return fmt.Errorf("complete checkpoint %d: the pipeline failed", m.ID)
+	}
+	id := m.ID
+	dir := checkpoint.Dir(c.cfg.Prefix, id)
 	var total int64
 	for _, st := range c.rt.stages {
 		ss := checkpoint.StageState{Stage: st.spec.Name}
-		for _, part := range p.parts[st.spec.Name] {
+		for _, part := range parts[st.spec.Name] {
 			var buf bytes.Buffer
 			blob := checkpoint.StateBlob{Key: dir + "/state/" + st.spec.Name + "-" + strconv.Itoa(part.index), Watermark: part.wm}
 			for kg, data := range part.groups {
@@ -543,30 +610,79 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	c.m.lastID.Set(float64(id))
 	c.m.lastTime.Set(float64(time.Now().UnixMilli()) / 1000)
 	c.m.size.Set(float64(total))
-	c.m.duration.Observe(time.Since(p.started).Seconds())
-	c.log.Info("checkpoint complete", zap.Int64("id", id), zap.Bool("savepoint", p.req.savepoint), zap.Int64("stateBytes", total), zap.Duration("duration", time.Since(p.started)))
-	c.commit(ctx, m)
-	c.retain(ctx)
+	c.m.duration.Observe(time.Since(started).Seconds())
+	c.log.Info("checkpoint complete", zap.Int64("id", id), zap.Bool("savepoint", m.Savepoint), zap.Bool("final", m.Final), zap.Int64("stateBytes", total), zap.Duration("duration", time.Since(started)))
 	return nil
 }
 
+// final takes the last checkpoint of a pipeline whose tasks have all
+// ended (end of the input, or a drain): no barrier is needed, the splits'
+// end positions and the final states of every writer are known. Its
+// commit publishes all remaining output.
+func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	c.mu.Lock()
+	for c.inflight != nil {
+		p := c.inflight
+		c.mu.Unlock()
+		select {
+		case <-p.finished:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("final checkpoint: wait for checkpoint %d: %w", p.req.id, ctx.Err())
+		}
+		c.mu.Lock()
+	}
+	id := c.nextID
+	c.nextID++
+	// Nothing else starts now: every task has ended.
+	placeholder := &pendingCheckpoint{req: &checkpointRequest{id: id}, started: time.Now(), finished: make(chan struct{})}
+	c.inflight = placeholder
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inflight = nil
+		close(placeholder.finished)
+		c.mu.Unlock()
+	}()
+	m := &checkpoint.Manifest{
+		Version: checkpoint.ManifestVersion, ID: id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
+		Final: true, KeyGroups: c.rt.job.KeyGroups, Splits: ended.splits, Sinks: ended.sinks,
+	}
+	if err := c.complete(ctx, m, parts, time.Now()); err != nil {
+		c.m.failures.Inc()
+		return id, err
+	}
+	// Offsets are committed when the group is still joined (not after a
+	// drain, which left it): the checkpoint, not the group, is what a
+	// restart resumes from.
+	sinkErr, _ := c.commit(ctx, m)
+	c.retain(ctx)
+	if sinkErr != nil {
+		// The checkpoint is complete: the next start commits it again.
+		return id, fmt.Errorf("final checkpoint %d: %w", id, sinkErr)
+	}
+	return id, nil
+}
+
 // commit publishes the sinks' output covered by a completed checkpoint and
-// records source offsets in the brokers. Failures are logged: the
-// checkpoint is complete, and recovery commits again idempotently.
-func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) {
-	ok := true
+// records source offsets in the brokers. Failures are logged and returned,
+// those of sinks and of offsets apart: the checkpoint is complete, and
+// recovery commits the sinks again idempotently.
+func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) (sinkErr, offsetErr error) {
+	var errs, offsetErrs []error
 	for _, s := range m.Sinks {
 		tx, isTx := c.rt.sinkNamed(s.Sink).(sink.Transactional)
 		if !isTx {
 			continue
 		}
 		if err := tx.Commit(ctx, s.Task, s.State); err != nil {
-			ok = false
+			errs = append(errs, fmt.Errorf("commit sink %q: %w", s.Sink, err))
 			c.m.commitFailures.Inc()
 			c.log.Warn("commit sink output; it will be committed on recovery", zap.String("sink", s.Sink), zap.String("task", s.Task), zap.Int64("checkpoint", m.ID), zap.Error(err))
 		}
 	}
-	if ok {
+	if len(errs) == 0 {
 		// Recovery from this checkpoint need not deliver its output again.
 		for attempt := 0; attempt < 5; attempt++ {
 			err := c.cfg.Store.PutIfAbsent(ctx, committedKey(c.cfg.Prefix, m.ID), []byte("committed\n"))
@@ -583,7 +699,7 @@ func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) {
 		}
 		offsets := make(map[string]int64)
 		for _, s := range m.Splits {
-			if s.Source == src.spec.Name {
+			if s.Source == src.spec.Name && s.Next.Offset >= 0 {
 				offsets[s.Split] = s.Next.Offset
 			}
 		}
@@ -591,9 +707,11 @@ func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) {
 			continue
 		}
 		if err := oc.Commit(ctx, offsets); err != nil {
+			offsetErrs = append(offsetErrs, fmt.Errorf("commit offsets of source %q: %w", src.spec.Name, err))
 			c.log.Warn("commit source offsets", zap.String("source", src.spec.Name), zap.Error(err))
 		}
 	}
+	return errors.Join(errs...), errors.Join(offsetErrs...)
 }
 
 func committedKey(prefix string, id int64) string { return checkpoint.Dir(prefix, id) + "/_committed" }
@@ -677,15 +795,27 @@ func (rs *restoreState) isFinished(src, split string) bool {
 	return ok && s.Finished
 }
 
-// startPosition returns where a split resumes after a restore.
-func (rs *restoreState) startPosition(src string, split string) (*source.Position, int64, bool) {
+// takeStartPosition returns where a split resumes after a restore, once:
+// the restored position is only valid for the split's first reader.
+func (rs *restoreState) takeStartPosition(src string, split string) (*source.Position, int64, bool) {
 	if rs == nil {
 		return nil, minWM, false
 	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	s, ok := rs.splits[src+"/"+split]
-	if !ok {
+	if !ok || rs.taken[src+"/"+split] {
 		return nil, minWM, false
 	}
+	if rs.taken == nil {
+		rs.taken = make(map[string]bool)
+	}
+	rs.taken[src+"/"+split] = true
 	pos := s.Next
+	if pos.Offset < 0 && pos.Sequence == "" {
+		// A reader that had not read anything of a relative start
+		// (earliest, latest, a time) recorded no position.
+		return nil, s.Watermark, true
+	}
 	return &pos, s.Watermark, true
 }

@@ -19,7 +19,11 @@ type event struct {
 	wm    int64
 	idle  bool
 	done  bool
-	join  bool
+	// left, with done, is a producer that stopped without ending its
+	// input (a revoked split): it no longer holds event time back, but
+	// its end does not end event time either.
+	left bool
+	join bool
 	// after is, on a join, the last marker injected before the producer
 	// started: it will deliver only later ones.
 	after int64
@@ -209,6 +213,13 @@ func (x *exchangeOut) sendMarker(m *Marker) {
 func (x *exchangeOut) finish() {
 	for _, in := range x.stage.inputs {
 		in <- event{from: x.id, wm: maxWM, done: true}
+	}
+}
+
+// leave tells every subtask this producer stopped without ending its input.
+func (x *exchangeOut) leave() {
+	for sub, in := range x.stage.inputs {
+		in <- event{from: x.id, wm: x.sentWM[sub], done: true, left: true}
 	}
 }
 

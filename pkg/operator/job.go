@@ -35,6 +35,9 @@ type Job struct {
 	// TickInterval is how often idle splits, idle advance and sink ticks are
 	// checked (default 200ms).
 	TickInterval time.Duration
+	// DrainTimeout bounds the sink writes of a drain after a stop or a
+	// failure (default 1m): later writes fail instead of blocking the exit.
+	DrainTimeout time.Duration
 	Sources      []SourceSpec
 	Stages       []StageSpec
 	Sinks        []SinkSpec
@@ -157,6 +160,9 @@ func (j *Job) defaults() error {
 	}
 	if j.TickInterval == 0 {
 		j.TickInterval = 200 * time.Millisecond
+	}
+	if j.DrainTimeout == 0 {
+		j.DrainTimeout = time.Minute
 	}
 	if j.Now == nil {
 		j.Now = time.Now

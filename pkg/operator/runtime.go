@@ -62,6 +62,11 @@ type Runtime struct {
 	// noDrain stops subtasks without firing open windows: their state is
 	// in a savepoint.
 	noDrain atomic.Bool
+	// failed is set by the first fail: no checkpoint may complete after it.
+	failed atomic.Bool
+	// lc is what ending tasks need: the drain context of sink writes and
+	// the final states of writers that closed (see lifecycle.go).
+	lc lifecycle
 }
 
 // subtaskList returns the number of subtasks of all stages.
@@ -419,10 +424,20 @@ func (r *Runtime) started() bool { return r.ready.Load() }
 func (r *Runtime) fail(err error) {
 	r.errOnce.Do(func() {
 		r.err = err
-		r.log.Error("pipeline failed; stopping sources and draining", zap.Error(err))
+		r.failed.Store(true)
+		if r.coordinator != nil {
+			// The restart restores the last completed checkpoint: firing
+			// windows or publishing now would only produce output that
+			// the restored pipeline produces again.
+			r.noDrain.Store(true)
+			r.log.Error("pipeline failed; stopping sources without publishing more output", zap.Error(err))
+		} else {
+			r.log.Error("pipeline failed; stopping sources and draining", zap.Error(err))
+		}
 		if r.stop != nil {
 			r.stop()
 		}
+		r.beginDrain()
 	})
 }
 
@@ -435,6 +450,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	srcCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	r.stop = stop
+	r.initWrites(ctx)
+	defer r.lc.cancelWrites()
+	defer r.stopDrainClock()
 	finished := make(chan struct{})
 	var stopping sync.WaitGroup
 	stopping.Add(1)
@@ -444,6 +462,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			r.onStop()
 			stop()
+			r.beginDrain()
 		case <-finished:
 		}
 	}()
@@ -565,11 +584,17 @@ func (r *Runtime) Run(ctx context.Context) error {
 	endStop()
 	r.ready.Store(false)
 	r.m.ready.Set(0)
+	// The end of the input, or a drain, ends in a checkpoint that covers
+	// everything published, so a later restore continues exactly.
+	finalErr := r.finalCheckpoint()
 	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var errs []error
 	if r.err != nil {
 		errs = append(errs, r.err)
+	}
+	if finalErr != nil {
+		errs = append(errs, finalErr)
 	}
 	for _, sk := range r.sinks {
 		if err := sk.spec.Sink.Close(closeCtx); err != nil {
@@ -589,7 +614,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 // the restart instead of firing it.
 func (r *Runtime) onStop() {
 	c := r.coordinator
-	if c == nil || !c.cfg.SavepointOnStop || !r.started() {
+	if c == nil || !r.started() {
+		return
+	}
+	if !c.cfg.SavepointOnStop {
+		r.drainStop(c)
 		return
 	}
 	r.noDrain.Store(true)
@@ -605,20 +634,27 @@ func (r *Runtime) onStop() {
 
 func (r *Runtime) watchSplits(ctx context.Context, src *sourceRT, dyn source.Dynamic, tasks *sync.WaitGroup) {
 	var mu sync.Mutex
-	running := make(map[string]context.CancelFunc)
+	running := make(map[string]*splitHandle)
 	err := dyn.Watch(ctx, func(ev source.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
+		// The contract: a revoked split is drained and closed before the
+		// next event, so a quick re-assignment never runs two tasks of the
+		// same split (same file names, same status keys).
+		if h, ok := running[ev.Split.ID]; ok {
+			delete(running, ev.Split.ID)
+			r.revokeSplit(ctx, src, ev.Split.ID, h)
+		}
 		if ev.Revoked {
-			if cancel, ok := running[ev.Split.ID]; ok {
-				cancel()
-				delete(running, ev.Split.ID)
-			}
 			return nil
 		}
 		splitCtx, cancel := context.WithCancel(ctx)
-		running[ev.Split.ID] = cancel
-		r.startSplit(splitCtx, src, ev.Split, nil, tasks, nil)
+		if h := r.startSplit(splitCtx, src, ev.Split, nil, tasks, nil); h != nil {
+			h.cancel = cancel
+			running[ev.Split.ID] = h
+		} else {
+			cancel()
+		}
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {
@@ -665,13 +701,22 @@ func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, err
 
 // prepare asks every writer that takes part in checkpoints to make its
 // output recoverable, and collects their states.
-func (e *emitter) prepare(ctx context.Context, id int64, task string, out []checkpoint.SinkState) ([]checkpoint.SinkState, error) {
+//
+// With final set (a split stopping for good behind the barrier), writers
+// that can publish everything they hold do so at this checkpoint's commit.
+func (e *emitter) prepare(ctx context.Context, id int64, task string, out []checkpoint.SinkState, final bool) ([]checkpoint.SinkState, error) {
 	for i, w := range e.writers {
 		p, ok := w.(sink.Preparer)
 		if !ok {
 			continue
 		}
-		state, err := p.Prepare(ctx, id)
+		var state []byte
+		var err error
+		if fp, isFinal := w.(finalPreparer); final && isFinal {
+			state, err = fp.PrepareFinal(ctx, id)
+		} else {
+			state, err = p.Prepare(ctx, id)
+		}
 		if err != nil {
 			return out, fmt.Errorf("prepare sink %q for checkpoint %d: %w", e.sinks[i].spec.Name, id, err)
 		}
@@ -721,32 +766,53 @@ func (e *emitter) finish(ctx context.Context) {
 	e.closeWriters(ctx)
 }
 
+// leave ends this producer's part of the stream without ending event time
+// for the consumers: a revoked split may be read again, here or elsewhere.
+func (e *emitter) leave(ctx context.Context) {
+	for _, x := range e.outs {
+		x.leave()
+	}
+	e.closeWriters(ctx)
+}
+
 // finalPreparer is implemented by transactional writers that can publish
 // everything they hold when the input has ended for good.
 type finalPreparer interface {
 	PrepareFinal(ctx context.Context, checkpointID int64) ([]byte, error)
 }
 
+// finalStates prepares, for the final checkpoint of a task that ends,
+// every writer that takes part in checkpoints so that the checkpoint's
+// commit publishes all it holds. The runtime carries the states into the
+// next checkpoint (see lifecycle.go); the writers are closed afterwards.
+func (e *emitter) finalStates(ctx context.Context) []checkpoint.SinkState {
+	var out []checkpoint.SinkState
+	for i, w := range e.writers {
+		var state []byte
+		var err error
+		switch p := w.(type) {
+		case finalPreparer:
+			state, err = p.PrepareFinal(ctx, 0)
+		case sink.Preparer:
+			state, err = p.Prepare(ctx, 0)
+		default:
+			continue
+		}
+		if err != nil {
+			e.sinks[i].errors.Inc()
+			e.r.fail(fmt.Errorf("prepare sink %q for the final checkpoint: %w", e.sinks[i].spec.Name, err))
+			continue
+		}
+		out = append(out, checkpoint.SinkState{Sink: e.sinks[i].spec.Name, Task: e.task, State: state})
+	}
+	return out
+}
+
+// closeWriters closes the writers. A transactional writer publishes
+// nothing by closing: what it holds is published by the commit of a
+// checkpoint that lists it (finalStates at the end of the input).
 func (e *emitter) closeWriters(ctx context.Context) {
 	for i, w := range e.writers {
-		// At the end of the input (not a stop behind a savepoint) nothing
-		// will be replayed: a transactional writer publishes what it holds.
-		if fp, ok := w.(finalPreparer); ok && e.r.coordinator != nil && !e.r.noDrain.Load() {
-			if tx, ok := e.sinks[i].spec.Sink.(sink.Transactional); ok {
-				state, err := fp.PrepareFinal(ctx, 0)
-				if err == nil {
-					err = w.Close(ctx)
-				}
-				if err == nil {
-					err = tx.Commit(ctx, e.task, state)
-				}
-				if err != nil {
-					e.sinks[i].errors.Inc()
-					e.r.fail(fmt.Errorf("publish sink %q at end of input: %w", e.sinks[i].spec.Name, err))
-				}
-				continue
-			}
-		}
 		if err := w.Close(ctx); err != nil {
 			e.sinks[i].errors.Inc()
 			e.r.fail(fmt.Errorf("close sink %q: %w", e.sinks[i].spec.Name, err))

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/window"
@@ -45,6 +44,11 @@ type splitTask struct {
 	deadB   *record.Batch
 	ctrl    mailbox
 	last    source.Position
+	// end is how the task ends; revoked is set before a revoked split is
+	// stopped (see lifecycle.go).
+	end     splitEnd
+	revoked atomic.Bool
+	done    chan struct{}
 }
 
 // startSplit opens a split and starts its task. It registers the task as a
@@ -55,16 +59,23 @@ type splitTask struct {
 // held instead of started: the initial splits all join their consumers
 // before any of them emits, so a fast split cannot move event time past a
 // split that has not joined yet.
-func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup, held *[]func()) {
+//
+// It returns the task's handle, nil when no task was started.
+func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup, held *[]func()) *splitHandle {
 	if start == nil && r.restore.isFinished(src.spec.Name, sp.ID) {
 		r.log.Info("split was read to its end before the restored checkpoint; not reading it again", zap.String("source", src.spec.Name), zap.String("split", sp.ID))
-		return
+		return nil
 	}
 	src.out.producers.Add(1)
 	r.streams[StreamDeadLetters].producers.Add(1)
 	var restoredWM int64 = minWM
 	if start == nil {
-		if pos, wm, ok := r.restore.startPosition(src.spec.Name, sp.ID); ok {
+		// The restored position is for the split's first start only: a
+		// split assigned again later resumes where its last reader's
+		// checkpoint committed it.
+		if st, ok := r.takeResume(src.spec.Name, sp.ID); ok && (st.Next.Offset >= 0 || st.Next.Sequence != "") {
+			start, restoredWM = &st.Next, st.Watermark
+		} else if pos, wm, ok := r.restore.takeStartPosition(src.spec.Name, sp.ID); ok {
 			start, restoredWM = pos, wm
 		}
 	}
@@ -81,7 +92,7 @@ func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split
 		src.out.producers.Done()
 		r.streams[StreamDeadLetters].producers.Done()
 		r.fail(fmt.Errorf("open split %q of source %q: %w", sp.ID, src.spec.Name, err))
-		return
+		return nil
 	}
 	src.splits.Inc()
 	tasks.Add(1)
@@ -94,11 +105,13 @@ func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split
 			t.run(ctx)
 		}()
 	}
+	h := &splitHandle{task: t}
 	if held != nil {
 		*held = append(*held, launch)
-		return
+		return h
 	}
 	launch()
+	return h
 }
 
 func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, after int64) (*splitTask, error) {
@@ -141,6 +154,7 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		wmDelay: r.m.splitWMDelay.WithLabelValues(name, id),
 		idleG:   r.m.splitIdle.WithLabelValues(name, id),
 		deadBy:  make(map[string]prometheus.Counter),
+		done:    make(chan struct{}),
 	}
 	if start != nil {
 		t.last = *start
@@ -160,21 +174,10 @@ func sanitizeTask(id string) string {
 
 func (t *splitTask) run(ctx context.Context) {
 	log := t.r.log.With(zap.String("source", t.src.spec.Name), zap.String("split", t.split.ID))
-	defer func() {
-		t.r.markerMu.Lock()
-		delete(t.r.running, t)
-		t.r.markerMu.Unlock()
-		// Barriers injected before the split left still expect its
-		// position: report them (no more can arrive now).
-		t.markers()
-		if err := t.reader.Close(); err != nil {
-			log.Warn("close split", zap.Error(err))
-		}
-		fin := context.Background()
-		t.out.finish(fin)
-		t.dead.finish(fin)
-		t.r.removeSplitStatus(t.status)
-	}()
+	defer t.finish(log)
+	// Reads stop when ctx is done; what was read is still written, with
+	// the runtime's drain context, never with the cancelled ctx.
+	wctx := t.r.writeContext()
 	if wm := t.wm.emitted; wm != minWM {
 		// Restored from a checkpoint: announce the split's watermark before
 		// the first read, as the uninterrupted run had, so that records of
@@ -186,7 +189,8 @@ func (t *splitTask) run(ctx context.Context) {
 	width := t.dec.Schema().Len()
 	for {
 		if t.markers() {
-			log.Info("split stopped behind a savepoint barrier")
+			log.Info("split stopped behind a checkpoint barrier")
+			t.end = endBarrier
 			return
 		}
 		readCtx, cancel := context.WithTimeout(ctx, t.r.job.TickInterval)
@@ -194,27 +198,24 @@ func (t *splitTask) run(ctx context.Context) {
 		cancel()
 		now := t.r.job.Now()
 		if len(msgs.Messages) > 0 {
-			t.process(ctx, msgs, width, now)
+			t.process(wctx, msgs, width, now)
 			msgs.Reset()
 		}
 		wm, idle := t.wm.current(now)
 		t.publishWatermark(wm, idle, now)
-		t.out.emit(ctx, nil, wm, idle)
-		t.out.tick(ctx, now, wm)
-		t.dead.tick(ctx, now, wm)
+		t.out.emit(wctx, nil, wm, idle)
+		t.out.tick(wctx, now, wm)
+		t.dead.tick(wctx, now, wm)
 		t.status.failing.Store(err != nil && !errors.Is(err, source.ErrEndOfSplit) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
 		switch {
 		case err == nil:
 			backoff = 100 * time.Millisecond
 		case errors.Is(err, source.ErrEndOfSplit):
 			log.Info("split ended")
-			next := t.last
-			if p, ok := t.reader.(source.Positioner); ok {
-				next = p.Position()
-			}
-			t.r.splitFinished(checkpoint.SplitState{Source: t.src.spec.Name, Split: t.split.ID, Next: next, Watermark: t.wm.emitted})
+			t.end = endFinished
 			return
 		case ctx.Err() != nil:
+			t.end = endCancelled
 			return
 		case errors.Is(err, context.DeadlineExceeded):
 			// no data within a tick: idleness and sink ticks were handled above
@@ -222,6 +223,7 @@ func (t *splitTask) run(ctx context.Context) {
 			log.Warn("read split; retrying", zap.Error(err), zap.Duration("backoff", backoff))
 			select {
 			case <-ctx.Done():
+				t.end = endCancelled
 				return
 			case <-time.After(backoff):
 			}
@@ -327,14 +329,25 @@ func (t *splitTask) markers() bool {
 				next = p.Position()
 			}
 			cut := SplitCut{Source: t.src.spec.Name, Split: t.split.ID, Next: next, Watermark: t.wm.emitted}
-			if req, ok := m.Payload.(*checkpointRequest); ok {
-				t.flushDead(context.Background(), t.wm.emitted)
+			req, isCheckpoint := m.Payload.(*checkpointRequest)
+			stop := isCheckpoint && req.stops(t.src.spec.Name, t.split.ID)
+			if isCheckpoint {
+				wctx := t.r.writeContext()
+				t.flushDead(wctx, t.wm.emitted)
+				// A split that stops behind the barrier (revoked, or at
+				// shutdown) publishes all it holds with this checkpoint:
+				// whoever reads the split next may be another instance,
+				// and this one may never come back.
+				final := stop
 				var err error
-				cut.Sinks, err = t.out.prepare(context.Background(), req.id, t.out.task, nil)
+				cut.Sinks, err = t.out.prepare(wctx, req.id, t.out.task, nil, final)
 				if err == nil {
-					cut.Sinks, err = t.dead.prepare(context.Background(), req.id, t.dead.task, cut.Sinks)
+					cut.Sinks, err = t.dead.prepare(wctx, req.id, t.dead.task, cut.Sinks, final)
 				}
 				if err != nil {
+					// The coordinator completes no checkpoint once the
+					// pipeline failed: one without this split's output
+					// would lose it.
 					t.r.fail(err)
 				}
 			}
@@ -342,7 +355,7 @@ func (t *splitTask) markers() bool {
 				h.AtSplit(m, cut)
 			}
 			t.out.marker(&m)
-			if req, ok := m.Payload.(*checkpointRequest); ok && req.stop {
+			if stop {
 				return true
 			}
 		default:
@@ -497,7 +510,8 @@ func (s *subtask) run() {
 	if s.alerts != nil {
 		defer s.r.streams[StreamAlerts].producers.Done()
 	}
-	ctx := context.Background()
+	// Writes use the runtime's drain context: bounded once a stop begins.
+	ctx := s.r.writeContext()
 	ticker := time.NewTicker(s.r.job.TickInterval)
 	defer ticker.Stop()
 	in := s.st.inputs[s.idx]
@@ -505,26 +519,16 @@ func (s *subtask) run() {
 		select {
 		case ev, ok := <-in:
 			if !ok {
-				s.completeAsync(true)
-				// End of input: event time ends and every window fires —
-				// unless the state was saved in a savepoint to resume from.
-				if !s.r.noDrain.Load() {
-					s.op.Advance(maxWM, &s.res)
-					s.flush(ctx, maxWM, false)
-				}
-				s.out.finish(ctx)
-				s.late.finish(ctx)
-				if s.alerts != nil {
-					s.alerts.finish(ctx)
-				}
-				s.keys.Set(0)
+				s.endOfInput(ctx)
 				return
 			}
 			s.receive(ctx, ev)
 		case <-s.asyncDone:
 			s.completeAsync(false)
 		case now := <-ticker.C:
-			if s.r.job.IdleAdvance > 0 {
+			// Behind a savepoint barrier the state is saved: advancing
+			// event time now would publish results the restart repeats.
+			if s.r.job.IdleAdvance > 0 && !s.r.noDrain.Load() {
 				if wm, ok := s.valve.idleAdvance(now, s.r.job.IdleAdvance); ok {
 					s.op.Advance(wm, &s.res)
 					s.flush(ctx, wm, true)
@@ -597,7 +601,9 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 			var err error
 			for _, e := range []*emitter{s.out, s.late, s.alerts} {
 				if e != nil && err == nil {
-					sc.Sinks, err = e.prepare(ctx, req.id, e.task, sc.Sinks)
+					// At a stop, everything the subtask's writers hold is
+					// published with the savepoint (see splitTask.markers).
+					sc.Sinks, err = e.prepare(ctx, req.id, e.task, sc.Sinks, req.stop)
 				}
 			}
 			if err != nil {
@@ -685,10 +691,13 @@ func (s *subtask) handle(ctx context.Context, ev event) {
 	}
 	var wm int64
 	var idle bool
-	if ev.join {
+	switch {
+	case ev.join:
 		s.valve.input(ev.from)
 		wm, idle = s.valve.combine(s.r.job.Now())
-	} else {
+	case ev.left:
+		wm, idle = s.valve.leave(ev.from, s.r.job.Now())
+	default:
 		wm, idle = s.valve.update(ev.from, ev.wm, ev.idle, ev.done, s.r.job.Now())
 	}
 	if wm > s.op.Watermark() {

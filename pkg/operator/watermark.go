@@ -126,6 +126,8 @@ type valveInput struct {
 	idle   bool
 	done   bool
 	joined bool
+	// left is an input that stopped without ending (a revoked split).
+	left bool
 }
 
 func newValve() *valve { return &valve{current: window.MinWatermark} }
@@ -149,11 +151,21 @@ func (v *valve) update(id int, wm int64, idle, done bool, now time.Time) (int64,
 	return v.combine(now)
 }
 
+// leave records an input that stopped without ending its input.
+func (v *valve) leave(id int, now time.Time) (int64, bool) {
+	in := v.input(id)
+	in.done, in.left = true, true
+	return v.combine(now)
+}
+
 func (v *valve) combine(now time.Time) (int64, bool) {
 	low := int64(window.MaxWatermark)
-	active, open := 0, 0
+	active, open, left := 0, 0, 0
 	for i := range v.inputs {
 		in := &v.inputs[i]
+		if in.left {
+			left++
+		}
 		if !in.joined || in.done {
 			continue
 		}
@@ -166,8 +178,14 @@ func (v *valve) combine(now time.Time) (int64, bool) {
 		low = min(low, in.wm)
 	}
 	switch {
-	case open == 0 && len(v.inputs) > 0:
+	case open == 0 && len(v.inputs) > 0 && left == 0:
 		v.current = window.MaxWatermark
+		return v.current, false
+	case open == 0 && left > 0:
+		// Every input left (a rebalance revoked all splits): event time
+		// holds until splits join again, without counting as idle, so
+		// idle advance cannot fire windows meanwhile.
+		v.allIdleSince = time.Time{}
 		return v.current, false
 	case active > 0:
 		v.current = max(v.current, low)

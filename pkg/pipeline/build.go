@@ -191,10 +191,10 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems, []Proble
 		}
 		s := b.sink(path, sk, schema)
 		switch sk.Delivery {
-		case "", "atLeastOnce":
-		case "exactlyOnce":
-			if c.Checkpoint == nil {
-				b.problem(path+".delivery", "exactlyOnce needs a checkpoint block: rows are released when their checkpoint completes")
+		case "", deliveryAtLeastOnce:
+		case deliveryExactlyOnce:
+			if !c.Checkpoints() {
+				b.problem(path+".delivery", "exactlyOnce needs checkpoints (they are disabled): rows are released when their checkpoint completes")
 			} else if sk.Type != "parquet" && s != nil {
 				s = hold.New(s)
 			}
@@ -205,9 +205,10 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems, []Proble
 			job.Sinks = append(job.Sinks, operator.SinkSpec{Name: sk.Name, Input: sk.Input, Sink: s})
 		}
 	}
-	if cc := c.Checkpoint; cc != nil {
+	if cc := c.Checkpoint; cc.enabled() {
 		job.Checkpoint = b.checkpoint(cc)
 	}
+	b.deliveryProblems()
 	b.ps.Sort()
 	slices.SortStableFunc(b.warnings, func(x, y Problem) int { return x.Line - y.Line })
 	return job, b.ps, b.warnings
@@ -424,7 +425,7 @@ func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
 		return file.New(file.Config{Stdin: true, EmptyLines: true}, b.opts.Logger, b.opts.Registry)
 	case "kafka":
 		cfg := *sc.Kafka
-		if b.c.Checkpoint != nil {
+		if b.c.Checkpoints() {
 			// Offsets are committed to the group when checkpoints complete:
 			// committing what was merely handed out could skip records.
 			cfg.DisableAutoCommit = true
@@ -601,7 +602,7 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 			cfg.S3 = *p.S3
 		}
 		// With checkpoints, files are published only by completed checkpoints.
-		cfg.Transactional = b.c.Checkpoint != nil
+		cfg.Transactional = b.c.Checkpoints()
 		if p.Compression != "" {
 			cfg.Compression = p.Compression
 		}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/streamd/streamd/internal/duckdb"
 	"github.com/streamd/streamd/internal/s3proxy"
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/checkpoint/store/local"
@@ -279,4 +280,194 @@ sinks:
 	require.True(t, finished, "the manifest records the file as read to its end")
 	run()
 	require.Len(t, sortedLines(t, filepath.Join(dir, "out.jsonl")), 50, "the file is not read again after the restore")
+}
+
+const boundedPipeline = `
+name: bounded
+parallelism: 2
+batchSize: 128
+http: {listen: "off"}
+checkpoint:
+  dir: "${DIR}/checkpoints"
+  interval: 100ms
+  savepointOnStop: ${SAVEPOINT}
+sources:
+  - name: points
+    type: generator
+    generator:
+      rate: ${RATE}
+      seed: 11
+      count: ${COUNT}
+      splits: 2
+      machines: 8
+      tags: 3
+      step: 20ms
+      outOfOrderness: 500ms
+      startTime: "2026-03-01T00:00:00Z"
+    decode:
+      fields:
+        - {name: equipmentId, type: string}
+        - {name: tag, type: string}
+        - {name: value, type: float}
+        - {name: ts, path: timestamp, type: timestamp, format: epoch_ms}
+    eventTime: {field: ts}
+    watermark: {maxOutOfOrderness: 1s}
+stages:
+  - name: w
+    keyBy: [equipmentId, tag]
+    window: {type: tumbling, size: 5s}
+    aggregates:
+      - {fn: count, as: n}
+      - {fn: max, field: value, as: hi}
+sinks:
+  - {name: out, input: w, type: parquet, parquet: {path: "${DIR}/out", rollAge: 1s}}
+`
+
+// runBounded runs boundedPipeline in dir with the given generator count and
+// rate; with stopAfter > 0 it stops it (as SIGTERM does) once that many
+// records were read and a checkpoint completed, else it runs to the end.
+func runBounded(t *testing.T, dir string, count, rate string, savepoint bool, stopAfter int64) {
+	t.Helper()
+	env := map[string]string{"DIR": dir, "COUNT": count, "RATE": rate, "SAVEPOINT": fmt.Sprint(savepoint)}
+	cfg, err := pipeline.Parse([]byte(boundedPipeline), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	require.NoError(t, err)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	job, err := pipeline.Build(cfg, pipeline.Options{Logger: log})
+	require.NoError(t, err)
+	rt, err := operator.New(job, log, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	if stopAfter > 0 {
+		require.Eventually(t, func() bool {
+			var read int64
+			for _, s := range rt.Status().Splits {
+				read += s.Records
+			}
+			return read >= stopAfter && rt.Coordinator().LastCompleted() > 1
+		}, 30*time.Second, 10*time.Millisecond)
+		cancel()
+	}
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("pipeline did not stop")
+	}
+}
+
+// windowRows reads the published window results under dir/out with DuckDB:
+// one "machine tag start revision n hi" line per row, sorted.
+func windowRows(t *testing.T, dir string) []string {
+	t.Helper()
+	published := 0
+	_ = filepath.WalkDir(filepath.Join(dir, "out"), func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".parquet") && !strings.HasPrefix(d.Name(), ".") {
+			published++
+		}
+		return nil
+	})
+	if published == 0 {
+		return nil
+	}
+	rows := duckdb.Query(t, fmt.Sprintf(`SELECT equipmentId AS m, tag, epoch_ms(window_start) AS ws, revision, n, hi
+		FROM read_parquet('%s/out/**/*.parquet') ORDER BY ALL`, dir))
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%v %v %v %v %v %v", r["m"], r["tag"], r["ws"], r["revision"], r["n"], r["hi"]))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// A bounded run after a savepoint ends in a final checkpoint covering what
+// it published: a later run restores that, not the older savepoint, and
+// publishes nothing twice (before, the bounded run fired the open windows
+// and published them with no checkpoint, and the next run restored the
+// savepoint and published those windows again).
+func TestBoundedRunAfterSavepoint(t *testing.T) {
+	ref := t.TempDir()
+	runBounded(t, ref, "3000", "0", true, 0)
+	want := windowRows(t, ref)
+	require.Greater(t, len(want), 50)
+
+	dir := t.TempDir()
+	runBounded(t, dir, "1000000", "4000", true, 2000) // stopped with a savepoint
+	require.Less(t, len(windowRows(t, dir)), len(want), "the first run left windows open")
+	runBounded(t, dir, "3000", "0", true, 0) // restores the savepoint, reads to the end
+	requireSameRows(t, want, windowRows(t, dir), "the bounded run continues the savepoint exactly")
+	st, err := local.New(filepath.Join(dir, "checkpoints"))
+	require.NoError(t, err)
+	m, err := checkpoint.Latest(context.Background(), st, "pipelines/bounded")
+	require.NoError(t, err)
+	require.True(t, m.Final, "the bounded run ended in a final checkpoint")
+	runBounded(t, dir, "3000", "0", true, 0) // a normal run after it
+	requireSameRows(t, want, windowRows(t, dir), "a run after the final checkpoint publishes nothing again")
+}
+
+// A stop that drains (savepointOnStop: false) fires the open windows and
+// ends in a final checkpoint: the next run reads on after the drained
+// records, so every record is counted exactly once over both runs — a
+// window open at the drain is published in two parts — and no row twice.
+func TestDrainEndsInFinalCheckpoint(t *testing.T) {
+	ref := t.TempDir()
+	runBounded(t, ref, "3000", "0", false, 0)
+	want := countsByWindow(t, ref)
+
+	dir := t.TempDir()
+	runBounded(t, dir, "1000000", "4000", false, 2000) // drained
+	runBounded(t, dir, "3000", "0", false, 0)
+	got := countsByWindow(t, dir)
+	var diffs []string
+	for k, n := range want {
+		if got[k] != n {
+			diffs = append(diffs, fmt.Sprintf("%s: %v, want %v", k, got[k], n))
+		}
+	}
+	for k, n := range got {
+		if _, ok := want[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: %v, want none", k, n))
+		}
+	}
+	sort.Strings(diffs)
+	require.Empty(t, diffs[:min(5, len(diffs))], "every record counted once (%d windows differ)", len(diffs))
+	rows := windowRows(t, dir)
+	for i := 1; i < len(rows); i++ {
+		require.NotEqual(t, rows[i-1], rows[i], "no row published twice")
+	}
+}
+
+// requireSameRows requires got to be the multiset want, reporting a few
+// differences.
+func requireSameRows(t *testing.T, want, got []string, msg string) {
+	t.Helper()
+	counts := map[string]int{}
+	for _, r := range got {
+		counts[r]++
+	}
+	for _, r := range want {
+		counts[r]--
+	}
+	var diffs []string
+	for r, c := range counts {
+		if c != 0 {
+			diffs = append(diffs, fmt.Sprintf("%+d %s", c, r))
+		}
+	}
+	sort.Strings(diffs)
+	require.Empty(t, diffs[:min(5, len(diffs))], "%s: %d rows, want %d; %d rows differ", msg, len(got), len(want), len(diffs))
+}
+
+// countsByWindow sums the published counts per key and window.
+func countsByWindow(t *testing.T, dir string) map[string]float64 {
+	t.Helper()
+	rows := duckdb.Query(t, fmt.Sprintf(`SELECT equipmentId AS m, tag, epoch_ms(window_start) AS ws, sum(n) AS n
+		FROM read_parquet('%s/out/**/*.parquet') GROUP BY ALL`, dir))
+	out := make(map[string]float64, len(rows))
+	for _, r := range rows {
+		out[fmt.Sprintf("%v %v %v", r["m"], r["tag"], r["ws"])] = r["n"].(float64)
+	}
+	return out
 }

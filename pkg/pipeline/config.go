@@ -35,8 +35,14 @@ type Config struct {
 	// Sinks write streams: a source or stage name, or one of the built-in
 	// streams "alerts", "deadletters" and "late".
 	Sinks []SinkConfig `yaml:"sinks"`
-	// Checkpoint enables aligned checkpoints of positions and state.
+	// Checkpoint configures aligned checkpoints of positions, state and
+	// sink output. Without the block a pipeline checkpoints every
+	// DefaultCheckpointInterval to DefaultCheckpointDir (unless it reads
+	// stdin, which cannot be read again); enabled: false turns them off.
 	Checkpoint *CheckpointConfig `yaml:"checkpoint"`
+
+	// defaultCheckpoint is set when ApplyDefaults added the checkpoint block.
+	defaultCheckpoint bool
 
 	// positions maps YAML paths ("stages[0].window.size") to where they
 	// were written, so problems found after loading can still name a line.
@@ -406,6 +412,11 @@ type JSONFileConfig struct {
 
 // CheckpointConfig configures checkpoints and where they are stored.
 type CheckpointConfig struct {
+	// Enabled (default true) turns checkpoints on. With enabled: false
+	// nothing is saved: a restart starts over with empty state, Kafka
+	// offsets are committed as records are handed out, and no output
+	// is exactly-once; streamd says so at startup.
+	Enabled *bool `yaml:"enabled"`
 	// Interval between checkpoints, e.g. 10s; 0 only takes savepoints.
 	Interval Duration `yaml:"interval"`
 	// Timeout fails a checkpoint that takes longer; default 2m.
@@ -417,11 +428,45 @@ type CheckpointConfig struct {
 	SavepointOnStop *bool `yaml:"savepointOnStop"`
 	// Dir stores checkpoints in a local directory (durable writes with
 	// fsync and atomic renames), or in S3 with s3://bucket/prefix
-	// (manifests created with conditional puts).
+	// (manifests created with conditional puts); default
+	// DefaultCheckpointDir, relative to the working directory.
 	Dir string `yaml:"dir"`
 	// S3 configures the S3 client for an s3:// Dir.
 	S3 *s3store.Config `yaml:"s3"`
 	// Prefix is the pipeline's key prefix in the store; default
 	// "pipelines/<name>".
 	Prefix string `yaml:"prefix"`
+}
+
+// enabled reports whether the block turns checkpoints on.
+func (cc *CheckpointConfig) enabled() bool {
+	return cc != nil && (cc.Enabled == nil || *cc.Enabled)
+}
+
+// Checkpoints reports whether the pipeline takes checkpoints (after
+// ApplyDefaults: a pipeline file without a checkpoint block gets one).
+func (c *Config) Checkpoints() bool { return c.Checkpoint.enabled() }
+
+// DefaultCheckpoints reports whether ApplyDefaults added the checkpoint
+// block, so the pipeline checkpoints to DefaultCheckpointDir.
+func (c *Config) DefaultCheckpoints() bool { return c.defaultCheckpoint }
+
+// readsStdin reports whether a source reads standard input.
+func (c *Config) readsStdin() bool {
+	for _, s := range c.Sources {
+		if s.Type == sourceTypeStdin {
+			return true
+		}
+	}
+	return false
+}
+
+// HasRuleStages reports whether a stage is a live rule stage.
+func (c *Config) HasRuleStages() bool {
+	for _, s := range c.Stages {
+		if s.Rules != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -18,6 +18,7 @@ import (
 const kafkaPipeline = `
 name: logs
 http: {listen: "off"}
+checkpoint: {enabled: false}
 sources:
   - name: logs
     type: kafka

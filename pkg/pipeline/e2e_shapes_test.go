@@ -27,6 +27,7 @@ name: shapes
 parallelism: 3
 batchSize: 64
 http: {listen: "off"}
+checkpoint: {dir: "${OUT}/checkpoints"}
 sources:
   - name: points
     type: generator

@@ -25,6 +25,7 @@ name: e2e
 parallelism: 2
 batchSize: 256
 http: {listen: "off"}
+checkpoint: {dir: "${OUT}/checkpoints", interval: 200ms}
 sources:
   - name: points
     type: generator
@@ -232,6 +233,8 @@ func TestCancelDrains(t *testing.T) {
 	doc := `
 name: drain
 http: {listen: "off"}
+# Without checkpoints a stop drains: windows fire, files are published.
+checkpoint: {enabled: false}
 sources:
   - name: points
     type: generator
@@ -294,6 +297,7 @@ func TestParquetSinkFilterRoutes(t *testing.T) {
 	doc := `
 name: routes
 http: {listen: "off"}
+checkpoint: {dir: "${OUT}/checkpoints"}
 sources:
   - name: points
     type: generator
@@ -361,6 +365,7 @@ func TestNestedAndExtraFieldsReachParquet(t *testing.T) {
 	doc := `
 name: nested
 http: {listen: "off"}
+checkpoint: {dir: "${OUT}/checkpoints"}
 sources:
   - name: lines
     type: file

@@ -21,6 +21,7 @@ import (
 const hostilePipeline = `
 name: hostile
 http: {listen: "off"}
+checkpoint: {dir: "${OUT}/checkpoints"}
 sources:
   - name: strict
     type: file

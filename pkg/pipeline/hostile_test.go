@@ -130,6 +130,8 @@ func TestPlaintextSASLWarns(t *testing.T) {
 	doc := strings.Replace(sourceDoc("type: kafka", "kafka:", "  brokers: [127.0.0.1:1]", "  topics: [t]",
 		"  sasl: {mechanism: scram-sha-256, username: u, password: p4ss-w0rd-secret, allowPlaintext: true}",
 		"decode: {fields: [{name: msg, type: string}]}"), "input: gen", "input: gen", 1)
+	// Build opens what the pipeline uses; no checkpoint directory here.
+	doc += "checkpoint: {enabled: false}\n"
 	cfg, err := Parse([]byte(doc), env())
 	require.NoError(t, err)
 	require.Empty(t, Check(cfg))

@@ -30,6 +30,8 @@ const boundedRulesPipeline = `
 name: bounded-rules
 parallelism: 2
 http: {listen: "off"}
+# Without checkpoints a stop drains the rule stage, like an end of input.
+checkpoint: {enabled: false}
 sources:
   - name: points
     %s

@@ -22,6 +22,7 @@ const rulesPipeline = `
 name: line-rules
 parallelism: 2
 http: {listen: "off"}
+checkpoint: {enabled: false}
 sources:
   - name: points
     type: generator

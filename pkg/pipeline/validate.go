@@ -43,6 +43,13 @@ const (
 	DefaultGeneratorTags      = 4
 	DefaultGeneratorLateBy    = Duration(10 * time.Minute)
 	DefaultFilePollInterval   = Duration(200 * time.Millisecond)
+	// DefaultCheckpointDir and DefaultCheckpointInterval are the checkpoints
+	// of a pipeline file without a checkpoint block: a local directory
+	// (relative to the working directory; checkpoints of pipeline <name>
+	// go under pipelines/<name>) and an interval short enough that a
+	// restart replays little.
+	DefaultCheckpointDir      = "checkpoints"
+	DefaultCheckpointInterval = Duration(10 * time.Second)
 )
 
 // MaxKeyGroups bounds keyGroups: key groups are the unit of state and
@@ -100,6 +107,16 @@ var (
 // ApplyDefaults fills every zero value that has a default. It is
 // idempotent, and Validate gives the same answer before and after it.
 func (c *Config) ApplyDefaults() {
+	if c.Checkpoint == nil && !c.readsStdin() {
+		// Without checkpoints a crash loses what was read since offsets
+		// were last committed and repeats what was published since: every
+		// pipeline checkpoints unless it says otherwise.
+		c.Checkpoint = &CheckpointConfig{Interval: DefaultCheckpointInterval}
+		c.defaultCheckpoint = true
+	}
+	if cc := c.Checkpoint; cc.enabled() {
+		setDefault(&cc.Dir, DefaultCheckpointDir)
+	}
 	if c.KeyGroups == 0 {
 		c.KeyGroups = DefaultKeyGroups
 	}

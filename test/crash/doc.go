@@ -12,7 +12,19 @@
 // partition with a sentinel record far enough ahead to close every window,
 // so the expected result is known exactly and is also computed by the test.
 //
-// The short form (20 kills) runs with the other tests; the long form is
-// scripts/crash-test.sh [kills]. CRASH_KILLS sets the number of kills and
-// CRASH_SEED the random seed that picks the kill moments.
+// TestFaultMatrix does the same for every shipped example pipeline — the
+// Kafka logs to Parquet pipeline, the Kinesis sensor alerts, the
+// line-monitoring demo, each run from its own file with its checkpoint
+// block — under every fault that applies to it: kill -9 and SIGTERM at
+// random moments, a second process joining the consumer group, a 20 s
+// broker outage, S3 errors, resets, lost answers and delays and a 20 s S3
+// outage, a full output disk; with output in a local directory and in
+// MinIO. Each cell's published rows are compared with an uninterrupted
+// reference run of the same input: 0 lost, 0 duplicated.
+//
+// The short forms (20 kills of the crash tests, a few cells of the matrix
+// with 3 kills) run with the other tests; the long form is
+// scripts/crash-test.sh [kills], every matrix cell included. CRASH_KILLS
+// and MATRIX_KILLS set the kills, CRASH_SEED the random seed that picks the
+// kill moments, MATRIX_CELLS the matrix cells.
 package crash

@@ -122,6 +122,7 @@ func TestAlertsToKafkaAndKinesis(t *testing.T) {
 name: alerts-back
 parallelism: 2
 http: {listen: "off"}
+checkpoint: {dir: "${CHK}", interval: 200ms, savepointOnStop: false}
 sources:
   - name: readings
     type: kafka
@@ -241,6 +242,7 @@ func TestAlertsToFlakyWebhook(t *testing.T) {
 	p := startPipeline(t, `
 name: alerts-webhook
 http: {listen: "off"}
+checkpoint: {dir: "${CHK}", interval: 200ms, savepointOnStop: false}
 sources:
   - name: readings
     type: file

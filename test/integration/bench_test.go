@@ -83,6 +83,7 @@ func BenchmarkKafkaToParquetOnMinIO(b *testing.B) {
 				doc := fmt.Sprintf(`
 name: bench-kafka-parquet
 http: {listen: "off"}
+checkpoint: {enabled: false}
 batchSize: 4096
 sources:
   - name: logs

@@ -40,8 +40,14 @@ type running struct {
 // startPipeline parses doc with env as the only environment, builds it and
 // runs it in the background. The pipeline is stopped at the end of the test
 // if stop was not called.
+//
+// ${CHK} is a fresh directory for the pipeline's checkpoints unless env
+// names one.
 func startPipeline(t testing.TB, doc string, env map[string]string) *running {
 	t.Helper()
+	if _, ok := env["CHK"]; !ok {
+		env["CHK"] = t.TempDir()
+	}
 	cfg, err := pipeline.Parse([]byte(doc), func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
@@ -67,8 +73,9 @@ func startPipeline(t testing.TB, doc string, env map[string]string) *running {
 	return r
 }
 
-// stop stops the pipeline as SIGTERM does (sources stop, open windows
-// fire, files close) and requires a clean exit.
+// stop stops the pipeline as SIGTERM does (with savepointOnStop: false, as
+// most of these tests have, the sources stop, open windows fire and the
+// final checkpoint publishes the output) and requires a clean exit.
 func (r *running) stop(t testing.TB) {
 	t.Helper()
 	r.cancel()

@@ -69,6 +69,7 @@ func TestKinesisReshardThroughPipeline(t *testing.T) {
 	p := startPipeline(t, `
 name: kinesis-reshard
 http: {listen: "off"}
+checkpoint: {dir: "${CHK}", interval: 200ms, savepointOnStop: false}
 sources:
   - name: readings
     type: kinesis

@@ -79,7 +79,8 @@ func TestLogPlatformExampleOnMinIO(t *testing.T) {
 	// The example writes dead letters below ./out.
 	t.Cleanup(func() { _ = os.RemoveAll(filepath.Join("out", "kafka-logs-to-s3")) })
 	p := startPipeline(t, string(doc), map[string]string{
-		"KAFKA_BROKER": brokers[0], "S3_BUCKET": "lake", "S3_ENDPOINT": endpoint,
+		"KAFKA_BROKER": brokers[0], "OUTPUT": "s3://lake/logs", "CHECKPOINTS": "s3://lake/checkpoints",
+		"DEADLETTERS": filepath.Join(t.TempDir(), "deadletters.jsonl"), "S3_ENDPOINT": endpoint,
 		"S3_ACCESS_KEY": ak, "S3_SECRET_KEY": sk, "STREAMD_LISTEN": "off",
 	})
 	sc := s3store.DefaultConfig()

@@ -121,10 +121,16 @@ func (w *Writer) encode() []byte {
 	return binary.LittleEndian.AppendUint32(st, crc32.ChecksumIEEE(st))
 }
 
-// PrepareFinal returns every row held, for the end of the input: nothing
-// will replay them, so the runtime commits them at once.
-func (w *Writer) PrepareFinal(ctx context.Context, _ int64) ([]byte, error) {
-	return w.Prepare(ctx, 1<<62)
+// PrepareFinal returns every row held, for the last checkpoint of the
+// task (the end of the input, or a revoked split). Without a checkpoint id
+// (0: the final checkpoint of a run, whose id is not known yet) the rows
+// get an id above any other, so nothing can supersede them; with one, a
+// later writer of the same task goes on with later ids.
+func (w *Writer) PrepareFinal(ctx context.Context, id int64) ([]byte, error) {
+	if id <= 0 {
+		id = 1 << 62
+	}
+	return w.Prepare(ctx, id)
 }
 
 // Close releases the task. Rows that no completed checkpoint covers are

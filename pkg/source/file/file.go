@@ -136,7 +136,10 @@ func (s *Source) Open(_ context.Context, split source.Split, start *source.Posit
 	r := &Reader{src: s, path: split.ID, follow: s.cfg.Follow, maxLine: MaxLine, bufSize: initialBuffer}
 	if split.ID == StdinSplit && s.cfg.Stdin {
 		if start != nil && start.Offset > 0 {
-			return nil, fmt.Errorf("open stdin: cannot seek to offset %d", start.Offset)
+			// Standard input cannot be read again: a restored pipeline
+			// reads what arrives now (at-most-once, see docs/delivery.md).
+			s.logger.Warn("stdin cannot be read again from the restored position; reading new input",
+				zap.Int64("offset", start.Offset))
 		}
 		r.stream = s.cfg.StdinReader
 		r.follow = false

@@ -128,12 +128,28 @@ type runner struct {
 	events []source.Event
 	wg     sync.WaitGroup
 	evCh   chan struct{}
+	// commitOnRevoke makes the revocation commit the drained reader's
+	// position, as the runtime's checkpoint of a revoked split does.
+	commitOnRevoke bool
+	readers        map[string]*Reader
+	committed      map[string]int64
+	commitErrs     []error
 }
 
 func startRunner(t testing.TB, ctx context.Context, src *Source, out *seen) *runner {
-	r := &runner{t: t, src: src, out: out, active: map[string]func(){}, evCh: make(chan struct{}, 1)}
+	r := newRunner(t, src, out)
+	r.start(ctx)
+	return r
+}
+
+func newRunner(t testing.TB, src *Source, out *seen) *runner {
+	return &runner{t: t, src: src, out: out, active: map[string]func(){}, evCh: make(chan struct{}, 1), readers: map[string]*Reader{}, committed: map[string]int64{}}
+}
+
+// start watches the source until ctx is done, then stops every reader.
+func (r *runner) start(ctx context.Context) {
 	r.wg.Go(func() {
-		err := src.Watch(ctx, r.handle)
+		err := r.src.Watch(ctx, r.handle)
 		r.mu.Lock()
 		stops := r.active
 		r.active = map[string]func(){}
@@ -142,10 +158,9 @@ func startRunner(t testing.TB, ctx context.Context, src *Source, out *seen) *run
 			stop()
 		}
 		if err != nil {
-			t.Errorf("watch: %v", err)
+			r.t.Errorf("watch: %v", err)
 		}
 	})
-	return r
 }
 
 func (r *runner) handle(ev source.Event) error {
@@ -167,6 +182,19 @@ func (r *runner) handle(ev source.Event) error {
 			return fmt.Errorf("revoke of split %s that is not open", ev.Split.ID)
 		}
 		stop()
+		if r.commitOnRevoke {
+			r.mu.Lock()
+			pos := r.readers[ev.Split.ID].Position().Offset
+			r.mu.Unlock()
+			err := r.src.Commit(context.Background(), map[string]int64{ev.Split.ID: pos})
+			r.mu.Lock()
+			if err != nil {
+				r.commitErrs = append(r.commitErrs, err)
+			} else {
+				r.committed[ev.Split.ID] = pos
+			}
+			r.mu.Unlock()
+		}
 		return nil
 	}
 	rd, err := r.src.Open(context.Background(), ev.Split, nil)
@@ -182,6 +210,7 @@ func (r *runner) handle(ev source.Event) error {
 		}
 	}()
 	r.mu.Lock()
+	r.readers[ev.Split.ID] = rd.(*Reader)
 	r.active[ev.Split.ID] = func() {
 		cancel()
 		<-done

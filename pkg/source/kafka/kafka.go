@@ -241,6 +241,13 @@ func (s *Source) Close(context.Context) error { return nil }
 // to or revoked from this member, until ctx is done; then it commits the
 // handed-out offsets (unless DisableAutoCommit) and leaves the group.
 // Without a group it waits for ctx: the splits never change.
+//
+// The group rebalances eagerly: when a generation ends, every partition of
+// this member is revoked — fn drains each before it returns, which with
+// checkpoints publishes the partition's output and commits its position
+// through the ending generation — and the next generation assigns them
+// anew, each starting at its committed offset. So a partition that moves
+// to another member continues exactly where this one stopped.
 func (s *Source) Watch(ctx context.Context, fn func(source.Event) error) error {
 	if s.cfg.Group == "" {
 		<-ctx.Done()
@@ -271,7 +278,11 @@ func (s *Source) Watch(ctx context.Context, fn func(source.Event) error) error {
 		wg.Go(func() { s.autoCommit(cctx) })
 	}
 
+	// events serializes calls to fn between the generation loop and the
+	// revocation at the end of a generation; current is what fn was told.
+	var events sync.Mutex
 	current := map[string]bool{}
+	var fnErr error
 	for {
 		gen, err := cg.Next(ctx)
 		if err != nil {
@@ -307,25 +318,46 @@ func (s *Source) Watch(ctx context.Context, fn func(source.Event) error) error {
 		s.mu.Unlock()
 		s.logger.Info("kafka consumer group generation",
 			zap.String("group", s.cfg.Group), zap.Int32("generation", gen.ID), zap.Int("partitions", len(next)))
-		if !s.cfg.DisableAutoCommit {
-			// Commit what was handed out before the group moves partitions,
-			// so the next owner starts close to where this member stopped.
-			gen.Start(func(gctx context.Context) {
-				<-gctx.Done()
+		gen.Start(func(gctx context.Context) {
+			<-gctx.Done()
+			if ctx.Err() == nil {
+				// The group is rebalancing: hand every partition back,
+				// drained, while this generation can still commit.
+				events.Lock()
+				for _, id := range sortedDiff(current, nil) {
+					if err := fn(source.Event{Split: source.Split{ID: id}, Revoked: true}); err != nil && fnErr == nil {
+						fnErr = fmt.Errorf("watch kafka group %s: revoke %s: %w", s.cfg.Group, id, err)
+					}
+				}
+				current = map[string]bool{}
+				events.Unlock()
+			}
+			if !s.cfg.DisableAutoCommit {
+				// Commit what was handed out before the group moves
+				// partitions, so the next owner starts where this member
+				// stopped.
 				s.commitHandedOut(gen)
-			})
+			}
+		})
+		events.Lock()
+		if fnErr != nil {
+			events.Unlock()
+			return fnErr
 		}
 		for _, id := range sortedDiff(current, next) {
 			if err := fn(source.Event{Split: source.Split{ID: id}, Revoked: true}); err != nil {
+				events.Unlock()
 				return fmt.Errorf("watch kafka group %s: revoke %s: %w", s.cfg.Group, id, err)
 			}
 		}
 		for _, id := range sortedDiff(next, current) {
 			if err := fn(source.Event{Split: source.Split{ID: id}}); err != nil {
+				events.Unlock()
 				return fmt.Errorf("watch kafka group %s: assign %s: %w", s.cfg.Group, id, err)
 			}
 		}
 		current = next
+		events.Unlock()
 	}
 	if !s.cfg.DisableAutoCommit {
 		s.mu.Lock()
@@ -563,3 +595,7 @@ func max64(a, b int64) int64 {
 	}
 	return b
 }
+
+// AutoCommitDisabled reports whether offsets are committed only through
+// Commit (by completed checkpoints), never as records are handed out.
+func (s *Source) AutoCommitDisabled() bool { return s.cfg.DisableAutoCommit }

@@ -255,6 +255,69 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	rA.wg.Wait()
 }
 
+// When the group rebalances, every partition is revoked while the ending
+// generation can still commit: a member that drains a partition and commits
+// its position in the revocation hands it over exactly, and the next owner
+// starts at that offset (a revocation after the new assignment could no
+// longer commit, and the next owner started from an older offset).
+func TestGenerationEndRevokesEveryPartition(t *testing.T) {
+	const partitions = 4
+	brokers := testenv.StartKafka(t, fmt.Sprintf("gen:%d", partitions))
+	produce(t, brokers, records("gen", partitions, 200))
+	cfg := testConfig(brokers, "gen")
+	cfg.Group = "ggen"
+	cfg.DisableAutoCommit = true // offsets are committed by the revocation only
+
+	outA, outB := newSeen(), newSeen()
+	ctxA, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	rA := newRunner(t, newSource(t, cfg, nil), outA)
+	rA.commitOnRevoke = true
+	rA.start(ctxA)
+	rA.waitActive(t, partitions)
+	outA.waitFor(t, "every record at the first member", func(s *seen) bool { return s.total == partitions*200 })
+
+	ctxB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	rB := startRunner(t, ctxB, newSource(t, cfg, nil), outB)
+	rB.waitActive(t, partitions/2)
+	rA.waitActive(t, partitions/2)
+
+	rA.mu.Lock()
+	var order []string
+	for _, ev := range rA.events {
+		kind := "+"
+		if ev.Revoked {
+			kind = "-"
+		}
+		order = append(order, kind+ev.Split.ID)
+	}
+	require.Empty(t, rA.commitErrs, "commits in the revocation go through the ending generation")
+	require.Len(t, rA.committed, partitions, "every partition was revoked and committed")
+	rA.mu.Unlock()
+	require.Equal(t, []string{"+gen/0", "+gen/1", "+gen/2", "+gen/3", "-gen/0", "-gen/1", "-gen/2", "-gen/3"}, order[:8],
+		"every partition is revoked before the next generation assigns any")
+	require.Len(t, order, 10)
+
+	// The second member starts each of its partitions where the first
+	// stopped: it reads nothing again.
+	time.Sleep(300 * time.Millisecond) // a read of already-read records would show up by now
+	outB.mu.Lock()
+	require.Zero(t, outB.total, "the next owner starts at the committed offset")
+	outB.mu.Unlock()
+	produce(t, brokers, records("gen", partitions, 1))
+	outB.waitFor(t, "new records at the second member", func(s *seen) bool { return s.total == partitions/2 })
+	outB.mu.Lock()
+	for split, offs := range outB.offsets {
+		require.Equal(t, []int64{200}, offs, "split %s", split)
+	}
+	outB.mu.Unlock()
+	cancelB()
+	rB.wg.Wait()
+	cancelA()
+	rA.wg.Wait()
+}
+
 // contiguous reports whether offs covers 0..n-1.
 func contiguous(offs []int64, n int) bool {
 	have := make([]bool, n)

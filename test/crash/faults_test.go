@@ -1,0 +1,229 @@
+package crash_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/streamd/streamd/internal/s3proxy"
+	"github.com/streamd/streamd/internal/testenv"
+)
+
+// gate makes a broker unreachable for an outage and reachable again, as a
+// broker that goes away and comes back with its data: kfake keeps its log
+// in memory and cannot be restarted with it, so the cluster stays up in the
+// test process (which outlives every daemon) and its listeners drop every
+// connection and refuse new ones while the gate is closed — what a broker
+// outage looks like from the daemon.
+type gate struct {
+	mu    sync.Mutex
+	down  bool
+	conns map[*gatedConn]struct{}
+}
+
+func newGate() *gate { return &gate{conns: make(map[*gatedConn]struct{})} }
+
+// listen is kfake's ListenFn: a listener behind the gate.
+func (g *gate) listen(network, addr string) (net.Listener, error) {
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedListener{Listener: l, g: g}, nil
+}
+
+// close drops every connection and refuses new ones until open.
+func (g *gate) close() {
+	g.mu.Lock()
+	g.down = true
+	conns := g.conns
+	g.conns = make(map[*gatedConn]struct{})
+	g.mu.Unlock()
+	for c := range conns {
+		_ = c.Conn.Close()
+	}
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.down = false
+}
+
+type gatedListener struct {
+	net.Listener
+	g *gate
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.g.mu.Lock()
+		if l.g.down {
+			l.g.mu.Unlock()
+			if tcp, ok := c.(*net.TCPConn); ok {
+				_ = tcp.SetLinger(0)
+			}
+			_ = c.Close()
+			continue
+		}
+		gc := &gatedConn{Conn: c, g: l.g}
+		l.g.conns[gc] = struct{}{}
+		l.g.mu.Unlock()
+		return gc, nil
+	}
+}
+
+type gatedConn struct {
+	net.Conn
+	g *gate
+}
+
+func (c *gatedConn) Close() error {
+	c.g.mu.Lock()
+	delete(c.g.conns, c)
+	c.g.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// startGatedKafka runs a three-broker kfake cluster behind a gate.
+func startGatedKafka(t *testing.T) ([]string, *gate) {
+	t.Helper()
+	g := newGate()
+	c := testenv.StartKafkaCluster(t, kfake.ListenFn(g.listen))
+	return c.ListenAddrs(), g
+}
+
+// faultyS3 is an S3 proxy with injected faults in front of MinIO, served
+// from the test process.
+type faultyS3 struct {
+	proxy *s3proxy.Proxy
+	url   string
+}
+
+func startFaultyS3(t *testing.T, target string, seed uint64) *faultyS3 {
+	t.Helper()
+	p, err := s3proxy.New(s3proxy.Config{Target: target, Seed: seed, Delay: 300 * time.Millisecond})
+	require.NoError(t, err)
+	srv := httptest.NewServer(p)
+	t.Cleanup(func() {
+		srv.Close()
+		p.Close()
+	})
+	return &faultyS3{proxy: p, url: srv.URL}
+}
+
+// disk is a small filesystem for a daemon's output that can be filled up
+// and freed again: a tmpfs mounted for the test when the process may mount
+// (root in a container, as in CI), else a file-size limit (RLIMIT_FSIZE,
+// set and lifted with prlimit(1) on the daemon) that makes every write
+// past the limit fail as a full disk's would.
+type disk struct {
+	t    *testing.T
+	dir  string
+	kind string // "tmpfs" or "rlimit"
+	fill string
+}
+
+const diskSize = 256 << 20
+
+func newDisk(t *testing.T, parent string) *disk {
+	t.Helper()
+	dir := filepath.Join(parent, "disk")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	d := &disk{t: t, dir: dir, fill: filepath.Join(dir, ".fill")}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(diskSize), "tmpfs", dir).CombinedOutput()
+	if err == nil {
+		d.kind = "tmpfs"
+		t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+		return d
+	}
+	if _, perr := exec.LookPath("prlimit"); perr != nil {
+		t.Skipf("disk full needs a tmpfs (mount: %v: %s) or prlimit(1)", err, out)
+	}
+	t.Logf("cannot mount a tmpfs (%v: %s): a full disk is a file-size limit instead", err, out)
+	d.kind = "rlimit"
+	return d
+}
+
+// full leaves no free space (tmpfs) or lets no file of pid grow (rlimit).
+func (d *disk) full(pid int) {
+	d.t.Helper()
+	if d.kind == "rlimit" {
+		out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--fsize=1024:unlimited").CombinedOutput()
+		require.NoError(d.t, err, "prlimit: %s", out)
+		return
+	}
+	var st syscall.Statfs_t
+	require.NoError(d.t, syscall.Statfs(d.dir, &st))
+	free := int64(st.Bavail) * st.Bsize
+	f, err := os.Create(d.fill)
+	require.NoError(d.t, err)
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for free > 0 {
+		n := min(int64(len(buf)), free)
+		w, err := f.Write(buf[:n])
+		free -= int64(w)
+		if err != nil {
+			break // ENOSPC: full
+		}
+	}
+}
+
+// free gives the space back.
+func (d *disk) free(pid int) {
+	d.t.Helper()
+	if d.kind == "rlimit" {
+		if pid > 0 {
+			_ = exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--fsize=unlimited:unlimited").Run()
+		}
+		return
+	}
+	require.NoError(d.t, os.Remove(d.fill))
+}
+
+// limitNew applies the current limit to a daemon started while the disk
+// is full (rlimit only: a tmpfs stays full for everyone).
+func (d *disk) limitNew(pid int, full bool) {
+	if d.kind == "rlimit" && full {
+		d.full(pid)
+	}
+}
+
+// retry runs fn until it succeeds or ctx ends, pausing between attempts:
+// producing to a broker behind a closed gate fails until it opens.
+func retry(ctx context.Context, what string, fn func(context.Context) error) error {
+	var err error
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = fn(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var errIncomplete = errors.New("output incomplete")
