@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamd/streamd/internal/testenv"
 )
 
 // TestValidateAndRunRefuseAlike: for every invalid fixture, `streamd
@@ -29,3 +32,5 @@ func TestValidateAndRunRefuseAlike(t *testing.T) {
 		})
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithoutLeftovers(m)) }

@@ -68,6 +68,7 @@ sinks:
       brokers: [%[3]q]
       topic: out
       sasl: {mechanism: plain, username: streamd, password: %[4]q, allowPlaintext: true}
+checkpoint: {enabled: false}
 `
 
 // TestSecretsNeverLeak runs validate and run on a pipeline full of secrets
