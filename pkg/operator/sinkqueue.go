@@ -186,6 +186,13 @@ func (a *asyncWriter) Close(ctx context.Context) error {
 	return err
 }
 
+// newBackpressure returns a task's backpressure account, counted in
+// streamd_task_backpressured_seconds_total.
+func (r *Runtime) newBackpressure(task string) *backpressure {
+	c := r.m.backpressured.WithLabelValues(task)
+	return &backpressure{observe: func(d time.Duration) { c.Add(d.Seconds()) }}
+}
+
 // backpressure accounts the time a task waits for the tasks and writers it
 // feeds: Flink's backpressured time. It is written by the task's goroutine
 // and read by status and metrics.
@@ -224,13 +231,21 @@ func (b *backpressure) addOn(on string, d time.Duration) {
 	b.add(d)
 }
 
-// sample updates the ratio of waiting to wall time since the last sample.
+// backpressureWindow is the interval over which the waiting ratio of
+// status is measured.
+const backpressureWindow = time.Second
+
+// sample updates the ratio of waiting to wall time since the last sample,
+// at most once per backpressureWindow.
 func (b *backpressure) sample(now time.Time) {
 	if b == nil {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.lastAt.IsZero() && now.Sub(b.lastAt) < backpressureWindow {
+		return
+	}
 	if !b.lastAt.IsZero() {
 		if wall := now.Sub(b.lastAt); wall > 0 {
 			r := float64(b.total-b.lastTotal) / float64(wall)
