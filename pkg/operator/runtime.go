@@ -786,6 +786,18 @@ type finalPreparer interface {
 // commit publishes all it holds. The runtime carries the states into the
 // next checkpoint (see lifecycle.go); the writers are closed afterwards.
 func (e *emitter) finalStates(ctx context.Context) []checkpoint.SinkState {
+	// The task's input has ended (or is drained as if it had): event time
+	// ends for its writers before they prepare, so a writer that commits
+	// by the watermark (Parquet partitions) commits what it wrote.
+	now := e.r.job.Now().UnixMilli()
+	for i, w := range e.writers {
+		if t, ok := w.(sink.Ticker); ok {
+			if err := t.Tick(ctx, now, maxWM); err != nil {
+				e.sinks[i].errors.Inc()
+				e.r.fail(fmt.Errorf("end the input of sink %q: %w", e.sinks[i].spec.Name, err))
+			}
+		}
+	}
 	var out []checkpoint.SinkState
 	for i, w := range e.writers {
 		var state []byte

@@ -600,10 +600,13 @@ func (w *Writer) Prepare(ctx context.Context, checkpointID int64) ([]byte, error
 	return b, nil
 }
 
-// PrepareFinal is Prepare for the last checkpoint of a pipeline that ends
-// (end of input, or a stop that will not be resumed): it rolls every open
-// file first, so the state lists only completed files and the Commit of
-// this checkpoint publishes all output.
+// PrepareFinal is Prepare for the last checkpoint of a writer whose task
+// ends or stops (end of input, a drain, a stop behind a savepoint, a
+// revoked split): it rolls every open file first, so the state lists only
+// completed files and the Commit of this checkpoint publishes all output.
+// It does not end event time: partitions are complete when the watermark
+// says so (at the end of the input the runtime ticks with the maximum
+// watermark first), not because a stopped task published its files.
 func (w *Writer) PrepareFinal(ctx context.Context, checkpointID int64) ([]byte, error) {
 	if err := w.usable(); err != nil {
 		return nil, fmt.Errorf("prepare parquet checkpoint %d: %w", checkpointID, err)
@@ -615,8 +618,6 @@ func (w *Writer) PrepareFinal(ctx context.Context, checkpointID int64) ([]byte, 
 			return nil, w.fail(err)
 		}
 	}
-	// The pipeline ends: every partition the task wrote is complete.
-	w.wm = math.MaxInt64
 	return w.Prepare(ctx, checkpointID)
 }
 
