@@ -791,11 +791,9 @@ func (e *emitter) finalStates(ctx context.Context) []checkpoint.SinkState {
 	// by the watermark (Parquet partitions) commits what it wrote.
 	now := e.r.job.Now().UnixMilli()
 	for i, w := range e.writers {
-		if t, ok := w.(sink.Ticker); ok {
-			if err := t.Tick(ctx, now, maxWM); err != nil {
-				e.sinks[i].errors.Inc()
-				e.r.fail(fmt.Errorf("end the input of sink %q: %w", e.sinks[i].spec.Name, err))
-			}
+		if err := w.endInput(ctx, now); err != nil {
+			e.sinks[i].errors.Inc()
+			e.r.fail(fmt.Errorf("end the input of sink %q: %w", e.sinks[i].spec.Name, err))
 		}
 	}
 	var out []checkpoint.SinkState

@@ -49,6 +49,7 @@ type sinkCmdKind uint8
 const (
 	cmdWrite sinkCmdKind = iota
 	cmdTick
+	cmdEndInput
 	cmdPrepare
 	cmdPrepareFinal
 	cmdClose
@@ -95,6 +96,8 @@ func (a *asyncWriter) run() {
 			if err := a.ticker.Tick(c.ctx, c.now, c.wm); err != nil {
 				a.onError(err)
 			}
+		case cmdEndInput:
+			c.reply <- sinkReply{err: a.ticker.Tick(c.ctx, c.now, maxWM)}
 		case cmdPrepare:
 			state, err := a.prep.Prepare(c.ctx, c.id)
 			c.reply <- sinkReply{state, err}
@@ -150,6 +153,16 @@ func (a *asyncWriter) tick(ctx context.Context, now, wm int64) {
 		a.pendingTick = false
 		a.tickMu.Unlock()
 	}
+}
+
+// endInput ticks the writer with the maximum watermark, after everything
+// queued, and waits: the input of its task has ended (see finalStates).
+func (a *asyncWriter) endInput(ctx context.Context, now int64) error {
+	if a.ticker == nil {
+		return nil
+	}
+	_, err := a.call(sinkCmd{kind: cmdEndInput, ctx: ctx, now: now})
+	return err
 }
 
 // call queues a command and waits for its reply: everything queued before

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/sink"
+	"github.com/streamd/streamd/pkg/source"
 )
 
 // slowWriter records what it is asked to do, taking delay per write.
@@ -134,5 +136,50 @@ func TestAsyncWriterReportsErrors(t *testing.T) {
 		require.Len(t, errs, 1)
 		require.EqualError(t, errs[0], "disk full")
 		require.Equal(t, 3, w.rows)
+	})
+}
+
+// slowSink's writers take a second per batch.
+type slowSink struct{ w *slowWriter }
+
+func (s slowSink) NewWriter(string, *record.Schema) (sink.Writer, error) { return s.w, nil }
+func (s slowSink) Close(context.Context) error                           { return nil }
+
+// A slow sink attached to a source makes the split wait — it stops reading
+// instead of buffering — and the split's status says on what.
+func TestSlowSinkBackpressuresTheSplit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &slowWriter{delay: time.Second}
+		src := newScriptSource("a")
+		rt, err := New(Job{Name: "slow", Parallelism: 1, TickInterval: scriptTick, SinkQueue: 2,
+			Sources: []SourceSpec{{Name: "in", Source: src, Watermark: WatermarkConfig{SenderField: -1},
+				NewDecoder: func() (Decoder, error) { return scriptDecoder{}, nil }}},
+			Sinks: []SinkSpec{{Name: "slow", Input: "in", Sink: slowSink{w}}},
+		}, nil, nil)
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- rt.Run(context.Background()) }()
+		synctest.Wait()
+		fed := make(chan struct{})
+		go func() {
+			defer close(fed)
+			for i := range 20 {
+				src.feeds["a"] <- []source.Message{scriptRecord{T: int64(i), Key: "k"}.message()}
+			}
+		}()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		select {
+		case <-fed:
+			t.Fatal("the split read every batch although the sink took one a second")
+		default:
+		}
+		st := rt.Status().Splits[0]
+		require.Greater(t, st.Backpressure, 0.5, "share of the last second the split waited")
+		require.Equal(t, "sink:slow", st.WaitingOn)
+		<-fed
+		close(src.ends["a"])
+		require.NoError(t, <-done)
+		require.Equal(t, 20, w.rows, "every batch was written")
 	})
 }
