@@ -20,10 +20,10 @@ import (
 	"github.com/streamd/streamd/pkg/window"
 )
 
-// slowSink delivers rows slowly (a webhook that takes its time) and
+// slowDeliverySink delivers rows slowly (a webhook that takes its time) and
 // records, at every delivery, how many rows the source had read but the
 // sink not yet received: what the pipeline holds in between.
-type slowSink struct {
+type slowDeliverySink struct {
 	fed       *atomic.Int64
 	mu        sync.Mutex
 	got       []record.Value // the identifying field of every row, in order
@@ -32,10 +32,10 @@ type slowSink struct {
 	maxHeld   int64
 }
 
-func (s *slowSink) NewWriter(string, *record.Schema) (sink.Writer, error) { return s, nil }
-func (s *slowSink) Close(context.Context) error                           { return nil }
+func (s *slowDeliverySink) NewWriter(string, *record.Schema) (sink.Writer, error) { return s, nil }
+func (s *slowDeliverySink) Close(context.Context) error                           { return nil }
 
-func (s *slowSink) Write(_ context.Context, b *record.Batch) error {
+func (s *slowDeliverySink) Write(_ context.Context, b *record.Batch) error {
 	time.Sleep(time.Duration(b.Len()) * 10 * time.Millisecond) // 100 rows/s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -65,7 +65,7 @@ func TestExactlyOnceHeldRowsAreBounded(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				const n = 3000
 				var fed atomic.Int64
-				slow := &slowSink{fed: &fed, field: tc.field}
+				slow := &slowDeliverySink{fed: &fed, field: tc.field}
 				reg := prometheus.NewRegistry()
 				held := hold.NewWith(slow, hold.Config{Name: "out", MaxHeldBytes: 1024}, reg)
 				st, err := local.New(t.TempDir())

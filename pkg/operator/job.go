@@ -35,6 +35,10 @@ type Job struct {
 	// TickInterval is how often idle splits, idle advance and sink ticks are
 	// checked (default 200ms).
 	TickInterval time.Duration
+	// SinkQueue is how many batches a task may have waiting for each of its
+	// sink writers (default DefaultSinkQueue); a full queue makes the task
+	// wait, which slows the sources instead of growing memory.
+	SinkQueue int
 	// DrainTimeout bounds the sink writes of a drain after a stop or a
 	// failure (default 1m): later writes fail instead of blocking the exit.
 	DrainTimeout time.Duration

@@ -114,7 +114,9 @@ type stageRT struct {
 	late      *stream
 	inputs    []chan event
 	// align publishes each subtask's alignment to the producers' gates.
-	align     []*alignSignal
+	align []*alignSignal
+	// waitName is what a producer waiting for this stage waits on.
+	waitName  string
 	nextInput atomic.Int64
 	// clog is set when the input is the result stream of a window stage
 	// that emits updates: rows replace and retract earlier rows.
@@ -275,7 +277,7 @@ func (r *Runtime) wire() error {
 		if !ok || in.name == StreamDeadLetters || in.name == StreamAlerts {
 			return fmt.Errorf("stage %q: input %q is not a source or an earlier stage", spec.Name, spec.Input)
 		}
-		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups, dropRetract: -1}
+		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups, dropRetract: -1, waitName: "stage:" + spec.Name}
 		if up := r.stageNamed(in.name); up != nil && up.spec.Rules == nil {
 			updates := up.spec.Emit == window.EmitUpdates && up.spec.AllowedLateness > 0
 			if spec.Rules != nil {
@@ -678,34 +680,38 @@ func (r *Runtime) watchSplits(ctx context.Context, src *sourceRT, dyn source.Dyn
 }
 
 // emitter delivers one task's rows of one stream to the stream's sinks and
-// downstream stages.
+// downstream stages. Each sink writer runs on its own goroutine behind a
+// bounded queue (asyncWriter); waiting for room there, or for a
+// downstream subtask, is the task's backpressure.
 type emitter struct {
 	r       *Runtime
 	task    string
 	stream  *stream
-	writers []sink.Writer
+	writers []*asyncWriter
 	sinks   []*sinkRT
 	outs    []*exchangeOut
-	tickers []sink.Ticker
+	bp      *backpressure
 }
 
-func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, error) {
-	e := &emitter{r: r, stream: s, task: task}
+func (r *Runtime) newEmitter(s *stream, task string, after int64, bp *backpressure) (*emitter, error) {
+	e := &emitter{r: r, stream: s, task: task, bp: bp}
 	for _, sk := range s.sinks {
 		w, err := sk.spec.Sink.NewWriter(task, s.schema)
 		if err != nil {
 			e.closeWriters(context.Background())
 			return nil, fmt.Errorf("open sink %q: %w", sk.spec.Name, err)
 		}
-		e.writers = append(e.writers, w)
-		e.sinks = append(e.sinks, sk)
-		if t, ok := w.(sink.Ticker); ok {
-			e.tickers = append(e.tickers, t)
+		onError := func(err error) {
+			sk.errors.Inc()
+			r.fail(fmt.Errorf("write sink %q: %w", sk.spec.Name, err))
 		}
+		e.writers = append(e.writers, newAsyncWriter(w, r.job.SinkQueue, bp, "sink:"+sk.spec.Name, onError))
+		e.sinks = append(e.sinks, sk)
 	}
 	for _, st := range s.stages {
 		id := int(st.nextInput.Add(1) - 1)
 		x := newExchangeOut(st, id, s.schema.Len(), after)
+		x.bp = bp
 		for _, in := range st.inputs {
 			in <- event{from: id, wm: minWM, join: true, after: after}
 		}
@@ -721,16 +727,15 @@ func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, err
 // that can publish everything they hold do so at this checkpoint's commit.
 func (e *emitter) prepare(ctx context.Context, id int64, task string, out []checkpoint.SinkState, final bool) ([]checkpoint.SinkState, error) {
 	for i, w := range e.writers {
-		p, ok := w.(sink.Preparer)
-		if !ok {
+		if w.prep == nil {
 			continue
 		}
 		var state []byte
 		var err error
-		if fp, isFinal := w.(finalPreparer); final && isFinal {
-			state, err = fp.PrepareFinal(ctx, id)
+		if final && w.final != nil {
+			state, err = w.PrepareFinal(ctx, id)
 		} else {
-			state, err = p.Prepare(ctx, id)
+			state, err = w.Prepare(ctx, id)
 		}
 		if err != nil {
 			return out, fmt.Errorf("prepare sink %q for checkpoint %d: %w", e.sinks[i].spec.Name, id, err)
@@ -751,11 +756,8 @@ func (e *emitter) marker(m *Marker) {
 func (e *emitter) emit(ctx context.Context, b *record.Batch, wm int64, idle bool) {
 	if b != nil && b.Len() > 0 {
 		e.stream.records.Add(float64(b.Len()))
-		for i, w := range e.writers {
-			if err := w.Write(ctx, b); err != nil {
-				e.sinks[i].errors.Inc()
-				e.r.fail(fmt.Errorf("write sink %q: %w", e.sinks[i].spec.Name, err))
-			}
+		for _, w := range e.writers {
+			w.write(ctx, b)
 		}
 	} else {
 		b = nil
@@ -766,10 +768,8 @@ func (e *emitter) emit(ctx context.Context, b *record.Batch, wm int64, idle bool
 }
 
 func (e *emitter) tick(ctx context.Context, now time.Time, wm int64) {
-	for _, t := range e.tickers {
-		if err := t.Tick(ctx, now.UnixMilli(), wm); err != nil {
-			e.r.fail(fmt.Errorf("tick sink: %w", err))
-		}
+	for _, w := range e.writers {
+		w.tick(ctx, now.UnixMilli(), wm)
 	}
 }
 
@@ -806,22 +806,20 @@ func (e *emitter) finalStates(ctx context.Context) []checkpoint.SinkState {
 	// by the watermark (Parquet partitions) commits what it wrote.
 	now := e.r.job.Now().UnixMilli()
 	for i, w := range e.writers {
-		if t, ok := w.(sink.Ticker); ok {
-			if err := t.Tick(ctx, now, maxWM); err != nil {
-				e.sinks[i].errors.Inc()
-				e.r.fail(fmt.Errorf("end the input of sink %q: %w", e.sinks[i].spec.Name, err))
-			}
+		if err := w.endInput(ctx, now); err != nil {
+			e.sinks[i].errors.Inc()
+			e.r.fail(fmt.Errorf("end the input of sink %q: %w", e.sinks[i].spec.Name, err))
 		}
 	}
 	var out []checkpoint.SinkState
 	for i, w := range e.writers {
 		var state []byte
 		var err error
-		switch p := w.(type) {
-		case finalPreparer:
-			state, err = p.PrepareFinal(ctx, 0)
-		case sink.Preparer:
-			state, err = p.Prepare(ctx, 0)
+		switch {
+		case w.final != nil:
+			state, err = w.PrepareFinal(ctx, 0)
+		case w.prep != nil:
+			state, err = w.Prepare(ctx, 0)
 		default:
 			continue
 		}

@@ -51,7 +51,7 @@ func (s *subtask) initState() error {
 	r.m.stateBudget.WithLabelValues(st.spec.Name, sub).Set(float64(ss.budget))
 	ss.deadC = r.m.deadLetters.WithLabelValues(st.spec.Name, ReasonStateLimit)
 	var err error
-	if ss.dead, err = r.newEmitter(r.streams[StreamDeadLetters], ss.name, 0); err != nil {
+	if ss.dead, err = r.newEmitter(r.streams[StreamDeadLetters], ss.name, 0, s.status.bp); err != nil {
 		return fmt.Errorf("open dead letters: %w", err)
 	}
 	return nil

@@ -130,12 +130,13 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		return nil, err
 	}
 	task := "split-" + src.spec.Name + "-" + sanitizeTask(sp.ID)
-	out, err := r.newEmitter(src.out, task, after)
+	bp := r.newBackpressure(task)
+	out, err := r.newEmitter(src.out, task, after, bp)
 	if err != nil {
 		_ = reader.Close()
 		return nil, err
 	}
-	dead, err := r.newEmitter(r.streams[StreamDeadLetters], task, after)
+	dead, err := r.newEmitter(r.streams[StreamDeadLetters], task, after, bp)
 	if err != nil {
 		out.finish(ctx)
 		_ = reader.Close()
@@ -147,7 +148,7 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		wm:      newWatermarker(src.spec.Watermark, r.job.Now()),
 		out:     out,
 		dead:    dead,
-		status:  r.addSplitStatus(name, id),
+		status:  r.addSplitStatus(name, id, bp),
 		records: r.m.sourceRecords.WithLabelValues(name, id),
 		bytes:   r.m.sourceBytes.WithLabelValues(name, id),
 		wmGauge: r.m.splitWM.WithLabelValues(name, id),
@@ -206,6 +207,7 @@ func (t *splitTask) run(ctx context.Context) {
 		}
 		wm, idle := t.wm.current(now)
 		t.publishWatermark(wm, idle, now)
+		t.status.bp.sample(now)
 		t.out.emit(wctx, nil, wm, idle)
 		t.out.tick(wctx, now, wm)
 		t.dead.tick(wctx, now, wm)
@@ -428,15 +430,16 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
 	s.valve.stageInputs = r.stageNamed(st.in.name) != nil
 	var err error
-	if s.out, err = r.newEmitter(st.out, name, 0); err != nil {
+	bp := r.newBackpressure(name)
+	if s.out, err = r.newEmitter(st.out, name, 0, bp); err != nil {
 		return nil, err
 	}
-	if s.late, err = r.newEmitter(st.late, name, 0); err != nil {
+	if s.late, err = r.newEmitter(st.late, name, 0, bp); err != nil {
 		return nil, err
 	}
 	if len(st.spec.Alerts) > 0 {
 		r.streams[StreamAlerts].producers.Add(1)
-		if s.alerts, err = r.newEmitter(r.streams[StreamAlerts], name, 0); err != nil {
+		if s.alerts, err = r.newEmitter(r.streams[StreamAlerts], name, 0, bp); err != nil {
 			return nil, err
 		}
 	}
@@ -457,7 +460,7 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 	s.updates = r.m.windowUpdates.WithLabelValues(st.spec.Name)
 	s.retracts = r.m.windowRetract.WithLabelValues(st.spec.Name)
 	s.lateC = r.m.lateRecords.WithLabelValues(st.spec.Name)
-	s.status = r.addSubtaskStatus(st.spec.Name, i)
+	s.status = r.addSubtaskStatus(st.spec.Name, i, bp)
 	if err := s.initState(); err != nil {
 		return nil, err
 	}
@@ -551,6 +554,7 @@ func (s *subtask) run() {
 			if wm := s.op.Watermark(); wm != minWM && wm != maxWM {
 				s.wmDelay.Set(float64(now.UnixMilli()-wm) / 1000)
 			}
+			s.status.bp.sample(now)
 			if ro, ok := s.op.(*ruleOperator); ok {
 				ro.publishStats()
 			}
@@ -830,6 +834,7 @@ type splitStatus struct {
 	// failing is set while the split's reads fail (a broker went away)
 	// and are retried with backoff; /readyz reports not ready meanwhile.
 	failing atomic.Bool
+	bp      *backpressure
 }
 
 type subtaskStatus struct {
@@ -839,10 +844,11 @@ type subtaskStatus struct {
 	keys         atomic.Int64
 	stateBytes   atomic.Int64
 	stateLimited atomic.Bool
+	bp           *backpressure
 }
 
-func (r *Runtime) addSplitStatus(src, split string) *splitStatus {
-	s := &splitStatus{source: src, split: split}
+func (r *Runtime) addSplitStatus(src, split string, bp *backpressure) *splitStatus {
+	s := &splitStatus{source: src, split: split, bp: bp}
 	s.watermark.Store(minWM)
 	r.statusMu.Lock()
 	r.splits[src+"/"+split] = s
@@ -858,8 +864,8 @@ func (r *Runtime) removeSplitStatus(s *splitStatus) {
 	r.statusMu.Unlock()
 }
 
-func (r *Runtime) addSubtaskStatus(stage string, i int) *subtaskStatus {
-	s := &subtaskStatus{stage: stage, index: i}
+func (r *Runtime) addSubtaskStatus(stage string, i int, bp *backpressure) *subtaskStatus {
+	s := &subtaskStatus{stage: stage, index: i, bp: bp}
 	s.watermark.Store(minWM)
 	r.statusMu.Lock()
 	r.subtasks = append(r.subtasks, s)
