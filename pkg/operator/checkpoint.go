@@ -203,6 +203,19 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 	if m.KeyGroups != c.rt.job.KeyGroups {
 		return nil, fmt.Errorf("restore checkpoint %d: it has %d key groups, the pipeline %d; key groups cannot change", m.ID, m.KeyGroups, c.rt.job.KeyGroups)
 	}
+	for i, ss := range m.Sinks {
+		if ss.Key == "" {
+			continue
+		}
+		data, err := c.read(ctx, ss.Key)
+		if err != nil {
+			return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
+		}
+		if int64(len(data)) != ss.Size {
+			return nil, fmt.Errorf("restore checkpoint %d: sink state %s has %d bytes, the manifest says %d", m.ID, ss.Key, len(data), ss.Size)
+		}
+		m.Sinks[i].State = data
+	}
 	rs := &restoreState{splits: make(map[string]checkpoint.SplitState), groups: make(map[string]map[uint16][]byte), wms: make(map[string]map[uint16]int64), stageWM: make(map[string]int64)}
 	for _, s := range m.Splits {
 		rs.splits[s.Source+"/"+s.Split] = s
@@ -646,6 +659,10 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	return err
 }
 
+// inlineSinkState is the largest sink state kept in the manifest; larger
+// ones (held rows) are blobs of their own.
+const inlineSinkState = 4 << 10
+
 // complete writes the state blobs of parts, then the manifest: the
 // checkpoint is complete once that returns nil.
 func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, parts map[string][]subtaskPart, started time.Time) error {
@@ -675,7 +692,20 @@ func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, part
 		}
 		m.Stages = append(m.Stages, ss)
 	}
-	data, err := m.Encode()
+	enc := *m
+	enc.Sinks = make([]checkpoint.SinkState, len(m.Sinks))
+	for i, ss := range m.Sinks {
+		if len(ss.State) > inlineSinkState {
+			key := dir + "/sinks/" + strconv.Itoa(i)
+			if err := c.cfg.Store.Put(ctx, key, bytes.NewReader(ss.State), int64(len(ss.State))); err != nil {
+				return fmt.Errorf("write checkpoint %d sink state: %w", id, err)
+			}
+			total += int64(len(ss.State))
+			ss.Key, ss.Size, ss.State = key, int64(len(ss.State)), nil
+		}
+		enc.Sinks[i] = ss
+	}
+	data, err := enc.Encode()
 	if err != nil {
 		return err
 	}
