@@ -29,7 +29,12 @@ type asyncWriter struct {
 	prep   sink.Preparer // nil when the writer takes no part in checkpoints
 	final  finalPreparer // nil when it cannot publish everything at the end
 	ticker sink.Ticker   // nil when it does not act on time
-	cmds   chan sinkCmd
+	// room is the writer's bound on what it holds until a checkpoint
+	// (nil: none). It is waited for on the producing task's goroutine,
+	// before a write is queued: a Write waiting for a checkpoint would
+	// block the Prepare of that checkpoint's barrier queued behind it.
+	room sink.RoomWaiter
+	cmds chan sinkCmd
 	// onError is told of every failed write or tick, on the writer's
 	// goroutine.
 	onError func(error)
@@ -77,6 +82,7 @@ func newAsyncWriter(w sink.Writer, queue int, bp *backpressure, on string, onErr
 	a.prep, _ = w.(sink.Preparer)
 	a.final, _ = w.(finalPreparer)
 	a.ticker, _ = w.(sink.Ticker)
+	a.room, _ = w.(sink.RoomWaiter)
 	go a.run()
 	return a
 }
@@ -123,11 +129,15 @@ func (a *asyncWriter) send(c sinkCmd) {
 	a.bp.addOn(a.on, time.Since(start))
 }
 
-// write queues b. Errors are reported through onError.
+// write queues b, once the writer has room for it. Errors are reported
+// through onError.
 func (a *asyncWriter) write(ctx context.Context, b *record.Batch) {
 	if a.closed {
 		a.onError(errWriterClosed)
 		return
+	}
+	if a.room != nil {
+		a.bp.addOn(a.on, a.room.AwaitRoom(ctx))
 	}
 	a.send(sinkCmd{kind: cmdWrite, ctx: ctx, b: b})
 }

@@ -360,8 +360,9 @@ type SinkConfig struct {
 	// checkpoints are enabled.
 	Delivery string `yaml:"delivery"`
 	// MaxHeldBytes bounds, with delivery exactlyOnce, the encoded rows
-	// each producing task holds until their checkpoint completes; past
-	// it the task waits (backpressure) and asks for a checkpoint at once.
+	// the sink holds until their checkpoint completes, shared evenly by
+	// its producing tasks (at least 256KiB each); a task past its share
+	// waits (backpressure) and asks for a checkpoint at once.
 	// Default 16MiB.
 	MaxHeldBytes ByteSize `yaml:"maxHeldBytes"`
 	// Type is parquet, stdout, file, kafka, kinesis or webhook.

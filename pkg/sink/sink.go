@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"time"
 
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -116,4 +117,17 @@ type CheckpointAware interface {
 	// math.MaxInt64 says no checkpoint will come any more (the
 	// coordinator stopped). It must not block.
 	CheckpointAborted(id int64)
+}
+
+// RoomWaiter is implemented by writers of a CheckpointAware sink: what
+// they hold is bounded by making the producing task wait. The runtime
+// calls AwaitRoom on the task's goroutine before it queues a write; it
+// returns at once while the writer has room, and otherwise waits for a
+// checkpoint to release what the writer holds, or for ctx. It returns how
+// long it waited (backpressure). Write itself never waits for a
+// checkpoint: it runs on the writer's goroutine behind the task's queued
+// writes, and the Prepare of the barrier that would release it may be
+// queued behind it.
+type RoomWaiter interface {
+	AwaitRoom(ctx context.Context) time.Duration
 }

@@ -3,7 +3,9 @@ package hold
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -36,13 +38,20 @@ func (m *memSink) Write(_ context.Context, b *record.Batch) error {
 	return nil
 }
 
-// writeAsync writes b on another goroutine; the returned channel is closed
-// once Write returned.
-func writeAsync(t *testing.T, w sink.Writer, b *record.Batch) chan struct{} {
+// put is what the runtime does for every batch: wait for room (on the
+// task's goroutine), then write (on the writer's).
+func put(ctx context.Context, w *Writer, b *record.Batch) error {
+	w.AwaitRoom(ctx)
+	return w.Write(ctx, b)
+}
+
+// writeAsync puts b on another goroutine; the returned channel is closed
+// once it is written.
+func writeAsync(t *testing.T, w *Writer, b *record.Batch) chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		require.NoError(t, w.Write(context.Background(), b))
+		require.NoError(t, put(context.Background(), w, b))
 	}()
 	return done
 }
@@ -71,7 +80,7 @@ func TestWriterPastItsBoundWaitsOnlyForWhatCanCome(t *testing.T) {
 		wi, err := s.NewWriter("stage-0", schema)
 		require.NoError(t, err)
 		w := wi.(*Writer)
-		require.NoError(t, w.Write(ctx, batch("a", "b")), "below the bound: no wait")
+		require.NoError(t, put(ctx, w, batch("a", "b")), "below the bound: no wait")
 
 		// Past the bound with nothing closed: ask for a checkpoint and wait
 		// for it to start, then go on to meet its barrier.
@@ -84,7 +93,7 @@ func TestWriterPastItsBoundWaitsOnlyForWhatCanCome(t *testing.T) {
 		require.NoError(t, err)
 
 		// Checkpoint 1 may still need this task (its snapshot): no wait.
-		require.NoError(t, w.Write(ctx, batch("d")))
+		require.NoError(t, put(ctx, w, batch("d")))
 		// Once every task acknowledged it, wait for its delivery.
 		s.CheckpointAcknowledged(1)
 		done = writeAsync(t, w, batch("e"))
@@ -128,14 +137,14 @@ func TestWriterPastItsBoundWaitsOnlyForWhatCanCome(t *testing.T) {
 		s.CheckpointAcknowledged(4)
 		require.NoError(t, s.Commit(ctx, "stage-0", st4))
 		require.Equal(t, []string{"a", "b", "c", "d", "e", "f", "g"}, inner.ids)
-		require.NoError(t, w.Write(ctx, record.NewBatch(2, 0)))
+		require.NoError(t, put(ctx, w, record.NewBatch(2, 0)))
 		require.Zero(t, s.heldRows.Load(), "the next write frees what was delivered")
 		require.Zero(t, s.heldBytes.Load())
 
 		// Once no checkpoint will come, nothing waits any more.
 		s.CheckpointAborted(math.MaxInt64)
 		for range 10 {
-			require.NoError(t, w.Write(ctx, batch("h", "i", "j")))
+			require.NoError(t, put(ctx, w, batch("h", "i", "j")))
 		}
 	})
 }
@@ -147,9 +156,44 @@ func TestUnboundWriterNeverWaits(t *testing.T) {
 	w, err := s.NewWriter("t", schema)
 	require.NoError(t, err)
 	for range 100 {
-		require.NoError(t, w.Write(context.Background(), batch("x")))
+		require.NoError(t, put(context.Background(), w.(*Writer), batch("x")))
 	}
 	require.EqualValues(t, 100, s.heldRows.Load())
 	require.NoError(t, w.Close(context.Background()))
 	require.Zero(t, s.heldRows.Load())
+}
+
+// The bound is the sink's, shared evenly by its writers (as Kafka Streams
+// divides its record cache among stream threads), with a floor: more
+// producing tasks do not multiply what the sink may hold.
+func TestWritersShareTheBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := NewWith(&memSink{}, Config{MaxHeldBytes: 4 * minShare}, nil)
+		s.BindCheckpoints(func() {})
+		var ws []*Writer
+		for i := range 8 {
+			w, err := s.NewWriter(fmt.Sprintf("split-%d", i), schema)
+			require.NoError(t, err)
+			ws = append(ws, w.(*Writer))
+		}
+		require.EqualValues(t, minShare, s.share(), "8 writers: the floor")
+		// Fill writer 0 past the floor: its task waits, the others do not.
+		big := make([]string, 0, 4096)
+		for i := range cap(big) {
+			big = append(big, fmt.Sprintf("alert-%06d-%s", i, strings.Repeat("x", 60)))
+		}
+		for ws[0].bytes < minShare {
+			require.NoError(t, put(ctx, ws[0], batch(big...)))
+		}
+		done := writeAsync(t, ws[0], batch("a"))
+		require.True(t, blocked(done), "writer 0 holds its share")
+		require.NoError(t, put(ctx, ws[1], batch("b")), "writer 1 has room")
+		// Six writers close: two share the bound, 2 shares each.
+		for _, w := range ws[2:] {
+			require.NoError(t, w.Close(ctx))
+		}
+		require.EqualValues(t, 2*minShare, s.share())
+		require.False(t, blocked(done), "writer 0's share grew")
+	})
 }

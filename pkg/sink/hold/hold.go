@@ -10,11 +10,14 @@
 // wrapped sink can rewind an interrupted hand-over (a file, see
 // sink.Rewinder), in which cases nothing is delivered twice.
 //
-// What a writer holds is bounded: past Config.MaxHeldBytes, a Write waits
-// — the producing task stops, and with it, through the exchange, the
-// sources — until a completed checkpoint has delivered the rows it closed,
-// and it asks the coordinator for a checkpoint as soon as it is over the
-// bound. Nothing is dropped and nothing delivered twice: the wait only
+// What a writer holds is bounded: past Config.MaxHeldBytes, the producing
+// task waits before it queues its next write (Writer.AwaitRoom, called by
+// the runtime on the task's goroutine) — the task stops, and with it,
+// through the exchange, the sources — until a completed checkpoint has
+// delivered the rows it closed, and the writer asks the coordinator for a
+// checkpoint as soon as it is over the bound. Write itself never waits:
+// it runs on the writer's own goroutine, where the Prepare of the barrier
+// that would release it may be queued behind it. Nothing is dropped and nothing delivered twice: the wait only
 // delays the task. A writer waits only for a checkpoint that can still
 // complete without it (one whose barrier it has already passed); when
 // none can, it asks for one and goes on, so it never waits for a barrier
@@ -42,16 +45,23 @@ import (
 
 const stateVersion = 1
 
-// DefaultMaxHeldBytes bounds what one writer holds when Config leaves it
+// DefaultMaxHeldBytes bounds what a sink holds when Config leaves it
 // unset: 16 MiB of encoded rows (tens of thousands of alerts).
 const DefaultMaxHeldBytes = 16 << 20
+
+// minShare is the least a writer may hold before it waits, however many
+// writers share the sink's bound: below it, every few rows would ask for
+// a checkpoint.
+const minShare = 256 << 10
 
 // Config configures a holding sink.
 type Config struct {
 	// Name labels the sink's metrics.
 	Name string
-	// MaxHeldBytes bounds the encoded rows one writer (one producing task)
-	// holds until a checkpoint delivers them; past it, the task waits.
+	// MaxHeldBytes bounds the encoded rows the sink holds until a
+	// checkpoint delivers them. It is shared evenly by the sink's writers
+	// (its producing tasks), each getting at least 256 KiB (or all of it,
+	// when smaller); a writer past its share makes its task wait.
 	// 0 means DefaultMaxHeldBytes.
 	MaxHeldBytes int64
 }
@@ -85,7 +95,9 @@ type Sink struct {
 	request func()
 
 	heldBytes, heldRows atomic.Int64
-	m                   *holdMetrics
+	// writers counts the open writers sharing max.
+	writers atomic.Int64
+	m       *holdMetrics
 }
 
 type holdMetrics struct {
@@ -100,6 +112,7 @@ var (
 	_ sink.CommittedRecoverer  = (*Sink)(nil)
 	_ sink.CheckpointCommitter = (*Sink)(nil)
 	_ sink.CheckpointAware     = (*Sink)(nil)
+	_ sink.RoomWaiter          = (*Writer)(nil)
 )
 
 // New wraps inner with the default bound and no metrics.
@@ -175,6 +188,12 @@ func (s *Sink) CheckpointAborted(id int64) {
 	s.st.Unlock()
 }
 
+// share is what one writer may hold before its task waits.
+func (s *Sink) share() int64 {
+	n := max(s.writers.Load(), 1)
+	return max(s.max/n, min(s.max, minShare))
+}
+
 // notifyLocked wakes every waiting writer; s.st is held.
 func (s *Sink) notifyLocked() {
 	close(s.changed)
@@ -222,15 +241,20 @@ type Writer struct {
 	s      *Sink
 	task   string
 	schema *record.Schema
-	rows   int
-	buf    []byte
-	segs   []segment
+	// rows and buf, the open segment, belong to the writer's goroutine
+	// (Write, Prepare, Close); mu guards the rest, which AwaitRoom reads
+	// on the producing task's goroutine.
+	rows int
+	buf  []byte
+	mu   sync.Mutex
+	segs []segment
 	// bytes is what the writer holds: buf and every segment.
 	bytes int64
 	// prepared is the checkpoint of the last barrier that passed the
 	// writer; requested is set once it asked for a checkpoint after it.
 	prepared  int64
 	requested bool
+	closed    bool
 }
 
 type segment struct {
@@ -241,18 +265,13 @@ type segment struct {
 
 // NewWriter returns a holding writer for task.
 func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error) {
+	s.writers.Add(1)
 	return &Writer{s: s, task: task, schema: schema}, nil
 }
 
-// Write holds the rows, after waiting, while the writer holds its bound,
-// for a checkpoint to deliver what it closed.
-func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
-	if len(w.segs) > 0 {
-		w.prune(w.s.deliveredTo(w.task)) // free what was delivered meanwhile
-	}
-	if w.bytes >= w.s.max {
-		w.await(ctx)
-	}
+// Write holds the rows. It never waits: the task waits before queueing
+// it, in AwaitRoom.
+func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 	n := len(w.buf)
 	for i := 0; i < b.Len(); i++ {
 		w.buf = binary.AppendVarint(w.buf, b.Times[i])
@@ -262,12 +281,17 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 		w.rows++
 	}
 	added := int64(len(w.buf) - n)
+	w.mu.Lock()
+	if len(w.segs) > 0 {
+		w.pruneLocked(w.s.deliveredTo(w.task)) // free what was delivered meanwhile
+	}
 	w.bytes += added
+	w.mu.Unlock()
 	w.s.held(added, int64(b.Len()))
 	return nil
 }
 
-// await blocks while the writer holds its bound, until a completed
+// AwaitRoom blocks while the writer holds its bound, until a completed
 // checkpoint has delivered what it closed — once every task has
 // acknowledged that checkpoint, so none needs this one. When nothing it
 // closed is on its way to delivery, only a barrier still to come through
@@ -275,8 +299,15 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 // has started — its barrier then comes behind what is already in flight,
 // so the task goes on to meet it — or until none can start. It never
 // waits for anything that needs its own task. A cancelled ctx ends the
-// wait (the rows are kept: nothing is lost).
-func (w *Writer) await(ctx context.Context) {
+// wait (the rows are kept: nothing is lost). It returns how long it
+// waited.
+//
+// It runs on the producing task's goroutine, between the task's events:
+// every Prepare for a barrier the task passed has returned, so the
+// writer's last prepared checkpoint is the task's. Writes queued but not
+// yet run are not counted: a writer holds at most its bound plus its
+// queue.
+func (w *Writer) AwaitRoom(ctx context.Context) time.Duration {
 	s := w.s
 	var start time.Time
 	defer func() {
@@ -285,40 +316,45 @@ func (w *Writer) await(ctx context.Context) {
 		}
 	}()
 	for {
-		w.prune(s.deliveredTo(w.task))
-		if w.bytes < s.max {
-			return
+		done := s.deliveredTo(w.task)
+		w.mu.Lock()
+		w.pruneLocked(done)
+		if w.bytes < s.share() {
+			w.mu.Unlock()
+			break
 		}
-		s.st.Lock()
 		newest := int64(0)
 		if n := len(w.segs); n > 0 {
 			newest = w.segs[n-1].id
 		}
+		prepared := w.prepared
+		s.st.Lock()
 		request, changed := s.request, s.changed
 		// The checkpoint of the last barrier may still need this task (an
 		// asynchronous snapshot finishes on its goroutine): no waiting
 		// until every task has acknowledged it.
-		mine := w.prepared > s.acked && w.prepared > s.aborted
+		mine := prepared > s.acked && prepared > s.aborted
 		// The newest closed segment's checkpoint covers every older one:
 		// it is worth waiting for while it may still deliver.
 		pending := newest > 0 && newest > s.aborted && newest > s.failed[w.task]
-		barrier := s.started > w.prepared || s.aborted > w.prepared
+		barrier := s.started > prepared || s.aborted > prepared
 		s.st.Unlock()
-		if request == nil || mine {
-			// No checkpoints (nothing would release the rows), or one
-			// that waits for this task.
-			return
+		if request == nil || mine || !pending && barrier {
+			// No checkpoints (nothing would release the rows), one that
+			// waits for this task, or a barrier coming (or none can): go
+			// on.
+			w.mu.Unlock()
+			break
 		}
-		if !pending {
-			if barrier {
-				return // a barrier is coming (or none can): go on
-			}
-			if !w.requested {
-				w.requested = true
-				request()
-				if s.m != nil {
-					s.m.requests.Inc()
-				}
+		ask := !pending && !w.requested
+		if ask {
+			w.requested = true
+		}
+		w.mu.Unlock()
+		if ask {
+			request()
+			if s.m != nil {
+				s.m.requests.Inc()
 			}
 		}
 		if start.IsZero() {
@@ -327,13 +363,18 @@ func (w *Writer) await(ctx context.Context) {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return
+			return time.Since(start)
 		}
 	}
+	if start.IsZero() {
+		return 0
+	}
+	return time.Since(start)
 }
 
-// prune drops the segments a completed checkpoint delivered.
-func (w *Writer) prune(done int64) {
+// pruneLocked drops the segments a completed checkpoint (done) delivered;
+// w.mu is held.
+func (w *Writer) pruneLocked(done int64) {
 	kept := w.segs[:0]
 	var rows, bytes int64
 	for _, sg := range w.segs {
@@ -355,12 +396,15 @@ func (w *Writer) prune(done int64) {
 // Prepare closes the current segment under checkpoint id and returns every
 // segment not yet delivered.
 func (w *Writer) Prepare(_ context.Context, id int64) ([]byte, error) {
+	done := w.s.deliveredTo(w.task)
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.rows > 0 {
 		w.segs = append(w.segs, segment{id: id, rows: w.rows, buf: w.buf})
 		w.rows, w.buf = 0, nil
 	}
 	w.prepared, w.requested = id, false
-	w.prune(w.s.deliveredTo(w.task))
+	w.pruneLocked(done)
 	return w.encode(), nil
 }
 
@@ -399,6 +443,16 @@ func (w *Writer) PrepareFinal(ctx context.Context, id int64) ([]byte, error) {
 // dropped: the restored pipeline produces them again. (At the end of the
 // input the runtime first calls PrepareFinal and commits.)
 func (w *Writer) Close(context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	w.s.writers.Add(-1)
+	w.s.st.Lock()
+	w.s.notifyLocked() // the other writers' shares grew
+	w.s.st.Unlock()
 	var rows int64
 	for _, sg := range w.segs {
 		rows += int64(sg.rows)
@@ -413,25 +467,28 @@ func (w *Writer) Close(context.Context) error {
 func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
 	s.delivering <- struct{}{}
 	defer func() { <-s.delivering }()
-	schema, b, newest, err := decodeState(state, s.deliveredTo(task))
-	if err != nil {
-		// Waiting writers must not wait for rows that cannot be delivered.
-		s.setFailed(task, math.MaxInt64)
-		return fmt.Errorf("commit held rows of %s: %w", task, err)
-	}
-	if b.Len() == 0 {
-		s.setDelivered(task, newest)
-		return nil
-	}
+	// Rows are decoded and handed over a chunk at a time: decoded rows
+	// take several times their encoded size, and a writer may hold its
+	// whole bound.
 	w := s.out[task]
-	if w == nil {
-		if w, err = s.inner.NewWriter(task, schema); err != nil {
-			s.setFailed(task, newest)
-			return fmt.Errorf("commit held rows of %s: %w", task, err)
+	newest, err := decodeChunks(state, s.deliveredTo(task), commitChunk, func(schema *record.Schema, b *record.Batch) error {
+		if b.Len() == 0 {
+			return nil
 		}
-		s.out[task] = w
-	}
-	if err := w.Write(ctx, b); err != nil {
+		if w == nil {
+			var err error
+			if w, err = s.inner.NewWriter(task, schema); err != nil {
+				return err
+			}
+			s.out[task] = w
+		}
+		return w.Write(ctx, b)
+	})
+	if err != nil {
+		if errors.Is(err, errCorrupt) {
+			// Waiting writers must not wait for rows that cannot be delivered.
+			newest = math.MaxInt64
+		}
 		s.setFailed(task, newest)
 		return fmt.Errorf("commit held rows of %s: %w", task, err)
 	}
@@ -496,20 +553,52 @@ func (s *Sink) Close(ctx context.Context) error {
 
 var errCorrupt = errors.New("corrupt held-rows state")
 
+// commitChunk is how many rows a commit decodes and hands over at once.
+const commitChunk = 4096
+
 // decodeState returns the rows of the segments newer than after, and the
 // newest segment id.
 func decodeState(st []byte, after int64) (*record.Schema, *record.Batch, int64, error) {
-	schema, b, newest, err := decodeSegments(st, after)
-	return schema, b, newest, err
+	var schema *record.Schema
+	var all *record.Batch
+	newest, err := decodeChunks(st, after, math.MaxInt, func(sc *record.Schema, b *record.Batch) error {
+		schema, all = sc, b
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if all == nil {
+		if schema, err = decodeSchema(st); err != nil {
+			return nil, nil, 0, err
+		}
+		all = record.NewBatch(schema.Len(), 0)
+	}
+	return schema, all, newest, nil
 }
 
-func decodeSegments(st []byte, after int64) (*record.Schema, *record.Batch, int64, error) {
+// decodeSchema returns the schema of a state.
+func decodeSchema(st []byte) (*record.Schema, error) {
+	var schema *record.Schema
+	_, err := decodeChunks(st, math.MaxInt64, 1, func(sc *record.Schema, _ *record.Batch) error { schema = sc; return nil })
+	return schema, err
+}
+
+// decodeChunks checks a state and calls fn with the rows of the segments
+// newer than after, at most chunk rows at a time, in order; it returns the
+// newest segment id. Every call gets a new batch (a writer may keep it).
+// The checksum and the segment framing are checked before fn is first
+// called, so a damaged state hands nothing over; a row that does not
+// decode (the checksum makes that a bug, not damage) ends the hand-over
+// with errCorrupt. With nothing newer than after, fn is called once with
+// the schema and no rows.
+func decodeChunks(st []byte, after int64, chunk int, fn func(*record.Schema, *record.Batch) error) (int64, error) {
 	if len(st) < 5 || st[0] != stateVersion {
-		return nil, nil, 0, errCorrupt
+		return 0, errCorrupt
 	}
 	body := st[:len(st)-4]
 	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(st[len(st)-4:]) {
-		return nil, nil, 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
+		return 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
 	p := body[1:]
 	uv := func() (uint64, bool) {
@@ -522,65 +611,85 @@ func decodeSegments(st []byte, after int64) (*record.Schema, *record.Batch, int6
 	}
 	nf, ok := uv()
 	if !ok || nf > uint64(len(p)) {
-		return nil, nil, 0, errCorrupt
+		return 0, errCorrupt
 	}
 	fields := make([]record.Field, nf)
 	for i := range fields {
 		l, ok := uv()
 		if !ok || l+1 > uint64(len(p)) {
-			return nil, nil, 0, errCorrupt
+			return 0, errCorrupt
 		}
 		fields[i] = record.Field{Name: string(p[:l]), Type: record.Type(p[l])}
 		p = p[l+1:]
 	}
 	schema, err := record.NewSchema(fields...)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("%w: %w", errCorrupt, err)
+		return 0, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	nsegs, ok := uv()
 	if !ok || nsegs > uint64(len(p)) {
-		return nil, nil, 0, errCorrupt
+		return 0, errCorrupt
 	}
-	b := record.NewBatch(len(fields), 0)
+	type span struct {
+		rows uint64
+		data []byte
+	}
+	var todo []span
 	var newest int64
 	for sgi := uint64(0); sgi < nsegs; sgi++ {
 		id, n := binary.Varint(p)
 		if n <= 0 {
-			return nil, nil, 0, errCorrupt
+			return 0, errCorrupt
 		}
 		p = p[n:]
 		rows, ok1 := uv()
 		size, ok2 := uv()
 		if !ok1 || !ok2 || size > uint64(len(p)) || rows > size {
-			return nil, nil, 0, errCorrupt
+			return 0, errCorrupt
 		}
 		seg := p[:size]
 		p = p[size:]
 		newest = max(newest, id)
-		if id <= after {
-			continue // delivered before
+		if id > after { // older segments were delivered before
+			todo = append(todo, span{rows, seg})
 		}
-		for r := uint64(0); r < rows; r++ {
+	}
+	if len(p) != 0 {
+		return 0, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(p))
+	}
+	chunk = max(chunk, 1)
+	b := record.NewBatch(len(fields), 0)
+	for _, sp := range todo {
+		seg := sp.data
+		for r := uint64(0); r < sp.rows; r++ {
 			t, n := binary.Varint(seg)
 			if n <= 0 {
-				return nil, nil, 0, errCorrupt
+				return 0, errCorrupt
 			}
 			seg = seg[n:]
 			row := b.AppendRow(t)
 			for i := range row {
 				if row[i], seg, err = window.ReadValue(seg); err != nil {
-					return nil, nil, 0, fmt.Errorf("%w: %w", errCorrupt, err)
+					return 0, fmt.Errorf("%w: %w", errCorrupt, err)
 				}
+			}
+			if b.Len() >= chunk {
+				if err := fn(schema, b); err != nil {
+					return newest, err
+				}
+				b = record.NewBatch(len(fields), 0)
 			}
 		}
 		if len(seg) != 0 {
-			return nil, nil, 0, fmt.Errorf("%w: %d trailing bytes in a segment", errCorrupt, len(seg))
+			return 0, fmt.Errorf("%w: %d trailing bytes in a segment", errCorrupt, len(seg))
 		}
 	}
-	if len(p) != 0 {
-		return nil, nil, 0, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(p))
+	if b.Len() > 0 || len(todo) == 0 {
+		if err := fn(schema, b); err != nil {
+			return newest, err
+		}
 	}
-	return schema, b, newest, nil
+	return newest, nil
 }
 
 // Check forwards to the wrapped sink's startup check, if it has one.
