@@ -70,7 +70,7 @@ func startPipeline(t testing.TB, doc string, env map[string]string) *running {
 	t.Cleanup(func() {
 		if !r.stopped {
 			r.cancel()
-			<-r.done
+			<-r.done //nolint:errcheck // cancelled: its error is the cancellation
 		}
 	})
 	return r

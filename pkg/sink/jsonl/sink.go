@@ -91,10 +91,10 @@ func newSink(cfg Config, logger *zap.Logger, reg prometheus.Registerer, stdout i
 		out: stdout,
 	}
 	if cfg.Path != "" && cfg.Path != "-" {
-		if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil { //nolint:gosec // output is read by other users (query engines, shippers)
 			return nil, fmt.Errorf("new jsonl sink: create directory: %w", err)
 		}
-		f, err := os.OpenFile(cfg.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(cfg.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644) //nolint:gosec // output is read by other users (query engines, shippers)
 		if err != nil {
 			return nil, fmt.Errorf("new jsonl sink: open output: %w", err)
 		}
