@@ -26,7 +26,6 @@ type subtaskState struct {
 	deadC    prometheus.Counter
 	lastExp  int64
 	dead     *emitter
-	deadB    *record.Batch
 	name     string
 	isLimit  bool
 	inSchema *record.Schema

@@ -84,7 +84,7 @@ func (st *stateStats) init(o *Operator) {
 func (st *stateStats) newKey(ks *keyState) {
 	st.keys++
 	st.keyBytes += sizeClass(int64(len(ks.key)))
-	if ks.vals != nil && len(ks.vals) == 1 {
+	if len(ks.vals) == 1 {
 		st.keyBytes += valueBytes
 	}
 }
@@ -92,7 +92,7 @@ func (st *stateStats) newKey(ks *keyState) {
 func (st *stateStats) dropKey(ks *keyState) {
 	st.keys--
 	st.keyBytes -= sizeClass(int64(len(ks.key)))
-	if ks.vals != nil && len(ks.vals) == 1 {
+	if len(ks.vals) == 1 {
 		st.keyBytes -= valueBytes
 	}
 }

@@ -108,7 +108,7 @@ func TestSoakSlowSink(t *testing.T) {
 	defer func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
-			<-exited
+			t.Logf("streamd killed: %v", <-exited)
 		}
 	}()
 
