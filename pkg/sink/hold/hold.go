@@ -291,7 +291,8 @@ func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 	return nil
 }
 
-// AwaitRoom blocks while the writer holds its bound, until a completed
+// AwaitRoom blocks while the writer holds its share of the sink's bound
+// (Config.MaxHeldBytes over the open writers), until a completed
 // checkpoint has delivered what it closed — once every task has
 // acknowledged that checkpoint, so none needs this one. When nothing it
 // closed is on its way to delivery, only a barrier still to come through
@@ -305,7 +306,7 @@ func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 // It runs on the producing task's goroutine, between the task's events:
 // every Prepare for a barrier the task passed has returned, so the
 // writer's last prepared checkpoint is the task's. Writes queued but not
-// yet run are not counted: a writer holds at most its bound plus its
+// yet run are not counted: a writer holds at most its share plus its
 // queue.
 func (w *Writer) AwaitRoom(ctx context.Context) time.Duration {
 	s := w.s
