@@ -57,7 +57,7 @@ func ReplaceAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // gone after the rename; cleans up after a failure
-	err = f.Chmod(perm) // CreateTemp makes the file 0600
+	err = f.Chmod(perm)  // CreateTemp makes the file 0600
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
