@@ -660,8 +660,9 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 }
 
 // inlineSinkState is the largest sink state kept in the manifest; larger
-// ones (held rows) are blobs of their own.
-const inlineSinkState = 4 << 10
+// ones (held rows near their bound) are blobs of their own. Small states
+// stay inline: a blob is one more store request per task and checkpoint.
+const inlineSinkState = 64 << 10
 
 // complete writes the state blobs of parts, then the manifest: the
 // checkpoint is complete once that returns nil.

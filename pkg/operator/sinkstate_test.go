@@ -24,7 +24,8 @@ import (
 )
 
 // bigStateSink is a transactional sink whose prepared states are large
-// (as held rows are): 32 KiB that spell the task and the rows it got.
+// (as held rows near their bound are): 128 KiB that spell the task and
+// the rows it got.
 type bigStateSink struct {
 	mu        sync.Mutex
 	committed map[string][]byte // task → newest committed state
@@ -61,7 +62,7 @@ func (w *bigStateWriter) Write(_ context.Context, b *record.Batch) error {
 func (w *bigStateWriter) Close(context.Context) error { return nil }
 func (w *bigStateWriter) Prepare(_ context.Context, id int64) ([]byte, error) {
 	line := fmt.Sprintf("%s checkpoint %d rows %d\n", w.task, id, w.rows)
-	return []byte(strings.Repeat(line, 32<<10/len(line)+1)), nil
+	return []byte(strings.Repeat(line, 128<<10/len(line)+1)), nil
 }
 
 // Large sink states are blobs of their own next to the stage state, not
