@@ -432,10 +432,10 @@ func (m *matrixEnv) outage(r *exampleRun) (runs, faults int, note string) {
 	run, fed := m.runFor(r, 0, nChunks)
 	time.Sleep(run)
 	require.NoError(m.t, <-fed)
-	m.w.gate.close()
+	m.w.gate.Close()
 	faults++
 	time.Sleep(outageFor)
-	m.w.gate.open()
+	m.w.gate.Open()
 	require.NoError(m.t, r.feed(context.Background(), 1, nChunks, time.Second))
 	m.finish(d, r, 2, nChunks, []string{"a"})
 	return runs, faults, fmt.Sprintf("%s outage", outageFor)
