@@ -103,6 +103,20 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// ErrRetryLimit marks the failure of a request that was retried through
+// an outage of its endpoint for as long as its store allows (s3.retryFor)
+// and failed all along: the outage outlasted the limit, and a restart
+// would not end it sooner.
+var ErrRetryLimit = errors.New("retry limit passed")
+
+// Retrier is implemented by stores that retry failed requests (an
+// endpoint answering 503, a lost connection) before they fail. Retrying
+// returns the failure of a request being retried now, nil when no request
+// is; it may be called from any goroutine.
+type Retrier interface {
+	Retrying() error
+}
+
 // ValidKey reports whether key is acceptable to every backend.
 func ValidKey(key string) error {
 	if key == "" {
