@@ -75,6 +75,15 @@ type Coordinator struct {
 	// restoredCommitted: the restored checkpoint's commits had completed.
 	restoredCommitted bool
 	stopping          atomic.Bool
+	// storeErr is why the last checkpoint failed to write its state or
+	// manifest, nil once one completes: readiness reports it.
+	storeErr atomic.Pointer[storeFault]
+}
+
+// storeFault is a checkpoint that failed on its store.
+type storeFault struct {
+	id  int64
+	err error
 }
 
 type pendingCheckpoint struct {
@@ -286,6 +295,22 @@ type restoreState struct {
 	// taken marks splits whose restored position a reader has used.
 	mu    sync.Mutex
 	taken map[string]bool
+}
+
+// storeFailure returns why checkpoints cannot be written now, nil when
+// they can: the store is retrying a failed request (an endpoint answering
+// 503), or the last checkpoint failed to write to it and none has
+// completed since.
+func (c *Coordinator) storeFailure() error {
+	if rt, ok := c.cfg.Store.(store.Retrier); ok {
+		if err := rt.Retrying(); err != nil {
+			return fmt.Errorf("the checkpoint store is retrying: %w", err)
+		}
+	}
+	if f := c.storeErr.Load(); f != nil {
+		return fmt.Errorf("checkpoint %d failed on its store: %w", f.id, f.err)
+	}
+	return nil
 }
 
 // LastCompleted is the ID of the newest completed (or restored) checkpoint.
@@ -528,6 +553,9 @@ func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {
 	c.m.alignment.Observe(time.Since(p.started).Seconds())
 	go func() {
 		err := c.finalize(p)
+		if err != nil && !c.rt.failed.Load() {
+			c.storeErr.Store(&storeFault{id: p.req.id, err: err})
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if err != nil {
@@ -606,6 +634,7 @@ func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, part
 		return fmt.Errorf("write checkpoint %d manifest: %w", id, err)
 	}
 	c.last.Store(id)
+	c.storeErr.Store(nil)
 	c.m.completed.Inc()
 	c.m.lastID.Set(float64(id))
 	c.m.lastTime.Set(float64(time.Now().UnixMilli()) / 1000)
