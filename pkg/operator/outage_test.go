@@ -1,6 +1,8 @@
 package operator
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"testing"
@@ -11,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamd/streamd/pkg/checkpoint/store"
+	"github.com/streamd/streamd/pkg/checkpoint/store/local"
 	"github.com/streamd/streamd/pkg/window"
 )
 
@@ -168,5 +172,53 @@ func TestStalledSubtask(t *testing.T) {
 		case <-time.After(time.Hour):
 			t.Fatal("runtime did not stop")
 		}
+	})
+}
+
+// While a sink has been retrying a failed request for a few seconds (an
+// S3 endpoint answering 503), periodic checkpoints fail at once and are
+// counted instead of waiting for their timeout behind the retried write;
+// after the grace period the pipeline is not ready, by Ready and
+// streamd_ready alike; once the sink writes again both recover.
+func TestSinkOutageFailsCheckpoints(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st, err := local.New(t.TempDir())
+		require.NoError(t, err)
+		job := Job{Name: "sinkout", Parallelism: 1, FailingGrace: 30 * time.Second, Stages: []StageSpec{{
+			Name: "w", Input: "in", KeyBy: []string{"key"},
+			Assigner:     window.Assigner{Kind: window.Tumbling, Size: 1000, Slide: 1000},
+			Aggregates:   []window.Spec{{Fn: "count"}},
+			NewAggregate: window.NewAggregate,
+		}}, Checkpoint: &CheckpointConfig{Store: st, Timeout: time.Hour}}
+		reg := prometheus.NewRegistry()
+		s := &scripted{t: t, src: newScriptSource("a"), out: &collector{}, wm: WatermarkConfig{SenderField: -1}, reg: reg}
+		s.start(job)
+		s.feed("a", []scriptRecord{{T: 100, Key: "k", Seq: 1}})
+		ctx := context.Background()
+		_, err = s.rt.Coordinator().Trigger(ctx, false, false)
+		require.NoError(t, err)
+		failures := func() float64 { return testutil.ToFloat64(s.rt.coordinator.m.failures) }
+
+		s.out.retrying.Store(&store.RetryError{Requests: 1, Since: time.Now(), Err: errors.New("api error SlowDown")})
+		_, err = s.rt.Coordinator().Trigger(ctx, false, false)
+		require.NoError(t, err, "a request retried for a moment is no outage")
+		s.wall(6 * time.Second)
+		_, err = s.rt.Coordinator().Trigger(ctx, false, false)
+		require.ErrorContains(t, err, `sink "w" is retrying`)
+		require.ErrorContains(t, err, "SlowDown")
+		require.Equal(t, 1.0, failures(), "the failed checkpoint is counted")
+		require.True(t, s.rt.Ready(), "within the grace period")
+		s.wall(25 * time.Second)
+		require.False(t, s.rt.Ready())
+		require.ErrorContains(t, s.rt.NotReady(), `sink "w" is retrying`)
+		require.Equal(t, 0.0, gaugeValue(t, reg, "streamd_ready", nil))
+
+		s.out.retrying.Store(nil)
+		_, err = s.rt.Coordinator().Trigger(ctx, false, false)
+		require.NoError(t, err)
+		require.True(t, s.rt.Ready())
+		require.Equal(t, 1.0, gaugeValue(t, reg, "streamd_ready", nil))
+		require.Equal(t, 1.0, failures())
+		s.end()
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/checkpoint"
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
@@ -197,7 +199,7 @@ func New(job Job, logger *zap.Logger, reg prometheus.Registerer) (*Runtime, erro
 	// Evaluated at each scrape, so the metric and /readyz always agree.
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "streamd_ready",
-		Help: "1 while the pipeline is ready (/readyz answers 200): running, no split failing, no sink retrying, checkpoints not failing on their store.",
+		Help: "1 while the pipeline is ready (/readyz answers 200): running, no split failing and no sink or checkpoint store retrying for the failing grace, the last checkpoint not failed on its store.",
 	}, func() float64 {
 		if r.Ready() {
 			return 1
@@ -419,10 +421,11 @@ func (r *Runtime) Schema(stream string) (*record.Schema, bool) {
 func (r *Runtime) Ready() bool { return r.NotReady() == nil }
 
 // NotReady returns why the pipeline is not ready, nil when it is: every
-// source has started reading, no split has been failing its reads for
-// Job.FailingGrace or longer, no sink is retrying a failed write, and
-// checkpoints are not failing on their store.
-// A pipeline that waits out an outage is alive (see Stalled) but not ready.
+// source has started reading, and for Job.FailingGrace or longer no split
+// has been failing its reads, no sink and not the checkpoint store been
+// retrying a failed request; nor did the last checkpoint fail on its
+// store. A pipeline that waits out an outage is alive (see Stalled) but
+// not ready.
 func (r *Runtime) NotReady() error {
 	if !r.ready.Load() {
 		return errors.New("the pipeline is not running")
@@ -436,13 +439,7 @@ func (r *Runtime) NotReady() error {
 		}
 	}
 	r.statusMu.Unlock()
-	for _, sk := range r.sinks {
-		if rt, ok := sk.spec.Sink.(sink.Retrier); ok {
-			if err := rt.Retrying(); err != nil {
-				errs = append(errs, fmt.Errorf("sink %q is retrying: %w", sk.spec.Name, err))
-			}
-		}
-	}
+	errs = append(errs, r.outage(now, r.job.FailingGrace)...)
 	if c := r.coordinator; c != nil {
 		if err := c.storeFailure(); err != nil {
 			errs = append(errs, err)
@@ -450,6 +447,37 @@ func (r *Runtime) NotReady() error {
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
+}
+
+// outage returns the failures that sinks and the checkpoint store have
+// been retrying for at least minFor.
+func (r *Runtime) outage(now time.Time, minFor time.Duration) []error {
+	var errs []error
+	for _, sk := range r.sinks {
+		if rt, ok := sk.spec.Sink.(sink.Retrier); ok {
+			if err := rt.Retrying(); err != nil && retriedFor(err, now) >= minFor {
+				errs = append(errs, fmt.Errorf("sink %q is retrying: %w", sk.spec.Name, err))
+			}
+		}
+	}
+	if c := r.coordinator; c != nil {
+		if rt, ok := c.cfg.Store.(store.Retrier); ok {
+			if err := rt.Retrying(); err != nil && retriedFor(err, now) >= minFor {
+				errs = append(errs, fmt.Errorf("the checkpoint store is retrying: %w", err))
+			}
+		}
+	}
+	return errs
+}
+
+// retriedFor is how long the failure err of a Retrier has been retried;
+// one that does not say since when counts as long.
+func retriedFor(err error, now time.Time) time.Duration {
+	var re *store.RetryError
+	if errors.As(err, &re) {
+		return now.Sub(re.Since)
+	}
+	return math.MaxInt64
 }
 
 // started reports whether Run has started the pipeline and not finished.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
@@ -174,6 +175,8 @@ type collector struct {
 	rows []collected
 	// block makes writes block until their context ends.
 	block atomic.Bool
+	// retrying is what the sinks' Retrying reports.
+	retrying atomic.Pointer[store.RetryError]
 }
 
 // take returns and forgets what was collected so far.
@@ -196,6 +199,14 @@ func (s collectSink) NewWriter(string, *record.Schema) (sink.Writer, error) {
 }
 
 func (s collectSink) Close(context.Context) error { return nil }
+
+// Retrying implements sink.Retrier.
+func (s collectSink) Retrying() error {
+	if err := s.c.retrying.Load(); err != nil {
+		return err
+	}
+	return nil
+}
 
 type collectWriter collectSink
 

@@ -115,7 +115,7 @@ func (t *retrying) err() error {
 	if t.n == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d request(s) failing since %s: %w", t.n, t.since.UTC().Format(time.RFC3339), t.lastErr)
+	return &store.RetryError{Requests: t.n, Since: t.since, Err: t.lastErr}
 }
 
 // track is an SDK middleware that gives every call its *request, so the
