@@ -598,9 +598,10 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 	m, err := r.r.FetchMessage(ctx)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			if r.unavailable {
+			if r.unavailable && errors.Is(ctxErr, context.DeadlineExceeded) {
 				// No message says nothing about a partition that just
-				// failed: kafka-go retries quietly before it reports.
+				// failed: kafka-go retries quietly before it reports. (A
+				// cancelled read is a stop: no probe delays it.)
 				pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 				_, _, perr := r.leaderOffsets(pctx)
 				cancel()
