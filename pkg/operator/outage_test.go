@@ -168,7 +168,8 @@ func TestStalledSubtask(t *testing.T) {
 		require.ErrorContains(t, err, "subtask w/0 has not processed for 1m")
 		s.stop()
 		select {
-		case <-s.done:
+		case err := <-s.done:
+			t.Logf("stopped with its sink blocked: %v", err)
 		case <-time.After(time.Hour):
 			t.Fatal("runtime did not stop")
 		}
