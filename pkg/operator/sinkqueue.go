@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamd/streamd/pkg/record"
@@ -44,6 +45,11 @@ type asyncWriter struct {
 	on     string
 	closed bool
 	exited chan struct{}
+	// busy is when (now, Unix ns) the command running started, 0 while
+	// the writer waits for one: a write that never returns stalls the
+	// pipeline as a task would (see Runtime.Stalled).
+	busy atomic.Int64
+	now  func() time.Time
 	// pendingTick is set while a tick is queued: ticks are not stacked.
 	tickMu      sync.Mutex
 	pendingTick bool
@@ -75,10 +81,15 @@ type sinkReply struct {
 }
 
 func newAsyncWriter(w sink.Writer, queue int, bp *backpressure, on string, onError func(error)) *asyncWriter {
+	return newAsyncWriterClock(w, queue, bp, on, onError, time.Now)
+}
+
+// newAsyncWriterClock is newAsyncWriter with the clock of busy.
+func newAsyncWriterClock(w sink.Writer, queue int, bp *backpressure, on string, onError func(error), now func() time.Time) *asyncWriter {
 	if queue <= 0 {
 		queue = DefaultSinkQueue
 	}
-	a := &asyncWriter{w: w, cmds: make(chan sinkCmd, queue), onError: onError, bp: bp, on: on, exited: make(chan struct{})}
+	a := &asyncWriter{w: w, cmds: make(chan sinkCmd, queue), onError: onError, bp: bp, on: on, exited: make(chan struct{}), now: now}
 	a.prep, _ = w.(sink.Preparer)
 	a.final, _ = w.(finalPreparer)
 	a.ticker, _ = w.(sink.Ticker)
@@ -90,30 +101,39 @@ func newAsyncWriter(w sink.Writer, queue int, bp *backpressure, on string, onErr
 func (a *asyncWriter) run() {
 	defer close(a.exited)
 	for c := range a.cmds {
-		switch c.kind {
-		case cmdWrite:
-			if err := a.w.Write(c.ctx, c.b); err != nil {
-				a.onError(err)
-			}
-		case cmdTick:
-			a.tickMu.Lock()
-			a.pendingTick = false
-			a.tickMu.Unlock()
-			if err := a.ticker.Tick(c.ctx, c.now, c.wm); err != nil {
-				a.onError(err)
-			}
-		case cmdEndInput:
-			c.reply <- sinkReply{err: a.ticker.Tick(c.ctx, c.now, maxWM)}
-		case cmdPrepare:
-			state, err := a.prep.Prepare(c.ctx, c.id)
-			c.reply <- sinkReply{state, err}
-		case cmdPrepareFinal:
-			state, err := a.final.PrepareFinal(c.ctx, c.id)
-			c.reply <- sinkReply{state, err}
-		case cmdClose:
-			c.reply <- sinkReply{err: a.w.Close(c.ctx)}
+		a.busy.Store(a.now().UnixNano())
+		a.exec(c)
+		a.busy.Store(0)
+		if c.kind == cmdClose {
 			return
 		}
+	}
+}
+
+// exec runs one command on the writer's goroutine.
+func (a *asyncWriter) exec(c sinkCmd) {
+	switch c.kind {
+	case cmdWrite:
+		if err := a.w.Write(c.ctx, c.b); err != nil {
+			a.onError(err)
+		}
+	case cmdTick:
+		a.tickMu.Lock()
+		a.pendingTick = false
+		a.tickMu.Unlock()
+		if err := a.ticker.Tick(c.ctx, c.now, c.wm); err != nil {
+			a.onError(err)
+		}
+	case cmdEndInput:
+		c.reply <- sinkReply{err: a.ticker.Tick(c.ctx, c.now, maxWM)}
+	case cmdPrepare:
+		state, err := a.prep.Prepare(c.ctx, c.id)
+		c.reply <- sinkReply{state, err}
+	case cmdPrepareFinal:
+		state, err := a.final.PrepareFinal(c.ctx, c.id)
+		c.reply <- sinkReply{state, err}
+	case cmdClose:
+		c.reply <- sinkReply{err: a.w.Close(c.ctx)}
 	}
 }
 
