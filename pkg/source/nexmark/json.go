@@ -2,8 +2,11 @@ package nexmark
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 )
 
@@ -72,7 +75,7 @@ func appendStr(dst []byte, prefix string, s []byte) []byte {
 func (g *Generator) WriteJSONLines(w io.Writer, s int) (int64, error) {
 	n := g.SplitEvents(s)
 	if n < 0 {
-		return 0, fmt.Errorf("write nexmark events: the generator is unbounded (set events)")
+		return 0, errors.New("write nexmark events: the generator is unbounded (set events)")
 	}
 	if s < 0 || s >= g.cfg.Splits {
 		return 0, fmt.Errorf("write nexmark events: split %d of %d", s, g.cfg.Splits)
@@ -91,4 +94,52 @@ func (g *Generator) WriteJSONLines(w io.Writer, s int) (int64, error) {
 		return n, fmt.Errorf("write nexmark events: %w", err)
 	}
 	return n, nil
+}
+
+// WriteFiles writes every split of a bounded generator to dir as JSON
+// lines, split s to events-<s>.jsonl, and returns the paths. Each file is
+// written under a temporary name, synced and renamed, so a reader never
+// sees a partial file under the final name.
+func (g *Generator) WriteFiles(dir string) ([]string, error) {
+	if g.cfg.Events == 0 {
+		return nil, errors.New("write nexmark files: the generator is unbounded (set events)")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("write nexmark files: %w", err)
+	}
+	paths := make([]string, 0, g.cfg.Splits)
+	for s := range g.cfg.Splits {
+		path := filepath.Join(dir, "events-"+strconv.Itoa(s)+".jsonl")
+		if err := g.writeFile(path, s); err != nil {
+			return paths, err
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
+func (g *Generator) writeFile(path string, s int) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".events-*.tmp")
+	if err != nil {
+		return fmt.Errorf("write nexmark file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if _, err := g.WriteJSONLines(f, s); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write nexmark file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write nexmark file: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write nexmark file: %w", err)
+	}
+	return nil
 }
