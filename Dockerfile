@@ -7,7 +7,13 @@
 #
 #   docker build --build-arg VERSION=v0.1.0 --build-arg REVISION=$(git rev-parse HEAD) -t streamd .
 
-FROM golang:1.26 AS build
+# Base images are pinned by digest (the multi-platform index), so a build
+# is repeatable and a retagged image cannot slip in. To update, resolve the
+# tag again (`crane digest golang:1.26-bookworm`, `crane digest
+# gcr.io/distroless/static-debian12:nonroot`, or docker-library/repo-info for
+# the Go image) and replace both the tag comment and the digest.
+# golang:1.26-bookworm (Go 1.26.5)
+FROM golang:1.26-bookworm@sha256:551752d3ad9de9923190bf5280500617ed8fee287ffb4b0220e770ef89346258 AS build
 WORKDIR /src
 
 # Modules first: this layer is reused as long as go.mod and go.sum do not change.
@@ -22,7 +28,8 @@ RUN CGO_ENABLED=0 go build -trimpath \
       -o /out/streamd ./cmd/streamd \
  && mkdir -p /out/data
 
-FROM gcr.io/distroless/static-debian12:nonroot
+# gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="streamd" \

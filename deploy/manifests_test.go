@@ -405,9 +405,9 @@ func TestDockerfile(t *testing.T) {
 	df := string(data)
 
 	for _, want := range []string{
-		"FROM golang:1.26 AS build",
+		"FROM golang:1.26-bookworm@sha256:",
 		"CGO_ENABLED=0 go build -trimpath",
-		"FROM gcr.io/distroless/static-debian12:nonroot",
+		"FROM gcr.io/distroless/static-debian12:nonroot@sha256:",
 		"USER 65532:65532",
 		"ENV STREAMD_LISTEN=:9249",
 		"--chown=65532:65532 /out/data " + dataMount,
@@ -416,6 +416,13 @@ func TestDockerfile(t *testing.T) {
 		`CMD ["run", "--config", "` + configPath + `"]`,
 	} {
 		require.Contains(t, df, want)
+	}
+
+	// Every base image is pinned by digest: a tag alone can be moved.
+	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(df, -1)
+	require.NotEmpty(t, froms)
+	for _, m := range froms {
+		require.Regexp(t, `@sha256:[0-9a-f]{64}$`, m[1], "base image %s is not pinned by digest", m[1])
 	}
 
 	// Every -X target exists: a renamed variable would otherwise silently

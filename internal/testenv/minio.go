@@ -149,7 +149,7 @@ func startMinIO(t testing.TB, bin string) (string, error) {
 	go func() { exited <- cmd.Wait() }()
 	stop := func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited //nolint:errcheck // killed: its error is the kill
 	}
 	endpoint := "http://" + addr
 	if err := minioWaitLive(endpoint, exited); err != nil {
@@ -177,7 +177,7 @@ func minioWaitLive(endpoint string, exited <-chan error) error {
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("minio exited before it was live: %v", err)
+			return fmt.Errorf("minio exited before it was live: %w", err)
 		case <-tick.C:
 		}
 	}

@@ -672,11 +672,16 @@ func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int
 func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) (sinkErr, offsetErr error) {
 	var errs, offsetErrs []error
 	for _, s := range m.Sinks {
-		tx, isTx := c.rt.sinkNamed(s.Sink).(sink.Transactional)
+		sk := c.rt.sinkNamed(s.Sink)
+		tx, isTx := sk.(sink.Transactional)
 		if !isTx {
 			continue
 		}
-		if err := tx.Commit(ctx, s.Task, s.State); err != nil {
+		commit := func() error { return tx.Commit(ctx, s.Task, s.State) }
+		if cc, ok := sk.(sink.CheckpointCommitter); ok {
+			commit = func() error { return cc.CommitCheckpoint(ctx, m.ID, s.Task, s.State) }
+		}
+		if err := commit(); err != nil {
 			errs = append(errs, fmt.Errorf("commit sink %q: %w", s.Sink, err))
 			c.m.commitFailures.Inc()
 			c.log.Warn("commit sink output; it will be committed on recovery", zap.String("sink", s.Sink), zap.String("task", s.Task), zap.Int64("checkpoint", m.ID), zap.Error(err))
@@ -735,6 +740,12 @@ func (c *Coordinator) recoverSinks(ctx context.Context) error {
 		}
 		if cr, ok := sk.spec.Sink.(sink.CommittedRecoverer); ok && c.restoredCommitted {
 			if err := cr.RecoverCommitted(ctx, states[sk.spec.Name]); err != nil {
+				return fmt.Errorf("recover sink %q: %w", sk.spec.Name, err)
+			}
+			continue
+		}
+		if cc, ok := sk.spec.Sink.(sink.CheckpointCommitter); ok && c.restored != nil {
+			if err := cc.RecoverCheckpoint(ctx, c.restored.ID, states[sk.spec.Name]); err != nil {
 				return fmt.Errorf("recover sink %q: %w", sk.spec.Name, err)
 			}
 			continue

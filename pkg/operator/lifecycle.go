@@ -308,6 +308,35 @@ func (r *Runtime) endedParts(seenSplits []checkpoint.SplitState, seenSinks []che
 	return out
 }
 
+// newerGroupPosition returns where a split restored from the newest
+// checkpoint resumes: at the group's committed position if that is newer.
+// Then another member of the group read the split after this instance's
+// checkpoint (and published its output), so starting at the checkpoint
+// would repeat it. A restore of an older checkpoint on request (--from)
+// replays from it as asked.
+func (r *Runtime) newerGroupPosition(src *sourceRT, split string, pos *source.Position) *source.Position {
+	if r.coordinator == nil || r.coordinator.cfg.RestoreFrom != 0 {
+		return pos
+	}
+	return r.laterGroupPosition(src, split, pos)
+}
+
+// laterGroupPosition returns the later of pos and the group's committed
+// position of the split.
+func (r *Runtime) laterGroupPosition(src *sourceRT, split string, pos *source.Position) *source.Position {
+	gp, ok := src.spec.Source.(source.GroupPositioner)
+	if !ok || pos == nil {
+		return pos
+	}
+	committed, ok := gp.GroupPosition(split)
+	if !ok || committed.Offset <= pos.Offset {
+		return pos
+	}
+	r.log.Info("another member read the split after the restored checkpoint; resuming at the group's offset",
+		zap.String("source", src.spec.Name), zap.String("split", split), zap.Int64("checkpoint", pos.Offset), zap.Int64("group", committed.Offset))
+	return &committed
+}
+
 // takeResume returns, once, where a revoked split resumes in this process
 // when its position could not be committed.
 func (r *Runtime) takeResume(src, split string) (checkpoint.SplitState, bool) {

@@ -8,20 +8,30 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/streamd/streamd/pkg/record"
 )
 
 // Expression is a compiled expr-lang expression over the fields of a schema.
-// It is compiled once; Eval reuses one VM and one environment map, so an
-// Expression belongs to one goroutine.
+// It is compiled once. Expressions within the native subset (comparisons,
+// arithmetic, and/or/not over fields and literals) are evaluated on the
+// record values directly, without boxing them; the others, and rows the
+// native path does not answer, run on one reused VM whose environment map is
+// filled with the fields the expression reads. An Expression belongs to one
+// goroutine.
 type Expression struct {
 	src     string
 	schema  *record.Schema
 	program *vm.Program
 	machine vm.VM
 	env     map[string]any
+	// refs are the schema indexes of the fields the expression reads, or
+	// nil to bind every field (the expression reads $env).
+	refs   []int
+	native nativeFn
 }
 
 // CompileExpression compiles src against schema. want, when not TypeNull,
@@ -40,20 +50,65 @@ func CompileExpression(src string, schema *record.Schema, want record.Type) (*Ex
 	if err != nil {
 		return nil, fmt.Errorf("compile expression %q: %w", src, err)
 	}
-	return &Expression{src: src, schema: schema, program: p, env: env}, nil
+	e := &Expression{src: src, schema: schema, program: p, env: env}
+	if tree, err := parser.Parse(src); err == nil {
+		e.refs = fieldRefs(tree.Node, schema)
+		e.native = compileNative(tree.Node, schema)
+	}
+	return e, nil
 }
 
-// Eval evaluates the expression on a row.
+// fieldRefs lists the schema indexes of the fields n reads, once each; nil
+// when n reads the whole environment.
+func fieldRefs(n ast.Node, schema *record.Schema) []int {
+	refs := []int{}
+	seen := make(map[int]bool)
+	all := false
+	ast.Walk(&n, visitor(func(n ast.Node) {
+		id, ok := n.(*ast.IdentifierNode)
+		if !ok {
+			return
+		}
+		if id.Value == "$env" {
+			all = true
+		}
+		if i, ok := schema.Index(id.Value); ok && !seen[i] {
+			seen[i] = true
+			refs = append(refs, i)
+		}
+	}))
+	if all {
+		return nil
+	}
+	return refs
+}
+
+type visitor func(ast.Node)
+
+func (f visitor) Visit(n *ast.Node) { f(*n) }
+
+// bind sets the environment entry of field i from v.
+func (e *Expression) bind(i int, v record.Value) {
+	name := e.schema.Field(i).Name
+	switch v.T {
+	case record.TypeInt:
+		e.env[name] = int(v.Int())
+	case record.TypeNull:
+		e.env[name] = nil
+	default:
+		e.env[name] = v.Any()
+	}
+}
+
+// Eval evaluates the expression on a row with the VM.
 func (e *Expression) Eval(row record.Row) (any, error) {
-	for i, v := range row {
-		name := e.schema.Field(i).Name
-		switch v.T {
-		case record.TypeInt:
-			e.env[name] = int(v.Int())
-		case record.TypeNull:
-			e.env[name] = nil
-		default:
-			e.env[name] = v.Any()
+	if e.refs == nil {
+		for i, v := range row {
+			e.bind(i, v)
+		}
+	} else {
+		for _, i := range e.refs {
+			e.bind(i, row[i])
 		}
 	}
 	out, err := e.machine.Run(e.program, e.env)
@@ -65,6 +120,11 @@ func (e *Expression) Eval(row record.Row) (any, error) {
 
 // EvalBool evaluates a condition.
 func (e *Expression) EvalBool(row record.Row) (bool, error) {
+	if e.native != nil {
+		if v, ok := e.native(row); ok && v.T == record.TypeBool {
+			return v.Bool(), nil
+		}
+	}
 	v, err := e.Eval(row)
 	if err != nil {
 		return false, err
@@ -74,6 +134,22 @@ func (e *Expression) EvalBool(row record.Row) (bool, error) {
 		return false, fmt.Errorf("evaluate %q: got %T, want bool", e.src, v)
 	}
 	return b, nil
+}
+
+// EvalValue evaluates the expression on a row to a value of type t.
+func (e *Expression) EvalValue(row record.Row, t record.Type) (record.Value, error) {
+	if e.native != nil {
+		if v, ok := e.native(row); ok {
+			if v, ok := nativeToType(v, t); ok {
+				return v, nil
+			}
+		}
+	}
+	v, err := e.Eval(row)
+	if err != nil {
+		return record.Null, err
+	}
+	return ToValue(v, t)
 }
 
 // ToValue converts an expression result to a value of type t.
@@ -213,10 +289,8 @@ rows:
 			row[j] = src[k]
 		}
 		for j, e := range m.exprs {
-			v, err := e.Eval(src)
+			val, err := e.EvalValue(src, m.types[j])
 			if err == nil {
-				var val record.Value
-				val, err = ToValue(v, m.types[j])
 				if val.T == record.TypeString {
 					val.S = out.InternString(val.S)
 				}

@@ -74,9 +74,9 @@ func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split
 		// split assigned again later resumes where its last reader's
 		// checkpoint committed it.
 		if st, ok := r.takeResume(src.spec.Name, sp.ID); ok && (st.Next.Offset >= 0 || st.Next.Sequence != "") {
-			start, restoredWM = &st.Next, st.Watermark
+			start, restoredWM = r.laterGroupPosition(src, sp.ID, &st.Next), st.Watermark
 		} else if pos, wm, ok := r.restore.takeStartPosition(src.spec.Name, sp.ID); ok {
-			start, restoredWM = pos, wm
+			start, restoredWM = r.newerGroupPosition(src, sp.ID, pos), wm
 		}
 	}
 	r.markerMu.Lock()

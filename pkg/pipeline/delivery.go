@@ -82,6 +82,8 @@ func (c *Config) sinkDelivery(sk SinkConfig) (Delivery, string) {
 	switch {
 	case sk.Type == sinkTypeParquet:
 		return DeliveryExactlyOnce, "files are published only when the checkpoint covering them completes, under deterministic names"
+	case sk.Delivery == deliveryExactlyOnce && sk.Type == sinkTypeFile:
+		return DeliveryExactlyOnce, "rows are held until the checkpoint that produced them completes; a hand-over a crash interrupts is cut back from the file and done again"
 	case sk.Delivery == deliveryExactlyOnce:
 		reason := "rows are held until the checkpoint that produced them completes; only a crash while they are being handed over repeats that checkpoint's rows, unchanged"
 		if sk.Input == builtinStreamAlerts {

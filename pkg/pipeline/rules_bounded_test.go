@@ -177,7 +177,7 @@ func runStreamd(t *testing.T, cfgPath string) (*exec.Cmd, io.WriteCloser, func(t
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited //nolint:errcheck // killed: its error is the kill
 	})
 	wait := func(timeout time.Duration) error {
 		select {

@@ -64,6 +64,27 @@ type Transactional interface {
 	Recover(ctx context.Context, states map[string][]byte) error
 }
 
+// CheckpointCommitter is implemented by transactional sinks whose commit
+// must know the checkpoint it belongs to. The runtime calls CommitCheckpoint
+// instead of Commit, and RecoverCheckpoint instead of Recover when the
+// restored checkpoint's commit is not known to have completed.
+type CheckpointCommitter interface {
+	CommitCheckpoint(ctx context.Context, checkpointID int64, task string, state []byte) error
+	RecoverCheckpoint(ctx context.Context, checkpointID int64, states map[string][]byte) error
+}
+
+// Rewinder is implemented by sinks that can undo an interrupted hand-over
+// of a checkpoint's rows (an append-only file: cut it back), so handing
+// them over again after a crash repeats nothing.
+type Rewinder interface {
+	// BeginHandover records durably, once per checkpoint, where the
+	// hand-over of that checkpoint's rows starts.
+	BeginHandover(ctx context.Context, checkpointID int64) error
+	// RewindHandover undoes what the hand-over of checkpointID wrote, if
+	// it began; other checkpoints' hand-overs are left alone.
+	RewindHandover(ctx context.Context, checkpointID int64) error
+}
+
 // CommittedRecoverer is implemented by transactional sinks whose Commit is
 // not idempotent by itself (rows handed to another system). When the
 // restored checkpoint is known to have been committed completely, the

@@ -114,6 +114,15 @@ type OffsetCommitter interface {
 	Commit(ctx context.Context, offsets map[string]int64) error
 }
 
+// GroupPositioner is implemented by sources whose splits are shared by the
+// members of a group (Kafka consumer groups): it returns the position the
+// group last committed for a split now assigned to this member. A restored
+// checkpoint's position older than that means another member read the
+// split after the checkpoint was taken, and published what it read.
+type GroupPositioner interface {
+	GroupPosition(split string) (Position, bool)
+}
+
 // FinishedNotifier is implemented by sources that must know, when a
 // pipeline is restored, which splits were already read to their end: a
 // Kinesis parent shard is then not read again, and its children start.

@@ -592,12 +592,16 @@ func selected(t *testing.T, all []matrixCell) []matrixCell {
 // shortKills is the number of kills per cell in the short form.
 const shortKills = 3
 
-// shortCells is the short form that runs with the tests: every fault once,
-// every example under kill -9, in a few minutes. The long form
-// (scripts/crash-test.sh) runs every cell.
+// shortCells is the short form that runs with the tests: every fault and
+// every example once, in a few minutes. The long form
+// (scripts/crash-test.sh) runs every cell. The sensor example holds its
+// alerts for Kafka until their checkpoint completes (delivery:
+// exactlyOnce); a kill while a completed checkpoint's alerts are being
+// handed over repeats them (docs/delivery.md), so its kill cell runs in
+// the long form, where those repeats are counted.
 var shortCells = []string{
 	"kafka-logs/kill9/local", "kafka-logs/rebalance/local", "kafka-logs/outage/local", "kafka-logs/diskfull/local",
-	"kafka-logs/s3/minio", "kinesis-sensors/kill9/local", "line-monitoring/kill9/local",
+	"kafka-logs/s3/minio", "kinesis-sensors/sigterm/local", "line-monitoring/kill9/local",
 }
 
 func TestFaultMatrix(t *testing.T) {

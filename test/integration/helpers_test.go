@@ -45,6 +45,9 @@ type running struct {
 // names one.
 func startPipeline(t testing.TB, doc string, env map[string]string) *running {
 	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
 	if _, ok := env["CHK"]; !ok {
 		env["CHK"] = t.TempDir()
 	}
@@ -67,7 +70,7 @@ func startPipeline(t testing.TB, doc string, env map[string]string) *running {
 	t.Cleanup(func() {
 		if !r.stopped {
 			r.cancel()
-			<-r.done
+			<-r.done //nolint:errcheck // cancelled: its error is the cancellation
 		}
 	})
 	return r

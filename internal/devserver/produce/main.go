@@ -278,7 +278,7 @@ func createStream(ctx context.Context, kc *kinesis.Client, stream string) error 
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("wait for stream %s to be active: %v", stream, err)
+			return fmt.Errorf("wait for stream %s to be active: %w", stream, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -6,8 +6,9 @@
 // restored checkpoint's rows again, so a consumer may see the rows of the
 // last checkpoint twice after a crash — with the same deterministic alert
 // ids, which is what consumers deduplicate on — unless the runtime knows
-// the commit completed (it records that in the checkpoint store), in which
-// case nothing is delivered twice.
+// the commit completed (it records that in the checkpoint store), or the
+// wrapped sink can rewind an interrupted hand-over (a file, see
+// sink.Rewinder), in which cases nothing is delivered twice.
 package hold
 
 import (
@@ -37,9 +38,10 @@ type Sink struct {
 }
 
 var (
-	_ sink.Transactional      = (*Sink)(nil)
-	_ sink.Preparer           = (*Writer)(nil)
-	_ sink.CommittedRecoverer = (*Sink)(nil)
+	_ sink.Transactional       = (*Sink)(nil)
+	_ sink.Preparer            = (*Writer)(nil)
+	_ sink.CommittedRecoverer  = (*Sink)(nil)
+	_ sink.CheckpointCommitter = (*Sink)(nil)
 )
 
 // New wraps inner.
@@ -165,6 +167,34 @@ func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
 		return fmt.Errorf("commit held rows of %s: %w", task, err)
 	}
 	s.delivered[task] = max(s.delivered[task], newest)
+	return nil
+}
+
+// CommitCheckpoint is Commit for checkpoint id. A wrapped sink that can
+// rewind (a file) first records where the hand-over of id starts.
+func (s *Sink) CommitCheckpoint(ctx context.Context, id int64, task string, state []byte) error {
+	if rw, ok := s.inner.(sink.Rewinder); ok {
+		if err := rw.BeginHandover(ctx, id); err != nil {
+			return fmt.Errorf("commit held rows of %s: %w", task, err)
+		}
+	}
+	return s.Commit(ctx, task, state)
+}
+
+// RecoverCheckpoint is Recover for checkpoint id, whose hand-over may have
+// been cut short by the crash: a wrapped sink that can rewind undoes what
+// it got of it first, so handing the rows over again repeats nothing.
+func (s *Sink) RecoverCheckpoint(ctx context.Context, id int64, states map[string][]byte) error {
+	if rw, ok := s.inner.(sink.Rewinder); ok {
+		if err := rw.RewindHandover(ctx, id); err != nil {
+			return fmt.Errorf("recover held rows: %w", err)
+		}
+	}
+	for task, st := range states {
+		if err := s.CommitCheckpoint(ctx, id, task, st); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

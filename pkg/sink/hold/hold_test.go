@@ -116,3 +116,49 @@ func TestCloseDropsAndFinalDelivers(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Contains(t, got[0], `"alert_id":"b"`)
 }
+
+// A crash while a completed checkpoint's rows are being handed over to a
+// file, before the runtime recorded the commit, makes the restart hand
+// them over again: the file is cut back to where that hand-over began
+// first, so every row is in it once. A crash before the hand-over began
+// cuts nothing.
+func TestInterruptedHandoverIsRewound(t *testing.T) {
+	ctx := context.Background()
+	for _, begun := range []bool{true, false} {
+		t.Run(map[bool]string{true: "hand-over begun", false: "hand-over not begun"}[begun], func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "minutes.jsonl")
+			inner, err := jsonl.New(jsonl.Config{Name: "minutes", Path: path}, nil, nil)
+			require.NoError(t, err)
+			s := New(inner)
+			w, err := s.NewWriter("stage-0", schema)
+			require.NoError(t, err)
+			require.NoError(t, w.Write(ctx, batch("a", "b")))
+			st1, err := w.(*Writer).Prepare(ctx, 1)
+			require.NoError(t, err)
+			require.NoError(t, s.CommitCheckpoint(ctx, 1, "stage-0", st1))
+			require.NoError(t, w.Write(ctx, batch("c", "d")))
+			st2, err := w.(*Writer).Prepare(ctx, 2)
+			require.NoError(t, err)
+			if begun {
+				// Checkpoint 2 completed and its rows reached the file;
+				// the process died before the commit was recorded.
+				require.NoError(t, s.CommitCheckpoint(ctx, 2, "stage-0", st2))
+				require.Len(t, lines(t, path), 4)
+			}
+			require.NoError(t, inner.Close(ctx))
+
+			// The restarted process restores checkpoint 2, not known to
+			// have committed.
+			inner2, err := jsonl.New(jsonl.Config{Name: "minutes", Path: path}, nil, nil)
+			require.NoError(t, err)
+			s2 := New(inner2)
+			require.NoError(t, s2.RecoverCheckpoint(ctx, 2, map[string][]byte{"stage-0": st2}))
+			require.NoError(t, s2.Close(ctx))
+			got := lines(t, path)
+			require.Len(t, got, 4, "every row once: %v", got)
+			for i, id := range []string{"a", "b", "c", "d"} {
+				require.Contains(t, got[i], `"alert_id":"`+id+`"`)
+			}
+		})
+	}
+}

@@ -67,7 +67,7 @@ func TestEncodeRow(t *testing.T) {
 }
 
 func TestAppendFloat(t *testing.T) {
-	for _, f := range []float64{0, -0.0, 1, 0.1, 1e-6, 1e-7, 123456789, 1e20, 1e21, -1.5e300, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, 0.1, 1e-6, 1e-7, 123456789, 1e20, 1e21, -1.5e300, math.MaxFloat64, math.SmallestNonzeroFloat64} {
 		want, err := json.Marshal(f)
 		require.NoError(t, err)
 		require.Equal(t, string(want), string(appendFloat(nil, f)), "%v", f)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -45,11 +46,24 @@ type Sink struct {
 	mu   sync.Mutex
 	out  io.Writer
 	file *os.File // nil for standard output
+	// mark is the checkpoint whose hand-over began last, and the file's
+	// length then (see BeginHandover).
+	mark handover
 }
 
+// handover records where the hand-over of a checkpoint's rows began.
+type handover struct {
+	id, length int64
+}
+
+// handoverSuffix names the file, next to the output, that records the
+// last hand-over.
+const handoverSuffix = ".handover"
+
 var (
-	_ sink.Sink   = (*Sink)(nil)
-	_ sink.Writer = (*Writer)(nil)
+	_ sink.Sink     = (*Sink)(nil)
+	_ sink.Writer   = (*Writer)(nil)
+	_ sink.Rewinder = (*Sink)(nil)
 )
 
 // New opens the sink's output: standard output, or the file at cfg.Path
@@ -77,10 +91,10 @@ func newSink(cfg Config, logger *zap.Logger, reg prometheus.Registerer, stdout i
 		out: stdout,
 	}
 	if cfg.Path != "" && cfg.Path != "-" {
-		if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil { //nolint:gosec // output is read by other users (query engines, shippers)
 			return nil, fmt.Errorf("new jsonl sink: create directory: %w", err)
 		}
-		f, err := os.OpenFile(cfg.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(cfg.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644) //nolint:gosec // output is read by other users (query engines, shippers)
 		if err != nil {
 			return nil, fmt.Errorf("new jsonl sink: open output: %w", err)
 		}
@@ -167,3 +181,102 @@ func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 
 // Close makes the rows written so far durable when the output is a file.
 func (w *Writer) Close(context.Context) error { return w.sink.sync() }
+
+// BeginHandover makes what the file holds durable and records, in
+// <path>.handover, its length before the rows of checkpoint id are
+// appended (once per checkpoint). Standard output records nothing.
+func (s *Sink) BeginHandover(_ context.Context, id int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file == nil || s.mark.id == id {
+		return nil
+	}
+	if err := s.file.Sync(); err != nil {
+		return fmt.Errorf("begin hand-over of checkpoint %d: sync %s: %w", id, s.cfg.Path, err)
+	}
+	info, err := s.file.Stat()
+	if err != nil {
+		return fmt.Errorf("begin hand-over of checkpoint %d: %w", id, err)
+	}
+	mark := handover{id: id, length: info.Size()}
+	if err := writeFileAtomic(s.cfg.Path+handoverSuffix, fmt.Appendf(nil, "%d %d\n", mark.id, mark.length)); err != nil {
+		return fmt.Errorf("begin hand-over of checkpoint %d: %w", id, err)
+	}
+	s.mark = mark
+	return nil
+}
+
+// RewindHandover cuts the file back to its length before the hand-over of
+// checkpoint id, when the last recorded hand-over is that one: what a
+// crash interrupted is then handed over once more, not twice.
+func (s *Sink) RewindHandover(_ context.Context, id int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file == nil {
+		return nil
+	}
+	data, err := os.ReadFile(s.cfg.Path + handoverSuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("rewind hand-over of checkpoint %d: %w", id, err)
+	}
+	var mark handover
+	if _, err := fmt.Sscanf(string(data), "%d %d", &mark.id, &mark.length); err != nil {
+		return fmt.Errorf("rewind hand-over of checkpoint %d: read %s%s: %w", id, s.cfg.Path, handoverSuffix, err)
+	}
+	if mark.id != id {
+		return nil // that checkpoint's hand-over had not begun
+	}
+	info, err := s.file.Stat()
+	if err != nil {
+		return fmt.Errorf("rewind hand-over of checkpoint %d: %w", id, err)
+	}
+	if info.Size() < mark.length {
+		return fmt.Errorf("rewind hand-over of checkpoint %d: %s has %d bytes, fewer than the %d it had before the hand-over", id, s.cfg.Path, info.Size(), mark.length)
+	}
+	if err := s.file.Truncate(mark.length); err != nil {
+		return fmt.Errorf("rewind hand-over of checkpoint %d: %w", id, err)
+	}
+	if err := s.file.Sync(); err != nil {
+		return fmt.Errorf("rewind hand-over of checkpoint %d: %w", id, err)
+	}
+	if cut := info.Size() - mark.length; cut > 0 {
+		s.logger.Info("cut back the rows of an interrupted hand-over; they are handed over again",
+			zap.Int64("checkpoint", id), zap.Int64("bytes", cut))
+	}
+	s.mark = mark
+	return nil
+}
+
+// writeFileAtomic replaces path with data durably: temporary file, fsync,
+// rename, fsync of the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

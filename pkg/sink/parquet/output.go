@@ -157,7 +157,7 @@ func (d localDest) location(dir, name string) string { return filepath.Join(d.ab
 
 func (d localDest) create(_ context.Context, task string, r fileRef, _ *context.Context) (stagedOutput, error) {
 	abs := d.absDir(r.Dir)
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o755); err != nil { //nolint:gosec // output is read by other users (query engines)
 		return nil, fmt.Errorf("create partition directory: %w", err)
 	}
 	// The partition directory may be new: its entry in every parent up to
@@ -230,7 +230,7 @@ func (d localDest) discard(_ context.Context, task string, r fileRef) {
 // fsyncs the directory.
 func (d localDest) putMarker(_ context.Context, dir, name string, data []byte) error {
 	abs := d.absDir(dir)
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o755); err != nil { //nolint:gosec // output is read by other users (query engines)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	f, err := os.CreateTemp(abs, "."+name+".tmp-*")

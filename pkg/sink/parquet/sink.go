@@ -460,7 +460,7 @@ func (s *Sink) Check(ctx context.Context) error {
 			}
 		}
 	case localDest:
-		if err := os.MkdirAll(d.root, 0o755); err != nil {
+		if err := os.MkdirAll(d.root, 0o755); err != nil { //nolint:gosec // output is read by other users (query engines)
 			return fmt.Errorf("check parquet sink %q: %w", s.cfg.Name, err)
 		}
 		f, err := os.CreateTemp(d.root, ".streamd-check-*")

@@ -47,9 +47,10 @@ type Source struct {
 }
 
 var (
-	_ source.Source  = (*Source)(nil)
-	_ source.Dynamic = (*Source)(nil)
-	_ source.Reader  = (*Reader)(nil)
+	_ source.Source          = (*Source)(nil)
+	_ source.Dynamic         = (*Source)(nil)
+	_ source.Reader          = (*Reader)(nil)
+	_ source.GroupPositioner = (*Source)(nil)
 )
 
 // startAt is a resolved start position for a partition.
@@ -594,6 +595,18 @@ func max64(a, b int64) int64 {
 		return a
 	}
 	return b
+}
+
+// GroupPosition returns the offset the group committed for a partition
+// assigned to this member in the current generation.
+func (s *Source) GroupPosition(split string) (source.Position, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	off, ok := s.assigned[split]
+	if !ok || off < 0 {
+		return source.Position{}, false
+	}
+	return source.Position{Offset: off}, true
 }
 
 // AutoCommitDisabled reports whether offsets are committed only through

@@ -51,7 +51,7 @@ func New(dir string) (*Store, error) {
 		uploads: filepath.Join(abs, reserved, "uploads"),
 	}
 	for _, d := range []string{s.tmp, s.uploads} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("new local store: %w", err)
 		}
 	}
@@ -146,7 +146,7 @@ func (s *Store) writeTmp(r io.Reader, size int64, h io.Writer) (path string, err
 
 // mkdirs creates dir and its parents; new entries are made durable by the
 // syncDirs that follows every link or rename.
-func (s *Store) mkdirs(dir string) error { return os.MkdirAll(dir, 0o755) }
+func (s *Store) mkdirs(dir string) error { return os.MkdirAll(dir, 0o750) }
 
 // syncDirs fsyncs dir and every parent up to the root, since any of them
 // may have been created by this write.
@@ -400,7 +400,7 @@ func (s *Store) CreateUpload(ctx context.Context, key string) (string, error) {
 }
 
 func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

@@ -64,12 +64,12 @@ func uploadsPrefix(opts Options, dir, key string) string {
 	return dir
 }
 
-func put(t *testing.T, ctx context.Context, s store.Store, key string, data []byte) {
+func put(ctx context.Context, t *testing.T, s store.Store, key string, data []byte) {
 	t.Helper()
 	require.NoError(t, s.Put(ctx, key, bytes.NewReader(data), int64(len(data))))
 }
 
-func get(t *testing.T, ctx context.Context, s store.Store, key string) []byte {
+func get(ctx context.Context, t *testing.T, s store.Store, key string) []byte {
 	t.Helper()
 	rc, err := s.Get(ctx, key)
 	require.NoError(t, err)
@@ -98,17 +98,17 @@ func payload(n int, seed byte) []byte {
 
 var cases = []testCase{
 	{name: "put-get-overwrite", run: func(t *testing.T, ctx context.Context, s store.Store, p string, _ Options) {
-		put(t, ctx, s, p+"a/b.bin", []byte("one"))
-		require.Equal(t, []byte("one"), get(t, ctx, s, p+"a/b.bin"))
-		put(t, ctx, s, p+"a/b.bin", []byte("second"))
-		require.Equal(t, []byte("second"), get(t, ctx, s, p+"a/b.bin"))
-		put(t, ctx, s, p+"empty", nil)
-		require.Empty(t, get(t, ctx, s, p+"empty"))
+		put(ctx, t, s, p+"a/b.bin", []byte("one"))
+		require.Equal(t, []byte("one"), get(ctx, t, s, p+"a/b.bin"))
+		put(ctx, t, s, p+"a/b.bin", []byte("second"))
+		require.Equal(t, []byte("second"), get(ctx, t, s, p+"a/b.bin"))
+		put(ctx, t, s, p+"empty", nil)
+		require.Empty(t, get(ctx, t, s, p+"empty"))
 	}},
 	{name: "put-plain-reader", run: func(t *testing.T, ctx context.Context, s store.Store, p string, _ Options) {
 		data := payload(100_000, 7)
 		require.NoError(t, s.Put(ctx, p+"stream", onlyReader{bytes.NewReader(data)}, int64(len(data))))
-		require.Equal(t, data, get(t, ctx, s, p+"stream"))
+		require.Equal(t, data, get(ctx, t, s, p+"stream"))
 	}},
 	{name: "get-missing", run: func(t *testing.T, ctx context.Context, s store.Store, p string, _ Options) {
 		_, err := s.Get(ctx, p+"missing")
@@ -119,7 +119,7 @@ var cases = []testCase{
 		require.NoError(t, s.PutIfAbsent(ctx, key, []byte(`{"n":1}`)))
 		require.ErrorIs(t, s.PutIfAbsent(ctx, key, []byte(`{"n":2}`)), store.ErrExists)
 		require.NoError(t, s.PutIfAbsent(ctx, key, []byte(`{"n":1}`)), "same content is an idempotent retry")
-		require.Equal(t, []byte(`{"n":1}`), get(t, ctx, s, key))
+		require.Equal(t, []byte(`{"n":1}`), get(ctx, t, s, key))
 	}},
 	{name: "put-if-absent-race", run: func(t *testing.T, ctx context.Context, s store.Store, p string, _ Options) {
 		const writers = 8
@@ -139,11 +139,11 @@ var cases = []testCase{
 			require.ErrorIs(t, err, store.ErrExists)
 		}
 		require.NotEqual(t, -1, winner, "no writer won")
-		require.Equal(t, fmt.Sprintf("writer %d", winner), string(get(t, ctx, s, p+"contended")))
+		require.Equal(t, fmt.Sprintf("writer %d", winner), string(get(ctx, t, s, p+"contended")))
 	}},
 	{name: "list-sorted-prefix", run: func(t *testing.T, ctx context.Context, s store.Store, p string, _ Options) {
 		for _, k := range []string{"chk/000002/m", "chk/000010/state/kg-1", "chk/000001/m", "chk/0000x", "other/a", "chk-not/a"} {
-			put(t, ctx, s, p+k, []byte(k))
+			put(ctx, t, s, p+k, []byte(k))
 		}
 		got, err := s.List(ctx, p+"chk/")
 		require.NoError(t, err)
@@ -180,9 +180,9 @@ var cases = []testCase{
 		require.Equal(t, want, keys(got))
 	}},
 	{name: "delete-idempotent", run: func(t *testing.T, ctx context.Context, s store.Store, p string, _ Options) {
-		put(t, ctx, s, p+"a", []byte("a"))
-		put(t, ctx, s, p+"d/b", []byte("b"))
-		put(t, ctx, s, p+"keep", []byte("k"))
+		put(ctx, t, s, p+"a", []byte("a"))
+		put(ctx, t, s, p+"d/b", []byte("b"))
+		put(ctx, t, s, p+"keep", []byte("k"))
 		require.NoError(t, s.Delete(ctx, p+"a", p+"d/b", p+"never-existed"))
 		require.NoError(t, s.Delete(ctx, p+"a"))
 		require.NoError(t, s.Delete(ctx))
@@ -221,7 +221,7 @@ var cases = []testCase{
 
 		parts := []store.Part{{Num: 2, ETag: e2}, {Num: 1, ETag: e1}}
 		require.NoError(t, s.CompleteUpload(ctx, key, id, parts))
-		require.Equal(t, append(slices.Clone(first), last...), get(t, ctx, s, key))
+		require.Equal(t, append(slices.Clone(first), last...), get(ctx, t, s, key))
 		require.NoError(t, s.CompleteUpload(ctx, key, id, parts), "completing again is idempotent")
 		ups, err = s.ListUploads(ctx, uploadsPrefix(opts, p, key))
 		require.NoError(t, err)
@@ -259,10 +259,10 @@ var cases = []testCase{
 		require.NoError(t, err)
 		etag, err := s.UploadPart(ctx, key, id, 1, bytes.NewReader([]byte("new")), 3)
 		require.NoError(t, err)
-		put(t, ctx, s, key, []byte("old"))
+		put(ctx, t, s, key, []byte("old"))
 		err = s.CompleteUpload(ctx, key, id, []store.Part{{Num: 1, ETag: etag}})
 		require.ErrorIs(t, err, store.ErrExists)
-		require.Equal(t, []byte("old"), get(t, ctx, s, key))
+		require.Equal(t, []byte("old"), get(ctx, t, s, key))
 		require.NoError(t, s.AbortUpload(ctx, key, id))
 	}},
 }

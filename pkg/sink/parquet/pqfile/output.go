@@ -35,7 +35,7 @@ var _ Output = (*LocalOutput)(nil)
 // directory entry durable, so a checkpoint that refers to it survives a
 // crash.
 func CreateLocal(path string) (*LocalOutput, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644) //nolint:gosec // output is read by other users (query engines)
 	if err != nil {
 		return nil, fmt.Errorf("create parquet file: %w", err)
 	}
