@@ -336,3 +336,19 @@ func canonical(t *testing.T, rows []row) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestQueryFilesValidate checks every query file as `streamd validate`
+// does, with no environment variables set, so the defaults in the files are
+// what is checked.
+func TestQueryFilesValidate(t *testing.T) {
+	files, err := filepath.Glob("q*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			cfg, err := pipeline.Load(f, func(string) (string, bool) { return "", false })
+			require.NoError(t, err)
+			require.Empty(t, pipeline.Check(cfg))
+		})
+	}
+}
