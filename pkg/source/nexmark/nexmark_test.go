@@ -407,3 +407,31 @@ func TestEventNumberLimit(t *testing.T) {
 	require.True(t, b.Valid(9))
 	require.False(t, b.Valid(10))
 }
+
+// TestUnboundedReader: without events the splits do not end, until event
+// times would leave the range timestamps hold.
+func TestUnboundedReader(t *testing.T) {
+	g := newGen(t, Config{Splits: 2, Rate: 1e-3})
+	r, err := g.Open(context.Background(), source.Split{ID: "nexmark-1"}, nil)
+	require.NoError(t, err)
+	var b source.Batch
+	for range 10 {
+		require.NoError(t, r.Read(context.Background(), &b, 100))
+	}
+	require.Len(t, b.Messages, 1000)
+	require.Equal(t, int64(999), b.Messages[999].Position.Offset)
+	require.NoError(t, r.Close())
+
+	// The last events of split 1 below the limit, then its end.
+	last := (g.limit - 1 - 1) / 2 // the split's last event number is 2k+1 < limit
+	r, err = g.Open(context.Background(), source.Split{ID: "nexmark-1"}, &source.Position{Offset: last - 2})
+	require.NoError(t, err)
+	b.Reset()
+	require.ErrorIs(t, r.Read(context.Background(), &b, 100), source.ErrEndOfSplit)
+	require.Len(t, b.Messages, 3)
+	for _, m := range b.Messages {
+		require.True(t, g.Valid(g.EventNumber(1, m.Position.Offset)))
+		require.Less(t, m.Timestamp, int64(maxTime))
+	}
+	require.False(t, g.Valid(g.EventNumber(1, last+1)))
+}
