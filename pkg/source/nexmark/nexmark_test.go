@@ -37,6 +37,7 @@ func TestEventMix(t *testing.T) {
 	bidders := map[int64]int{}
 	channels := map[string]int{}
 	prevTime := int64(-1)
+	hotAuctionBids, hotBidderBids := 0, 0
 	for i := range int64(n) {
 		g.Event(i, &e)
 		require.GreaterOrEqual(t, e.Time, prevTime, "event time is monotonic")
@@ -53,6 +54,12 @@ func TestEventMix(t *testing.T) {
 			require.LessOrEqual(t, b.Bidder, lastBase0PersonID(i)+firstPersonID+personIDLead)
 			auctions[b.Auction]++
 			bidders[b.Bidder]++
+			if b.Auction == lastBase0AuctionID(i)/hotBatch*hotBatch+firstAuctionID {
+				hotAuctionBids++
+			}
+			if b.Bidder == lastBase0PersonID(i)/hotBatch*hotBatch+1+firstPersonID {
+				hotBidderBids++
+			}
 			channels[string(b.Channel)]++
 			require.True(t, bytes.HasPrefix(b.URL, []byte("https://www.nexmark.com/")))
 			require.GreaterOrEqual(t, len(b.Extra), 54)
@@ -70,15 +77,14 @@ func TestEventMix(t *testing.T) {
 	require.Equal(t, [3]int{n / 50, 3 * n / 50, 46 * n / 50}, kinds)
 	// 10,000 events per second of event time.
 	require.Equal(t, DefaultBaseTime.UnixMilli()+(n-1)/10, prevTime)
-	// Half the bids go to the hot auction of their time, a quarter of the
-	// bids come from hot bidders at least (3/4 choose the hot one).
-	hot := 0
-	for _, c := range auctions {
-		hot = max(hot, c)
-	}
-	require.Greater(t, len(auctions), 100)
-	hotChannels := channels["Google"] + channels["Facebook"] + channels["Baidu"] + channels["Apple"]
+	// Half the bids go to the hot auction of their time (1 - 1/2, plus
+	// the odd random pick of it), three quarters come from the hot bidder.
 	bids := kinds[KindBid]
+	require.InDelta(t, 0.5, float64(hotAuctionBids)/float64(bids), 0.02)
+	require.InDelta(t, 0.75, float64(hotBidderBids)/float64(bids), 0.02)
+	require.Greater(t, len(auctions), 100)
+	require.Greater(t, len(bidders), 1000)
+	hotChannels := channels["Google"] + channels["Facebook"] + channels["Baidu"] + channels["Apple"]
 	require.InDelta(t, 0.5, float64(hotChannels)/float64(bids), 0.02)
 	require.Greater(t, len(channels), 4000)
 }
