@@ -17,6 +17,7 @@ import (
 	"github.com/streamd/streamd/internal/fielderr"
 	"github.com/streamd/streamd/internal/kafkaconn"
 	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/source/nexmark"
 	"github.com/streamd/streamd/pkg/window"
 )
 
@@ -463,8 +464,11 @@ func (v *validator) nexmark(path string, n *NexmarkConfig) {
 		v.add(path+".emitRate", "must be a finite number >= 0 (0 means as fast as possible)")
 	}
 	if n.BaseTime != "" {
-		if _, err := time.Parse(time.RFC3339, n.BaseTime); err != nil {
+		t, err := time.Parse(time.RFC3339, n.BaseTime)
+		if err != nil {
 			v.add(path+".baseTime", "invalid RFC 3339 time %q (want e.g. 2015-07-15T00:00:00Z)", n.BaseTime)
+		} else if err := (&nexmark.Config{BaseTime: t}).Validate(); err != nil {
+			v.add(path+".baseTime", "%v", err)
 		}
 	}
 	if n.Format != "" && n.Format != "json" && n.Format != "native" {

@@ -134,6 +134,7 @@ func TestValidateRules(t *testing.T) {
 		{"nexmark rate", sourceDoc("type: nexmark", "nexmark:", "  rate: .nan"), "sources[0].nexmark.rate", 6, "must be a finite number >= 0"},
 		{"nexmark emitRate", sourceDoc("type: nexmark", "nexmark:", "  emitRate: -1"), "sources[0].nexmark.emitRate", 6, "must be a finite number >= 0"},
 		{"nexmark baseTime", sourceDoc("type: nexmark", "nexmark:", "  baseTime: tuesday"), "sources[0].nexmark.baseTime", 6, `invalid RFC 3339 time "tuesday"`},
+		{"nexmark baseTime range", sourceDoc("type: nexmark", "nexmark:", "  baseTime: 1960-01-01T00:00:00Z"), "sources[0].nexmark.baseTime", 6, "baseTime 1960-01-01T00:00:00Z must be between 1973"},
 		{"nexmark format", sourceDoc("type: nexmark", "nexmark:", "  format: avro"), "sources[0].nexmark.format", 6, `unknown format "avro"`},
 		{"decode format", sourceDoc("type: stdin", "decode:", "  format: xml"), "sources[0].decode.format", 6, `unknown format "xml"`},
 		{"field name required", sourceDoc("type: stdin", "decode:", "  fields:", "    - {type: int}"), "sources[0].decode.fields[0].name", 7, "required"},
