@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,14 +77,42 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// resetPeakRSS returns memory the heap no longer uses to the system and
+// resets the process's peak resident set size (Linux: clear_refs 5), so
+// peakRSS measures one benchmark. It reports false where that is not
+// possible.
+func resetPeakRSS() bool {
+	debug.FreeOSMemory()
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// peakRSS is the peak resident set size since resetPeakRSS, in bytes.
+func peakRSS() (int64, bool) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
+}
+
 // report prints events per wall-clock second and per CPU-second of the
 // whole process (GC and every goroutine included): with -cpu 1 the latter
 // is the per-core figure, and it is less disturbed by other work on a
-// shared machine than the wall-clock one.
-func report(b *testing.B, events int64, cpu0 time.Duration) {
+// shared machine than the wall-clock one. With rss, it also prints the
+// peak resident set size of the run.
+func report(b *testing.B, events int64, cpu0 time.Duration, rss bool) {
 	total := float64(events) * float64(b.N)
 	b.ReportMetric(total/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(total/(cpuTime(b)-cpu0).Seconds(), "events/cpu-s")
+	if peak, ok := peakRSS(); ok && rss {
+		b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MB")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -91,7 +120,9 @@ func report(b *testing.B, events int64, cpu0 time.Duration) {
 // `streamd run` would, into its discard sink; "decode" is the JSON decode
 // of q0's fields alone, and native/… the same queries on the
 // pre-decoded nexmark source (no JSON). Run with -cpu 1 for per-core
-// figures; see README.md.
+// figures; see README.md. peak-RSS-MB is the process's peak resident set
+// during the benchmark, the input file held in memory included for
+// "decode".
 func BenchmarkNexmark(b *testing.B) {
 	in := input(b)
 	events := benchEvents(b)
@@ -109,6 +140,7 @@ func BenchmarkNexmark(b *testing.B) {
 			b.Fatal(err)
 		}
 		batch := record.NewBatch(d.Schema().Len(), 1024)
+		rss := resetPeakRSS()
 		cpu0 := cpuTime(b)
 		for b.Loop() {
 			sc := bufio.NewScanner(bytes.NewReader(data))
@@ -122,7 +154,7 @@ func BenchmarkNexmark(b *testing.B) {
 				}
 			}
 		}
-		report(b, events, cpu0)
+		report(b, events, cpu0, rss)
 	})
 	for _, native := range []bool{false, true} {
 		for _, q := range benchQueries {
@@ -131,6 +163,7 @@ func BenchmarkNexmark(b *testing.B) {
 				name = "native/" + q
 			}
 			b.Run(name, func(b *testing.B) {
+				rss := resetPeakRSS()
 				cpu0 := cpuTime(b)
 				for b.Loop() {
 					job := benchJob(b, q+".yaml", in, events, native)
@@ -142,7 +175,7 @@ func BenchmarkNexmark(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				report(b, events, cpu0)
+				report(b, events, cpu0, rss)
 			})
 		}
 	}
