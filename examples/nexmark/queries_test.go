@@ -31,7 +31,7 @@ type row = map[string]any
 
 // dataset is a generated input. Queries run over two: dense events (200 per
 // second of event time) give 10-second windows and sessions of many bids,
-// sparse ones (one every 6 s, about 2.3 days) give several daily windows
+// sparse ones (one every 8 s, about 2.3 days) give several daily windows
 // and every hour of the day.
 type dataset struct {
 	name   string
@@ -41,7 +41,7 @@ type dataset struct {
 
 var datasets = []dataset{
 	{name: "dense", events: 40_000, rate: 200},
-	{name: "sparse", events: 33_000, rate: 1.0 / 6},
+	{name: "sparse", events: 25_000, rate: 1.0 / 8},
 }
 
 // benchSeed is the seed of every generated input.
@@ -89,6 +89,8 @@ type check struct {
 	// unique: SQL columns that must be 1 (no tie the SQL order and the
 	// query could break differently), dropped before comparing.
 	unique []string
+	// denseOnly: the query says nothing new on the sparse input.
+	denseOnly bool
 }
 
 var checks = []check{
@@ -107,6 +109,8 @@ var checks = []check{
 			FROM m JOIN c USING (ws, num) GROUP BY ws, num`,
 		key:   []string{"window_start"},
 		oneOf: map[string]string{"auction": "hot"},
+		// Sparse windows hold one or two bids: ties everywhere.
+		denseOnly: true,
 	},
 	{
 		// The highest bid of each 10-second window; of equal prices the
@@ -221,6 +225,9 @@ func TestQueriesMatchSQL(t *testing.T) {
 		t.Run(ds.name, func(t *testing.T) {
 			input := writeEvents(t, ds, t.TempDir())
 			for _, c := range checks {
+				if c.denseOnly && ds.name != "dense" {
+					continue
+				}
 				t.Run(c.query, func(t *testing.T) {
 					got := runQuery(t, c.query+".yaml", input)
 					want := duckdb.Query(t, strings.ReplaceAll(c.sql, "{input}", input))
