@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/streamd/streamd/internal/modroot"
 )
 
 // installHint is the message tests give when the harness is not installed.
@@ -57,22 +59,11 @@ func missing(t testing.TB, err error) {
 	t.Skipf("%s (%v)", installHint, err)
 }
 
-// harness finds scripts/duckdb/query.mjs by walking up from the working
-// directory (a package directory under go test) to the module root.
+// harness finds scripts/duckdb/query.mjs under the module root.
 func harness() (string, error) {
-	dir, err := os.Getwd()
+	dir, err := modroot.Dir()
 	if err != nil {
 		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find module root: no go.mod above the working directory")
-		}
-		dir = parent
 	}
 	script := filepath.Join(dir, "scripts", "duckdb", "query.mjs")
 	if _, err := os.Stat(filepath.Join(dir, "scripts", "duckdb", "node_modules", "@duckdb", "node-api")); err != nil {

@@ -3,12 +3,13 @@ package parquetcheck
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/streamd/streamd/internal/modroot"
 )
 
 // installHint is the message tests give when a reader is not installed.
@@ -72,28 +73,9 @@ type Chunk struct {
 	WantNulls int64   `json:"-"`
 }
 
-// moduleRoot finds the directory of go.mod above the working directory (a
-// package directory under go test).
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find module root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Available reports why the readers cannot run, or nil when they can.
 func Available() error {
-	root, err := moduleRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		return err
 	}
@@ -130,7 +112,7 @@ func Require(t testing.TB) {
 func node(t testing.TB, script string, args ...string) []byte {
 	t.Helper()
 	Require(t)
-	root, err := moduleRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatalf("run %s: %v", script, err)
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/goleak"
+
+	"github.com/streamd/streamd/internal/modroot"
 )
 
 // KinesisInstall is the command that installs the local Kinesis server.
@@ -52,7 +54,7 @@ type KinesisServer struct {
 // KinesisPackageDir returns the directory of the installed kinesis-local
 // package, or ErrKinesisNotInstalled.
 func KinesisPackageDir() (string, error) {
-	root, err := moduleRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		return "", err
 	}
@@ -217,23 +219,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find module root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // SharedKinesis is one kinesis-local for a whole test package, started on

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/streamd/streamd/internal/modroot"
 )
 
 // MinIOInstallHint is the command that installs the MinIO server the tests use.
@@ -40,7 +42,7 @@ func MinIOBinary() (string, error) {
 		}
 		return p, nil
 	}
-	if root, err := minioModuleRoot(); err == nil {
+	if root, err := modroot.Dir(); err == nil {
 		p := filepath.Join(root, ".cache", "bin", "minio")
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
@@ -51,23 +53,6 @@ func MinIOBinary() (string, error) {
 		return "", fmt.Errorf("find minio: not in .cache/bin or PATH: %w", err)
 	}
 	return p, nil
-}
-
-func minioModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find module root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func minioFreePort() (int, error) {

@@ -177,6 +177,10 @@ type JSON struct {
 	// top-level keys the fields read.
 	extras   int
 	declared map[string]bool
+	// fast is the key tree of the one-pass decoder, nil when the
+	// configuration needs the full one; fastSeen marks the fields read.
+	fast     *fastNode
+	fastSeen []bool
 }
 
 // NewJSON validates cfg and builds a decoder.
@@ -260,6 +264,8 @@ func NewJSON(cfg Config) (*JSON, error) {
 		counters:  cfg.Counters,
 		extras:    extras,
 		declared:  declared,
+		fast:      newFastPath(fields, cfg.ExtrasField),
+		fastSeen:  make([]bool, len(fields)),
 	}, nil
 }
 
@@ -283,6 +289,54 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		return nil
 	}
 	d.repaired = false
+	if d.fast == nil || !d.fastDecode(msg) {
+		d.repaired = false
+		if e := d.fullDecode(msg); e != nil {
+			return e
+		}
+	}
+
+	var eventMS int64
+	if d.eventIdx >= 0 {
+		ev := d.slots[d.eventIdx].v
+		if ev.IsNull() {
+			return &Error{Reason: ReasonNoEventTime, Detail: fmt.Sprintf("field %q is absent or null", d.fields[d.eventIdx].Name)}
+		}
+		eventMS = int64(ev.N) / 1000 //nolint:gosec // N holds a timestamp's int64 bits
+
+	} else {
+		if brokerTS <= 0 {
+			return &Error{Reason: ReasonNoEventTime, Detail: "no event time field configured and the message has no timestamp"}
+		}
+		eventMS = brokerTS
+	}
+	if d.maxFuture > 0 {
+		limit := d.now().Add(d.maxFuture).UnixMilli()
+		if eventMS > limit {
+			return &Error{Reason: ReasonFutureTimestamp, Detail: fmt.Sprintf("event time %s is more than %s ahead of now",
+				time.UnixMilli(eventMS).UTC().Format(time.RFC3339Nano), d.maxFuture)}
+		}
+	}
+
+	if d.repaired {
+		inc(d.counters.Repaired)
+	}
+	row := b.AppendRow(eventMS)
+	for i := range d.slots {
+		s := &d.slots[i]
+		if s.v.T == record.TypeString {
+			s.v.S = b.Intern(s.str)
+			s.str = nil
+		}
+		row[i] = s.v
+	}
+	return nil
+}
+
+// fullDecode parses msg into a tree and fills the slots from it: the
+// decoder for every message, with every error; the fast path answers the
+// well-formed ones.
+func (d *JSON) fullDecode(msg []byte) *Error {
 	doc, err := d.parser.ParseBytes(msg)
 	if err != nil {
 		return &Error{Reason: ReasonInvalidJSON, Detail: truncate(err.Error())}
@@ -324,41 +378,6 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 				return e
 			}
 		}
-	}
-
-	var eventMS int64
-	if d.eventIdx >= 0 {
-		ev := d.slots[d.eventIdx].v
-		if ev.IsNull() {
-			return &Error{Reason: ReasonNoEventTime, Detail: fmt.Sprintf("field %q is absent or null", d.fields[d.eventIdx].Name)}
-		}
-		eventMS = int64(ev.N) / 1000 //nolint:gosec // N holds a timestamp's int64 bits
-
-	} else {
-		if brokerTS <= 0 {
-			return &Error{Reason: ReasonNoEventTime, Detail: "no event time field configured and the message has no timestamp"}
-		}
-		eventMS = brokerTS
-	}
-	if d.maxFuture > 0 {
-		limit := d.now().Add(d.maxFuture).UnixMilli()
-		if eventMS > limit {
-			return &Error{Reason: ReasonFutureTimestamp, Detail: fmt.Sprintf("event time %s is more than %s ahead of now",
-				time.UnixMilli(eventMS).UTC().Format(time.RFC3339Nano), d.maxFuture)}
-		}
-	}
-
-	if d.repaired {
-		inc(d.counters.Repaired)
-	}
-	row := b.AppendRow(eventMS)
-	for i := range d.slots {
-		s := &d.slots[i]
-		if s.v.T == record.TypeString {
-			s.v.S = b.Intern(s.str)
-			s.str = nil
-		}
-		row[i] = s.v
 	}
 	return nil
 }
@@ -487,34 +506,16 @@ func (d *JSON) decodeValue(f *Field, v *fastjson.Value, s *slot) *Error {
 		default:
 			return d.mismatch(f, v)
 		}
-	case record.TypeInt:
+	case record.TypeInt, record.TypeFloat:
 		if v.Type() != fastjson.TypeNumber {
 			return d.mismatch(f, v)
 		}
-		n, isInt, fl, ok := d.number(v)
+		d.scratch = v.MarshalTo(d.scratch[:0])
+		val, ok := numberValue(d.scratch, f.Type)
 		if !ok {
 			return d.mismatch(f, v)
 		}
-		if !isInt {
-			// 2^63 is exactly representable; anything at or beyond it overflows.
-			if fl != math.Trunc(fl) || fl >= 1<<63 || fl < -(1<<63) {
-				return d.mismatch(f, v)
-			}
-			n = int64(fl)
-		}
-		s.v = record.Int(n)
-	case record.TypeFloat:
-		if v.Type() != fastjson.TypeNumber {
-			return d.mismatch(f, v)
-		}
-		n, isInt, fl, ok := d.number(v)
-		if !ok {
-			return d.mismatch(f, v)
-		}
-		if isInt {
-			fl = float64(n)
-		}
-		s.v = record.Float(fl)
+		s.v = val
 	case record.TypeTimestamp:
 		return d.decodeTimestamp(f, v, s)
 	}
@@ -526,7 +527,11 @@ func (d *JSON) decodeValue(f *Field, v *fastjson.Value, s *slot) *Error {
 // that fastjson let through as a number.
 func (d *JSON) number(v *fastjson.Value) (n int64, isInt bool, f float64, ok bool) {
 	d.scratch = v.MarshalTo(d.scratch[:0])
-	raw := d.scratch
+	return parseNumber(d.scratch)
+}
+
+// parseNumber parses the text of a JSON number as number does.
+func parseNumber(raw []byte) (n int64, isInt bool, f float64, ok bool) {
 	if isIntegerText(raw) {
 		if n, err := fastfloat.ParseInt64(b2s(raw)); err == nil {
 			return n, true, 0, true
@@ -537,6 +542,30 @@ func (d *JSON) number(v *fastjson.Value) (n int64, isInt bool, f float64, ok boo
 		return 0, false, 0, false
 	}
 	return 0, false, f, true
+}
+
+// numberValue converts the text of a JSON number to an int or float
+// value; ok is false for a number the type cannot hold (a fraction or an
+// overflow for an int, NaN or infinity).
+func numberValue(raw []byte, t record.Type) (record.Value, bool) {
+	n, isInt, fl, ok := parseNumber(raw)
+	if !ok {
+		return record.Null, false
+	}
+	if t == record.TypeFloat {
+		if isInt {
+			fl = float64(n)
+		}
+		return record.Float(fl), true
+	}
+	if !isInt {
+		// 2^63 is exactly representable; anything at or beyond it overflows.
+		if fl != math.Trunc(fl) || fl >= 1<<63 || fl < -(1<<63) {
+			return record.Null, false
+		}
+		n = int64(fl)
+	}
+	return record.Int(n), true
 }
 
 func isIntegerText(p []byte) bool {
@@ -576,19 +605,11 @@ func (d *JSON) decodeTimestamp(f *Field, v *fastjson.Value, s *slot) *Error {
 		if f.TimeFormat == TimeRFC3339 {
 			return d.mismatch(f, v)
 		}
-		n, isInt, fl, ok := d.number(v)
-		if !ok {
+		d.scratch = v.MarshalTo(d.scratch[:0])
+		us, ok, finite := epochMicrosChecked(d.scratch, f.TimeFormat)
+		if !finite {
 			return d.badTimestamp(f, v, "not a finite number")
 		}
-		format := f.TimeFormat
-		if format == TimeAuto {
-			mag := fl
-			if isInt {
-				mag = float64(n)
-			}
-			format = formatByMagnitude(math.Abs(mag))
-		}
-		us, ok := toMicros(n, isInt, fl, format)
 		if !ok {
 			return d.badTimestamp(f, v, "out of range")
 		}
@@ -599,6 +620,32 @@ func (d *JSON) decodeTimestamp(f *Field, v *fastjson.Value, s *slot) *Error {
 		return nil
 	}
 	return d.mismatch(f, v)
+}
+
+// epochMicros converts the text of an epoch number in format (or guessed
+// by magnitude for TimeAuto) to microseconds; ok is false when it is not a
+// finite number or out of range.
+func epochMicros(raw []byte, format TimeFormat) (int64, bool) {
+	us, ok, _ := epochMicrosChecked(raw, format)
+	return us, ok
+}
+
+// epochMicrosChecked is epochMicros that also says whether the number was
+// finite, for the error message.
+func epochMicrosChecked(raw []byte, format TimeFormat) (us int64, ok, finite bool) {
+	n, isInt, fl, ok := parseNumber(raw)
+	if !ok {
+		return 0, false, false
+	}
+	if format == TimeAuto {
+		mag := fl
+		if isInt {
+			mag = float64(n)
+		}
+		format = formatByMagnitude(math.Abs(mag))
+	}
+	us, ok = toMicros(n, isInt, fl, format)
+	return us, ok, true
 }
 
 // formatByMagnitude guesses the unit of an epoch number: any time between

@@ -77,6 +77,33 @@ func TestDifferentialHighParallelism(t *testing.T) {
 	}
 }
 
+// TestDifferentialManySplits runs workloads with hundreds of splits: the
+// extra splits hold the watermark (or go idle) until they end, just before
+// the original ones, so startup, markers, restarts and shutdown run with
+// hundreds of split tasks and every valve input, and the results must
+// equal the model's.
+func TestDifferentialManySplits(t *testing.T) {
+	for _, tc := range []struct {
+		seed  int64
+		extra int
+	}{{3, 200}, {11, 300}, {29, 250}} {
+		w := genWorkload(tc.seed)
+		last := len(w.Steps) - 1
+		for last >= 0 && w.Steps[last].End {
+			last--
+		}
+		var ends []mStep
+		for i := range tc.extra {
+			ends = append(ends, mStep{Split: len(w.Splits), End: true})
+			w.Splits = append(w.Splits, fmt.Sprintf("x%d", i))
+		}
+		w.Steps = slices.Concat(w.Steps[:last+1], ends, w.Steps[last+1:])
+		if diff := checkWorkload(t, w); diff != "" {
+			t.Fatalf("seed %d with %d splits:\n%s\n%s", tc.seed, len(w.Splits), diff, w)
+		}
+	}
+}
+
 // FuzzDifferentialWindows explores seeds with the fuzzer:
 // go test ./pkg/operator -run '^$' -fuzz FuzzDifferentialWindows.
 func FuzzDifferentialWindows(f *testing.F) {

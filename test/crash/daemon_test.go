@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamd/streamd/internal/modroot"
 )
 
 // Time limits, generous for a loaded 2-core machine but bounded.
@@ -55,7 +57,7 @@ func buildDaemon(t *testing.T) string {
 		return bin
 	}
 	daemonBuild.once.Do(func() {
-		root, err := moduleRoot()
+		root, err := modroot.Dir()
 		if err != nil {
 			daemonBuild.err = err
 			return
@@ -75,23 +77,6 @@ func buildDaemon(t *testing.T) string {
 	})
 	require.NoError(t, daemonBuild.err)
 	return daemonBuild.path
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find module root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // daemon is one streamd process, in its own process group.

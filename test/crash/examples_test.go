@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamd/streamd/internal/duckdb"
+	"github.com/streamd/streamd/internal/modroot"
 	"github.com/streamd/streamd/internal/testenv"
 )
 
@@ -141,7 +142,7 @@ func (w *world) newRun(t *testing.T, example, fault, store string) *exampleRun {
 // exampleFile is the path of a shipped example.
 func exampleFile(t *testing.T, name string) string {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := modroot.Dir()
 	require.NoError(t, err)
 	return filepath.Join(root, "examples", name)
 }

@@ -363,7 +363,11 @@ type gen struct {
 
 func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
 
-func generate(seed uint64) *workload {
+func generate(seed uint64) *workload { return generateShape(seed, 0, 0) }
+
+// generateShape is generate with the split count and the parallelism
+// fixed when they are positive (the random draws stay the same).
+func generateShape(seed uint64, splits, parallelism int) *workload {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	g := &gen{r: r, tags: []string{"a", "b", "c"}, states: map[string][]string{}}
 	g.nulls = r.IntN(4) == 0
@@ -379,6 +383,12 @@ func generate(seed uint64) *workload {
 		bound:       pick(r, int64(0), 300, 1000, 2500),
 		lateness:    pick(r, int64(0), 0, 500, 2000),
 		maxPoints:   pick(r, 10000, 10000, 10000, 2, 3),
+	}
+	if splits > 0 {
+		w.splits = splits
+	}
+	if parallelism > 0 {
+		w.parallelism = parallelism
 	}
 	live := map[string]*ruleDef{}
 	deleted := map[string]int64{}

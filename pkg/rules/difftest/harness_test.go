@@ -546,6 +546,28 @@ func TestRuleDifferential(t *testing.T) {
 	}
 }
 
+// TestRuleDifferentialProductionShape runs rule workloads at 64 and 128
+// subtasks and with hundreds of splits — a large node's defaults — on
+// this small machine: startup, markers, rule changes, restarts and
+// shutdown must work, and the alerts must equal the model's.
+func TestRuleDifferentialProductionShape(t *testing.T) {
+	for _, tc := range []struct {
+		seed                uint64
+		splits, parallelism int
+	}{{10, 0, 64}, {6, 0, 128}, {7, 200, 0}, {8, 300, 64}, {9, 200, 128}} {
+		t.Run(fmt.Sprintf("seed%d_splits%d_p%d", tc.seed, tc.splits, tc.parallelism), func(t *testing.T) {
+			w := generateShape(tc.seed, tc.splits, tc.parallelism)
+			// Key groups spread over every subtask, as in production.
+			w.keyGroups = max(w.keyGroups, 2*w.parallelism)
+			diffs, got, _ := check(t, w)
+			if len(diffs) > 0 {
+				t.Fatalf("runtime and model disagree (%s):\n%s", w.shape(), strings.Join(diffs, "\n"))
+			}
+			t.Logf("%s: %d alerts, %d late, %d rule changes", w.shape(), len(got.alerts), len(got.late), len(got.accepted))
+		})
+	}
+}
+
 func val(v float64) *float64 { return &v }
 
 // TestRuleDifferentialRegressions replays minimized workloads of

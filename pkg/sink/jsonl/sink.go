@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/fileutil"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 )
@@ -199,7 +200,7 @@ func (s *Sink) BeginHandover(_ context.Context, id int64) error {
 		return fmt.Errorf("begin hand-over of checkpoint %d: %w", id, err)
 	}
 	mark := handover{id: id, length: info.Size()}
-	if err := writeFileAtomic(s.cfg.Path+handoverSuffix, fmt.Appendf(nil, "%d %d\n", mark.id, mark.length)); err != nil {
+	if err := fileutil.ReplaceAtomic(s.cfg.Path+handoverSuffix, fmt.Appendf(nil, "%d %d\n", mark.id, mark.length), 0o600); err != nil {
 		return fmt.Errorf("begin hand-over of checkpoint %d: %w", id, err)
 	}
 	s.mark = mark
@@ -248,35 +249,4 @@ func (s *Sink) RewindHandover(_ context.Context, id int64) error {
 	}
 	s.mark = mark
 	return nil
-}
-
-// writeFileAtomic replaces path with data durably: temporary file, fsync,
-// rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

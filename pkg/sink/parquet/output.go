@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/streamd/streamd/internal/fileutil"
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
 )
@@ -179,7 +180,7 @@ func (d localDest) syncParents(abs string) error {
 			return nil
 		}
 		dir = filepath.Dir(dir)
-		if err := syncDir(dir); err != nil {
+		if err := fileutil.SyncDir(dir); err != nil {
 			return fmt.Errorf("sync partition directory: %w", err)
 		}
 	}
@@ -216,7 +217,7 @@ func (d localDest) publish(_ context.Context, task string, r fileRef) (bool, err
 	if err := os.Rename(src, dst); err != nil {
 		return false, fmt.Errorf("publish parquet file: %w", err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := fileutil.SyncDir(filepath.Dir(dst)); err != nil {
 		return false, fmt.Errorf("publish parquet file: %w", err)
 	}
 	return true, nil
@@ -250,7 +251,7 @@ func (d localDest) putMarker(_ context.Context, dir, name string, data []byte) e
 		err = os.Rename(tmp, filepath.Join(abs, name))
 	}
 	if err == nil {
-		err = syncDir(abs)
+		err = fileutil.SyncDir(abs)
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
@@ -309,18 +310,6 @@ func (o *localOutput) ref() fileRef          { return o.r }
 func (o *localOutput) bind(*context.Context) {}
 func (o *localOutput) name() string          { return o.Path() }
 func (o *localOutput) release()              { _ = o.Close() }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // storeDest writes each file as a multipart upload to an object store, so
 // a file of any size streams out in parts while it is written, survives

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/streamd/streamd/internal/fileutil"
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 )
 
@@ -152,7 +153,7 @@ func (s *Store) mkdirs(dir string) error { return os.MkdirAll(dir, 0o750) }
 // may have been created by this write.
 func (s *Store) syncDirs(dir string) error {
 	for {
-		if err := syncDir(dir); err != nil {
+		if err := fileutil.SyncDir(dir); err != nil {
 			return err
 		}
 		if dir == s.root || len(dir) <= len(s.root) {
@@ -160,18 +161,6 @@ func (s *Store) syncDirs(dir string) error {
 		}
 		dir = filepath.Dir(dir)
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // PutIfAbsent creates an object only if key holds none: the data is written
@@ -347,7 +336,7 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 		dirs[filepath.Dir(p)] = struct{}{}
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fileutil.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("delete: %w", err)
 		}
 	}
@@ -384,35 +373,19 @@ func (s *Store) CreateUpload(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("create upload %s: %w", key, err)
 	}
 	defer os.RemoveAll(tmpDir)
-	if err := writeSynced(filepath.Join(tmpDir, keyFile), []byte(key)); err != nil {
+	if err := fileutil.WriteSynced(filepath.Join(tmpDir, keyFile), []byte(key), 0o600); err != nil {
 		return "", fmt.Errorf("create upload %s: %w", key, err)
 	}
-	if err := syncDir(tmpDir); err != nil {
+	if err := fileutil.SyncDir(tmpDir); err != nil {
 		return "", fmt.Errorf("create upload %s: %w", key, err)
 	}
 	if err := os.Rename(tmpDir, filepath.Join(s.uploads, id)); err != nil {
 		return "", fmt.Errorf("create upload %s: %w", key, err)
 	}
-	if err := syncDir(s.uploads); err != nil {
+	if err := fileutil.SyncDir(s.uploads); err != nil {
 		return "", fmt.Errorf("create upload %s: %w", key, err)
 	}
 	return id, nil
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // openUpload checks that an upload exists and belongs to key.
@@ -468,7 +441,7 @@ func (s *Store) uploadPart(ctx context.Context, key, uploadID string, partNum in
 	if err := os.Rename(tmp, filepath.Join(dir, partName(partNum))); err != nil {
 		return "", err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fileutil.SyncDir(dir); err != nil {
 		return "", err
 	}
 	return `"` + hex.EncodeToString(h.Sum(nil)) + `"`, nil
@@ -530,7 +503,7 @@ func (s *Store) completeUpload(ctx context.Context, key, uploadID string, parts 
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	return syncDir(s.uploads)
+	return fileutil.SyncDir(s.uploads)
 }
 
 func concatParts(w io.Writer, dir string, parts []store.Part) error {
@@ -575,7 +548,7 @@ func (s *Store) AbortUpload(ctx context.Context, key, uploadID string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("abort upload of %s: %w", key, err)
 	}
-	if err := syncDir(s.uploads); err != nil {
+	if err := fileutil.SyncDir(s.uploads); err != nil {
 		return fmt.Errorf("abort upload of %s: %w", key, err)
 	}
 	return nil

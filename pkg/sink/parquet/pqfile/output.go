@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/streamd/streamd/internal/fileutil"
 )
 
 // Output receives the bytes of one Parquet file, in order, from one
@@ -39,7 +41,7 @@ func CreateLocal(path string) (*LocalOutput, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create parquet file: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fileutil.SyncDir(filepath.Dir(path)); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
@@ -105,18 +107,6 @@ func (o *LocalOutput) Close() error {
 	}
 	if closeErr != nil {
 		return fmt.Errorf("close parquet file: %w", closeErr)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory: %w", err)
 	}
 	return nil
 }
