@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/streamd/streamd/internal/fileutil"
 )
 
 // AppendJSON appends e as one JSON object (no newline). Generated strings
@@ -98,8 +100,8 @@ func (g *Generator) WriteJSONLines(w io.Writer, s int) (int64, error) {
 
 // WriteFiles writes every split of a bounded generator to dir as JSON
 // lines, split s to events-<s>.jsonl, and returns the paths. Each file is
-// written under a temporary name, synced and renamed, so a reader never
-// sees a partial file under the final name.
+// written under a temporary name, synced and renamed (then the directory
+// synced), so a reader never sees a partial file under the final name.
 func (g *Generator) WriteFiles(dir string) ([]string, error) {
 	if g.cfg.Events == 0 {
 		return nil, errors.New("write nexmark files: the generator is unbounded (set events)")
@@ -114,6 +116,9 @@ func (g *Generator) WriteFiles(dir string) ([]string, error) {
 			return paths, err
 		}
 		paths = append(paths, path)
+	}
+	if err := fileutil.SyncDir(dir); err != nil {
+		return paths, fmt.Errorf("write nexmark files: %w", err)
 	}
 	return paths, nil
 }
