@@ -106,7 +106,7 @@ func (g *Generator) WriteFiles(dir string) ([]string, error) {
 	if g.cfg.Events == 0 {
 		return nil, errors.New("write nexmark files: the generator is unbounded (set events)")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("write nexmark files: %w", err)
 	}
 	paths := make([]string, 0, g.cfg.Splits)

@@ -218,7 +218,10 @@ func TestNativeDecoderMatchesJSON(t *testing.T) {
 			nerr := nd.Decode(msg, 0, nb)
 			if jerr != nil {
 				require.Error(t, nerr, "event %d: %s", n, line)
-				require.Equal(t, jerr.(*decode.Error).Reason, nerr.(*decode.Error).Reason)
+				var je, ne *decode.Error
+				require.ErrorAs(t, jerr, &je)
+				require.ErrorAs(t, nerr, &ne)
+				require.Equal(t, je.Reason, ne.Reason)
 				require.Equal(t, jerr.Error(), nerr.Error())
 				continue
 			}
