@@ -104,12 +104,15 @@ func peakRSS() (int64, bool) {
 // report prints events per wall-clock second and per CPU-second of the
 // whole process (GC and every goroutine included): with -cpu 1 the latter
 // is the per-core figure, and it is less disturbed by other work on a
-// shared machine than the wall-clock one. With rss, it also prints the
-// peak resident set size of the run.
+// shared machine than the wall-clock one; cpu-s/op is the CPU time of one
+// run over all events. With rss, it also prints the peak resident set size
+// of the run.
 func report(b *testing.B, events int64, cpu0 time.Duration, rss bool) {
 	total := float64(events) * float64(b.N)
+	cpu := (cpuTime(b) - cpu0).Seconds()
 	b.ReportMetric(total/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(total/(cpuTime(b)-cpu0).Seconds(), "events/cpu-s")
+	b.ReportMetric(total/cpu, "events/cpu-s")
+	b.ReportMetric(cpu/float64(b.N), "cpu-s/op")
 	if peak, ok := peakRSS(); ok && rss {
 		b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MB")
 	}
