@@ -108,8 +108,11 @@ type Decoder struct {
 	maxFuture time.Duration
 	now       func() time.Time
 	maxKey    int
-	ev        Event
-	scratch   []record.Value
+	// extra: some field reads an extra attribute, so events need their
+	// padding (the most expensive part of an event to compute).
+	extra   bool
+	ev      Event
+	scratch []record.Value
 }
 
 // NewDecoder builds a native decoder for cfg's declared fields. Paths must
@@ -152,6 +155,7 @@ func (g *Generator) NewDecoder(cfg decode.Config) (*Decoder, error) {
 			d.eventIdx = i
 		}
 		d.fields = append(d.fields, nativeField{spec: spec, name: f.Name, typ: f.Type, required: f.Required, key: f.Key})
+		d.extra = d.extra || spec.a == attrPersonExtra || spec.a == attrAuctionExtra || spec.a == attrBidExtra
 		schemaFields = append(schemaFields, record.Field{Name: f.Name, Type: f.Type})
 	}
 	if cfg.EventTimeField != "" && d.eventIdx < 0 {
@@ -206,7 +210,7 @@ func (d *Decoder) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 	if !d.g.Valid(n) {
 		return &decode.Error{Reason: ReasonInvalidEvent, Detail: fmt.Sprintf("event number %d is not one of this generator's", n)}
 	}
-	d.g.Event(n, &d.ev)
+	d.g.event(n, &d.ev, d.extra)
 	e := &d.ev
 	for i := range d.fields {
 		f := &d.fields[i]

@@ -301,7 +301,12 @@ func KindOf(n int64) Kind {
 }
 
 // Event computes event n into e, reusing e's memory.
-func (g *Generator) Event(n int64, e *Event) {
+func (g *Generator) Event(n int64, e *Event) { g.event(n, e, true) }
+
+// event computes event n; without extra it leaves the extra padding
+// empty. The padding is each event's last random draw, so leaving it out
+// changes nothing else.
+func (g *Generator) event(n int64, e *Event, extra bool) {
 	if cap(e.buf) == 0 {
 		e.buf = make([]byte, 0, 1024)
 	}
@@ -313,11 +318,11 @@ func (g *Generator) Event(n int64, e *Event) {
 	r := rng{s: mix(g.seed ^ mix(uint64(n)))}
 	switch e.Kind {
 	case KindPerson:
-		g.person(n, &r, e)
+		g.person(n, &r, e, extra)
 	case KindAuction:
-		g.auction(n, &r, e)
+		g.auction(n, &r, e, extra)
 	default:
-		g.bid(n, &r, e)
+		g.bid(n, &r, e, extra)
 	}
 }
 
@@ -328,7 +333,7 @@ func (e *Event) span(fill func([]byte) []byte) []byte {
 	return e.buf[start:len(e.buf):len(e.buf)]
 }
 
-func (g *Generator) person(n int64, r *rng, e *Event) {
+func (g *Generator) person(n int64, r *rng, e *Event, extra bool) {
 	p := &e.Person
 	p.ID = lastBase0PersonID(n) + firstPersonID
 	p.Name = e.span(func(b []byte) []byte {
@@ -355,10 +360,12 @@ func (g *Generator) person(n int64, r *rng, e *Event) {
 	p.City = e.span(func(b []byte) []byte { return append(b, usCities[r.intn(int64(len(usCities)))]...) })
 	p.State = e.span(func(b []byte) []byte { return append(b, usStates[r.intn(int64(len(usStates)))]...) })
 	size := 8 + len(p.Name) + len(p.Email) + len(p.CreditCard) + len(p.City) + len(p.State)
-	p.Extra = e.span(func(b []byte) []byte { return appendExtra(b, r, size, avgPersonBytes) })
+	if extra {
+		p.Extra = e.span(func(b []byte) []byte { return appendExtra(b, r, size, avgPersonBytes) })
+	}
 }
 
-func (g *Generator) auction(n int64, r *rng, e *Event) {
+func (g *Generator) auction(n int64, r *rng, e *Event, extra bool) {
 	a := &e.Auction
 	a.ID = lastBase0AuctionID(n) + firstAuctionID
 	if r.intn(hotSellersRatio) > 0 {
@@ -378,10 +385,12 @@ func (g *Generator) auction(n int64, r *rng, e *Event) {
 	a.Description = e.span(func(b []byte) []byte { return appendString(b, r, 100, ' ') })
 	a.Reserve = a.InitialBid + nextPrice(r)
 	size := 8 + len(a.ItemName) + len(a.Description) + 8 + 8 + 8 + 8 + 8
-	a.Extra = e.span(func(b []byte) []byte { return appendExtra(b, r, size, avgAuctionBytes) })
+	if extra {
+		a.Extra = e.span(func(b []byte) []byte { return appendExtra(b, r, size, avgAuctionBytes) })
+	}
 }
 
-func (g *Generator) bid(n int64, r *rng, e *Event) {
+func (g *Generator) bid(n int64, r *rng, e *Event, extra bool) {
 	b := &e.Bid
 	if r.intn(hotAuctionRatio) > 0 {
 		b.Auction = lastBase0AuctionID(n) / hotBatch * hotBatch
@@ -404,7 +413,9 @@ func (g *Generator) bid(n int64, r *rng, e *Event) {
 		ch = len(hotChannel) + int(r.intn(numChannels))
 	}
 	b.Channel, b.URL = g.channels[ch], g.urls[ch]
-	b.Extra = e.span(func(dst []byte) []byte { return appendExtra(dst, r, 8+8+8+8, avgBidBytes) })
+	if extra {
+		b.Extra = e.span(func(dst []byte) []byte { return appendExtra(dst, r, 8+8+8+8, avgBidBytes) })
+	}
 }
 
 // lastBase0PersonID is the id (from 0) of the last person created at or

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,29 +377,51 @@ func FuzzNativeDecoder(f *testing.F) {
 		{0x80, 0, 0, 0, 0, 0, 0, 0}, {0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, make([]byte, 9)} {
 		f.Add(seed)
 	}
-	cfg := allFields()
-	nd, err := g.NewDecoder(cfg)
-	require.NoError(f, err)
-	jd, err := decode.NewJSON(cfg)
-	require.NoError(f, err)
+	// Every field, and every field but the extras (whose events the
+	// decoder computes without their padding).
+	all, noExtra := allFields(), allFields()
+	noExtra.Fields = slices.DeleteFunc(noExtra.Fields, func(f decode.Field) bool { return strings.HasSuffix(f.Name, "_extra") })
+	require.Len(f, noExtra.Fields, len(all.Fields)-3)
+	type pair struct{ nd, jd rowDecoder }
+	var pairs []pair
+	for _, cfg := range []decode.Config{all, noExtra} {
+		nd, err := g.NewDecoder(cfg)
+		require.NoError(f, err)
+		jd, err := decode.NewJSON(cfg)
+		require.NoError(f, err)
+		pairs = append(pairs, pair{nd, jd})
+	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		nb := record.NewBatch(nd.Schema().Len(), 1)
-		err := nd.Decode(msg, 0, nb)
-		if len(msg) != 8 || !g.Valid(int64(binary.BigEndian.Uint64(msg))) { //nolint:gosec // any bits
-			var de *decode.Error
-			require.ErrorAs(t, err, &de)
-			require.Equal(t, ReasonInvalidEvent, de.Reason)
-			require.Zero(t, nb.Len())
-			return
+		for _, p := range pairs {
+			checkNative(t, g, p.nd, p.jd, msg)
 		}
-		require.NoError(t, err)
-		var e Event
-		g.Event(int64(binary.BigEndian.Uint64(msg)), &e) //nolint:gosec // checked by Valid
-		jb := record.NewBatch(jd.Schema().Len(), 1)
-		require.NoError(t, jd.Decode(AppendJSON(nil, &e), 0, jb))
-		require.Equal(t, jb.Time(0), nb.Time(0))
-		require.Equal(t, jb.Row(0), nb.Row(0))
 	})
+}
+
+// rowDecoder is what both decoders do.
+type rowDecoder interface {
+	Schema() *record.Schema
+	Decode(msg []byte, brokerTS int64, b *record.Batch) error
+}
+
+func checkNative(t *testing.T, g *Generator, nd, jd rowDecoder, msg []byte) {
+	t.Helper()
+	nb := record.NewBatch(nd.Schema().Len(), 1)
+	err := nd.Decode(msg, 0, nb)
+	if len(msg) != 8 || !g.Valid(int64(binary.BigEndian.Uint64(msg))) { //nolint:gosec // any bits
+		var de *decode.Error
+		require.ErrorAs(t, err, &de)
+		require.Equal(t, ReasonInvalidEvent, de.Reason)
+		require.Zero(t, nb.Len())
+		return
+	}
+	require.NoError(t, err)
+	var e Event
+	g.Event(int64(binary.BigEndian.Uint64(msg)), &e) //nolint:gosec // checked by Valid
+	jb := record.NewBatch(jd.Schema().Len(), 1)
+	require.NoError(t, jd.Decode(AppendJSON(nil, &e), 0, jb))
+	require.Equal(t, jb.Time(0), nb.Time(0))
+	require.Equal(t, jb.Row(0), nb.Row(0))
 }
 
 // TestEventNumberLimit: event numbers whose time would pass year 5138 are
