@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"bytes"
 	"time"
 	"unicode/utf8"
 
@@ -204,23 +205,24 @@ func (s *fastScan) object(node *fastNode, depth int) bool {
 	}
 }
 
-// plainString reads a string without escapes or control characters and
-// returns its bytes; anything else is left to the full decoder.
+// plainString reads a string without escapes and returns its bytes; a
+// string with escapes is left to the full decoder. (Raw control
+// characters are kept as they are, as the full decoder keeps them.)
 func (s *fastScan) plainString() ([]byte, bool) {
 	if s.pos >= len(s.msg) || s.msg[s.pos] != '"' {
 		return nil, false
 	}
 	start := s.pos + 1
-	for i := start; i < len(s.msg); i++ {
-		switch c := s.msg[i]; {
-		case c == '"':
-			s.pos = i + 1
-			return s.msg[start:i], true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		}
+	end := bytes.IndexByte(s.msg[start:], '"')
+	if end < 0 {
+		return nil, false
 	}
-	return nil, false
+	str := s.msg[start : start+end]
+	if bytes.IndexByte(str, '\\') >= 0 {
+		return nil, false
+	}
+	s.pos = start + end + 1
+	return str, true
 }
 
 // number reads a number in the JSON grammar and returns its text.
@@ -331,8 +333,6 @@ func (s *fastScan) skipString() bool {
 		case c == '"':
 			s.pos = i + 1
 			return true
-		case c < 0x20:
-			return false
 		case c == '\\':
 			i++
 			if i >= len(p) {
