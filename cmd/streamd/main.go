@@ -192,7 +192,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 			acfg.ProbeListen = *probeListen
 		}
 		acfg.Gatherer, acfg.Registerer = prometheus.Gatherers{reg, &cur}, reg
-		acfg.Ready, acfg.Status = cur.ready, cur.status(cfg.Name)
+		acfg.Ready, acfg.Stalled, acfg.Status = cur.ready, cur.stalled, cur.status(cfg.Name)
 		if cfg.HasRuleStages() {
 			acfg.Rules = &cur
 		}
@@ -361,6 +361,15 @@ func (c *current) Gather() ([]*dto.MetricFamily, error) {
 func (c *current) ready() bool {
 	rt, _ := c.get()
 	return rt != nil && rt.Ready()
+}
+
+// stalled is liveness: a stuck pipeline (see operator.Runtime.Stalled).
+// Between attempts nothing runs that could be stuck.
+func (c *current) stalled() error {
+	if rt, _ := c.get(); rt != nil {
+		return rt.Stalled()
+	}
+	return nil
 }
 
 func (c *current) status(name string) func() any {

@@ -51,6 +51,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Ready reports readiness for /readyz.
 	Ready func() bool
+	// Stalled, when set, reports why the process is stuck, nil while it
+	// makes progress: /healthz (liveness) answers 503 with the reason.
+	Stalled func() error
 	// Status returns the JSON body of /v1/status.
 	Status func() any
 	// Savepoint, when set, serves POST /v1/savepoint: take a savepoint now.
@@ -147,6 +150,12 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 	probes := http.NewServeMux()
 	probes.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(logger)}))
 	probes.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if cfg.Stalled != nil {
+			if err := cfg.Stalled(); err != nil {
+				http.Error(w, "stalled: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 	probes.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -482,4 +484,25 @@ func writeKeyPair(t *testing.T, dir, name string, c tls.Certificate) {
 	der, err := x509.MarshalECPrivateKey(c.PrivateKey.(*ecdsa.PrivateKey))
 	require.NoError(t, err)
 	writePEM(t, filepath.Join(dir, name+"-key.pem"), "EC PRIVATE KEY", der)
+}
+
+// /healthz fails, with the reason, exactly while Stalled reports one.
+func TestHealthzReportsStall(t *testing.T) {
+	var stalled atomic.Pointer[error]
+	h := start(t, Config{Stalled: func() error {
+		if err := stalled.Load(); err != nil {
+			return *err
+		}
+		return nil
+	}})
+	code, body := h.do(t, http.MethodGet, "/healthz", "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	err := errors.New("subtask w/0 has not processed for 15m0s")
+	stalled.Store(&err)
+	code, body = h.do(t, http.MethodGet, "/healthz", "", nil)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, body, "stalled: subtask w/0 has not processed for 15m0s")
+	stalled.Store(nil)
+	code, _ = h.do(t, http.MethodGet, "/healthz", "", nil)
+	require.Equal(t, http.StatusOK, code)
 }

@@ -75,6 +75,15 @@ type Coordinator struct {
 	// restoredCommitted: the restored checkpoint's commits had completed.
 	restoredCommitted bool
 	stopping          atomic.Bool
+	// storeErr is why the last checkpoint failed to write its state or
+	// manifest, nil once one completes: readiness reports it.
+	storeErr atomic.Pointer[storeFault]
+}
+
+// storeFault is a checkpoint that failed on its store.
+type storeFault struct {
+	id  int64
+	err error
 }
 
 type pendingCheckpoint struct {
@@ -288,6 +297,28 @@ type restoreState struct {
 	taken map[string]bool
 }
 
+// storeFailure returns why the last checkpoint failed to write to its
+// store, nil once one has completed since.
+func (c *Coordinator) storeFailure() error {
+	if f := c.storeErr.Load(); f != nil {
+		return fmt.Errorf("checkpoint %d failed on its store: %w", f.id, f.err)
+	}
+	return nil
+}
+
+// checkpointOutageAfter is how long a sink or the checkpoint store must
+// have been retrying a failed request before periodic checkpoints fail
+// for it: longer than the first retries of a passing error take.
+const checkpointOutageAfter = 5 * time.Second
+
+// outage returns why a periodic checkpoint cannot complete now: a sink
+// or the checkpoint store has been retrying a request for
+// checkpointOutageAfter (an endpoint answering 503). Its barrier would
+// wait behind the retried write until the checkpoint timed out.
+func (c *Coordinator) outage() error {
+	return errors.Join(c.rt.outage(c.rt.job.Now(), checkpointOutageAfter)...)
+}
+
 // LastCompleted is the ID of the newest completed (or restored) checkpoint.
 func (c *Coordinator) LastCompleted() int64 { return c.last.Load() }
 
@@ -381,6 +412,13 @@ func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int6
 		}
 		c.mu.Lock()
 	}
+	if !waits {
+		if err := c.outage(); err != nil {
+			c.mu.Unlock()
+			c.m.failures.Inc()
+			return 0, nil, fmt.Errorf("take checkpoint: %w", err)
+		}
+	}
 	req.id = c.nextID
 	c.nextID++
 	p := &pendingCheckpoint{req: req, started: time.Now(), parts: make(map[string][]subtaskPart), done: make(chan error, 1), finished: make(chan struct{})}
@@ -414,16 +452,30 @@ func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int6
 	c.maybeComplete(p)
 	timer := time.NewTimer(c.cfg.Timeout)
 	defer timer.Stop()
-	select {
-	case err := <-p.done:
-		return req.id, p, err
-	case <-timer.C:
-		c.mu.Lock()
-		c.fail(p, fmt.Errorf("checkpoint %d timed out after %s", req.id, c.cfg.Timeout))
-		c.mu.Unlock()
-		return req.id, p, <-p.done
-	case <-ctx.Done():
-		return req.id, p, ctx.Err()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	for {
+		select {
+		case err := <-p.done:
+			return req.id, p, err
+		case <-timer.C:
+			c.mu.Lock()
+			c.fail(p, fmt.Errorf("checkpoint %d timed out after %s", req.id, c.cfg.Timeout))
+			c.mu.Unlock()
+			return req.id, p, <-p.done
+		case <-check.C:
+			if waits {
+				continue
+			}
+			if err := c.outage(); err != nil {
+				c.mu.Lock()
+				c.fail(p, fmt.Errorf("checkpoint %d: %w", req.id, err))
+				c.mu.Unlock()
+				return req.id, p, <-p.done
+			}
+		case <-ctx.Done():
+			return req.id, p, ctx.Err()
+		}
 	}
 }
 
@@ -528,6 +580,9 @@ func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {
 	c.m.alignment.Observe(time.Since(p.started).Seconds())
 	go func() {
 		err := c.finalize(p)
+		if err != nil && !c.rt.failed.Load() {
+			c.storeErr.Store(&storeFault{id: p.req.id, err: err})
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if err != nil {
@@ -606,6 +661,7 @@ func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, part
 		return fmt.Errorf("write checkpoint %d manifest: %w", id, err)
 	}
 	c.last.Store(id)
+	c.storeErr.Store(nil)
 	c.m.completed.Inc()
 	c.m.lastID.Set(float64(id))
 	c.m.lastTime.Set(float64(time.Now().UnixMilli()) / 1000)

@@ -38,6 +38,17 @@ type Job struct {
 	// DrainTimeout bounds the sink writes of a drain after a stop or a
 	// failure (default 1m): later writes fail instead of blocking the exit.
 	DrainTimeout time.Duration
+	// FailingGrace is how long a split's reads may fail before the
+	// pipeline reports not ready (default 30s): a broker that restarts
+	// briefly does not flap readiness. The split holds the watermark from
+	// its first failed read regardless.
+	FailingGrace time.Duration
+	// StallTimeout is how long a task (a split reader or a subtask) may go
+	// without turning its loop before the pipeline counts as stalled and
+	// /healthz fails (default 15m; see Runtime.Stalled). It exceeds the
+	// time a sink may retry an outage (s3.retryFor of Parquet sinks), so a
+	// task that waits on a store or broker is never taken for a stuck one.
+	StallTimeout time.Duration
 	Sources      []SourceSpec
 	Stages       []StageSpec
 	Sinks        []SinkSpec
@@ -163,6 +174,15 @@ func (j *Job) defaults() error {
 	}
 	if j.DrainTimeout == 0 {
 		j.DrainTimeout = time.Minute
+	}
+	if j.FailingGrace < 0 || j.StallTimeout < 0 {
+		return errors.New("failing grace and stall timeout must not be negative")
+	}
+	if j.FailingGrace == 0 {
+		j.FailingGrace = DefaultFailingGrace
+	}
+	if j.StallTimeout == 0 {
+		j.StallTimeout = DefaultStallTimeout
 	}
 	if j.Now == nil {
 		j.Now = time.Now

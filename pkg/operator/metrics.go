@@ -14,6 +14,8 @@ type metrics struct {
 	splitWM        *prometheus.GaugeVec
 	splitWMDelay   *prometheus.GaugeVec
 	splitIdle      *prometheus.GaugeVec
+	splitFailing   *prometheus.GaugeVec
+	readFailures   *prometheus.CounterVec
 	stageWMDelay   *prometheus.GaugeVec
 	stageIn        *prometheus.CounterVec
 	streamRecords  *prometheus.CounterVec
@@ -24,7 +26,6 @@ type metrics struct {
 	alerts         *prometheus.CounterVec
 	alertErrors    *prometheus.CounterVec
 	sinkErrors     *prometheus.CounterVec
-	ready          prometheus.Gauge
 	ruleDryRuns    *prometheus.CounterVec
 	splitsAssigned *prometheus.GaugeVec
 }
@@ -39,6 +40,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		splitWM:        f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_split_watermark_seconds", Help: "Event-time watermark of a split (Unix seconds)."}, []string{"source", "split"}),
 		splitWMDelay:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_split_watermark_delay_seconds", Help: "Wall clock minus the split's watermark."}, []string{"source", "split"}),
 		splitIdle:      f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_split_idle", Help: "1 when a split is idle and does not hold the watermark back."}, []string{"source", "split"}),
+		splitFailing:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_split_failing", Help: "1 while a split's reads fail and are retried: it holds the watermark back and is never idle."}, []string{"source", "split"}),
+		readFailures:   f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_source_read_failures_total", Help: "Reads of a split that failed (broker, shard or endpoint unavailable) and were retried."}, []string{"source", "split"}),
 		stageWMDelay:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_stage_watermark_delay_seconds", Help: "Wall clock minus a subtask's watermark."}, []string{"stage", "subtask"}),
 		stageIn:        f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_stage_records_in_total", Help: "Records received by a keyed stage."}, []string{"stage"}),
 		streamRecords:  f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_stream_records_total", Help: "Records emitted per stream."}, []string{"stream"}),
@@ -49,7 +52,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		alerts:         f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_alerts_total", Help: "Alerts raised."}, []string{"stage", "alert", "severity"}),
 		alertErrors:    f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_alert_errors_total", Help: "Alert conditions that failed to evaluate."}, []string{"stage", "alert"}),
 		sinkErrors:     f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_errors_total", Help: "Failed sink writes."}, []string{"sink"}),
-		ready:          f.NewGauge(prometheus.GaugeOpts{Name: "streamd_ready", Help: "1 once the pipeline is running."}),
 		ruleDryRuns:    f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_rule_dry_run_alerts_total", Help: "State changes of dry-run rules: logged, not published."}, []string{"stage"}),
 		splitsAssigned: f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_source_splits", Help: "Splits being read per source."}, []string{"source"}),
 	}

@@ -4,17 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/checkpoint"
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
@@ -191,6 +196,16 @@ func New(job Job, logger *zap.Logger, reg prometheus.Registerer) (*Runtime, erro
 	if err := r.wire(); err != nil {
 		return nil, fmt.Errorf("new runtime: %w", err)
 	}
+	// Evaluated at each scrape, so the metric and /readyz always agree.
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "streamd_ready",
+		Help: "1 while the pipeline is ready (/readyz answers 200): running, no split failing and no sink or checkpoint store retrying for the failing grace, the last checkpoint not failed on its store.",
+	}, func() float64 {
+		if r.Ready() {
+			return 1
+		}
+		return 0
+	})
 	if r.ruleManager = newRuleManager(r); r.ruleManager != nil && reg != nil {
 		if err := reg.Register(newRuleCollector(r.ruleManager)); err != nil {
 			return nil, fmt.Errorf("new runtime: register rule metrics: %w", err)
@@ -402,20 +417,67 @@ func (r *Runtime) Schema(stream string) (*record.Schema, bool) {
 	return s.schema, true
 }
 
-// Ready reports whether every source has started reading and no split is
-// failing its reads.
-func (r *Runtime) Ready() bool {
+// Ready reports whether the pipeline is ready (see NotReady).
+func (r *Runtime) Ready() bool { return r.NotReady() == nil }
+
+// NotReady returns why the pipeline is not ready, nil when it is: every
+// source has started reading, and for Job.FailingGrace or longer no split
+// has been failing its reads, no sink and not the checkpoint store been
+// retrying a failed request; nor did the last checkpoint fail on its
+// store. A pipeline that waits out an outage is alive (see Stalled) but
+// not ready.
+func (r *Runtime) NotReady() error {
 	if !r.ready.Load() {
-		return false
+		return errors.New("the pipeline is not running")
 	}
+	var errs []error
 	r.statusMu.Lock()
-	defer r.statusMu.Unlock()
+	now := r.job.Now()
 	for _, s := range r.splits {
-		if s.failing.Load() {
-			return false
+		if f := s.failure.Load(); f != nil && now.Sub(f.since) >= r.job.FailingGrace {
+			errs = append(errs, fmt.Errorf("split %s/%s is failing since %s: %s", s.source, s.split, f.since.UTC().Format(time.RFC3339), f.err))
 		}
 	}
-	return true
+	r.statusMu.Unlock()
+	errs = append(errs, r.outage(now, r.job.FailingGrace)...)
+	if c := r.coordinator; c != nil {
+		if err := c.storeFailure(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// outage returns the failures that sinks and the checkpoint store have
+// been retrying for at least minFor.
+func (r *Runtime) outage(now time.Time, minFor time.Duration) []error {
+	var errs []error
+	for _, sk := range r.sinks {
+		if rt, ok := sk.spec.Sink.(sink.Retrier); ok {
+			if err := rt.Retrying(); err != nil && retriedFor(err, now) >= minFor {
+				errs = append(errs, fmt.Errorf("sink %q is retrying: %w", sk.spec.Name, err))
+			}
+		}
+	}
+	if c := r.coordinator; c != nil {
+		if rt, ok := c.cfg.Store.(store.Retrier); ok {
+			if err := rt.Retrying(); err != nil && retriedFor(err, now) >= minFor {
+				errs = append(errs, fmt.Errorf("the checkpoint store is retrying: %w", err))
+			}
+		}
+	}
+	return errs
+}
+
+// retriedFor is how long the failure err of a Retrier has been retried;
+// one that does not say since when counts as long.
+func retriedFor(err error, now time.Time) time.Duration {
+	var re *store.RetryError
+	if errors.As(err, &re) {
+		return now.Sub(re.Since)
+	}
+	return math.MaxInt64
 }
 
 // started reports whether Run has started the pipeline and not finished.
@@ -573,7 +635,6 @@ func (r *Runtime) Run(ctx context.Context) error {
 		}
 	}
 	r.ready.Store(true)
-	r.m.ready.Set(1)
 	var controls sync.WaitGroup
 	r.runControls(srcCtx, &controls)
 	defer controls.Wait()
@@ -583,7 +644,6 @@ func (r *Runtime) Run(ctx context.Context) error {
 	// Sinks close only after a shutdown savepoint has committed their output.
 	endStop()
 	r.ready.Store(false)
-	r.m.ready.Set(0)
 	// The end of the input, or a drain, ends in a checkpoint that covers
 	// everything published, so a later restore continues exactly.
 	finalErr := r.finalCheckpoint()

@@ -8,12 +8,15 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
@@ -92,13 +95,17 @@ type scriptSource struct {
 	ids   []string
 	feeds map[string]chan []source.Message
 	ends  map[string]chan struct{}
+	// down makes a split's reads fail at once, as those of a split whose
+	// broker is unreachable do, while it holds an error.
+	down map[string]*atomic.Pointer[error]
 }
 
 func newScriptSource(ids ...string) *scriptSource {
-	s := &scriptSource{ids: ids, feeds: map[string]chan []source.Message{}, ends: map[string]chan struct{}{}}
+	s := &scriptSource{ids: ids, feeds: map[string]chan []source.Message{}, ends: map[string]chan struct{}{}, down: map[string]*atomic.Pointer[error]{}}
 	for _, id := range ids {
 		s.feeds[id] = make(chan []source.Message)
 		s.ends[id] = make(chan struct{})
+		s.down[id] = &atomic.Pointer[error]{}
 	}
 	return s
 }
@@ -112,7 +119,7 @@ func (s *scriptSource) Splits(context.Context) ([]source.Split, error) {
 }
 
 func (s *scriptSource) Open(_ context.Context, sp source.Split, _ *source.Position) (source.Reader, error) {
-	return &scriptReader{feed: s.feeds[sp.ID], end: s.ends[sp.ID]}, nil
+	return &scriptReader{feed: s.feeds[sp.ID], end: s.ends[sp.ID], down: s.down[sp.ID]}, nil
 }
 
 func (s *scriptSource) Close(context.Context) error { return nil }
@@ -120,12 +127,16 @@ func (s *scriptSource) Close(context.Context) error { return nil }
 type scriptReader struct {
 	feed <-chan []source.Message
 	end  <-chan struct{}
+	down *atomic.Pointer[error]
 	// rest holds what did not fit into the last Read.
 	rest []source.Message
 	next int64
 }
 
 func (r *scriptReader) Read(ctx context.Context, b *source.Batch, max int) error {
+	if err := r.down.Load(); err != nil {
+		return *err
+	}
 	if len(r.rest) == 0 {
 		select {
 		case msgs := <-r.feed:
@@ -162,6 +173,10 @@ type collected struct {
 type collector struct {
 	mu   sync.Mutex
 	rows []collected
+	// block makes writes block until their context ends.
+	block atomic.Bool
+	// retrying is what the sinks' Retrying reports.
+	retrying atomic.Pointer[store.RetryError]
 }
 
 // take returns and forgets what was collected so far.
@@ -185,9 +200,21 @@ func (s collectSink) NewWriter(string, *record.Schema) (sink.Writer, error) {
 
 func (s collectSink) Close(context.Context) error { return nil }
 
+// Retrying implements sink.Retrier.
+func (s collectSink) Retrying() error {
+	if err := s.c.retrying.Load(); err != nil {
+		return err
+	}
+	return nil
+}
+
 type collectWriter collectSink
 
-func (w collectWriter) Write(_ context.Context, b *record.Batch) error {
+func (w collectWriter) Write(ctx context.Context, b *record.Batch) error {
+	if w.c.block.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	w.c.mu.Lock()
 	defer w.c.mu.Unlock()
 	for i := 0; i < b.Len(); i++ {
@@ -211,6 +238,8 @@ type scripted struct {
 	wm   WatermarkConfig
 	done chan error
 	stop context.CancelFunc
+	// reg, when set before start, receives the runtime's metrics.
+	reg *prometheus.Registry
 }
 
 // scriptTick is the runtime's tick interval in scripted runs; wall-clock
@@ -247,7 +276,11 @@ func (s *scripted) start(job Job) {
 		)
 	}
 	job.Sinks = append(job.Sinks, SinkSpec{Name: "alerts", Input: StreamAlerts, Sink: collectSink{c: s.out, stream: StreamAlerts}})
-	rt, err := New(job, nil, nil)
+	var reg prometheus.Registerer
+	if s.reg != nil {
+		reg = s.reg
+	}
+	rt, err := New(job, nil, reg)
 	require.NoError(t, err)
 	s.rt = rt
 	ctx, cancel := context.WithCancel(context.Background())
@@ -296,6 +329,18 @@ func (s *scripted) feed(split string, recs []scriptRecord) {
 // wall advances the fake clock and waits until everything due has run.
 func (s *scripted) wall(d time.Duration) {
 	time.Sleep(d)
+	synctest.Wait()
+}
+
+// fail makes a split's reads fail with err until recover.
+func (s *scripted) fail(split string, err error) {
+	s.src.down[split].Store(&err)
+	synctest.Wait()
+}
+
+// recover makes a split readable again.
+func (s *scripted) recover(split string) {
+	s.src.down[split].Store(nil)
 	synctest.Wait()
 }
 

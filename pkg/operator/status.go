@@ -2,13 +2,17 @@ package operator
 
 import (
 	"sort"
+	"strings"
 	"time"
 )
 
 // Status is a point-in-time view of the running pipeline for /v1/status.
 type Status struct {
-	Pipeline string          `json:"pipeline"`
-	Ready    bool            `json:"ready"`
+	Pipeline string `json:"pipeline"`
+	Ready    bool   `json:"ready"`
+	// NotReady says why Ready is false, one reason per line (see
+	// Runtime.NotReady).
+	NotReady []string        `json:"notReady,omitempty"`
 	Splits   []SplitStatus   `json:"splits"`
 	Subtasks []SubtaskStatus `json:"subtasks"`
 	// HeldBackBy names the non-idle split with the lowest watermark: the
@@ -24,6 +28,13 @@ type SplitStatus struct {
 	Records   int64      `json:"records"`
 	Watermark *time.Time `json:"watermark,omitempty"`
 	Idle      bool       `json:"idle"`
+	// Failing is set while the split's reads fail and are retried (its
+	// broker, shard or endpoint is unreachable): it holds the watermark
+	// back and is never idle. FailingSince and Error say since when and
+	// the last failure.
+	Failing      bool       `json:"failing"`
+	FailingSince *time.Time `json:"failingSince,omitempty"`
+	Error        string     `json:"error,omitempty"`
 }
 
 // SubtaskStatus describes one keyed subtask.
@@ -44,13 +55,22 @@ func wmTime(wm int64) *time.Time {
 
 // Status returns the current status.
 func (r *Runtime) Status() Status {
-	st := Status{Pipeline: r.job.Name, Ready: r.Ready()}
+	st := Status{Pipeline: r.job.Name}
+	if err := r.NotReady(); err != nil {
+		st.NotReady = strings.Split(err.Error(), "\n")
+	} else {
+		st.Ready = true
+	}
 	r.statusMu.Lock()
 	defer r.statusMu.Unlock()
 	low := int64(maxWM)
 	for _, s := range r.splits {
 		wm := s.watermark.Load()
 		ss := SplitStatus{Source: s.source, Split: s.split, Position: s.position.Load(), Records: s.records.Load(), Watermark: wmTime(wm), Idle: s.idle.Load()}
+		if f := s.failure.Load(); f != nil {
+			since := f.since.UTC()
+			ss.Failing, ss.FailingSince, ss.Error = true, &since, f.err
+		}
 		st.Splits = append(st.Splits, ss)
 		if !ss.Idle && wm < low {
 			low, st.HeldBackBy = wm, s.source+"/"+s.split

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 )
 
 // RestartPolicy says how a failed pipeline is restarted inside the process
@@ -49,7 +51,8 @@ func Permanent(err error) error {
 }
 
 // Supervise runs attempt until it returns nil (the input ended), ctx is
-// done (a stop), or it returns a Permanent error; after any other error it
+// done (a stop), or it returns a Permanent error or one wrapping
+// store.ErrRetryLimit (an outage longer than its retry limit); after any other error it
 // waits out the policy's backoff and runs attempt again, with n counting
 // the attempts from 0. It returns the last attempt's error. reg, if not
 // nil, gets streamd_pipeline_restarts_total.
@@ -77,6 +80,12 @@ func Supervise(ctx context.Context, policy RestartPolicy, logger *zap.Logger, re
 		err := attempt(ctx, n)
 		var perm permanentError
 		if err == nil || ctx.Err() != nil || errors.As(err, &perm) {
+			return err
+		}
+		if errors.Is(err, store.ErrRetryLimit) {
+			// An outage that outlasted its retry limit (s3.retryFor): the
+			// pipeline kept its state through it, a restart would lose
+			// that state and wait for the same endpoint.
 			return err
 		}
 		if time.Since(started) >= policy.ResetAfter {

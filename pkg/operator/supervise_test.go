@@ -3,15 +3,19 @@ package operator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 )
 
 func TestSupervise(t *testing.T) {
+	errRetryLimit := fmt.Errorf("create upload: %w: retried 80 times for 10m0s (s3.retryFor 10m0s)", store.ErrRetryLimit)
 	errFull := errors.New("write sink \"out\": no space left on device")
 	policy := RestartPolicy{InitialBackoff: time.Second, MaxBackoff: 4 * time.Second, ResetAfter: time.Minute}
 	tests := []struct {
@@ -49,6 +53,15 @@ func TestSupervise(t *testing.T) {
 				err error
 			}{{0, errFull}, {0, Permanent(errFull)}},
 			wantErr:    errFull,
+			wantStarts: []time.Duration{0, time.Second},
+		},
+		{
+			name: "an outage past its retry limit is not retried",
+			runs: []struct {
+				d   time.Duration
+				err error
+			}{{0, errFull}, {10 * time.Minute, fmt.Errorf("write sink \"out\": %w", errRetryLimit)}},
+			wantErr:    store.ErrRetryLimit,
 			wantStarts: []time.Duration{0, time.Second},
 		},
 		{

@@ -40,10 +40,13 @@ type splitTask struct {
 	wmGauge prometheus.Gauge
 	wmDelay prometheus.Gauge
 	idleG   prometheus.Gauge
-	deadBy  map[string]prometheus.Counter
-	deadB   *record.Batch
-	ctrl    mailbox
-	last    source.Position
+	// failingG and readFails meter reads that fail (see setFailing).
+	failingG  prometheus.Gauge
+	readFails prometheus.Counter
+	deadBy    map[string]prometheus.Counter
+	deadB     *record.Batch
+	ctrl      mailbox
+	last      source.Position
 	// end is how the task ends; revoked is set before a revoked split is
 	// stopped (see lifecycle.go).
 	end     splitEnd
@@ -144,17 +147,19 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 	name, id := src.spec.Name, sp.ID
 	t := &splitTask{
 		r: r, src: src, split: sp, reader: reader, dec: dec, steps: steps,
-		wm:      newWatermarker(src.spec.Watermark, r.job.Now()),
-		out:     out,
-		dead:    dead,
-		status:  r.addSplitStatus(name, id),
-		records: r.m.sourceRecords.WithLabelValues(name, id),
-		bytes:   r.m.sourceBytes.WithLabelValues(name, id),
-		wmGauge: r.m.splitWM.WithLabelValues(name, id),
-		wmDelay: r.m.splitWMDelay.WithLabelValues(name, id),
-		idleG:   r.m.splitIdle.WithLabelValues(name, id),
-		deadBy:  make(map[string]prometheus.Counter),
-		done:    make(chan struct{}),
+		wm:        newWatermarker(src.spec.Watermark, r.job.Now()),
+		out:       out,
+		dead:      dead,
+		status:    r.addSplitStatus(name, id),
+		records:   r.m.sourceRecords.WithLabelValues(name, id),
+		bytes:     r.m.sourceBytes.WithLabelValues(name, id),
+		wmGauge:   r.m.splitWM.WithLabelValues(name, id),
+		wmDelay:   r.m.splitWMDelay.WithLabelValues(name, id),
+		idleG:     r.m.splitIdle.WithLabelValues(name, id),
+		failingG:  r.m.splitFailing.WithLabelValues(name, id),
+		readFails: r.m.readFailures.WithLabelValues(name, id),
+		deadBy:    make(map[string]prometheus.Counter),
+		done:      make(chan struct{}),
 	}
 	if start != nil {
 		t.last = *start
@@ -185,9 +190,11 @@ func (t *splitTask) run(ctx context.Context) {
 		t.out.emit(ctx, nil, wm, false)
 	}
 	msgs := &source.Batch{}
-	backoff := 100 * time.Millisecond
+	backoff := minReadBackoff
 	width := t.dec.Schema().Len()
+	defer t.failingG.Set(0)
 	for {
+		t.status.beat.Store(t.r.job.Now().UnixNano())
 		if t.markers() {
 			log.Info("split stopped behind a checkpoint barrier")
 			t.end = endBarrier
@@ -197,6 +204,16 @@ func (t *splitTask) run(ctx context.Context) {
 		err := t.reader.Read(readCtx, msgs, t.r.job.BatchSize)
 		cancel()
 		now := t.r.job.Now()
+		// A read that fails — also one that ends with its deadline because
+		// the split is unavailable — makes the split failing: it holds the
+		// watermark instead of going idle (see source.Reader).
+		failing := err != nil && !errors.Is(err, source.ErrEndOfSplit) && ctx.Err() == nil &&
+			(errors.Is(err, source.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded))
+		if failing {
+			t.setFailing(err, now)
+		} else {
+			t.setFailing(nil, now)
+		}
 		if len(msgs.Messages) > 0 {
 			t.process(wctx, msgs, width, now)
 			msgs.Reset()
@@ -206,10 +223,7 @@ func (t *splitTask) run(ctx context.Context) {
 		t.out.emit(wctx, nil, wm, idle)
 		t.out.tick(wctx, now, wm)
 		t.dead.tick(wctx, now, wm)
-		t.status.failing.Store(err != nil && !errors.Is(err, source.ErrEndOfSplit) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
 		switch {
-		case err == nil:
-			backoff = 100 * time.Millisecond
 		case errors.Is(err, source.ErrEndOfSplit):
 			log.Info("split ended")
 			t.end = endFinished
@@ -217,8 +231,10 @@ func (t *splitTask) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			t.end = endCancelled
 			return
-		case errors.Is(err, context.DeadlineExceeded):
-			// no data within a tick: idleness and sink ticks were handled above
+		case !failing:
+			// Data, or none within a tick (idleness and sink ticks were
+			// handled above): the split is reachable.
+			backoff = minReadBackoff
 		default:
 			log.Warn("read split; retrying", zap.Error(err), zap.Duration("backoff", backoff))
 			select {
@@ -227,8 +243,38 @@ func (t *splitTask) run(ctx context.Context) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 30*time.Second)
+			backoff = min(2*backoff, maxReadBackoff)
 		}
+	}
+}
+
+// The pauses between the reads of a failing split. The longest one bounds
+// how long reading lags behind a broker that is back: readers reconnect by
+// themselves, and the pause only spaces out their attempts.
+const (
+	minReadBackoff = 100 * time.Millisecond
+	maxReadBackoff = 5 * time.Second
+)
+
+// setFailing records whether the split's reads fail (err, nil once they
+// succeed) for its watermark, its status and its metrics.
+func (t *splitTask) setFailing(err error, now time.Time) {
+	t.wm.setFailing(err != nil, now)
+	prev := t.status.failure.Load()
+	switch {
+	case err != nil:
+		t.readFails.Inc()
+		since := now
+		if prev != nil {
+			since = prev.since
+		} else {
+			t.failingG.Set(1)
+		}
+		t.status.failure.Store(&splitFailure{since: since, err: err.Error()})
+	case prev != nil:
+		t.status.failure.Store(nil)
+		t.failingG.Set(0)
+		t.r.log.Info("split readable again", zap.String("source", t.src.spec.Name), zap.String("split", t.split.ID), zap.Duration("failedFor", now.Sub(prev.since)))
 	}
 }
 
@@ -515,7 +561,9 @@ func (s *subtask) run() {
 	ticker := time.NewTicker(s.r.job.TickInterval)
 	defer ticker.Stop()
 	in := s.st.inputs[s.idx]
+	defer s.status.ended.Store(true)
 	for {
+		s.status.beat.Store(s.r.job.Now().UnixNano())
 		select {
 		case ev, ok := <-in:
 			if !ok {
@@ -811,9 +859,19 @@ type splitStatus struct {
 	records       atomic.Int64
 	watermark     atomic.Int64
 	idle          atomic.Bool
-	// failing is set while the split's reads fail (a broker went away)
-	// and are retried with backoff; /readyz reports not ready meanwhile.
-	failing atomic.Bool
+	// failure is set while the split's reads fail (a broker went away)
+	// and are retried with backoff: since when and the last failure.
+	// /readyz reports not ready once it is older than Job.FailingGrace.
+	failure atomic.Pointer[splitFailure]
+	// beat is when the task last went round its loop (Unix ns), for the
+	// watchdog (see liveness.go).
+	beat atomic.Int64
+}
+
+// splitFailure is since when and why a split's reads fail.
+type splitFailure struct {
+	since time.Time
+	err   string
 }
 
 type subtaskStatus struct {
@@ -821,11 +879,16 @@ type subtaskStatus struct {
 	index     int
 	watermark atomic.Int64
 	keys      atomic.Int64
+	// beat is as splitStatus.beat; ended is set once the subtask's input
+	// has ended and it reports no more.
+	beat  atomic.Int64
+	ended atomic.Bool
 }
 
 func (r *Runtime) addSplitStatus(src, split string) *splitStatus {
 	s := &splitStatus{source: src, split: split}
 	s.watermark.Store(minWM)
+	s.beat.Store(r.job.Now().UnixNano())
 	r.statusMu.Lock()
 	r.splits[src+"/"+split] = s
 	r.statusMu.Unlock()
@@ -843,6 +906,7 @@ func (r *Runtime) removeSplitStatus(s *splitStatus) {
 func (r *Runtime) addSubtaskStatus(stage string, i int) *subtaskStatus {
 	s := &subtaskStatus{stage: stage, index: i}
 	s.watermark.Store(minWM)
+	s.beat.Store(r.job.Now().UnixNano())
 	r.statusMu.Lock()
 	r.subtasks = append(r.subtasks, s)
 	r.statusMu.Unlock()

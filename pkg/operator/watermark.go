@@ -31,6 +31,9 @@ type watermarker struct {
 	lastData time.Time
 	senders  map[string]*sender
 	emitted  int64
+	// failingSince is when the split's reads began to fail, zero while
+	// they succeed (see setFailing).
+	failingSince time.Time
 }
 
 type sender struct {
@@ -70,9 +73,32 @@ func (w *watermarker) observe(b *record.Batch, now time.Time) {
 	}
 }
 
+// setFailing records whether the split's reads fail. A split that cannot
+// be read is failing, never idle: it holds the watermark where it is, and
+// neither it nor its senders fall silent meanwhile — silence counts only
+// while the split can be read, so the clocks of idleness resume where they
+// stopped once it can. Otherwise an outage would let event time jump past
+// the records the split has yet to deliver, and make them late.
+func (w *watermarker) setFailing(failing bool, now time.Time) {
+	switch {
+	case failing && w.failingSince.IsZero():
+		w.failingSince = now
+	case !failing && !w.failingSince.IsZero():
+		d := now.Sub(w.failingSince)
+		w.failingSince = time.Time{}
+		w.lastData = w.lastData.Add(d)
+		for _, s := range w.senders {
+			s.seen = s.seen.Add(d)
+		}
+	}
+}
+
 // current returns the split's watermark and whether the split is idle. The
 // watermark never goes backwards.
 func (w *watermarker) current(now time.Time) (int64, bool) {
+	if !w.failingSince.IsZero() {
+		return w.emitted, false
+	}
 	if w.cfg.IdleTimeout > 0 && now.Sub(w.lastData) >= w.cfg.IdleTimeout {
 		return w.emitted, true
 	}

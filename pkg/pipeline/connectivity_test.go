@@ -63,10 +63,11 @@ func TestCheckConnectivity(t *testing.T) {
 }
 
 // A broker that goes away makes the pipeline not ready while its reads
-// fail and are retried.
+// fail and are retried (past the failing grace, short here).
 func TestReadyReflectsLostBroker(t *testing.T) {
 	cluster := testenv.StartKafkaCluster(t, testenv.MustKafkaTopicOpts(t, "logs:1")...)
 	job := buildKafka(t, cluster.ListenAddrs()[0], "logs")
+	job.FailingGrace = time.Second
 	rt, err := operator.New(job, nil, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

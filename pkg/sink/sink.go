@@ -93,3 +93,12 @@ type Rewinder interface {
 type CommittedRecoverer interface {
 	RecoverCommitted(ctx context.Context, states map[string][]byte) error
 }
+
+// Retrier is implemented by sinks that retry failed writes and commits for
+// a while (an object store answering 503, a lost connection) before they
+// fail. Retrying returns the failure being retried, nil when the sink can
+// write; the runtime reports the pipeline not ready meanwhile. It may be
+// called from any goroutine.
+type Retrier interface {
+	Retrying() error
+}

@@ -10,6 +10,13 @@ import (
 // messages (a file read once, a closed Kinesis shard read to its end).
 var ErrEndOfSplit = errors.New("end of split")
 
+// ErrUnavailable marks a Read error of a split that cannot be read now: its
+// broker, shard or endpoint is unreachable, refuses or does not answer. A
+// Read error wrapping it counts as a failure even when it also wraps
+// context.DeadlineExceeded (a call that timed out on its own deadline is an
+// outage, not a quiet split).
+var ErrUnavailable = errors.New("split unavailable")
+
 // Position is where a message sits in its split. Offset-based splits (Kafka,
 // files, generators) use Offset; sequence-based splits (Kinesis) use Sequence.
 // The position stored in a checkpoint is that of the next message to read.
@@ -80,6 +87,15 @@ type Reader interface {
 	// message is available, ctx is done, or the split ends. It returns
 	// ErrEndOfSplit (with or without messages appended) at the end of a
 	// bounded split. Message bytes stay valid until the next Read call.
+	//
+	// While the split cannot be read (its broker, shard or endpoint is
+	// unreachable or refuses), Read returns an error — not ctx's error,
+	// even when ctx ends while it waits — until it has seen the split
+	// answer again: the runtime treats the split as failing, which holds
+	// the watermark back, and retries with backoff. ctx's error alone
+	// means a reachable split with no message, which may make it idle.
+	// After a failure Read reconnects by itself; the runtime never reopens
+	// a split because its reads fail.
 	Read(ctx context.Context, b *Batch, max int) error
 	// Close releases the split.
 	Close() error

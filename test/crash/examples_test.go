@@ -35,7 +35,7 @@ type world struct {
 	t       *testing.T
 	root    string
 	brokers []string
-	gate    *gate
+	gate    *testenv.Gate
 	kafka   *kgo.Client
 
 	minioOnce             sync.Once

@@ -4,109 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/streamd/streamd/internal/s3proxy"
 	"github.com/streamd/streamd/internal/testenv"
 )
 
-// gate makes a broker unreachable for an outage and reachable again, as a
-// broker that goes away and comes back with its data: kfake keeps its log
-// in memory and cannot be restarted with it, so the cluster stays up in the
-// test process (which outlives every daemon) and its listeners drop every
-// connection and refuse new ones while the gate is closed — what a broker
-// outage looks like from the daemon.
-type gate struct {
-	mu    sync.Mutex
-	down  bool
-	conns map[*gatedConn]struct{}
-}
-
-func newGate() *gate { return &gate{conns: make(map[*gatedConn]struct{})} }
-
-// listen is kfake's ListenFn: a listener behind the gate.
-func (g *gate) listen(network, addr string) (net.Listener, error) {
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &gatedListener{Listener: l, g: g}, nil
-}
-
-// close drops every connection and refuses new ones until open.
-func (g *gate) close() {
-	g.mu.Lock()
-	g.down = true
-	conns := g.conns
-	g.conns = make(map[*gatedConn]struct{})
-	g.mu.Unlock()
-	for c := range conns {
-		_ = c.Conn.Close()
-	}
-}
-
-func (g *gate) open() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.down = false
-}
-
-type gatedListener struct {
-	net.Listener
-	g *gate
-}
-
-func (l *gatedListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		l.g.mu.Lock()
-		if l.g.down {
-			l.g.mu.Unlock()
-			if tcp, ok := c.(*net.TCPConn); ok {
-				_ = tcp.SetLinger(0)
-			}
-			_ = c.Close()
-			continue
-		}
-		gc := &gatedConn{Conn: c, g: l.g}
-		l.g.conns[gc] = struct{}{}
-		l.g.mu.Unlock()
-		return gc, nil
-	}
-}
-
-type gatedConn struct {
-	net.Conn
-	g *gate
-}
-
-func (c *gatedConn) Close() error {
-	c.g.mu.Lock()
-	delete(c.g.conns, c)
-	c.g.mu.Unlock()
-	return c.Conn.Close()
-}
-
 // startGatedKafka runs a three-broker kfake cluster behind a gate.
-func startGatedKafka(t *testing.T) ([]string, *gate) {
+func startGatedKafka(t *testing.T) ([]string, *testenv.Gate) {
 	t.Helper()
-	g := newGate()
-	c := testenv.StartKafkaCluster(t, kfake.ListenFn(g.listen))
+	c, g := testenv.StartGatedKafka(t)
 	return c.ListenAddrs(), g
 }
 

@@ -432,10 +432,10 @@ func (m *matrixEnv) outage(r *exampleRun) (runs, faults int, note string) {
 	run, fed := m.runFor(r, 0, nChunks)
 	time.Sleep(run)
 	require.NoError(m.t, <-fed)
-	m.w.gate.close()
+	m.w.gate.Close()
 	faults++
 	time.Sleep(outageFor)
-	m.w.gate.open()
+	m.w.gate.Open()
 	require.NoError(m.t, r.feed(context.Background(), 1, nChunks, time.Second))
 	m.finish(d, r, 2, nChunks, []string{"a"})
 	return runs, faults, fmt.Sprintf("%s outage", outageFor)
@@ -444,9 +444,14 @@ func (m *matrixEnv) outage(r *exampleRun) (runs, faults int, note string) {
 // outageFor is how long an outage lasts.
 const outageFor = 20 * time.Second
 
+// s3OutageFor is how long S3 answers 503 to everything: longer than the
+// attempts of a request last (5, with backoff up to 5 s), and than the
+// grace before a pipeline retrying a request turns not ready (30 s).
+const s3OutageFor = 45 * time.Second
+
 // s3 runs the daemon through a faulty S3 endpoint: errors, resets, lost
 // answers and delays at random while the input arrives, then every request
-// failing for 20 s, then a clean endpoint for the rest.
+// failing for 45 s, then a clean endpoint for the rest.
 func (m *matrixEnv) s3(r *exampleRun) (runs, faults int, note string) {
 	m.t.Helper()
 	const nChunks = 4
@@ -461,9 +466,33 @@ func (m *matrixEnv) s3(r *exampleRun) (runs, faults int, note string) {
 		time.Sleep(run)
 		require.NoError(m.t, <-fed)
 	}
+	restarts, failures := d.metric("streamd_pipeline_restarts_total"), d.metric("streamd_checkpoint_failures_total")
 	p.SetRates(1, 0, 0, 0)
 	faults++
-	require.NoError(m.t, r.feed(context.Background(), 2, nChunks, outageFor))
+	began := time.Now()
+	require.NoError(m.t, r.feed(context.Background(), 2, nChunks, s3OutageFor/2))
+	// The outage is waited out with the pipeline's state: checkpoints
+	// fail and are counted, the pipeline turns not ready (by /readyz and
+	// the metric alike) but stays alive, and it is not restarted.
+	d.waitFor("a checkpoint failing during the S3 outage", s3OutageFor-time.Since(began), func() error {
+		if n := d.metric("streamd_checkpoint_failures_total"); n <= failures {
+			return fmt.Errorf("streamd_checkpoint_failures_total %v", n)
+		}
+		return nil
+	})
+	d.waitFor("not ready during the S3 outage", s3OutageFor-time.Since(began), func() error {
+		if _, err := d.get("/readyz"); err == nil {
+			return errors.New("/readyz answers 200")
+		}
+		if v := d.metric("streamd_ready"); v != 0 {
+			return fmt.Errorf("streamd_ready %v", v)
+		}
+		return nil
+	})
+	_, err := d.get("/healthz")
+	require.NoError(m.t, err, "/healthz during the S3 outage")
+	time.Sleep(s3OutageFor - time.Since(began))
+	require.Equal(m.t, restarts, d.metric("streamd_pipeline_restarts_total"), "pipeline restarts during the S3 outage\n%s", d.logTail())
 	p.SetRates(0, 0, 0, 0)
 	m.finish(d, r, 3, nChunks, []string{"a"})
 	c := p.Counts()

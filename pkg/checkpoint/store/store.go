@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -101,6 +102,35 @@ type Checker interface {
 	// Check returns one clear error naming what is wrong (bucket,
 	// endpoint, credentials, directory).
 	Check(ctx context.Context) error
+}
+
+// RetryError describes requests being retried: how many, since when the
+// oldest has been failing, and the last failure.
+type RetryError struct {
+	Requests int
+	Since    time.Time
+	Err      error
+}
+
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("%d request(s) failing since %s: %v", e.Requests, e.Since.UTC().Format(time.RFC3339), e.Err)
+}
+
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// ErrRetryLimit marks the failure of a request that was retried through
+// an outage of its endpoint for as long as its store allows (s3.retryFor)
+// and failed all along: the outage outlasted the limit, and a restart
+// would not end it sooner.
+var ErrRetryLimit = errors.New("retry limit passed")
+
+// Retrier is implemented by stores that retry failed requests (an
+// endpoint answering 503, a lost connection) before they fail. Retrying
+// returns the failure of a request being retried now, nil when no request
+// is, as a *RetryError when the store knows since when; it may be called
+// from any goroutine.
+type Retrier interface {
+	Retrying() error
 }
 
 // ValidKey reports whether key is acceptable to every backend.

@@ -24,6 +24,7 @@ type Config struct {
 	Dir string `yaml:"dir"`
 	// S3 configures the client when Dir is an s3:// URL (endpoint, region,
 	// pathStyle, credentials, retries); its bucket and prefix come from Dir.
+	// Its RetryFor defaults to DefaultS3RetryFor.
 	S3 s3store.Config `yaml:"s3"`
 	// Store, set from Go, writes files to this object store instead of a
 	// directory; the YAML form is an s3:// Dir.
@@ -117,10 +118,24 @@ func DefaultConfig() Config {
 		PageSize:       pqfile.DefaultPageSize,
 		DictionarySize: pqfile.DefaultDictionaryMaxBytes,
 		TimestampUnit:  "micros",
-		S3:             s3store.DefaultConfig(),
+		S3:             defaultS3(),
 		PartSize:       8 << 20,
 	}
 }
+
+func defaultS3() s3store.Config {
+	c := s3store.DefaultConfig()
+	c.RetryFor = DefaultS3RetryFor
+	return c
+}
+
+// DefaultS3RetryFor is how long a Parquet sink retries an S3 request that
+// keeps failing (503 SlowDown, 500, lost connections) before it fails
+// (s3.retryFor): long enough to ride out an endpoint outage or a throttling
+// episode of a few minutes with the pipeline's state kept in memory.
+// Meanwhile checkpoints fail and are counted and the pipeline is not
+// ready; past it the process exits with the request's error.
+const DefaultS3RetryFor = 10 * time.Minute
 
 // isS3 reports whether dir names an S3 location.
 func isS3(dir string) bool { return strings.HasPrefix(dir, "s3://") }

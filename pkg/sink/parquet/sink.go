@@ -80,6 +80,7 @@ type recoveredTask struct {
 
 var (
 	_ sink.Transactional = (*Sink)(nil)
+	_ sink.Retrier       = (*Sink)(nil)
 	_ sink.Writer        = (*Writer)(nil)
 	_ sink.Ticker        = (*Writer)(nil)
 	_ sink.Preparer      = (*Writer)(nil)
@@ -433,11 +434,26 @@ func newDestination(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (
 	if sc.Name == "" {
 		sc.Name = cfg.Name
 	}
+	if sc.RetryFor == 0 {
+		// A pipeline file's s3 block without retryFor.
+		sc.RetryFor = DefaultS3RetryFor
+	}
 	st, err := s3store.New(sc, logger, reg)
 	if err != nil {
 		return nil, err
 	}
 	return storeDest{st: st, partSize: partSize}, nil
+}
+
+// Retrying implements sink.Retrier: the failure of an object store request
+// being retried now (an endpoint answering 503), nil when none is.
+func (s *Sink) Retrying() error {
+	if d, ok := s.dest.(storeDest); ok {
+		if rt, ok := d.st.(store.Retrier); ok {
+			return rt.Retrying()
+		}
+	}
+	return nil
 }
 
 // Close releases the sink. Without checkpoints, files are published by

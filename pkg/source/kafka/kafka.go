@@ -34,6 +34,7 @@ type Source struct {
 	fetchBytes prometheus.Counter
 	fetches    prometheus.Counter
 	rebalances prometheus.Counter
+	restarts   prometheus.Counter
 	commits    *prometheus.CounterVec
 
 	commitMu sync.Mutex // serializes commits on the coordinator connection
@@ -94,6 +95,10 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Source, er
 		rebalances: f.NewCounter(prometheus.CounterOpts{
 			Name: "streamd_kafka_rebalances_total",
 			Help: "Consumer group generations joined.",
+		}),
+		restarts: f.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_kafka_reader_restarts_total",
+			Help: "Partition readers started again at their next offset after a failed fetch (a broker outage, a lost connection).",
 		}),
 		commits: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamd_kafka_offset_commits_total",
@@ -180,31 +185,11 @@ func (s *Source) Open(ctx context.Context, split source.Split, start *source.Pos
 			at = startAt{offset: committed}
 		}
 	}
-	kr := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     s.cfg.Brokers,
-		Topic:       topic,
-		Partition:   partition,
-		Dialer:      s.conn.Dialer(),
-		MinBytes:    s.cfg.MinBytes,
-		MaxBytes:    s.cfg.MaxBytes,
-		MaxWait:     s.cfg.MaxWait,
-		ErrorLogger: kafka.LoggerFunc(s.kafkaLog(split.ID)),
-	})
-	if at.at.IsZero() {
-		err = kr.SetOffset(at.offset)
-	} else {
-		err = kr.SetOffsetAt(ctx, at.at)
-	}
-	if err != nil {
-		_ = kr.Close()
-		return nil, fmt.Errorf("open kafka split %s: set start offset: %w", split.ID, err)
-	}
 	r := &Reader{
 		src:       s,
 		split:     split.ID,
 		topic:     topic,
 		partition: partition,
-		r:         kr,
 		lag:       s.lag.WithLabelValues(topic, fmt.Sprint(partition)),
 		lastStats: time.Now(),
 	}
@@ -212,11 +197,85 @@ func (s *Source) Open(ctx context.Context, split source.Split, start *source.Pos
 	if at.at.IsZero() && at.offset >= 0 {
 		r.next.Store(at.offset)
 	}
+	r.resume = at.offset
+	switch {
+	case !at.at.IsZero():
+		// Resolved once: a reader restarted after a failure resumes at the
+		// same message, not at the first one after a later time.
+		off, err := r.offsetAt(ctx, at.at)
+		if err != nil {
+			return nil, fmt.Errorf("open kafka split %s: set start offset: %w", split.ID, err)
+		}
+		r.resume = off
+	case at.offset == kafka.LastOffset:
+		// "latest" is resolved now too, so that a restart after an outage
+		// does not skip what was produced meanwhile. Unreachable now, it is
+		// resolved by the first fetch, as kafka-go does.
+		if _, last, err := r.leaderOffsets(ctx); err == nil {
+			r.resume = last
+		} else {
+			s.logger.Warn("resolve the latest offset of a kafka partition; the first fetch resolves it", zap.String("split", split.ID), zap.Error(err))
+		}
+	}
+	r.r = r.newKafkaReader(r.resume)
 	s.mu.Lock()
 	s.readers[split.ID] = r
 	delete(s.closed, split.ID)
 	s.mu.Unlock()
 	return r, nil
+}
+
+// newKafkaReader starts a kafka-go reader of the partition at offset (an
+// offset, kafka.FirstOffset or kafka.LastOffset). It makes no request.
+func (r *Reader) newKafkaReader(offset int64) *kafka.Reader {
+	s := r.src
+	kr := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     s.cfg.Brokers,
+		Topic:       r.topic,
+		Partition:   r.partition,
+		Dialer:      s.conn.Dialer(),
+		MinBytes:    s.cfg.MinBytes,
+		MaxBytes:    s.cfg.MaxBytes,
+		MaxWait:     s.cfg.MaxWait,
+		ErrorLogger: kafka.LoggerFunc(s.kafkaLog(r.split)),
+	})
+	// SetOffset fails only on a closed reader.
+	_ = kr.SetOffset(offset)
+	return kr
+}
+
+// leaderOffsets asks the partition's leader for its first and last
+// offsets, trying each bootstrap broker in turn until ctx ends.
+func (r *Reader) leaderOffsets(ctx context.Context) (first, last int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, kafkaconn.DialTimeout)
+	defer cancel()
+	err = errors.New("no broker")
+	for _, b := range r.src.cfg.Brokers {
+		var conn *kafka.Conn
+		conn, err = r.src.conn.Dialer().DialLeader(ctx, "tcp", b, r.topic, r.partition)
+		if err != nil {
+			continue
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
+		first, last, err = conn.ReadOffsets()
+		_ = conn.Close()
+		if err == nil {
+			return first, last, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("ask the leader of kafka partition %s: %w", r.split, err)
+}
+
+// offsetAt returns the offset of the first message at or after t.
+func (r *Reader) offsetAt(ctx context.Context, t time.Time) (int64, error) {
+	kr := r.newKafkaReader(kafka.FirstOffset)
+	defer func() { _ = kr.Close() }()
+	if err := kr.SetOffsetAt(ctx, t); err != nil {
+		return 0, err
+	}
+	return kr.Offset(), nil
 }
 
 // kafkaLog adapts kafka-go's error log, which reports retried fetch
@@ -228,6 +287,12 @@ func (s *Source) kafkaLog(split string) func(string, ...any) {
 		if strings.Contains(msg, "i/o timeout") {
 			// A long poll on an idle partition that the broker answered
 			// late: kafka-go reconnects and carries on.
+			l.Debug(msg)
+			return
+		}
+		if strings.Contains(msg, "error initializing the kafka reader") {
+			// The attempts kafka-go makes before it reports a failure: the
+			// runtime logs the failure it reports, with its retries.
 			l.Debug(msg)
 			return
 		}
@@ -487,11 +552,22 @@ type Reader struct {
 	topic     string
 	partition int
 	r         *kafka.Reader
+	// resume is where a kafka-go reader started after a failure begins
+	// before any message was handed out: the start offset, resolved to an
+	// offset where it was relative (latest, a time).
+	resume    int64
 	next      atomic.Int64 // offset after the last message handed out; -1 before
 	headers   []source.Header
 	lag       prometheus.Gauge
 	lastStats time.Time
+	// unavailable is set from a failed read until the partition has
+	// answered again (a message, or its leader's offsets).
+	unavailable bool
 }
+
+// probeTimeout bounds the check, after a failed read, that a partition's
+// leader answers again.
+const probeTimeout = 2 * time.Second
 
 // Position returns the position of the next message Read will return, the
 // position to store in a checkpoint. Before the first message it is the
@@ -502,6 +578,11 @@ func (r *Reader) Position() source.Position { return source.Position{Offset: r.n
 // Config.MaxWait while they arrive, up to max. Messages stay valid after
 // the next Read (kafka-go allocates them) except their Headers slices,
 // which are reused.
+//
+// A failed fetch starts a new kafka-go reader at the next offset (see
+// restart), and until the partition's leader answers again every Read that
+// finds no message reports why, wrapping source.ErrUnavailable, instead of
+// ctx's error: the partition is failing, not idle.
 func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 	if max <= 0 {
 		return nil
@@ -518,9 +599,25 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 	m, err := r.r.FetchMessage(ctx)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
+			if r.unavailable && errors.Is(ctxErr, context.DeadlineExceeded) {
+				// No message says nothing about a partition that just
+				// failed: kafka-go retries quietly before it reports. (A
+				// cancelled read is a stop: no probe delays it.)
+				pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+				_, _, perr := r.leaderOffsets(pctx)
+				cancel()
+				if perr != nil {
+					return fmt.Errorf("read kafka %s: %w: %w", r.split, source.ErrUnavailable, perr)
+				}
+				r.recovered()
+			}
 			return ctxErr
 		}
-		return fmt.Errorf("read kafka %s: %w", r.split, err)
+		r.restart()
+		return fmt.Errorf("read kafka %s: %w: %w", r.split, source.ErrUnavailable, err)
+	}
+	if r.unavailable {
+		r.recovered()
 	}
 	r.append(b, &m)
 	last, hwm := m.Offset, m.HighWaterMark
@@ -535,10 +632,42 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 			last, hwm = m.Offset, m.HighWaterMark
 		}
 		cancel()
+		if err != nil && more.Err() == nil {
+			// Handed out what came before the failure; the next Read
+			// reports it.
+			r.restart()
+		}
 	}
 	r.next.Store(last + 1)
 	r.lag.Set(float64(max64(hwm-last-1, 0)))
 	return nil
+}
+
+// restart replaces the kafka-go reader after a failed fetch with one that
+// starts at the next offset. kafka-go keeps retrying in the background
+// after its MaxAttempts, but queues each failure (up to QueueCapacity, 100)
+// and hands out one per fetch, oldest first: after an outage a reader read
+// every few seconds reports failures that are minutes old for minutes,
+// while the partition is readable again (segmentio/kafka-go#1046 and #387
+// describe the symptom). A new reader has no such backlog.
+func (r *Reader) restart() {
+	r.foldStats()
+	if err := r.r.Close(); err != nil {
+		r.src.logger.Debug("close failed kafka reader", zap.String("split", r.split), zap.Error(err))
+	}
+	from := r.resume
+	if next := r.next.Load(); next >= 0 {
+		from = next
+	}
+	r.r = r.newKafkaReader(from)
+	r.unavailable = true
+	r.src.restarts.Inc()
+}
+
+// recovered records that the partition answers again.
+func (r *Reader) recovered() {
+	r.unavailable = false
+	r.src.logger.Info("kafka partition readable again", zap.String("split", r.split), zap.Int64("next", r.next.Load()))
 }
 
 func (r *Reader) append(b *source.Batch, m *kafka.Message) {

@@ -47,12 +47,17 @@ type Reader struct {
 	subFor  int
 	keyBuf  []byte
 
-	bo        *backoff.ExponentialBackOff
-	timer     sleep.Timer
-	behind    prometheus.Gauge
-	throttles prometheus.Counter
-	records   prometheus.Counter
-	logger    *zap.Logger
+	bo    *backoff.ExponentialBackOff
+	timer sleep.Timer
+	// unavailable is the last failed call while the shard cannot be read,
+	// nil once a call succeeded; throttledSince is when the calls began to
+	// be refused for exceeding a limit.
+	unavailable    error
+	throttledSince time.Time
+	behind         prometheus.Gauge
+	throttles      prometheus.Counter
+	records        prometheus.Counter
+	logger         *zap.Logger
 }
 
 var _ source.Reader = (*Reader)(nil)
@@ -103,7 +108,7 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 		return source.ErrEndOfSplit
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return r.failure(err)
 	}
 	if max <= 0 {
 		return nil
@@ -120,8 +125,43 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 			return source.ErrEndOfSplit
 		}
 		if err := r.fetch(ctx); err != nil {
-			return err
+			return r.failure(err)
 		}
+	}
+}
+
+// throttleGrace is how long a shard's calls may be refused for exceeding
+// a limit before its reads fail: short throttling is routine, but a shard
+// that delivers nothing for longer is failing, not idle.
+const throttleGrace = 10 * time.Second
+
+// failure turns the end of a read's deadline while the shard cannot be
+// read into the shard's failure: a split waiting out a failed call is
+// failing, not quiet.
+func (r *Reader) failure(err error) error {
+	if r.unavailable != nil && errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, source.ErrUnavailable) {
+		return fmt.Errorf("read shard %s: %w: %w", r.shard, source.ErrUnavailable, r.unavailable)
+	}
+	return err
+}
+
+// answered records a call the endpoint answered.
+func (r *Reader) answered() {
+	if r.unavailable != nil {
+		r.logger.Info("kinesis shard readable again")
+	}
+	r.unavailable, r.throttledSince = nil, time.Time{}
+}
+
+// refused records a throttled call; after throttleGrace of them in a row
+// the shard counts as unavailable.
+func (r *Reader) refused(err error) {
+	now := time.Now()
+	if r.throttledSince.IsZero() {
+		r.throttledSince = now
+	}
+	if d := now.Sub(r.throttledSince); d >= throttleGrace {
+		r.unavailable = fmt.Errorf("refused for %s: %w", d.Round(time.Second), err)
 	}
 }
 
@@ -248,19 +288,22 @@ func (r *Reader) fetch(ctx context.Context) error {
 		// A refusal counts even when ctx ended meanwhile.
 		if throttled(err) {
 			r.throttles.Inc()
+			r.refused(err)
 			return r.sleep(ctx, r.bo.NextBackOff())
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 		var expired *types.ExpiredIteratorException
 		if errors.As(err, &expired) {
+			r.answered()
 			r.logger.Info("shard iterator expired; acquiring a new one", zap.String("after", r.lastSeq))
 			r.iter = nil
 			return nil
 		}
-		return fmt.Errorf("get records of shard %s: %w", r.shard, err)
+		// The call had its own deadline: its failure is the endpoint's,
+		// even when ctx ended meanwhile.
+		r.unavailable = err
+		return fmt.Errorf("get records of shard %s: %w: %w", r.shard, source.ErrUnavailable, err)
 	}
+	r.answered()
 	r.bo.Reset()
 	r.recs, r.idx, r.sub, r.subFor = out.Records, 0, 0, -1
 	r.records.Add(float64(len(out.Records)))
@@ -301,13 +344,13 @@ func (r *Reader) acquire(ctx context.Context) error {
 	if err != nil {
 		if throttled(err) {
 			r.throttles.Inc()
+			r.refused(err)
 			return r.sleep(ctx, r.bo.NextBackOff())
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("get iterator of shard %s (%s): %w", r.shard, in.ShardIteratorType, err)
+		r.unavailable = err
+		return fmt.Errorf("get iterator of shard %s (%s): %w: %w", r.shard, in.ShardIteratorType, source.ErrUnavailable, err)
 	}
+	r.answered()
 	r.iter = out.ShardIterator
 	if r.iter == nil {
 		// A closed shard positioned past its last record.

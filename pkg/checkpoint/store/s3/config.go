@@ -36,6 +36,14 @@ type Config struct {
 	MaxAttempts int `yaml:"maxAttempts"`
 	// MaxBackoff caps the jittered wait between attempts.
 	MaxBackoff time.Duration `yaml:"maxBackoff"`
+	// RetryFor, when positive, retries a request that fails with a
+	// retryable error (503 SlowDown, 500, throttling, timeouts, lost
+	// connections) until it has made MaxAttempts attempts and has been
+	// failing this long, however many attempts that takes: an outage of
+	// the endpoint shorter than this delays the caller, a longer one fails
+	// it with an error wrapping store.ErrRetryLimit. 0 counts attempts
+	// only. Parquet sinks default to parquet.DefaultS3RetryFor.
+	RetryFor time.Duration `yaml:"retryFor"`
 	// ResponseTimeout bounds the wait for the response headers of one
 	// attempt after its request was sent, so a server that accepts and
 	// never answers cannot hang a checkpoint.
@@ -75,6 +83,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBackoff < 0 {
 		return fmt.Errorf("s3: maxBackoff must not be negative, got %s", c.MaxBackoff)
+	}
+	if c.RetryFor < 0 {
+		return fmt.Errorf("s3: retryFor must not be negative, got %s", c.RetryFor)
 	}
 	if c.ResponseTimeout < 0 {
 		return fmt.Errorf("s3: responseTimeout must not be negative, got %s", c.ResponseTimeout)

@@ -17,7 +17,7 @@ import (
 )
 
 // behindProxy returns a store that reaches endpoint through a fault proxy.
-func behindProxy(t *testing.T, endpoint, ak, sk, bucket string, cfg s3proxy.Config) (*s3store.Store, *s3proxy.Proxy) {
+func behindProxy(t *testing.T, endpoint, ak, sk, bucket string, cfg s3proxy.Config, opts ...func(*s3store.Config)) (*s3store.Store, *s3proxy.Proxy) {
 	t.Helper()
 	cfg.Target = endpoint
 	p, err := s3proxy.New(cfg)
@@ -27,6 +27,9 @@ func behindProxy(t *testing.T, endpoint, ak, sk, bucket string, cfg s3proxy.Conf
 	sc := s3store.DefaultConfig()
 	sc.Bucket, sc.Endpoint, sc.PathStyle, sc.AccessKey, sc.SecretKey = bucket, front.URL, true, ak, sk
 	sc.MaxAttempts, sc.MaxBackoff = 10, 20*time.Millisecond
+	for _, o := range opts {
+		o(&sc)
+	}
 	s, err := s3store.New(sc, nil, nil)
 	require.NoError(t, err)
 	return s, p
@@ -125,4 +128,52 @@ func TestFaults(t *testing.T) {
 			})
 		})
 	}
+}
+
+// With retryFor a request is retried through an outage of the endpoint
+// that outlasts its attempts, and Retrying says so meanwhile; past the
+// budget it fails, saying why.
+func TestRetryForRidesOutAnOutage(t *testing.T) {
+	endpoint, ak, sk := testenv.StartMinIO(t)
+	testenv.MinIOBucket(t, endpoint, ak, sk, "outage")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := bytes.Repeat([]byte("x"), 1000)
+
+	s, p := behindProxy(t, endpoint, ak, sk, "outage", s3proxy.Config{Seed: 3}, func(c *s3store.Config) {
+		c.MaxAttempts, c.MaxBackoff, c.RetryFor = 3, 50*time.Millisecond, 30*time.Second
+	})
+	require.NoError(t, s.Retrying())
+	p.SetRates(1, 0, 0, 0) // every request answers 503 SlowDown
+	done := make(chan error, 1)
+	go func() { done <- s.Put(ctx, "during", bytes.NewReader(data), int64(len(data))) }()
+	require.Eventually(t, func() bool { return p.Counts().Errors > 10 }, 20*time.Second, 10*time.Millisecond, "attempts beyond maxAttempts")
+	require.ErrorContains(t, s.Retrying(), "SlowDown", "retrying while the endpoint fails")
+	select {
+	case err := <-done:
+		t.Fatalf("put returned during the outage: %v", err)
+	default:
+	}
+	p.SetRates(0, 0, 0, 0)
+	require.NoError(t, <-done, "the put started during the outage")
+	require.NoError(t, s.Retrying())
+	rc, err := s.Get(ctx, "during")
+	require.NoError(t, err)
+	got, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	_ = rc.Close()
+	require.Equal(t, data, got)
+
+	short, p2 := behindProxy(t, endpoint, ak, sk, "outage", s3proxy.Config{Seed: 4}, func(c *s3store.Config) {
+		c.MaxAttempts, c.MaxBackoff, c.RetryFor = 3, 50*time.Millisecond, time.Second
+	})
+	p2.SetRates(1, 0, 0, 0)
+	start := time.Now()
+	_, err = short.CreateUpload(ctx, "past-budget")
+	require.ErrorIs(t, err, store.ErrRetryLimit)
+	require.ErrorContains(t, err, "s3.retryFor 1s")
+	require.ErrorContains(t, err, "SlowDown")
+	require.Less(t, time.Since(start), 20*time.Second)
+	require.Greater(t, p2.Counts().Errors, int64(3), "more attempts than maxAttempts")
+	require.NoError(t, short.Retrying(), "nothing is retried once the request failed")
 }

@@ -34,12 +34,19 @@ type Store struct {
 	client  *s3.Client
 	logger  *zap.Logger
 	metrics *store.Metrics
+	// requests knows which requests are being retried.
+	requests *retrying
 }
 
 var (
 	_ store.Store   = (*Store)(nil)
 	_ store.Checker = (*Store)(nil)
+	_ store.Retrier = (*Store)(nil)
 )
+
+// Retrying implements store.Retrier: the failure of a request being
+// retried now.
+func (s *Store) Retrying() error { return s.requests.err() }
 
 // New returns an S3 store. It makes no request; call Check to verify the
 // bucket and credentials. A nil logger logs nothing; a nil reg registers no
@@ -69,6 +76,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Store, err
 		return nil, fmt.Errorf("new s3 store: %w", err)
 	}
 	sdkLog := logger.Named("aws")
+	requests := &retrying{}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		o.UsePathStyle = cfg.PathStyle
 		// The SDK's own notes (missing response checksums on compatible
@@ -78,24 +86,30 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Store, err
 				ce.Write(zap.String("msg", fmt.Sprintf(format, v...)))
 			}
 		})
-		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = cfg.MaxAttempts
-			if cfg.MaxBackoff > 0 {
-				so.MaxBackoff = cfg.MaxBackoff
-			}
-			so.RateLimiter = ratelimit.None
-		})
+		o.Retryer = budgetRetryer{
+			RetryerV2: retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = cfg.MaxAttempts
+				if cfg.MaxBackoff > 0 {
+					so.MaxBackoff = cfg.MaxBackoff
+				}
+				so.RateLimiter = ratelimit.None
+			}),
+			budget:   cfg.RetryFor,
+			requests: requests,
+		}
+		o.APIOptions = append(o.APIOptions, requests.track)
 	})
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
 		prefix += "/"
 	}
 	return &Store{
-		cfg:     cfg,
-		prefix:  prefix,
-		client:  client,
-		logger:  logger.With(zap.String("store", cfg.Name), zap.String("bucket", cfg.Bucket)),
-		metrics: store.NewMetrics(reg),
+		cfg:      cfg,
+		prefix:   prefix,
+		client:   client,
+		logger:   logger.With(zap.String("store", cfg.Name), zap.String("bucket", cfg.Bucket)),
+		metrics:  store.NewMetrics(reg),
+		requests: requests,
 	}, nil
 }
 
