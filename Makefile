@@ -4,7 +4,7 @@ PKGS     ?= ./...
 BENCHTIME ?= 1x
 FUZZTIME ?= 30s
 
-.PHONY: help deps test test-short bench fuzz lint fmt vet golangci demo build clean dev-up dev-down
+.PHONY: help deps test test-short bench nexmark fuzz lint fmt vet golangci demo build clean dev-up dev-down
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ test-short: ## race tests without installing anything (tests needing DuckDB/Prom
 
 bench: ## run every benchmark (BENCHTIME=2s for figures)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+nexmark: ## Nexmark queries on one core over NEXMARK_EVENTS (default 1000000) JSON events: events/s and events per CPU-second, NEXMARK_COUNT runs each
+	NEXMARK_EVENTS=$${NEXMARK_EVENTS:-1000000} $(GO) test -run '^$$' -bench 'Nexmark' -benchtime 1x -cpu 1 -count $${NEXMARK_COUNT:-3} -timeout 60m ./examples/nexmark
 
 fuzz: ## fuzz every decoder and parser for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)

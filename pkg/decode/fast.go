@@ -283,12 +283,12 @@ func (s *fastScan) skip(depth int) bool {
 	if s.pos >= len(s.msg) || depth > maxFastDepth {
 		return false
 	}
-	switch c := s.msg[s.pos]; {
-	case c == '"':
+	switch s.msg[s.pos] {
+	case '"':
 		return s.skipString()
-	case c == '{':
+	case '{':
 		return s.object(nil, depth)
-	case c == '[':
+	case '[':
 		s.pos++
 		s.ws()
 		if s.pos < len(s.msg) && s.msg[s.pos] == ']' {
@@ -314,11 +314,11 @@ func (s *fastScan) skip(depth int) bool {
 				return false
 			}
 		}
-	case c == 't':
+	case 't':
 		return s.literal("true")
-	case c == 'f':
+	case 'f':
 		return s.literal("false")
-	case c == 'n':
+	case 'n':
 		return s.literal("null")
 	}
 	_, ok := s.number()
@@ -329,11 +329,11 @@ func (s *fastScan) skip(depth int) bool {
 func (s *fastScan) skipString() bool {
 	p := s.msg
 	for i := s.pos + 1; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '"':
+		switch p[i] {
+		case '"':
 			s.pos = i + 1
 			return true
-		case c == '\\':
+		case '\\':
 			i++
 			if i >= len(p) {
 				return false

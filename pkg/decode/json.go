@@ -522,15 +522,9 @@ func (d *JSON) decodeValue(f *Field, v *fastjson.Value, s *slot) *Error {
 	return nil
 }
 
-// number parses a JSON number, as an int64 when it is written as an integer
-// that fits, else as a finite float64. ok is false for NaN, Inf and garbage
-// that fastjson let through as a number.
-func (d *JSON) number(v *fastjson.Value) (n int64, isInt bool, f float64, ok bool) {
-	d.scratch = v.MarshalTo(d.scratch[:0])
-	return parseNumber(d.scratch)
-}
-
-// parseNumber parses the text of a JSON number as number does.
+// parseNumber parses the text of a JSON number, as an int64 when it is
+// written as an integer that fits, else as a finite float64. ok is false for
+// NaN, Inf and garbage that fastjson let through as a number.
 func parseNumber(raw []byte) (n int64, isInt bool, f float64, ok bool) {
 	if isIntegerText(raw) {
 		if n, err := fastfloat.ParseInt64(b2s(raw)); err == nil {

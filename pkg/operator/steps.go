@@ -259,9 +259,21 @@ func NewMap(fields []MapField, keep bool, in *record.Schema) (*Map, error) {
 		}
 	}
 	for _, f := range fields {
-		e, err := CompileExpression(f.Expr, in, f.Type)
+		// A bool field is compiled without expr's AsBool, which turns a nil
+		// result into false: a null flag stays null. The result type is
+		// checked here instead.
+		want := f.Type
+		if want == record.TypeBool {
+			want = record.TypeNull
+		}
+		e, err := CompileExpression(f.Expr, in, want)
 		if err != nil {
 			return nil, fmt.Errorf("new map: field %q: %w", f.Name, err)
+		}
+		if f.Type == record.TypeBool {
+			if t := e.program.Node().Type(); t != nil && t.Kind() != reflect.Bool && t.Kind() != reflect.Interface {
+				return nil, fmt.Errorf("new map: field %q: expression %q gives %s, want bool", f.Name, f.Expr, t)
+			}
 		}
 		m.exprs = append(m.exprs, e)
 		m.types = append(m.types, f.Type)

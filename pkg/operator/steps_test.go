@@ -332,3 +332,24 @@ func BenchmarkFilterMap(b *testing.B) {
 		})
 	}
 }
+
+// TestMapBoolKeepsNull: a bool map field whose expression gives nil is
+// null, not false (a null flag is not a false one).
+func TestMapBoolKeepsNull(t *testing.T) {
+	schema := stepSchema(t)
+	m, err := NewMap([]MapField{
+		{Name: "flag", Expr: "b", Type: record.TypeBool},
+		{Name: "big", Expr: "i > 10 ? true : nil", Type: record.TypeBool},
+	}, false, schema)
+	require.NoError(t, err)
+	in := record.NewBatch(schema.Len(), 2)
+	copy(in.AppendRow(1), record.Row{record.Int(3), record.Null, record.Null, record.Null, record.Null, record.Null, record.Null, record.Null, record.Null, record.Null})
+	copy(in.AppendRow(2), record.Row{record.Int(30), record.Null, record.Null, record.Null, record.Null, record.Null, record.Bool(false), record.Null, record.Null, record.Null})
+	out := record.NewBatch(m.Schema().Len(), 2)
+	m.Apply(in, out, func(i int, err error) { t.Fatalf("row %d rejected: %v", i, err) })
+	require.Equal(t, record.Row{record.Null, record.Null}, out.Row(0))
+	require.Equal(t, record.Row{record.Bool(false), record.Bool(true)}, out.Row(1))
+
+	_, err = NewMap([]MapField{{Name: "flag", Expr: "s", Type: record.TypeBool}}, false, schema)
+	require.Error(t, err, "a string expression for a bool field is refused when the map is built")
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/streamd/streamd/pkg/rules"
 	"github.com/streamd/streamd/pkg/rules/control"
 	"github.com/streamd/streamd/pkg/sink"
+	"github.com/streamd/streamd/pkg/sink/discard"
 	"github.com/streamd/streamd/pkg/sink/hold"
 	"github.com/streamd/streamd/pkg/sink/jsonl"
 	kafkasink "github.com/streamd/streamd/pkg/sink/kafka"
@@ -32,6 +33,7 @@ import (
 	"github.com/streamd/streamd/pkg/source/generator"
 	kafkasrc "github.com/streamd/streamd/pkg/source/kafka"
 	kinesissrc "github.com/streamd/streamd/pkg/source/kinesis"
+	"github.com/streamd/streamd/pkg/source/nexmark"
 	"github.com/streamd/streamd/pkg/window"
 )
 
@@ -296,7 +298,19 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required, Key: b.keys[f.Name], Raw: raw})
 	}
 	b.sourceWarnings(path, &sc)
-	probe, err := decode.NewJSON(dcfg)
+	newDecoder := func() (operator.Decoder, error) { return decode.NewJSON(dcfg) }
+	var nexmarkGen *nexmark.Generator
+	if sc.Type == sourceTypeNexmark {
+		var err error
+		if nexmarkGen, err = newNexmark(sc.Nexmark, b.opts.Now); err != nil {
+			b.problem(path+".nexmark", "%v", err)
+			return operator.SourceSpec{}, nil
+		}
+		if nexmarkGen.Config().Format == nexmark.FormatNative {
+			newDecoder = func() (operator.Decoder, error) { return nexmarkGen.NewDecoder(dcfg) }
+		}
+	}
+	probe, err := newDecoder()
 	if err != nil {
 		b.problem(path+".decode", "%v", err)
 		return operator.SourceSpec{}, nil
@@ -366,11 +380,9 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		wcfg.SenderField = idx
 	}
 	spec := operator.SourceSpec{
-		Name:      sc.Name,
-		Watermark: wcfg,
-		NewDecoder: func() (operator.Decoder, error) {
-			return decode.NewJSON(dcfg)
-		},
+		Name:       sc.Name,
+		Watermark:  wcfg,
+		NewDecoder: newDecoder,
 		NewSteps: func() ([]operator.Step, error) {
 			in := probe.Schema()
 			steps := make([]operator.Step, 0, len(makers))
@@ -385,7 +397,9 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 			return steps, nil
 		},
 	}
-	if b.open {
+	if b.open && nexmarkGen != nil {
+		spec.Source = nexmarkGen
+	} else if b.open {
 		src, err := b.openSource(sc)
 		if err != nil {
 			b.problem(path, "%v", err)
@@ -394,6 +408,21 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		spec.Source = src
 	}
 	return spec, schema
+}
+
+// newNexmark builds the Nexmark generator of a nexmark source.
+func newNexmark(n *NexmarkConfig, now func() time.Time) (*nexmark.Generator, error) {
+	format, err := nexmark.ParseFormat(n.Format)
+	if err != nil {
+		return nil, err
+	}
+	cfg := nexmark.Config{Seed: n.Seed, Events: n.Events, Splits: n.Splits, Rate: n.Rate, EmitRate: n.EmitRate, Format: format, Now: now}
+	if n.BaseTime != "" {
+		if cfg.BaseTime, err = time.Parse(time.RFC3339Nano, n.BaseTime); err != nil {
+			return nil, fmt.Errorf("baseTime: %w", err)
+		}
+	}
+	return nexmark.New(cfg)
 }
 
 // sourceWarnings notes what a source's settings allow but should not go
@@ -751,6 +780,11 @@ func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.S
 			return nil
 		}
 		return s
+	case sinkTypeDiscard:
+		if !b.open {
+			return nil
+		}
+		return discard.New()
 	case "stdout", "file":
 		cfg := jsonl.Config{Name: sk.Name}
 		if sk.Type == "file" {

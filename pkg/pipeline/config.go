@@ -110,10 +110,12 @@ type TimeConfig struct {
 // SourceConfig is one input.
 type SourceConfig struct {
 	Name string `yaml:"name"`
-	// Type is generator, file, stdin, kafka or kinesis.
+	// Type is generator, nexmark, file, stdin, kafka or kinesis.
 	Type      string           `yaml:"type"`
 	Generator *GeneratorConfig `yaml:"generator"`
-	File      *FileConfig      `yaml:"file"`
+	// Nexmark generates Nexmark auction events (persons, auctions, bids).
+	Nexmark *NexmarkConfig `yaml:"nexmark"`
+	File    *FileConfig    `yaml:"file"`
 	// Kafka reads partitions of Kafka topics (see docs/pipeline.md).
 	Kafka *kafkasrc.Config `yaml:"kafka"`
 	// Kinesis reads the shards of a Kinesis data stream.
@@ -149,6 +151,27 @@ type GeneratorConfig struct {
 	LateBy       Duration `yaml:"lateBy"`
 	// MalformedFraction of records are broken JSON or miss fields.
 	MalformedFraction float64 `yaml:"malformedFraction"`
+}
+
+// NexmarkConfig drives the built-in, deterministic Nexmark event generator
+// (the benchmark of examples/nexmark).
+type NexmarkConfig struct {
+	Seed int64 `yaml:"seed"`
+	// Events is the number of events over all splits; 0 runs forever.
+	Events int64 `yaml:"events"`
+	// Splits is the number of parallel splits; default 1.
+	Splits int `yaml:"splits"`
+	// Rate is events per second of event time; default 10000.
+	Rate float64 `yaml:"rate"`
+	// EmitRate paces the source in events per wall-clock second; 0 means
+	// as fast as possible.
+	EmitRate float64 `yaml:"emitRate"`
+	// BaseTime is the event time of the first event (RFC 3339); default
+	// 2015-07-15T00:00:00Z.
+	BaseTime string `yaml:"baseTime"`
+	// Format is json (each event a JSON line, decoded by decode.fields) or
+	// native (rows built directly from the events, no JSON).
+	Format string `yaml:"format"`
 }
 
 // FileConfig reads JSON lines from files.

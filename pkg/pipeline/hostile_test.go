@@ -17,7 +17,7 @@ import (
 func fixtures(t *testing.T) []string {
 	t.Helper()
 	var files []string
-	for _, pattern := range []string{"testdata/*.yaml", "../../examples/*.yaml"} {
+	for _, pattern := range []string{"testdata/*.yaml", "../../examples/*.yaml", "../../examples/*/*.yaml"} {
 		m, err := filepath.Glob(pattern)
 		require.NoError(t, err)
 		files = append(files, m...)

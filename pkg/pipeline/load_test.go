@@ -146,7 +146,7 @@ func TestInvalidManyValidation(t *testing.T) {
 	want := []string{
 		`line 1: name: required`,
 		`line 2: keyGroups: must be in [1, 32768], got 65536`,
-		`line 5: sources[0].type: unknown source type "generatr" (did you mean "generator"? want generator, file, stdin, kafka, kinesis)`,
+		`line 5: sources[0].type: unknown source type "generatr" (did you mean "generator"? want generator, nexmark, file, stdin, kafka, kinesis)`,
 		`line 6: sources[0].generator: only applies to type generator`,
 		`line 7: sources[0].generator.rate: must be a finite number >= 0 (0 means as fast as possible)`,
 		`line 8: sources[0].generator.splits: must be > 0, got -1`,

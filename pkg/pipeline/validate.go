@@ -17,6 +17,7 @@ import (
 	"github.com/streamd/streamd/internal/fielderr"
 	"github.com/streamd/streamd/internal/kafkaconn"
 	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/source/nexmark"
 	"github.com/streamd/streamd/pkg/window"
 )
 
@@ -67,6 +68,7 @@ const (
 	watermarkStrategyBounded   = "bounded"
 	watermarkStrategyPerSender = "perSender"
 	sourceTypeGenerator        = "generator"
+	sourceTypeNexmark          = "nexmark"
 	sourceTypeFile             = "file"
 	sourceTypeStdin            = "stdin"
 	sourceTypeKafka            = "kafka"
@@ -77,6 +79,7 @@ const (
 	sinkTypeParquet            = "parquet"
 	sinkTypeStdout             = "stdout"
 	sinkTypeFile               = "file"
+	sinkTypeDiscard            = "discard"
 	windowTypeTumbling         = "tumbling"
 	windowTypeSliding          = "sliding"
 	windowTypeSession          = "session"
@@ -96,8 +99,8 @@ var (
 	compressions      = []string{"", "zstd", "snappy", "gzip", "none"}
 	aggregateFns      = []string{"count", "sum", "min", "max", "avg", "first", "last", "count_distinct", "quantile", "max_by", "min_by"}
 	windowTypes       = []string{windowTypeTumbling, windowTypeSliding, windowTypeSession}
-	sourceTypes       = []string{sourceTypeGenerator, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis}
-	sinkTypes         = []string{sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook}
+	sourceTypes       = []string{sourceTypeGenerator, sourceTypeNexmark, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis}
+	sinkTypes         = []string{sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook, sinkTypeDiscard}
 	watermarkStrategy = []string{watermarkStrategyBounded, watermarkStrategyPerSender}
 	invalidUTF8s      = []string{invalidUTF8DeadLetter, invalidUTF8Replace}
 	emptyRecords      = []string{emptySkip, emptyDeadLetter}
@@ -138,6 +141,9 @@ func (c *Config) ApplyDefaults() {
 			// "generator:" with nothing under it decodes to nil; it means
 			// "all defaults", not "missing".
 			s.Generator = &GeneratorConfig{}
+		}
+		if s.Type == sourceTypeNexmark && s.Nexmark == nil {
+			s.Nexmark = &NexmarkConfig{}
 		}
 		if g := s.Generator; g != nil {
 			setDefault(&g.Splits, DefaultGeneratorSplits)
@@ -329,9 +335,13 @@ func (v *validator) source(i int, s *SourceConfig) {
 	switch s.Type {
 	case "":
 		v.add(path+".type", "required (one of %s)", strings.Join(sourceTypes, ", "))
-	case sourceTypeGenerator, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis:
+	case sourceTypeGenerator, sourceTypeNexmark, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis:
 	default:
 		v.add(path+".type", "%s", fielderr.Unknown("source type", s.Type, sourceTypes))
+	}
+	v.block(path, s.Type, sourceTypeNexmark, s.Nexmark != nil)
+	if n := s.Nexmark; n != nil {
+		v.nexmark(path+".nexmark", n)
 	}
 	switch {
 	case s.Type == sourceTypeGenerator && s.Generator == nil:
@@ -444,6 +454,35 @@ func (v *validator) generator(path string, g *GeneratorConfig) {
 	v.nonNegative(path+".lateBy", g.LateBy)
 	v.fraction(path+".lateFraction", g.LateFraction)
 	v.fraction(path+".malformedFraction", g.MalformedFraction)
+}
+
+func (v *validator) nexmark(path string, n *NexmarkConfig) {
+	if n.Events < 0 {
+		v.add(path+".events", "must be >= 0 (0 means run forever)")
+	}
+	if n.Splits < 0 {
+		v.add(path+".splits", "must be > 0 (default 1), got %d", n.Splits)
+	}
+	if n.Events > 0 && int64(n.Splits) > n.Events {
+		v.add(path+".splits", "%d splits for %d events would leave a split empty", n.Splits, n.Events)
+	}
+	if !(n.Rate >= 0) || math.IsInf(n.Rate, 0) {
+		v.add(path+".rate", "must be a finite number >= 0 (events per second of event time; 0 means the default 10000)")
+	}
+	if !(n.EmitRate >= 0) || math.IsInf(n.EmitRate, 0) {
+		v.add(path+".emitRate", "must be a finite number >= 0 (0 means as fast as possible)")
+	}
+	if n.BaseTime != "" {
+		t, err := time.Parse(time.RFC3339, n.BaseTime)
+		if err != nil {
+			v.add(path+".baseTime", "invalid RFC 3339 time %q (want e.g. 2015-07-15T00:00:00Z)", n.BaseTime)
+		} else if err := (&nexmark.Config{BaseTime: t}).Validate(); err != nil {
+			v.add(path+".baseTime", "%v", err)
+		}
+	}
+	if n.Format != "" && n.Format != "json" && n.Format != "native" {
+		v.add(path+".format", "%s", fielderr.Unknown("format", n.Format, []string{"json", "native"}))
+	}
 }
 
 // fields checks declared fields and returns their types by name.
@@ -779,7 +818,7 @@ func (v *validator) sink(i int, s *SinkConfig) {
 	switch s.Type {
 	case "":
 		v.add(path+".type", "required (one of %s)", strings.Join(sinkTypes, ", "))
-	case sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook:
+	case sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook, sinkTypeDiscard:
 	default:
 		v.add(path+".type", "%s", fielderr.Unknown("sink type", s.Type, sinkTypes))
 	}

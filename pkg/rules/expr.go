@@ -150,14 +150,6 @@ func compileExprParts(src string, ns *names, asBool, parts bool) (*compiled, err
 	return c, nil
 }
 
-func parserParse(src string) (ast.Node, error) {
-	tree, err := parser.Parse(src)
-	if err != nil {
-		return nil, fmt.Errorf("parse %q: %w", src, err)
-	}
-	return tree.Node, nil
-}
-
 // firstUnknown returns the first identifier that is not a known name, to
 // turn expr's generic error into one naming the misspelt signal or field.
 func firstUnknown(n ast.Node, ns *names) string {

@@ -115,14 +115,6 @@ func (d *disk) free(pid int) {
 	require.NoError(d.t, os.Remove(d.fill))
 }
 
-// limitNew applies the current limit to a daemon started while the disk
-// is full (rlimit only: a tmpfs stays full for everyone).
-func (d *disk) limitNew(pid int, full bool) {
-	if d.kind == "rlimit" && full {
-		d.full(pid)
-	}
-}
-
 // retry runs fn until it succeeds or ctx ends, pausing between attempts:
 // producing to a broker behind a closed gate fails until it opens.
 func retry(ctx context.Context, what string, fn func(context.Context) error) error {

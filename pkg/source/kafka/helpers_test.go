@@ -136,7 +136,7 @@ type runner struct {
 	commitErrs     []error
 }
 
-func startRunner(t testing.TB, ctx context.Context, src *Source, out *seen) *runner {
+func startRunner(ctx context.Context, t testing.TB, src *Source, out *seen) *runner {
 	r := newRunner(t, src, out)
 	r.start(ctx)
 	return r

@@ -39,7 +39,7 @@ func TestGroupReadsEveryRecordOnceInOrder(t *testing.T) {
 	src := newSource(t, cfg, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := newSeen()
-	r := startRunner(t, ctx, src, out)
+	r := startRunner(ctx, t, src, out)
 	out.waitFor(t, "all records", func(s *seen) bool { return s.total >= 4*perPartition })
 	cancel()
 	r.wg.Wait()

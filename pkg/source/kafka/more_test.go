@@ -116,7 +116,7 @@ func TestGroupStartsAtCommittedOffset(t *testing.T) {
 	src := newSource(t, cfg, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := newSeen()
-	r := startRunner(t, ctx, src, out)
+	r := startRunner(ctx, t, src, out)
 	out.waitFor(t, "20 records", func(s *seen) bool { return s.total == 20 })
 	require.NoError(t, src.Commit(context.Background(), map[string]int64{"c/0": 12, "other/0": 3}))
 	require.Equal(t, map[string]int64{"c/0": 12}, fetchCommitted(t, brokers, "gc", "c", 1))
@@ -127,7 +127,7 @@ func TestGroupStartsAtCommittedOffset(t *testing.T) {
 	src2 := newSource(t, cfg, nil)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	out2 := newSeen()
-	r2 := startRunner(t, ctx2, src2, out2)
+	r2 := startRunner(ctx2, t, src2, out2)
 	out2.waitFor(t, "8 records", func(s *seen) bool { return s.total == 8 })
 	cancel2()
 	r2.wg.Wait()
@@ -144,7 +144,7 @@ func TestAutoCommitIsVisibleToLagTooling(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := newSeen()
-	r := startRunner(t, ctx, src, out)
+	r := startRunner(ctx, t, src, out)
 	out.waitFor(t, "60 records", func(s *seen) bool { return s.total == 60 })
 	deadline := time.Now().Add(testTimeout)
 	for {
@@ -200,14 +200,14 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	srcA := newSource(t, cfg, nil)
 	ctxA, cancelA := context.WithCancel(context.Background())
 	defer cancelA()
-	rA := startRunner(t, ctxA, srcA, outA)
+	rA := startRunner(ctxA, t, srcA, outA)
 	rA.waitActive(t, partitions)
 	outA.waitFor(t, "first records", func(s *seen) bool { return s.total > 0 })
 
 	// A second member joins: partitions move to it and are revoked from A.
 	srcB := newSource(t, cfg, nil)
 	ctxB, cancelB := context.WithCancel(context.Background())
-	rB := startRunner(t, ctxB, srcB, outB)
+	rB := startRunner(ctxB, t, srcB, outB)
 	rB.waitActive(t, partitions/2)
 	rA.waitActive(t, partitions/2)
 	outB.waitFor(t, "records at the second member", func(s *seen) bool { return s.total > 0 })
@@ -279,7 +279,7 @@ func TestGenerationEndRevokesEveryPartition(t *testing.T) {
 
 	ctxB, cancelB := context.WithCancel(context.Background())
 	defer cancelB()
-	rB := startRunner(t, ctxB, newSource(t, cfg, nil), outB)
+	rB := startRunner(ctxB, t, newSource(t, cfg, nil), outB)
 	rB.waitActive(t, partitions/2)
 	rA.waitActive(t, partitions/2)
 
