@@ -231,7 +231,7 @@ func TestAlertRulesStructure(t *testing.T) {
 		"StreamdCheckpointTooOld", "StreamdCheckpointsFailing", "StreamdDeadLettersSpiking", "StreamdDown",
 		"StreamdKafkaLagGrowing", "StreamdKinesisBehind", "StreamdLateRecordsHigh", "StreamdNotReady",
 		"StreamdParquetNoCommits", "StreamdPipelineRestarting", "StreamdRestarting", "StreamdRuleErrors", "StreamdRuleQuarantined",
-		"StreamdWatermarkStalled",
+		"StreamdStateBudgetReached", "StreamdWatermarkStalled",
 	}, alerts)
 }
 

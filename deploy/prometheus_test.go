@@ -119,6 +119,7 @@ stages:
     keyBy: [equipmentId, tag]
     window: {type: tumbling, size: 1s}
     allowedLateness: 1s
+    stateBudget: 64MiB
     aggregates:
       - {fn: count, as: n}
       - {fn: avg, field: value, as: avg_value}

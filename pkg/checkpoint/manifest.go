@@ -71,10 +71,16 @@ type KeyGroupRange struct {
 }
 
 // SinkState is what one sink writer needs to commit and resume its output.
+// A large state (rows held for exactly-once delivery) is written as a blob
+// of its own, Key, of Size bytes, rather than inline: the manifest stays
+// small, and encoding it does not copy megabytes through base64 and JSON.
+// Load and Latest leave it there; the runtime reads it on restore.
 type SinkState struct {
 	Sink  string `json:"sink"`
 	Task  string `json:"task"`
-	State []byte `json:"state"`
+	State []byte `json:"state,omitempty"`
+	Key   string `json:"key,omitempty"`
+	Size  int64  `json:"size,omitempty"`
 }
 
 // Naming of checkpoint objects under a pipeline's prefix.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,8 @@ type Coordinator struct {
 	// restoredCommitted: the restored checkpoint's commits had completed.
 	restoredCommitted bool
 	stopping          atomic.Bool
+	// requests asks Run for a checkpoint now (see RequestCheckpoint).
+	requests chan struct{}
 	// storeErr is why the last checkpoint failed to write its state or
 	// manifest, nil once one completes: readiness reports it.
 	storeErr atomic.Pointer[storeFault]
@@ -167,10 +170,25 @@ func NewCoordinator(rt *Runtime, cfg CheckpointConfig, logger *zap.Logger, reg p
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	c := &Coordinator{rt: rt, cfg: cfg, log: logger.With(zap.String("component", "checkpoint")), m: newCheckpointMetrics(reg), nextID: 1}
+	c := &Coordinator{rt: rt, cfg: cfg, log: logger.With(zap.String("component", "checkpoint")), m: newCheckpointMetrics(reg), nextID: 1, requests: make(chan struct{}, 1)}
 	rt.SetMarkerHandler(c)
 	rt.coordinator = c
+	for _, sk := range rt.sinks {
+		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+			ca.BindCheckpoints(c.RequestCheckpoint)
+		}
+	}
 	return c, nil
+}
+
+// RequestCheckpoint asks for a checkpoint as soon as possible — right
+// away, or right after the one in progress — without waiting for it.
+// Sinks that bound what they hold call it (see sink.CheckpointAware).
+func (c *Coordinator) RequestCheckpoint() {
+	select {
+	case c.requests <- struct{}{}:
+	default: // one is asked for already
+	}
 }
 
 // Restore loads the newest complete checkpoint (or the one with id, if id
@@ -193,6 +211,19 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 	}
 	if m.KeyGroups != c.rt.job.KeyGroups {
 		return nil, fmt.Errorf("restore checkpoint %d: it has %d key groups, the pipeline %d; key groups cannot change", m.ID, m.KeyGroups, c.rt.job.KeyGroups)
+	}
+	for i, ss := range m.Sinks {
+		if ss.Key == "" {
+			continue
+		}
+		data, err := c.read(ctx, ss.Key)
+		if err != nil {
+			return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
+		}
+		if int64(len(data)) != ss.Size {
+			return nil, fmt.Errorf("restore checkpoint %d: sink state %s has %d bytes, the manifest says %d", m.ID, ss.Key, len(data), ss.Size)
+		}
+		m.Sinks[i].State = data
 	}
 	rs := &restoreState{splits: make(map[string]checkpoint.SplitState), groups: make(map[string]map[uint16][]byte), wms: make(map[string]map[uint16]int64), stageWM: make(map[string]int64)}
 	for _, s := range m.Splits {
@@ -322,24 +353,70 @@ func (c *Coordinator) outage() error {
 // LastCompleted is the ID of the newest completed (or restored) checkpoint.
 func (c *Coordinator) LastCompleted() int64 { return c.last.Load() }
 
-// Run triggers a checkpoint every interval until ctx is done.
+// Run triggers a checkpoint every interval, and whenever one is
+// requested, until ctx is done.
 func (c *Coordinator) Run(ctx context.Context) {
-	if c.cfg.Interval <= 0 {
-		return
+	// Once no checkpoint will come, writers must not wait for one.
+	defer c.abortWaiters(math.MaxInt64)
+	var tick <-chan time.Time
+	if c.cfg.Interval > 0 {
+		t := time.NewTicker(c.cfg.Interval)
+		defer t.Stop()
+		tick = t.C
 	}
-	t := time.NewTicker(c.cfg.Interval)
-	defer t.Stop()
 	for {
+		requested := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
+		case <-c.requests:
+			requested = true
+		}
+		if c.stopping.Load() {
+			return
+		}
+		_, err := c.Trigger(ctx, false, false)
+		for requested && errors.Is(err, errInFlight) {
+			// Asked for while one is in progress: the requester needs a
+			// barrier after it, so take one as soon as it is done.
+			c.mu.Lock()
+			var finished chan struct{}
+			if p := c.inflight; p != nil {
+				finished = p.finished
+			}
+			c.mu.Unlock()
+			if finished != nil {
+				select {
+				case <-finished:
+				case <-ctx.Done():
+					return
+				}
+			}
 			if c.stopping.Load() {
 				return
 			}
-			if _, err := c.Trigger(ctx, false, false); err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, errNoSplits) {
-				c.log.Warn("checkpoint failed", zap.Error(err))
-			}
+			_, err = c.Trigger(ctx, false, false)
+		}
+		if err != nil && requested {
+			// A writer waits for this checkpoint to start; it cannot.
+			c.mu.Lock()
+			next := c.nextID
+			c.mu.Unlock()
+			c.abortWaiters(next)
+		}
+		if err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, errNoSplits) {
+			c.log.Warn("checkpoint failed", zap.Error(err))
+		}
+	}
+}
+
+// abortWaiters tells sinks that bound what they hold that checkpoint id
+// will not complete.
+func (c *Coordinator) abortWaiters(id int64) {
+	for _, sk := range c.rt.sinks {
+		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+			ca.CheckpointAborted(id)
 		}
 	}
 }
@@ -449,6 +526,11 @@ func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int6
 		c.mu.Unlock()
 		return 0, p, err
 	}
+	for _, sk := range c.rt.sinks {
+		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+			ca.CheckpointStarted(req.id)
+		}
+	}
 	c.maybeComplete(p)
 	timer := time.NewTimer(c.cfg.Timeout)
 	defer timer.Stop()
@@ -488,6 +570,9 @@ func (c *Coordinator) fail(p *pendingCheckpoint, err error) {
 		c.m.failures.Inc()
 		p.done <- err
 		close(p.finished)
+		// Writers waiting for this checkpoint to release what they hold
+		// must not wait for it any more.
+		c.abortWaiters(p.req.id)
 	})
 }
 
@@ -578,6 +663,11 @@ func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {
 		return
 	}
 	c.m.alignment.Observe(time.Since(p.started).Seconds())
+	for _, sk := range c.rt.sinks {
+		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+			ca.CheckpointAcknowledged(p.req.id)
+		}
+	}
 	go func() {
 		err := c.finalize(p)
 		if err != nil && !c.rt.failed.Load() {
@@ -624,6 +714,11 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	return err
 }
 
+// inlineSinkState is the largest sink state kept in the manifest; larger
+// ones (held rows near their bound) are blobs of their own. Small states
+// stay inline: a blob is one more store request per task and checkpoint.
+const inlineSinkState = 64 << 10
+
 // complete writes the state blobs of parts, then the manifest: the
 // checkpoint is complete once that returns nil.
 func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, parts map[string][]subtaskPart, started time.Time) error {
@@ -653,7 +748,20 @@ func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, part
 		}
 		m.Stages = append(m.Stages, ss)
 	}
-	data, err := m.Encode()
+	enc := *m
+	enc.Sinks = make([]checkpoint.SinkState, len(m.Sinks))
+	for i, ss := range m.Sinks {
+		if len(ss.State) > inlineSinkState {
+			key := dir + "/sinks/" + strconv.Itoa(i)
+			if err := c.cfg.Store.Put(ctx, key, bytes.NewReader(ss.State), int64(len(ss.State))); err != nil {
+				return fmt.Errorf("write checkpoint %d sink state: %w", id, err)
+			}
+			total += int64(len(ss.State))
+			ss.Key, ss.Size, ss.State = key, int64(len(ss.State)), nil
+		}
+		enc.Sinks[i] = ss
+	}
+	data, err := enc.Encode()
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -79,6 +80,8 @@ type exchangeOut struct {
 	// subtask may still be aligning: events after it wait (see awaitGate).
 	gate  []int64
 	width int
+	// bp accounts the time the producer waits for the stage.
+	bp *backpressure
 }
 
 // inputCapacity is the capacity of a subtask's input channel, in events.
@@ -159,7 +162,24 @@ func (x *exchangeOut) awaitGate(sub int) {
 		x.gate[sub] = 0
 		return
 	}
+	if sig.open(g) {
+		return
+	}
+	start := time.Now()
 	sig.await(g)
+	x.bp.addOn(x.stage.waitName, time.Since(start))
+}
+
+// put sends ev to subtask sub, accounting a wait for room as backpressure.
+func (x *exchangeOut) put(in chan event, ev event) {
+	select {
+	case in <- ev:
+		return
+	default:
+	}
+	start := time.Now()
+	in <- ev
+	x.bp.addOn(x.stage.waitName, time.Since(start))
 }
 
 // send partitions b by key and forwards each part with the watermark.
@@ -196,7 +216,7 @@ func (x *exchangeOut) send(b *record.Batch, wm int64, idle bool) {
 		x.bufs[sub] = nil
 		x.sentWM[sub], x.sentIdle[sub] = wm, idle
 		x.awaitGate(sub)
-		in <- event{from: x.id, batch: out, wm: wm, idle: idle}
+		x.put(in, event{from: x.id, batch: out, wm: wm, idle: idle})
 	}
 }
 

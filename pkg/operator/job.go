@@ -35,6 +35,10 @@ type Job struct {
 	// TickInterval is how often idle splits, idle advance and sink ticks are
 	// checked (default 200ms).
 	TickInterval time.Duration
+	// SinkQueue is how many batches a task may have waiting for each of its
+	// sink writers (default DefaultSinkQueue); a full queue makes the task
+	// wait, which slows the sources instead of growing memory.
+	SinkQueue int
 	// DrainTimeout bounds the sink writes of a drain after a stop or a
 	// failure (default 1m): later writes fail instead of blocking the exit.
 	DrainTimeout time.Duration
@@ -113,6 +117,17 @@ type StageSpec struct {
 	// Rules, when set, makes this a live rule stage: no window; the rule
 	// engine's state changes are the stage's output.
 	Rules *RulesSpec
+	// StateTTL bounds how long, in event time, keyed state without a
+	// purpose is kept: for a window stage, a key without windows (default
+	// window size or gap plus allowed lateness; it changes no result); for
+	// a rule stage, rules.Options.StateTTL (default a day). 0 is the
+	// default.
+	StateTTL time.Duration
+	// StateBudget is the stage's state budget in estimated bytes, split
+	// evenly over its subtasks; 0 is none. A subtask whose state holds its
+	// share refuses records of keys without state: they go to the dead
+	// letters with reason state_limit (see docs/windows.md).
+	StateBudget int64
 }
 
 // AlertSpec is a threshold alert evaluated on every window result of a stage.

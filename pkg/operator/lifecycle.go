@@ -247,7 +247,7 @@ func (s *subtask) endOfInput(ctx context.Context) {
 	}
 	if final {
 		var sinks []checkpoint.SinkState
-		for _, e := range []*emitter{s.out, s.late, s.alerts} {
+		for _, e := range s.stateEmitters() {
 			if e != nil {
 				sinks = append(sinks, e.finalStates(ctx)...)
 			}
@@ -263,6 +263,9 @@ func (s *subtask) endOfInput(ctx context.Context) {
 	s.late.finish(ctx)
 	if s.alerts != nil {
 		s.alerts.finish(ctx)
+	}
+	if s.state.dead != nil {
+		s.state.dead.finish(ctx)
 	}
 	s.keys.Set(0)
 }

@@ -22,7 +22,9 @@ const (
 // every few seconds) and is failing, which only makes the pipeline not
 // ready; a subtask with no input turns its loop at every tick. What stops
 // a loop is a call that never returns — a deadlock, a write to a sink that
-// outlasts every retry limit — and a restart is the remedy for that.
+// outlasts every retry limit — and a restart is the remedy for that. Sink
+// writers run on their own goroutines: one whose command (a write, a
+// prepare) has not returned for Job.StallTimeout is stuck too.
 func (r *Runtime) Stalled() error {
 	if !r.started() {
 		return nil
@@ -42,6 +44,13 @@ func (r *Runtime) Stalled() error {
 		}
 		if d := now.Sub(time.Unix(0, s.beat.Load())); d >= limit {
 			errs = append(errs, fmt.Errorf("subtask %s/%d has not processed for %s", s.stage, s.index, d.Round(time.Second)))
+		}
+	}
+	for w, name := range r.writers {
+		if busy := w.busy.Load(); busy != 0 {
+			if d := now.Sub(time.Unix(0, busy)); d >= limit {
+				errs = append(errs, fmt.Errorf("%s has been writing for %s", name, d.Round(time.Second)))
+			}
 		}
 	}
 	r.statusMu.Unlock()

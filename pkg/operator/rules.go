@@ -91,15 +91,13 @@ func (o *ruleOperator) Watermark() int64             { return o.eng.Watermark() 
 func (o *ruleOperator) SetWatermark(int64)           {}
 
 // Keys is the number of (rule, key) states.
-func (o *ruleOperator) Keys() int {
-	n := 0
-	for _, s := range o.eng.Stats() {
-		for _, c := range s.Keys {
-			n += c
-		}
-	}
-	return n
-}
+func (o *ruleOperator) Keys() int { return o.eng.KeyCount() }
+
+// StateBytes estimates the engine's state size.
+func (o *ruleOperator) StateBytes() int64 { return o.eng.StateBytes() }
+
+// ExpiredKeys counts the keys the state TTL let go.
+func (o *ruleOperator) ExpiredKeys() int64 { return int64(o.eng.ExpiredKeys()) }
 
 func (o *ruleOperator) Process(in *record.Batch, out *window.Output) {
 	o.out = out
@@ -113,7 +111,15 @@ func (o *ruleOperator) Process(in *record.Batch, out *window.Output) {
 			row[len(row)-1] = record.TimestampMillis(wm)
 			continue
 		}
+		refused := o.eng.RefusedRecords()
 		o.eng.Process(in.Row(i), t, o.emit)
+		if o.eng.RefusedRecords() != refused {
+			// Not applied to some rule for want of state budget.
+			out.RefusedRecords++
+			if out.Refused != nil {
+				copy(out.Refused.AppendRow(t), in.Row(i))
+			}
+		}
 	}
 }
 

@@ -49,6 +49,9 @@ type Runtime struct {
 	statusMu sync.Mutex
 	splits   map[string]*splitStatus
 	subtasks []*subtaskStatus
+	// writers names every open sink writer ("sink \"x\" of task t"), for
+	// Stalled: a write that never returns does not stop its task's loop.
+	writers map[*asyncWriter]string
 
 	// markerMu orders marker injection with split start: a split started
 	// after marker n is injected joins its consumers as "past n".
@@ -119,7 +122,9 @@ type stageRT struct {
 	late      *stream
 	inputs    []chan event
 	// align publishes each subtask's alignment to the producers' gates.
-	align     []*alignSignal
+	align []*alignSignal
+	// waitName is what a producer waiting for this stage waits on.
+	waitName  string
 	nextInput atomic.Int64
 	// clog is set when the input is the result stream of a window stage
 	// that emits updates: rows replace and retract earlier rows.
@@ -147,6 +152,10 @@ type stageOperator interface {
 	Watermark() int64
 	SetWatermark(wm int64)
 	Keys() int
+	// StateBytes estimates the state's size; ExpiredKeys counts the keys
+	// the state TTL let go.
+	StateBytes() int64
+	ExpiredKeys() int64
 	ResultSchema() *record.Schema
 	LateSchema() *record.Schema
 	Restore(kg uint16, data []byte) error
@@ -286,7 +295,7 @@ func (r *Runtime) wire() error {
 		if !ok || in.name == StreamDeadLetters || in.name == StreamAlerts {
 			return fmt.Errorf("stage %q: input %q is not a source or an earlier stage", spec.Name, spec.Input)
 		}
-		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups, dropRetract: -1}
+		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups, dropRetract: -1, waitName: "stage:" + spec.Name}
 		if up := r.stageNamed(in.name); up != nil && up.spec.Rules == nil {
 			updates := up.spec.Emit == window.EmitUpdates && up.spec.AllowedLateness > 0
 			if spec.Rules != nil {
@@ -384,8 +393,17 @@ func sourceSchema(spec SourceSpec) (*record.Schema, error) {
 }
 
 func (r *Runtime) newOperator(st *stageRT) (stageOperator, error) {
+	budget := st.spec.StateBudget / int64(r.job.Parallelism) // each subtask's share
+	if st.spec.StateBudget > 0 {
+		budget = max(budget, 1)
+	}
 	if st.spec.Rules != nil {
-		return newRuleOperator(st.spec.Rules, st.in.schema, st.spec.AllowedLateness.Milliseconds(), r.log.With(zap.String("stage", st.spec.Name)))
+		spec := *st.spec.Rules
+		if st.spec.StateTTL > 0 {
+			spec.Options.StateTTL = st.spec.StateTTL
+		}
+		spec.Options.MaxStateBytes = budget
+		return newRuleOperator(&spec, st.in.schema, st.spec.AllowedLateness.Milliseconds(), r.log.With(zap.String("stage", st.spec.Name)))
 	}
 	return window.NewOperator(window.Config{
 		Assigner:        st.spec.Assigner,
@@ -395,6 +413,8 @@ func (r *Runtime) newOperator(st *stageRT) (stageOperator, error) {
 		KeyFields:       st.spec.KeyBy,
 		Aggregates:      st.aggs,
 		Changelog:       st.clog,
+		StateTTL:        st.spec.StateTTL.Milliseconds(),
+		MaxStateBytes:   budget,
 	})
 }
 
@@ -723,34 +743,45 @@ func (r *Runtime) watchSplits(ctx context.Context, src *sourceRT, dyn source.Dyn
 }
 
 // emitter delivers one task's rows of one stream to the stream's sinks and
-// downstream stages.
+// downstream stages. Each sink writer runs on its own goroutine behind a
+// bounded queue (asyncWriter); waiting for room there, or for a
+// downstream subtask, is the task's backpressure.
 type emitter struct {
 	r       *Runtime
 	task    string
 	stream  *stream
-	writers []sink.Writer
+	writers []*asyncWriter
 	sinks   []*sinkRT
 	outs    []*exchangeOut
-	tickers []sink.Ticker
+	bp      *backpressure
 }
 
-func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, error) {
-	e := &emitter{r: r, stream: s, task: task}
+func (r *Runtime) newEmitter(s *stream, task string, after int64, bp *backpressure) (*emitter, error) {
+	e := &emitter{r: r, stream: s, task: task, bp: bp}
 	for _, sk := range s.sinks {
 		w, err := sk.spec.Sink.NewWriter(task, s.schema)
 		if err != nil {
 			e.closeWriters(context.Background())
 			return nil, fmt.Errorf("open sink %q: %w", sk.spec.Name, err)
 		}
-		e.writers = append(e.writers, w)
-		e.sinks = append(e.sinks, sk)
-		if t, ok := w.(sink.Ticker); ok {
-			e.tickers = append(e.tickers, t)
+		onError := func(err error) {
+			sk.errors.Inc()
+			r.fail(fmt.Errorf("write sink %q: %w", sk.spec.Name, err))
 		}
+		aw := newAsyncWriterClock(w, r.job.SinkQueue, bp, "sink:"+sk.spec.Name, onError, r.job.Now)
+		r.statusMu.Lock()
+		if r.writers == nil {
+			r.writers = make(map[*asyncWriter]string)
+		}
+		r.writers[aw] = fmt.Sprintf("sink %q of task %s", sk.spec.Name, task)
+		r.statusMu.Unlock()
+		e.writers = append(e.writers, aw)
+		e.sinks = append(e.sinks, sk)
 	}
 	for _, st := range s.stages {
 		id := int(st.nextInput.Add(1) - 1)
 		x := newExchangeOut(st, id, s.schema.Len(), after)
+		x.bp = bp
 		for _, in := range st.inputs {
 			in <- event{from: id, wm: minWM, join: true, after: after}
 		}
@@ -766,16 +797,15 @@ func (r *Runtime) newEmitter(s *stream, task string, after int64) (*emitter, err
 // that can publish everything they hold do so at this checkpoint's commit.
 func (e *emitter) prepare(ctx context.Context, id int64, task string, out []checkpoint.SinkState, final bool) ([]checkpoint.SinkState, error) {
 	for i, w := range e.writers {
-		p, ok := w.(sink.Preparer)
-		if !ok {
+		if w.prep == nil {
 			continue
 		}
 		var state []byte
 		var err error
-		if fp, isFinal := w.(finalPreparer); final && isFinal {
-			state, err = fp.PrepareFinal(ctx, id)
+		if final && w.final != nil {
+			state, err = w.PrepareFinal(ctx, id)
 		} else {
-			state, err = p.Prepare(ctx, id)
+			state, err = w.Prepare(ctx, id)
 		}
 		if err != nil {
 			return out, fmt.Errorf("prepare sink %q for checkpoint %d: %w", e.sinks[i].spec.Name, id, err)
@@ -796,11 +826,8 @@ func (e *emitter) marker(m *Marker) {
 func (e *emitter) emit(ctx context.Context, b *record.Batch, wm int64, idle bool) {
 	if b != nil && b.Len() > 0 {
 		e.stream.records.Add(float64(b.Len()))
-		for i, w := range e.writers {
-			if err := w.Write(ctx, b); err != nil {
-				e.sinks[i].errors.Inc()
-				e.r.fail(fmt.Errorf("write sink %q: %w", e.sinks[i].spec.Name, err))
-			}
+		for _, w := range e.writers {
+			w.write(ctx, b)
 		}
 	} else {
 		b = nil
@@ -811,10 +838,8 @@ func (e *emitter) emit(ctx context.Context, b *record.Batch, wm int64, idle bool
 }
 
 func (e *emitter) tick(ctx context.Context, now time.Time, wm int64) {
-	for _, t := range e.tickers {
-		if err := t.Tick(ctx, now.UnixMilli(), wm); err != nil {
-			e.r.fail(fmt.Errorf("tick sink: %w", err))
-		}
+	for _, w := range e.writers {
+		w.tick(ctx, now.UnixMilli(), wm)
 	}
 }
 
@@ -851,22 +876,20 @@ func (e *emitter) finalStates(ctx context.Context) []checkpoint.SinkState {
 	// by the watermark (Parquet partitions) commits what it wrote.
 	now := e.r.job.Now().UnixMilli()
 	for i, w := range e.writers {
-		if t, ok := w.(sink.Ticker); ok {
-			if err := t.Tick(ctx, now, maxWM); err != nil {
-				e.sinks[i].errors.Inc()
-				e.r.fail(fmt.Errorf("end the input of sink %q: %w", e.sinks[i].spec.Name, err))
-			}
+		if err := w.endInput(ctx, now); err != nil {
+			e.sinks[i].errors.Inc()
+			e.r.fail(fmt.Errorf("end the input of sink %q: %w", e.sinks[i].spec.Name, err))
 		}
 	}
 	var out []checkpoint.SinkState
 	for i, w := range e.writers {
 		var state []byte
 		var err error
-		switch p := w.(type) {
-		case finalPreparer:
-			state, err = p.PrepareFinal(ctx, 0)
-		case sink.Preparer:
-			state, err = p.Prepare(ctx, 0)
+		switch {
+		case w.final != nil:
+			state, err = w.PrepareFinal(ctx, 0)
+		case w.prep != nil:
+			state, err = w.Prepare(ctx, 0)
 		default:
 			continue
 		}
@@ -889,6 +912,9 @@ func (e *emitter) closeWriters(ctx context.Context) {
 			e.sinks[i].errors.Inc()
 			e.r.fail(fmt.Errorf("close sink %q: %w", e.sinks[i].spec.Name, err))
 		}
+		e.r.statusMu.Lock()
+		delete(e.r.writers, w)
+		e.r.statusMu.Unlock()
 	}
 	e.writers = nil
 }

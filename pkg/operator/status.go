@@ -28,6 +28,11 @@ type SplitStatus struct {
 	Records   int64      `json:"records"`
 	Watermark *time.Time `json:"watermark,omitempty"`
 	Idle      bool       `json:"idle"`
+	// Backpressure is the share of the last second the split spent
+	// waiting for the writers and subtasks it feeds (0 to 1), and
+	// WaitingOn what it waited on ("sink:<name>", "stage:<name>").
+	Backpressure float64 `json:"backpressure"`
+	WaitingOn    string  `json:"waitingOn,omitempty"`
 	// Failing is set while the split's reads fail and are retried (its
 	// broker, shard or endpoint is unreachable): it holds the watermark
 	// back and is never idle. FailingSince and Error say since when and
@@ -43,6 +48,14 @@ type SubtaskStatus struct {
 	Index     int        `json:"index"`
 	Watermark *time.Time `json:"watermark,omitempty"`
 	Keys      int64      `json:"keys"`
+	// StateBytes estimates the keyed state's size; StateLimited is true
+	// while it holds the stage's state budget and records of new keys go
+	// to the dead letters (state_limit).
+	StateBytes   int64 `json:"stateBytes"`
+	StateLimited bool  `json:"stateLimited,omitempty"`
+	// Backpressure and WaitingOn: as for splits.
+	Backpressure float64 `json:"backpressure"`
+	WaitingOn    string  `json:"waitingOn,omitempty"`
 }
 
 func wmTime(wm int64) *time.Time {
@@ -67,6 +80,7 @@ func (r *Runtime) Status() Status {
 	for _, s := range r.splits {
 		wm := s.watermark.Load()
 		ss := SplitStatus{Source: s.source, Split: s.split, Position: s.position.Load(), Records: s.records.Load(), Watermark: wmTime(wm), Idle: s.idle.Load()}
+		ss.Backpressure, ss.WaitingOn = s.bp.snapshot()
 		if f := s.failure.Load(); f != nil {
 			since := f.since.UTC()
 			ss.Failing, ss.FailingSince, ss.Error = true, &since, f.err
@@ -83,7 +97,9 @@ func (r *Runtime) Status() Status {
 		return st.Splits[i].Split < st.Splits[j].Split
 	})
 	for _, s := range r.subtasks {
-		st.Subtasks = append(st.Subtasks, SubtaskStatus{Stage: s.stage, Index: s.index, Watermark: wmTime(s.watermark.Load()), Keys: s.keys.Load()})
+		sub := SubtaskStatus{Stage: s.stage, Index: s.index, Watermark: wmTime(s.watermark.Load()), Keys: s.keys.Load(), StateBytes: s.stateBytes.Load(), StateLimited: s.stateLimited.Load()}
+		sub.Backpressure, sub.WaitingOn = s.bp.snapshot()
+		st.Subtasks = append(st.Subtasks, sub)
 	}
 	return st
 }

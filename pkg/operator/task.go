@@ -133,12 +133,13 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		return nil, err
 	}
 	task := "split-" + src.spec.Name + "-" + sanitizeTask(sp.ID)
-	out, err := r.newEmitter(src.out, task, after)
+	bp := r.newBackpressure(task)
+	out, err := r.newEmitter(src.out, task, after, bp)
 	if err != nil {
 		_ = reader.Close()
 		return nil, err
 	}
-	dead, err := r.newEmitter(r.streams[StreamDeadLetters], task, after)
+	dead, err := r.newEmitter(r.streams[StreamDeadLetters], task, after, bp)
 	if err != nil {
 		out.finish(ctx)
 		_ = reader.Close()
@@ -150,7 +151,7 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 		wm:        newWatermarker(src.spec.Watermark, r.job.Now()),
 		out:       out,
 		dead:      dead,
-		status:    r.addSplitStatus(name, id),
+		status:    r.addSplitStatus(name, id, bp),
 		records:   r.m.sourceRecords.WithLabelValues(name, id),
 		bytes:     r.m.sourceBytes.WithLabelValues(name, id),
 		wmGauge:   r.m.splitWM.WithLabelValues(name, id),
@@ -163,6 +164,9 @@ func (r *Runtime) newSplitTask(ctx context.Context, src *sourceRT, sp source.Spl
 	}
 	if start != nil {
 		t.last = *start
+	}
+	if t.wm.senders != nil {
+		t.wm.senders.bind(r.m, r.log.With(zap.String("source", name), zap.String("split", id)), name, id)
 	}
 	return t, nil
 }
@@ -220,6 +224,7 @@ func (t *splitTask) run(ctx context.Context) {
 		}
 		wm, idle := t.wm.current(now)
 		t.publishWatermark(wm, idle, now)
+		t.status.bp.sample(now)
 		t.out.emit(wctx, nil, wm, idle)
 		t.out.tick(wctx, now, wm)
 		t.dead.tick(wctx, now, wm)
@@ -463,6 +468,7 @@ type subtask struct {
 	alertErrC   []prometheus.Counter
 	sentWM      int64
 	sentIdle    bool
+	state       subtaskState
 }
 
 func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, error) {
@@ -470,15 +476,16 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
 	s.valve.stageInputs = r.stageNamed(st.in.name) != nil
 	var err error
-	if s.out, err = r.newEmitter(st.out, name, 0); err != nil {
+	bp := r.newBackpressure(name)
+	if s.out, err = r.newEmitter(st.out, name, 0, bp); err != nil {
 		return nil, err
 	}
-	if s.late, err = r.newEmitter(st.late, name, 0); err != nil {
+	if s.late, err = r.newEmitter(st.late, name, 0, bp); err != nil {
 		return nil, err
 	}
 	if len(st.spec.Alerts) > 0 {
 		r.streams[StreamAlerts].producers.Add(1)
-		if s.alerts, err = r.newEmitter(r.streams[StreamAlerts], name, 0); err != nil {
+		if s.alerts, err = r.newEmitter(r.streams[StreamAlerts], name, 0, bp); err != nil {
 			return nil, err
 		}
 	}
@@ -499,7 +506,10 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 	s.updates = r.m.windowUpdates.WithLabelValues(st.spec.Name)
 	s.retracts = r.m.windowRetract.WithLabelValues(st.spec.Name)
 	s.lateC = r.m.lateRecords.WithLabelValues(st.spec.Name)
-	s.status = r.addSubtaskStatus(st.spec.Name, i)
+	s.status = r.addSubtaskStatus(st.spec.Name, i, bp)
+	if err := s.initState(); err != nil {
+		return nil, err
+	}
 	if ro, ok := op.(*ruleOperator); ok {
 		ro.dryRuns = r.m.ruleDryRuns.WithLabelValues(st.spec.Name)
 		st.ruleOps = append(st.ruleOps, ro)
@@ -546,6 +556,7 @@ func (s *subtask) newOutput() {
 	s.res = window.Output{
 		Results: record.NewBatch(s.op.ResultSchema().Len(), 64),
 		Late:    record.NewBatch(s.op.LateSchema().Len(), 16),
+		Refused: s.refusedBatch(),
 	}
 }
 
@@ -591,6 +602,7 @@ func (s *subtask) run() {
 			if wm := s.op.Watermark(); wm != minWM && wm != maxWM {
 				s.wmDelay.Set(float64(now.UnixMilli()-wm) / 1000)
 			}
+			s.status.bp.sample(now)
 			if ro, ok := s.op.(*ruleOperator); ok {
 				ro.publishStats()
 			}
@@ -599,6 +611,7 @@ func (s *subtask) run() {
 			keys := s.op.Keys()
 			s.keys.Set(float64(keys))
 			s.status.keys.Store(int64(keys))
+			s.publishState()
 		}
 	}
 }
@@ -647,7 +660,7 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 		sc := &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records, Async: s.async}
 		if req, ok := m.Payload.(*checkpointRequest); ok {
 			var err error
-			for _, e := range []*emitter{s.out, s.late, s.alerts} {
+			for _, e := range s.stateEmitters() {
 				if e != nil && err == nil {
 					// At a stop, everything the subtask's writers hold is
 					// published with the savepoint (see splitTask.markers).
@@ -762,6 +775,13 @@ func (s *subtask) flush(ctx context.Context, wm int64, idle bool) {
 	s.retracts.Add(float64(res.Retractions))
 	s.lateC.Add(float64(res.LateRecords))
 	s.status.watermark.Store(wm)
+	if res.RefusedRecords > 0 {
+		s.flushRefused(ctx, res.Refused, res.RefusedRecords, wm)
+		s.res.RefusedRecords = 0
+		if res.Refused != nil {
+			res.Refused.Reset()
+		}
+	}
 	if res.Results.Len() == 0 && res.Late.Len() == 0 && res.Firings == 0 && wm == s.sentWM && idle == s.sentIdle {
 		return
 	}
@@ -866,6 +886,7 @@ type splitStatus struct {
 	// beat is when the task last went round its loop (Unix ns), for the
 	// watchdog (see liveness.go).
 	beat atomic.Int64
+	bp   *backpressure
 }
 
 // splitFailure is since when and why a split's reads fail.
@@ -875,18 +896,21 @@ type splitFailure struct {
 }
 
 type subtaskStatus struct {
-	stage     string
-	index     int
-	watermark atomic.Int64
-	keys      atomic.Int64
+	stage        string
+	index        int
+	watermark    atomic.Int64
+	keys         atomic.Int64
+	stateBytes   atomic.Int64
+	stateLimited atomic.Bool
+	bp           *backpressure
 	// beat is as splitStatus.beat; ended is set once the subtask's input
 	// has ended and it reports no more.
 	beat  atomic.Int64
 	ended atomic.Bool
 }
 
-func (r *Runtime) addSplitStatus(src, split string) *splitStatus {
-	s := &splitStatus{source: src, split: split}
+func (r *Runtime) addSplitStatus(src, split string, bp *backpressure) *splitStatus {
+	s := &splitStatus{source: src, split: split, bp: bp}
 	s.watermark.Store(minWM)
 	s.beat.Store(r.job.Now().UnixNano())
 	r.statusMu.Lock()
@@ -903,8 +927,8 @@ func (r *Runtime) removeSplitStatus(s *splitStatus) {
 	r.statusMu.Unlock()
 }
 
-func (r *Runtime) addSubtaskStatus(stage string, i int) *subtaskStatus {
-	s := &subtaskStatus{stage: stage, index: i}
+func (r *Runtime) addSubtaskStatus(stage string, i int, bp *backpressure) *subtaskStatus {
+	s := &subtaskStatus{stage: stage, index: i, bp: bp}
 	s.watermark.Store(minWM)
 	s.beat.Store(r.job.Now().UnixNano())
 	r.statusMu.Lock()

@@ -1,7 +1,6 @@
 package operator
 
 import (
-	"strings"
 	"time"
 
 	"github.com/streamd/streamd/pkg/record"
@@ -20,6 +19,12 @@ type WatermarkConfig struct {
 	// silent for longer than SenderIdleTimeout.
 	SenderField       int
 	SenderIdleTimeout time.Duration
+	// SenderTTL (ms of event time) forgets a sender that far behind the
+	// newest sender of the split; MaxSenders bounds the senders tracked,
+	// forgetting those furthest behind first. 0 takes DefaultSenderTTL and
+	// DefaultMaxSenders (see senderSet).
+	SenderTTL  int64
+	MaxSenders int
 }
 
 // watermarker tracks one split's watermark. Watermarks follow Flink's
@@ -29,22 +34,17 @@ type watermarker struct {
 	cfg      WatermarkConfig
 	maxTime  int64
 	lastData time.Time
-	senders  map[string]*sender
+	senders  *senderSet
 	emitted  int64
 	// failingSince is when the split's reads began to fail, zero while
 	// they succeed (see setFailing).
 	failingSince time.Time
 }
 
-type sender struct {
-	maxTime int64
-	seen    time.Time
-}
-
 func newWatermarker(cfg WatermarkConfig, now time.Time) *watermarker {
 	w := &watermarker{cfg: cfg, maxTime: window.MinWatermark, lastData: now, emitted: window.MinWatermark}
 	if cfg.SenderField >= 0 {
-		w.senders = make(map[string]*sender)
+		w.senders = newSenderSet(cfg)
 	}
 	return w
 }
@@ -62,15 +62,9 @@ func (w *watermarker) observe(b *record.Batch, now time.Time) {
 		return
 	}
 	for i, t := range b.Times {
-		id := b.Values[i*b.Width+w.cfg.SenderField]
-		s := w.senders[id.S]
-		if s == nil {
-			s = &sender{maxTime: t}
-			w.senders[strings.Clone(id.S)] = s
-		}
-		s.maxTime = max(s.maxTime, t)
-		s.seen = now
+		w.senders.observe(b.Values[i*b.Width+w.cfg.SenderField].S, t, now)
 	}
+	w.senders.trim()
 }
 
 // setFailing records whether the split's reads fail. A split that cannot
@@ -87,8 +81,10 @@ func (w *watermarker) setFailing(failing bool, now time.Time) {
 		d := now.Sub(w.failingSince)
 		w.failingSince = time.Time{}
 		w.lastData = w.lastData.Add(d)
-		for _, s := range w.senders {
-			s.seen = s.seen.Add(d)
+		if w.senders != nil {
+			for _, s := range w.senders.byID {
+				s.seen = s.seen.Add(d)
+			}
 		}
 	}
 }
@@ -104,19 +100,8 @@ func (w *watermarker) current(now time.Time) (int64, bool) {
 	}
 	newest := w.maxTime
 	if w.senders != nil {
-		newest = window.MaxWatermark
-		active := 0
-		for id, s := range w.senders {
-			if w.cfg.SenderIdleTimeout > 0 && now.Sub(s.seen) >= w.cfg.SenderIdleTimeout {
-				if now.Sub(s.seen) >= 10*w.cfg.SenderIdleTimeout {
-					delete(w.senders, id) // forget long-gone senders
-				}
-				continue
-			}
-			active++
-			newest = min(newest, s.maxTime)
-		}
-		if active == 0 {
+		var active int
+		if newest, active = w.senders.low(now, w.cfg.SenderIdleTimeout); active == 0 {
 			return w.emitted, true
 		}
 	}

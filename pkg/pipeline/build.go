@@ -198,7 +198,7 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems, []Proble
 			if !c.Checkpoints() {
 				b.problem(path+".delivery", "exactlyOnce needs checkpoints (they are disabled): rows are released when their checkpoint completes")
 			} else if sk.Type != "parquet" && s != nil {
-				s = hold.New(s)
+				s = hold.NewWith(s, hold.Config{Name: sk.Name, MaxHeldBytes: int64(sk.MaxHeldBytes)}, b.opts.Registry)
 			}
 		default:
 			b.problem(path+".delivery", "unknown delivery %q (want atLeastOnce or exactlyOnce)", sk.Delivery)
@@ -364,6 +364,8 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		IdleTimeout:       sc.Watermark.IdleTimeout.D(),
 		SenderField:       -1,
 		SenderIdleTimeout: sc.Watermark.SenderIdleTimeout.D(),
+		SenderTTL:         sc.Watermark.SenderTTL.D().Milliseconds(),
+		MaxSenders:        sc.Watermark.MaxSenders,
 	}
 	if sc.Watermark.Strategy == "perSender" {
 		idx, ok := schema.Index(sc.Watermark.SenderField)
@@ -489,6 +491,8 @@ func (b *builder) stage(path string, sc *StageConfig, input string, in *record.S
 		Emit:            emit,
 		Aggregates:      sc.Aggregates,
 		NewAggregate:    window.NewAggregate,
+		StateTTL:        sc.StateTTL.D(),
+		StateBudget:     int64(sc.StateBudget),
 	}
 	// A stage reading the updates of an earlier window stage consumes them
 	// as a changelog: each row replaces or withdraws an earlier one.
@@ -604,7 +608,8 @@ func (b *builder) rulesStage(path string, sc *StageConfig, input string, in *rec
 		}
 		spec.Control = append(spec.Control, &control.Kafka{Brokers: k.Brokers, Topic: k.Topic, Log: b.opts.Logger, MaxBytes: int64(rc.MaxRuleBytes)})
 	}
-	return operator.StageSpec{Name: sc.Name, Input: input, KeyBy: sc.KeyBy, AllowedLateness: sc.AllowedLateness.D(), Rules: spec}, operator.RuleAlertSchema
+	return operator.StageSpec{Name: sc.Name, Input: input, KeyBy: sc.KeyBy, AllowedLateness: sc.AllowedLateness.D(), Rules: spec,
+		StateTTL: sc.StateTTL.D(), StateBudget: int64(sc.StateBudget)}, operator.RuleAlertSchema
 }
 
 // keyCovers reports whether a rule key includes every stage key field.

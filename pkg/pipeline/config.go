@@ -247,6 +247,13 @@ type WatermarkConfig struct {
 	SenderField string `yaml:"senderField"`
 	// SenderIdleTimeout excludes a sender silent for longer than this (wall clock).
 	SenderIdleTimeout Duration `yaml:"senderIdleTimeout"`
+	// SenderTTL forgets a sender whose newest event time is further than
+	// this behind the split's newest sender: it stops holding the
+	// watermark back (event time; default 1h).
+	SenderTTL Duration `yaml:"senderTTL"`
+	// MaxSenders bounds the senders tracked per split; past it those
+	// furthest behind are forgotten first (default 100000).
+	MaxSenders int `yaml:"maxSenders"`
 }
 
 // StepConfig is one stateless step; exactly one of its kinds is set.
@@ -307,6 +314,15 @@ type StageConfig struct {
 	// from files, a Kafka control topic and the admin API, and the stage's
 	// output is one row per change of a rule's state for a key.
 	Rules *RulesConfig `yaml:"rules"`
+	// StateTTL bounds keyed state in event time: how long a window
+	// stage keeps a key without windows (default window size or gap plus
+	// allowedLateness), how long a rule stage keeps a latest value and an
+	// idle key (default 24h). See docs/windows.md and docs/rules.md.
+	StateTTL Duration `yaml:"stateTTL"`
+	// StateBudget is the stage's state budget (estimated bytes, split
+	// over its subtasks); past it records of new keys go to the dead
+	// letters (state_limit). Default: none.
+	StateBudget ByteSize `yaml:"stateBudget"`
 }
 
 // RulesConfig configures a rule stage and where its rules come from.
@@ -366,6 +382,12 @@ type SinkConfig struct {
 	// checkpoint block. Parquet sinks are exactly-once by themselves when
 	// checkpoints are enabled.
 	Delivery string `yaml:"delivery"`
+	// MaxHeldBytes bounds, with delivery exactlyOnce, the encoded rows
+	// the sink holds until their checkpoint completes, shared evenly by
+	// its producing tasks (at least 256KiB each); a task past its share
+	// waits (backpressure) and asks for a checkpoint at once.
+	// Default 16MiB.
+	MaxHeldBytes ByteSize `yaml:"maxHeldBytes"`
 	// Type is parquet, stdout, file, kafka, kinesis or webhook.
 	Type    string          `yaml:"type"`
 	Parquet *ParquetConfig  `yaml:"parquet"`

@@ -529,3 +529,49 @@ func BenchmarkParse(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
 }
+
+// The state bounds of a pipeline file reach the job: per-stage state TTL
+// and budget, per-sender watermark bounds.
+func TestStateBoundsReachTheJob(t *testing.T) {
+	src := `
+name: bounds
+sources:
+  - name: in
+    type: generator
+    generator: {count: 10}
+    decode:
+      fields:
+        - {name: timestamp, type: timestamp, format: epoch_ms}
+        - {name: equipmentId, type: string}
+        - {name: tag, type: string}
+        - {name: value, type: float}
+    eventTime: {field: timestamp}
+    watermark: {strategy: perSender, senderField: equipmentId, senderTTL: 30m, maxSenders: 500}
+stages:
+  - name: w
+    input: in
+    keyBy: [equipmentId]
+    window: {type: tumbling, size: 1m}
+    aggregates: [{fn: count}]
+    stateTTL: 10m
+    stateBudget: 64MiB
+  - name: r
+    input: in
+    keyBy: [equipmentId]
+    rules: {}
+    stateTTL: 2h
+sinks:
+  - {name: out, input: w, type: stdout}
+checkpoint: {enabled: false}
+`
+	cfg, err := Parse([]byte(src), env())
+	require.NoError(t, err)
+	require.Empty(t, cfg.Validate())
+	job, err := Build(cfg, Options{})
+	require.NoError(t, err)
+	require.Equal(t, 10*time.Minute, job.Stages[0].StateTTL)
+	require.EqualValues(t, 64<<20, job.Stages[0].StateBudget)
+	require.Equal(t, 2*time.Hour, job.Stages[1].StateTTL)
+	require.EqualValues(t, 30*time.Minute/time.Millisecond, job.Sources[0].Watermark.SenderTTL)
+	require.Equal(t, 500, job.Sources[0].Watermark.MaxSenders)
+}

@@ -405,6 +405,9 @@ func (v *validator) source(i int, s *SourceConfig) {
 		if w.SenderField != "" {
 			v.add(wp+".senderField", "only applies to the perSender strategy")
 		}
+		if w.SenderTTL != 0 || w.MaxSenders != 0 {
+			v.add(wp, "senderTTL and maxSenders only apply to the perSender strategy")
+		}
 	case watermarkStrategyPerSender:
 		switch _, ok := fieldTypes[w.SenderField]; {
 		case w.SenderField == "":
@@ -418,6 +421,12 @@ func (v *validator) source(i int, s *SourceConfig) {
 	v.nonNegative(wp+".maxOutOfOrderness", w.MaxOutOfOrderness)
 	v.nonNegative(wp+".idleTimeout", w.IdleTimeout)
 	v.nonNegative(wp+".senderIdleTimeout", w.SenderIdleTimeout)
+	if w.SenderTTL != 0 {
+		v.positiveMillis(wp+".senderTTL", w.SenderTTL)
+	}
+	if w.MaxSenders < 0 {
+		v.add(wp+".maxSenders", "must be >= 0 (0 means the default, 100000)")
+	}
 }
 
 func (v *validator) generator(path string, g *GeneratorConfig) {
@@ -625,6 +634,12 @@ func (v *validator) stage(i int, s *StageConfig) {
 	}
 
 	v.nonNegative(path+".allowedLateness", s.AllowedLateness)
+	if s.StateTTL != 0 {
+		v.positiveMillis(path+".stateTTL", s.StateTTL)
+	}
+	if s.StateBudget < 0 {
+		v.add(path+".stateBudget", "must be > 0")
+	}
 	if s.Rules != nil {
 		// A rule stage evaluates live rules instead of windows.
 		if s.Window != (WindowConfig{}) {
@@ -789,6 +804,12 @@ func (v *validator) aggregate(path string, a *window.Spec) string {
 func (v *validator) sink(i int, s *SinkConfig) {
 	path := fmt.Sprintf("sinks[%d]", i)
 	v.declare(path, s.Name, false)
+	switch {
+	case s.MaxHeldBytes < 0:
+		v.add(path+".maxHeldBytes", "must be > 0")
+	case s.MaxHeldBytes > 0 && (s.Delivery != "exactlyOnce" || s.Type == sinkTypeParquet):
+		v.add(path+".maxHeldBytes", "only applies to delivery exactlyOnce of a sink other than parquet")
+	}
 	if s.Input == "" {
 		v.add(path+".input", "required (a source, a stage, or one of %s)", strings.Join(builtinStreams, ", "))
 	} else {

@@ -152,6 +152,11 @@ func TestValidateRules(t *testing.T) {
 		{"maxOutOfOrderness negative", sourceDoc("type: stdin", "watermark: {maxOutOfOrderness: -5s}"), "sources[0].watermark.maxOutOfOrderness", 5, "must be >= 0"},
 		{"idleTimeout negative", sourceDoc("type: stdin", "watermark: {idleTimeout: -5s}"), "sources[0].watermark.idleTimeout", 5, "must be >= 0"},
 		{"senderIdleTimeout negative", sourceDoc("type: stdin", "watermark: {senderIdleTimeout: -5s}"), "sources[0].watermark.senderIdleTimeout", 5, "must be >= 0"},
+		{"senderTTL on bounded", sourceDoc("type: stdin", "watermark: {senderTTL: 1h}"), "sources[0].watermark", 5, "senderTTL and maxSenders only apply to the perSender strategy"},
+		{"senderTTL negative", sourceDoc("type: stdin", "decode: {fields: [{name: d, type: string}]}", "watermark: {strategy: perSender, senderField: d, senderTTL: -1m}"), "sources[0].watermark.senderTTL", 6, "must be > 0"},
+		{"maxSenders negative", sourceDoc("type: stdin", "decode: {fields: [{name: d, type: string}]}", "watermark: {strategy: perSender, senderField: d, maxSenders: -1}"), "sources[0].watermark.maxSenders", 6, "must be >= 0"},
+		{"stateTTL negative", stageDoc("stateTTL: -1m", "window: {type: tumbling, size: 1m}", "aggregates: [{fn: count}]"), "stages[0].stateTTL", 12, "must be > 0"},
+		{"maxHeldBytes without exactlyOnce", sinkDoc("input: gen", "type: stdout", "maxHeldBytes: 1MiB"), "sinks[0].maxHeldBytes", 8, "only applies to delivery exactlyOnce"},
 
 		// Steps.
 		{"step kind required", stepDoc("- name: nothing"), "steps[0]", 11, "one of filter, map or flatMap is required"},

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/streamd/streamd/pkg/record"
@@ -25,15 +26,33 @@ type Options struct {
 	// beyond it the oldest input is dropped, which bounds state when a
 	// sender floods a key.
 	MaxSignalPoints int `yaml:"maxSignalPoints"`
+	// StateTTL is how long, in event time, a (rule, key) keeps what it
+	// last saw: a `latest` signal without a window expires StateTTL after
+	// it was observed, and a key that holds no signal data, is at rest
+	// and waits for nothing is dropped once the watermark is StateTTL past
+	// its last activity (dropping it changes no result: it starts again
+	// exactly as it is). 0 means DefaultStateTTL.
+	StateTTL time.Duration `yaml:"stateTTL"`
+	// MaxStateBytes is the engine's state budget (see StateBytes); 0 is
+	// unlimited. Once the state holds it, a record is not applied to a
+	// rule that has no state for its key yet: it counts in
+	// RefusedRecords, and the runtime dead-letters it. Keys with state go
+	// on.
+	MaxStateBytes int64 `yaml:"-"`
 	// KeyGroup maps a rule key to its key group, the unit of snapshots.
 	// Nil puts every key in key group 0.
 	KeyGroup func(key string) int `yaml:"-"`
 }
 
+// DefaultStateTTL is the state TTL of rule keys when none is set: a day
+// of event time, the horizon within which a sensor's last reading is
+// still evidence.
+const DefaultStateTTL = 24 * time.Hour
+
 // DefaultOptions returns the defaults: quarantine after 100 consecutive
-// errors, 10000 inputs per windowed signal and key.
+// errors, 10000 inputs per windowed signal and key, state TTL of a day.
 func DefaultOptions() Options {
-	return Options{QuarantineAfter: 100, MaxSignalPoints: 10000}
+	return Options{QuarantineAfter: 100, MaxSignalPoints: 10000, StateTTL: DefaultStateTTL}
 }
 
 // Validate reports options out of range, naming the yaml field.
@@ -45,7 +64,21 @@ func (o Options) Validate() error {
 	if o.MaxSignalPoints < 1 {
 		errs = append(errs, fmt.Errorf("maxSignalPoints: must be at least 1 (got %d)", o.MaxSignalPoints))
 	}
+	if o.StateTTL < 0 || o.StateTTL > 0 && o.StateTTL < time.Millisecond {
+		errs = append(errs, fmt.Errorf("stateTTL: must be at least 1ms (got %s)", o.StateTTL))
+	}
+	if o.MaxStateBytes < 0 {
+		errs = append(errs, fmt.Errorf("stateBudget: must be >= 0 (got %d)", o.MaxStateBytes))
+	}
 	return errors.Join(errs...)
+}
+
+// ttl is the state TTL in milliseconds.
+func (o Options) ttl() int64 {
+	if o.StateTTL == 0 {
+		return DefaultStateTTL.Milliseconds()
+	}
+	return o.StateTTL.Milliseconds()
 }
 
 // Update is one change from the control stream: a new or changed rule, or
@@ -133,6 +166,16 @@ type Engine struct {
 	badRows    uint64
 	spaces     map[string]*keySpace
 	rowGen     uint64
+	// nextSweep is the watermark at which keys are next checked against
+	// the state TTL; expired counts the keys dropped by it.
+	nextSweep int64
+	expired   uint64
+	// stateBytes is the fixed part of the state estimate (keys and
+	// interned keys), points the windowed inputs held; refused counts the
+	// records the state budget refused.
+	stateBytes int64
+	points     int64
+	refused    uint64
 
 	run vmRunner
 	// rowScope and sigScope live in the engine so that passing them to
@@ -164,47 +207,172 @@ type ruleRT struct {
 	reason      string
 	consecutive int
 	stats       RuleStats
-	keys        map[string]*keyState
-	// byID finds a key's state by its ID in the key space, which costs a
-	// small integer lookup per rule instead of hashing the key string
-	// again for each of the rules a record feeds.
-	byID       map[int32]*keyState
+	// byID holds the rule's keys by their ID in the key space, which
+	// costs a small integer lookup per rule instead of hashing the key
+	// string again for each of the rules a record feeds.
+	byID map[int32]*keyState
+	// peak is the most keys byID held since it was last rebuilt: Go maps
+	// do not shrink, so a map far below its peak is copied to a new one.
+	peak       int
 	space      *keySpace
 	stateCount []int
 }
 
 // keySpace interns the keys of every rule keyed by the same fields, and
 // remembers the current record's key ID so it is computed once per record.
+// An ID is held by the rules that have state for its key; when the last
+// lets go, the key and its ID are freed (the ID is reused).
 type keySpace struct {
-	idx []int
-	ids map[string]int32
-	gen uint64
-	cur int32
+	sig  string
+	idx  []int
+	ids  map[string]int32
+	keys []string // by ID: the interned text
+	refs []int32  // by ID: rules holding state for the key
+	free []int32
+	peak int
+	gen  uint64
+	cur  int32
+	// rules counts the rule versions using the space.
+	rules int
 }
 
+// intern returns the ID of key, assigning one (not yet held) if it has none.
 func (s *keySpace) intern(key string) int32 {
 	id, ok := s.ids[key]
-	if !ok {
-		id = int32(len(s.ids))
-		s.ids[strings.Clone(key)] = id
+	if ok {
+		return id
 	}
+	key = strings.Clone(key)
+	if n := len(s.free); n > 0 {
+		id = s.free[n-1]
+		s.free = s.free[:n-1]
+		s.keys[id] = key
+	} else {
+		id = int32(len(s.keys))
+		s.keys = append(s.keys, key)
+		s.refs = append(s.refs, 0)
+	}
+	s.ids[key] = id
+	s.peak = max(s.peak, len(s.ids))
 	return id
+}
+
+// hold records that one more rule keeps state for the key with ID id and
+// returns the estimated bytes that adds (the interned key's, if first).
+func (s *keySpace) hold(id int32) int64 {
+	s.refs[id]++
+	if s.refs[id] == 1 {
+		return internBytes + roundUp(int64(len(s.keys[id])))
+	}
+	return 0
+}
+
+// release lets go of one rule's hold on id and frees the key when no rule
+// holds it any more; it returns the estimated bytes freed.
+func (s *keySpace) release(id int32) int64 {
+	s.refs[id]--
+	if s.refs[id] > 0 {
+		return 0
+	}
+	freed := internBytes + roundUp(int64(len(s.keys[id])))
+	s.forget(id)
+	return freed
+}
+
+// forget frees an ID no rule holds.
+func (s *keySpace) forget(id int32) {
+	delete(s.ids, s.keys[id])
+	s.keys[id] = ""
+	s.free = append(s.free, id)
+	s.gen = 0 // the cached ID of the current record may be the freed one
+	if s.peak > 1024 && len(s.ids) < s.peak/4 {
+		m := make(map[string]int32, len(s.ids))
+		for k, v := range s.ids {
+			m[k] = v
+		}
+		s.ids, s.peak = m, len(m)
+	}
+	if len(s.ids) == 0 {
+		// Nothing is held: give the ID tables back too.
+		s.keys, s.refs, s.free = nil, nil, nil
+	}
 }
 
 func (e *Engine) newRuleRT(p *program) *ruleRT {
 	sig := fmt.Sprint(p.keyIdx)
 	space := e.spaces[sig]
 	if space == nil {
-		space = &keySpace{idx: p.keyIdx, ids: map[string]int32{}}
+		space = &keySpace{sig: sig, idx: p.keyIdx, ids: map[string]int32{}}
 		e.spaces[sig] = space
 	}
-	return &ruleRT{prog: p, keys: map[string]*keyState{}, byID: map[int32]*keyState{}, space: space, stateCount: make([]int, len(p.states))}
+	space.rules++
+	// A latest value without a window of its own lives for the state TTL,
+	// and its expiry is noticed at the key's next evaluation rather than
+	// scheduled (see signalProg.lazy).
+	ttl := e.opts.ttl()
+	for i := range p.signals {
+		if sp := &p.signals[i]; sp.agg == AggLatest && sp.window == 0 {
+			sp.window, sp.lazy = ttl, true
+		}
+	}
+	return &ruleRT{prog: p, byID: map[int32]*keyState{}, space: space, stateCount: make([]int, len(p.states))}
 }
 
+// retire frees what a rule version holds: its keys, their interned IDs
+// and, when no other rule shares it, its key space.
+func (e *Engine) retire(r *ruleRT) {
+	e.dropKeys(r)
+	e.unuse(r.space)
+	// Timer entries of the dropped keys are dead weight until they pop.
+	if len(e.timers) > 4096 && len(e.timers) > 4*e.liveTimers() {
+		e.compactTimers()
+	}
+}
+
+// unuse drops one rule version's use of a key space, and the space when
+// no rule uses it.
+func (e *Engine) unuse(s *keySpace) {
+	s.rules--
+	if s.rules == 0 && e.spaces[s.sig] == s {
+		delete(e.spaces, s.sig)
+	}
+}
+
+// putKey adds a key state (restored, or carried over to a new version) to r.
 func (e *Engine) putKey(r *ruleRT, ks *keyState) {
 	ks.rule = r
-	r.keys[ks.key] = ks
-	r.byID[r.space.intern(ks.key)] = ks
+	id := r.space.intern(ks.key)
+	ks.id, ks.key = id, r.space.keys[id]
+	e.stateBytes += r.space.hold(id) + keyCost(r.prog)
+	e.points += ks.points()
+	r.byID[id] = ks
+	r.peak = max(r.peak, len(r.byID))
+}
+
+// lookup returns r's state for key, or nil.
+func (r *ruleRT) lookup(key string) *keyState {
+	id, ok := r.space.ids[key]
+	if !ok {
+		return nil
+	}
+	return r.byID[id]
+}
+
+// removeKey drops one key of r and frees its interned ID if no other rule
+// holds it.
+func (e *Engine) removeKey(r *ruleRT, ks *keyState) {
+	ks.dead = true
+	delete(r.byID, ks.id)
+	e.stateBytes -= r.space.release(ks.id) + keyCost(r.prog)
+	e.points -= ks.points()
+	r.stateCount[ks.state]--
+	if r.peak > 1024 && len(r.byID) < r.peak/4 {
+		m := make(map[int32]*keyState, len(r.byID))
+		for id, k := range r.byID {
+			m[id] = k
+		}
+		r.byID, r.peak = m, len(m)
+	}
 }
 
 // Group phases of one (rule, key).
@@ -221,8 +389,10 @@ type groupState struct {
 
 // keyState is one (rule, key).
 type keyState struct {
-	rule    *ruleRT
+	rule *ruleRT
+	// key is the key text, shared with the key space; id its ID there.
 	key     string
+	id      int32
 	vals    []record.Value
 	kg      int
 	clock   int64
@@ -243,7 +413,10 @@ type keyState struct {
 	// distinct alert ID for every transition.
 	lastAlertAt int64
 	alertsAt    int
-	dead        bool
+	// lastRecord is the event time of the newest record that reached
+	// the key (see idle).
+	lastRecord int64
+	dead       bool
 }
 
 // New returns an engine for records of schema.
@@ -331,8 +504,8 @@ func (e *Engine) Apply(u Update) error {
 			return nil
 		}
 		e.tombstones[u.Delete] = cur.prog.rule.Version
-		e.dropKeys(cur)
 		delete(e.rules, u.Delete)
+		e.retire(cur)
 		e.rebuild()
 		return nil
 	}
@@ -355,7 +528,7 @@ func (e *Engine) Apply(u Update) error {
 		if rule.Enabled {
 			e.migrate(cur, nr)
 		}
-		e.dropKeys(cur)
+		e.retire(cur)
 	}
 	nr.stats.ID = rule.ID
 	delete(e.tombstones, rule.ID)
@@ -366,17 +539,15 @@ func (e *Engine) Apply(u Update) error {
 
 // migrate carries reusable state from the old version to the new one.
 func (e *Engine) migrate(old, nr *ruleRT) {
-	keys := make([]string, 0, len(old.keys))
-	for k := range old.keys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	op, np := old.prog, nr.prog
-	for _, k := range keys {
-		oks := old.keys[k]
+	ttl := e.opts.ttl()
+	for _, oks := range old.sortedKeys() {
+		if e.idle(oks, ttl) {
+			continue // let go by the state TTL, swept or not
+		}
 		ks := e.newKeyState(nr, oks.key, oks.vals)
 		e.putKey(nr, ks)
-		ks.kg, ks.clock = oks.kg, oks.clock
+		ks.kg, ks.clock, ks.lastRecord = oks.kg, oks.clock, oks.lastRecord
 		for i := range np.signals {
 			if j, ok := op.sigIndex[np.signals[i].name]; ok && op.signals[j].spec == np.signals[i].spec && op.signals[j].typ == np.signals[i].typ {
 				ks.sigs[i] = oks.sigs[j].clone()
@@ -399,19 +570,30 @@ func (e *Engine) migrate(old, nr *ruleRT) {
 				}
 			}
 		}
-		nr.stateCount[0]--
 		nr.stateCount[ks.state]++
+		e.points += ks.points() // carried over after putKey counted none
 		ks.dirty, ks.dirtyAt = true, max(oks.clock, e.watermark)
 		e.schedule(ks)
 	}
 }
 
-func (e *Engine) dropKeys(r *ruleRT) {
-	for _, ks := range r.keys {
-		ks.dead = true
+// sortedKeys returns r's keys in key order.
+func (r *ruleRT) sortedKeys() []*keyState {
+	out := make([]*keyState, 0, len(r.byID))
+	for _, ks := range r.byID {
+		out = append(out, ks)
 	}
-	r.keys = map[string]*keyState{}
-	r.byID = map[int32]*keyState{}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+func (e *Engine) dropKeys(r *ruleRT) {
+	for id, ks := range r.byID {
+		ks.dead = true
+		e.stateBytes -= r.space.release(id) + keyCost(r.prog)
+		e.points -= ks.points()
+	}
+	r.byID, r.peak = map[int32]*keyState{}, 0
 	clear(r.stateCount)
 }
 
@@ -533,6 +715,10 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 		return
 	}
 	ks, created := e.lookupKey(r, row)
+	if ks == nil {
+		return // refused: the state holds its budget
+	}
+	ks.lastRecord = max(ks.lastRecord, t)
 	now := max(ks.clock, t, e.watermark)
 	if !e.settle(ks, emit) {
 		return
@@ -545,6 +731,7 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 	}
 	due := e.nextEvent(ks) <= now
 	changed := false
+	before := ks.points()
 	for i := range p.signals {
 		changed = p.signals[i].expire(&ks.sigs[i], now) || changed
 	}
@@ -553,6 +740,8 @@ func (e *Engine) processRule(r *ruleRT, row record.Row, t int64, emit func(Alert
 			continue
 		}
 		c, err := p.signals[i].add(&ks.sigs[i], t, inputs[i].v, now, e.opts.MaxSignalPoints)
+		e.points += ks.points() - before
+		before = ks.points()
 		if err != nil {
 			e.fail(r, fmt.Errorf("signal %s: %w", p.signals[i].name, err))
 			return
@@ -612,33 +801,39 @@ func (e *Engine) lookupKey(r *ruleRT, row record.Row) (ks *keyState, created boo
 	if ks := r.byID[sp.cur]; ks != nil {
 		return ks, false
 	}
+	if e.overBudget() {
+		e.refused++
+		if sp.refs[sp.cur] == 0 {
+			sp.forget(sp.cur) // interned for this record only
+		}
+		return nil, false
+	}
 	idx := r.prog.keyIdx
 	vals := make([]record.Value, len(idx))
-	e.keyBuf = e.keyBuf[:0]
 	for i, f := range idx {
 		vals[i] = row[f].Clone()
-		if i > 0 {
-			e.keyBuf = append(e.keyBuf, '|')
-		}
-		e.keyBuf = row[f].AppendText(e.keyBuf)
 	}
-	ks = e.newKeyState(r, string(e.keyBuf), vals)
-	r.keys[ks.key] = ks
+	// The key text is the interned one: the same fields joined the same way.
+	ks = e.newKeyState(r, sp.keys[sp.cur], vals)
+	ks.id = sp.cur
+	e.stateBytes += sp.hold(sp.cur) + keyCost(r.prog)
 	r.byID[sp.cur] = ks
+	r.peak = max(r.peak, len(r.byID))
 	r.stateCount[0]++
 	return ks, true
 }
 
 func (e *Engine) newKeyState(r *ruleRT, key string, vals []record.Value) *keyState {
 	ks := &keyState{
-		rule:    r,
-		key:     key,
-		vals:    vals,
-		clock:   -1 << 63,
-		sigs:    make([]sigState, len(r.prog.signals)),
-		groups:  make([]groupState, len(r.prog.groups)),
-		decider: -1,
-		timer:   noTimer,
+		rule:       r,
+		key:        key,
+		vals:       vals,
+		clock:      -1 << 63,
+		lastRecord: -1 << 63,
+		sigs:       make([]sigState, len(r.prog.signals)),
+		groups:     make([]groupState, len(r.prog.groups)),
+		decider:    -1,
+		timer:      noTimer,
 	}
 	if e.opts.KeyGroup != nil {
 		ks.kg = e.opts.KeyGroup(key)
@@ -679,7 +874,10 @@ func (e *Engine) step(ks *keyState, to int64, inclusive bool, emit func(Alert)) 
 		}
 		ks.clock = max(ks.clock, next)
 		for i := range p.signals {
-			p.signals[i].expire(&ks.sigs[i], ks.clock)
+			st := &ks.sigs[i]
+			n := st.live()
+			p.signals[i].expire(st, ks.clock)
+			e.points += int64(st.live() - n)
 		}
 		if !e.evaluate(ks, ks.clock, emit) {
 			return false
@@ -697,6 +895,10 @@ func (e *Engine) evaluate(ks *keyState, at int64, emit func(Alert)) bool {
 	p := r.prog
 	vals := e.vals[:len(p.signals)]
 	for i := range p.signals {
+		if p.signals[i].lazy {
+			// Aged past the state TTL: absent, though nothing woke the key.
+			p.signals[i].expire(&ks.sigs[i], at)
+		}
 		vals[i] = p.signals[i].current(&ks.sigs[i])
 	}
 	sc := &e.sigScope
@@ -919,7 +1121,70 @@ func (e *Engine) Advance(watermark int64, emit func(Alert)) {
 			e.schedule(ks)
 		}
 	}
+	e.sweep()
 }
+
+// sweep drops the keys the state TTL lets go. It runs once per quarter
+// TTL of event time, so a key goes between one and 1.25 TTLs after its
+// last activity, at the cost of one pass over the keys per quarter TTL.
+func (e *Engine) sweep() {
+	if e.watermark < e.nextSweep || e.watermark == -1<<63 {
+		return
+	}
+	ttl := e.opts.ttl()
+	for _, r := range e.rules {
+		for _, ks := range r.byID {
+			if e.idle(ks, ttl) {
+				e.removeKey(r, ks)
+				e.expired++
+			}
+		}
+	}
+	if e.watermark > noTimer-ttl/4-1 {
+		e.nextSweep = noTimer
+	} else {
+		e.nextSweep = e.watermark + max(ttl/4, 1)
+	}
+}
+
+// idle reports whether the state TTL lets a key go: no record reached it
+// for ttl, its signals hold nothing valid, it is at rest and no event of
+// its own is pending. A record for it later starts a new key that is
+// exactly what this one is — empty, at rest, behind the watermark — so
+// dropping it changes no alert; only a rule update, which re-evaluates
+// the keys it carries over, no longer sees it (migrate skips idle keys
+// whether or not a sweep has dropped them yet, so the outcome does not
+// depend on when sweeps run).
+func (e *Engine) idle(ks *keyState, ttl int64) bool {
+	// Unsigned: the difference of two event times can exceed int64.
+	if ks.dirty || ks.state != 0 || ks.lastRecord > e.watermark || uint64(e.watermark)-uint64(ks.lastRecord) < uint64(ttl) {
+		return false
+	}
+	if ks.alertsAt > 0 && ks.lastAlertAt >= e.watermark {
+		// A transition at the watermark's instant: a new key there would
+		// number its alert IDs from 0 again.
+		return false
+	}
+	for i := range ks.groups {
+		if ks.groups[i].phase != phaseInactive {
+			return false
+		}
+	}
+	p := ks.rule.prog
+	for i := range ks.sigs {
+		st, sp := &ks.sigs[i], &p.signals[i]
+		if st.head < len(st.pts) || st.has && !(sp.lazy && st.t+sp.window <= e.watermark) {
+			return false
+		}
+	}
+	return e.nextEvent(ks) == noTimer
+}
+
+// ExpiredKeys counts the keys dropped because of the state TTL.
+func (e *Engine) ExpiredKeys() uint64 { return e.expired }
+
+// KeyCount is the number of (rule, key) states the engine holds.
+func (e *Engine) KeyCount() int { return e.liveTimers() }
 
 // schedule sets the key's timer to its next event.
 func (e *Engine) schedule(ks *keyState) {
@@ -944,7 +1209,7 @@ func (e *Engine) schedule(ks *keyState) {
 func (e *Engine) liveTimers() int {
 	n := 0
 	for _, r := range e.rules {
-		n += len(r.keys)
+		n += len(r.byID)
 	}
 	return n
 }

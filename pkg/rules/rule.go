@@ -242,7 +242,13 @@ type signalProg struct {
 	value  *compiled
 	agg    string
 	window int64
-	typ    record.Type
+	// lazy marks a latest signal whose window is the state TTL: its value
+	// is absent from every evaluation at or after window past its
+	// observation, but its expiry alone schedules no evaluation — so a
+	// silent key is not woken up (and a bounded input's end does not
+	// resolve every alert) just because its last reading aged.
+	lazy bool
+	typ  record.Type
 }
 
 type groupProg struct {

@@ -21,6 +21,7 @@ import (
 //
 //	schema name:type ...           fields records carry (type "any" = untyped)
 //	option quarantineAfter=N       engine options, before the first rule
+//	                               (also maxSignalPoints=N, stateTTL=DURATION)
 //	rule yaml|json ... end         apply a rule document (indented lines)
 //	delete ID                      delete a rule
 //	record TIME field=value ...    process a record at event time TIME
@@ -194,6 +195,12 @@ func runScript(t *testing.T, path string) {
 		case "option":
 			for _, w := range c.words[1:] {
 				k, v, _ := strings.Cut(w, "=")
+				if k == "stateTTL" {
+					d, err := time.ParseDuration(v)
+					require.NoError(t, err, where)
+					opts.StateTTL = d
+					continue
+				}
 				n, err := strconv.Atoi(v)
 				require.NoError(t, err, where)
 				switch k {

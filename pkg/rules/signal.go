@@ -146,7 +146,7 @@ func (sp *signalProg) expire(st *sigState, now int64) bool {
 
 // nextExpiry is the event time at which the signal next changes by itself.
 func (sp *signalProg) nextExpiry(st *sigState) int64 {
-	if sp.window <= 0 {
+	if sp.window <= 0 || sp.lazy {
 		return noTimer
 	}
 	if sp.agg == AggLatest {

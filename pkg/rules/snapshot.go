@@ -69,6 +69,9 @@ type snapKey struct {
 	// LastAlertAt and AlertsAt number the transitions at one event time.
 	LastAlertAt int64 `json:"lastAlertAt,omitempty"`
 	AlertsAt    int   `json:"alertsAt,omitempty"`
+	// LastRecord is the event time of the newest record that reached
+	// the key, for the state TTL; snapshots without it restore the clock.
+	LastRecord *int64 `json:"lastRecord,omitempty"`
 }
 
 // Snapshot writes every rule and the state of every (rule, key).
@@ -86,15 +89,10 @@ func (e *Engine) snapshot(w io.Writer, keep func(*keyState) bool) error {
 	doc := snapshotDoc{Format: snapshotFormat, Watermark: e.watermark, Tombstones: e.tombstones, Rules: []snapRule{}, Keys: []snapKey{}}
 	for _, r := range e.sorted() {
 		doc.Rules = append(doc.Rules, snapRule{Rule: r.prog.rule, Quarantined: r.quarantined, Reason: r.reason})
-		keys := make([]string, 0, len(r.keys))
-		for k, ks := range r.keys {
+		for _, ks := range r.sortedKeys() {
 			if keep(ks) {
-				keys = append(keys, k)
+				doc.Keys = append(doc.Keys, snapshotKey(ks))
 			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			doc.Keys = append(doc.Keys, snapshotKey(r.keys[k]))
 		}
 	}
 	if err := json.NewEncoder(w).Encode(&doc); err != nil {
@@ -117,6 +115,10 @@ func snapshotKey(ks *keyState) snapKey {
 		sk.DirtyAt = &at
 	}
 	sk.LastAlertAt, sk.AlertsAt = ks.lastAlertAt, ks.alertsAt
+	if ks.lastRecord != -1<<63 {
+		lr := ks.lastRecord
+		sk.LastRecord = &lr
+	}
 	for i := range p.signals {
 		st := &ks.sigs[i]
 		ss := snapSignal{Name: p.signals[i].name, Has: st.has, T: st.t, V: snapValue{T: uint8(st.v.T), S: st.v.S, N: st.v.N}}
@@ -149,6 +151,15 @@ func (e *Engine) Restore(r io.Reader) error {
 	}
 	// Rules to install, compiled up front.
 	install := map[string]*ruleRT{}
+	committed := false
+	defer func() {
+		if !committed {
+			// Nothing changes: the key spaces the new rules would use go too.
+			for _, nr := range install {
+				e.unuse(nr.space)
+			}
+		}
+	}()
 	for i, sr := range doc.Rules {
 		if sr.Rule == nil {
 			return fmt.Errorf("restore rules: rules[%d]: rule is missing", i)
@@ -204,9 +215,10 @@ func (e *Engine) Restore(r io.Reader) error {
 	}
 
 	// Commit.
+	committed = true
 	for id, nr := range install {
 		if cur := e.rules[id]; cur != nil {
-			e.dropKeys(cur)
+			e.retire(cur)
 		}
 		e.rules[id] = nr
 		delete(e.tombstones, id)
@@ -218,9 +230,8 @@ func (e *Engine) Restore(r io.Reader) error {
 	}
 	e.watermark = max(e.watermark, doc.Watermark)
 	for _, k := range keys {
-		if old := k.r.keys[k.ks.key]; old != nil {
-			old.dead = true
-			k.r.stateCount[old.state]--
+		if old := k.r.lookup(k.ks.key); old != nil {
+			e.removeKey(k.r, old)
 		}
 		if e.opts.KeyGroup != nil {
 			k.ks.kg = e.opts.KeyGroup(k.ks.key)
@@ -255,7 +266,7 @@ func (e *Engine) restoreKey(r *ruleRT, sk *snapKey) (*keyState, error) {
 		}
 		vals[i] = rv
 	}
-	tmp := &ruleRT{prog: p, keys: map[string]*keyState{}}
+	tmp := &ruleRT{prog: p}
 	ks := e.newKeyState(tmp, sk.Key, vals)
 	ks.clock = sk.Clock
 	st, ok := p.stateIdx[sk.State]
@@ -270,6 +281,10 @@ func (e *Engine) restoreKey(r *ruleRT, sk *snapKey) (*keyState, error) {
 		return nil, fmt.Errorf("key %q: negative alertsAt %d", sk.Key, sk.AlertsAt)
 	}
 	ks.lastAlertAt, ks.alertsAt = sk.LastAlertAt, sk.AlertsAt
+	ks.lastRecord = ks.clock // a snapshot from before the state TTL
+	if sk.LastRecord != nil {
+		ks.lastRecord = *sk.LastRecord
+	}
 	for _, ss := range sk.Signals {
 		i, ok := p.sigIndex[ss.Name]
 		if !ok {

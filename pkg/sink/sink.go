@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"time"
 
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -92,6 +93,43 @@ type Rewinder interface {
 // delivered twice.
 type CommittedRecoverer interface {
 	RecoverCommitted(ctx context.Context, states map[string][]byte) error
+}
+
+// CheckpointAware is implemented by sinks whose writers hold output until
+// a checkpoint completes and bound what they hold by making their task
+// wait (see package hold). The checkpoint coordinator binds them before
+// the pipeline runs and tells them about checkpoints that will not
+// complete, so a writer never waits for one.
+type CheckpointAware interface {
+	// BindCheckpoints gives the sink a function that asks for a
+	// checkpoint as soon as possible. It returns at once and may be called
+	// from any goroutine.
+	BindCheckpoints(request func())
+	// CheckpointStarted says the barriers of checkpoint id are on their
+	// way to every task. It must not block.
+	CheckpointStarted(id int64)
+	// CheckpointAcknowledged says every task has acknowledged checkpoint
+	// id: it completes (or fails) without any task's further work. It
+	// must not block.
+	CheckpointAcknowledged(id int64)
+	// CheckpointAborted says checkpoint id failed or could not start:
+	// what writers prepared for it travels in a later checkpoint.
+	// math.MaxInt64 says no checkpoint will come any more (the
+	// coordinator stopped). It must not block.
+	CheckpointAborted(id int64)
+}
+
+// RoomWaiter is implemented by writers of a CheckpointAware sink: what
+// they hold is bounded by making the producing task wait. The runtime
+// calls AwaitRoom on the task's goroutine before it queues a write; it
+// returns at once while the writer has room, and otherwise waits for a
+// checkpoint to release what the writer holds, or for ctx. It returns how
+// long it waited (backpressure). Write itself never waits for a
+// checkpoint: it runs on the writer's goroutine behind the task's queued
+// writes, and the Prepare of the barrier that would release it may be
+// queued behind it.
+type RoomWaiter interface {
+	AwaitRoom(ctx context.Context) time.Duration
 }
 
 // Retrier is implemented by sinks that retry failed writes and commits for

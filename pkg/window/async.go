@@ -1,7 +1,6 @@
 package window
 
 import (
-	"encoding/binary"
 	"runtime"
 )
 
@@ -18,7 +17,9 @@ import (
 type AsyncSnapshot struct {
 	op    *Operator
 	epoch int64
-	keys  []*keyState
+	// base is what pane starts are written relative to (snapshotBase).
+	base int64
+	keys []*keyState
 	// own holds what the subtask encoded, bg what the background goroutine
 	// encoded: per key group, the key count and the encoded keys.
 	own, bg map[uint16]*groupBuf
@@ -39,7 +40,7 @@ func (o *Operator) BeginSnapshot() *AsyncSnapshot {
 		panic("window: a snapshot is already in progress")
 	}
 	o.epoch++
-	a := &AsyncSnapshot{op: o, epoch: o.epoch, own: make(map[uint16]*groupBuf), bg: make(map[uint16]*groupBuf), done: make(chan struct{})}
+	a := &AsyncSnapshot{op: o, epoch: o.epoch, base: o.snapshotBase(), own: make(map[uint16]*groupBuf), bg: make(map[uint16]*groupBuf), done: make(chan struct{})}
 	// One copy of the key list is the whole pause; keys added after it
 	// start out as "not part of this snapshot" (see newKey).
 	a.keys = append([]*keyState(nil), o.all...)
@@ -79,7 +80,7 @@ func (a *AsyncSnapshot) claim(ks *keyState, dst map[uint16]*groupBuf) bool {
 				dst[ks.kg] = g
 			}
 			g.n++
-			g.buf = a.op.appendKey(g.buf, ks)
+			g.buf = a.op.appendKey(g.buf, ks, a.base)
 			ks.snap.Store(2*a.epoch + 1)
 			return true
 		}
@@ -119,9 +120,8 @@ func (a *AsyncSnapshot) Finish() map[uint16][]byte {
 					size += len(g.buf)
 				}
 			}
-			buf := make([]byte, 0, size+11)
-			buf = append(buf, snapshotVersion)
-			buf = binary.AppendUvarint(buf, n)
+			buf := make([]byte, 0, size+31)
+			buf = a.op.appendHeader(buf, a.base, n)
 			for _, p := range []map[uint16]*groupBuf{a.bg, a.own} {
 				if g := p[kg]; g != nil {
 					buf = append(buf, g.buf...)

@@ -65,7 +65,7 @@ func TestAsyncSnapshotCapturesTheBarrierState(t *testing.T) {
 // BenchmarkAsyncSnapshot reports the processing pause (BeginSnapshot) and
 // the total time until the snapshot is complete, for 1,000,000 keys.
 func BenchmarkAsyncSnapshot(b *testing.B) {
-	op := bigOperator(b, 1_000_000)
+	op := bigOperator(b, 1_000_000, 0)
 	var pauseNS, totalNS int64
 	for b.Loop() {
 		t0 := nanotime()

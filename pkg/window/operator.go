@@ -88,6 +88,17 @@ type Config struct {
 	// a retraction removes it, so results are what the upstream's final
 	// rows give (see ChangelogOf).
 	Changelog *Changelog
+	// StateTTL (ms of event time) is how long a key without any window
+	// is kept — for reuse, since most keys come back — after its newest
+	// window ended; 0 means the window size (or session gap) plus the
+	// allowed lateness. Windows within their lateness are never dropped,
+	// so no result depends on it.
+	StateTTL int64
+	// MaxStateBytes is the subtask's state budget (estimated bytes, see
+	// Operator.StateBytes); 0 is unlimited. Once the state holds it, a
+	// record of a key without state is refused: it goes to
+	// Output.Refused instead of creating the key. Keys with state go on.
+	MaxStateBytes int64
 }
 
 // Changelog describes an input whose rows are the results of another
@@ -156,10 +167,14 @@ func HoldBack(wm, lateness int64) int64 {
 type Output struct {
 	Results *record.Batch
 	Late    *record.Batch
+	// Refused receives, when set, the records refused because the state
+	// holds its budget (Config.MaxStateBytes); they follow the input schema.
+	Refused *record.Batch
 	// Firings counts window results emitted on time; Updates counts
 	// results re-emitted because of late records within allowed lateness;
-	// Retractions counts rows that withdraw an earlier result.
-	Firings, Updates, Retractions, LateRecords int64
+	// Retractions counts rows that withdraw an earlier result;
+	// RefusedRecords counts records the state budget refused.
+	Firings, Updates, Retractions, LateRecords, RefusedRecords int64
 }
 
 // Operator is the keyed window operator of one subtask. It is not safe for
@@ -181,8 +196,22 @@ type Operator struct {
 	keys     map[string]*keyState
 	timers   map[int64][]*keyState
 	times    timeHeap
-	scratch  []Acc
-	aggCount int
+	// slots say where each aggregate's state lives in a pane, in output
+	// order: words for the aggregates that keep plain numbers (wordAgg),
+	// an Acc for the others. words and accs split them for the record
+	// path; countOnly marks a stage whose one aggregate counts rows.
+	slots         []aggSlot
+	words, accs   []aggSlot
+	nWords, nAccs int
+	countOnly     bool
+	scratchW      []uint64
+	scratchA      []Acc
+	// ttl is how long a key without windows is kept (Config.StateTTL);
+	// stats estimates the state's size; expiredKeys counts the keys the
+	// TTL let go.
+	ttl         int64
+	stats       stateStats
+	expiredKeys int64
 	// spareTimers recycles timer lists; nextSweep is when empty keys are
 	// next swept out.
 	spareTimers [][]*keyState
@@ -201,13 +230,29 @@ type Operator struct {
 }
 
 type keyState struct {
-	key   string
-	kg    uint16
-	vals  []record.Value
+	key string
+	// vals are the key's field values; nil when the key is one string
+	// field, whose value is the key itself.
+	vals []record.Value
+	// panes are the key's panes by start. The slot past the last one
+	// keeps the storage of the last removed pane, so that the next pane
+	// reuses it: a key costs no allocation per window.
 	panes []pane
+	// sl is the sliding-window bookkeeping, nil for other windows.
+	sl *slidingKey
 	// timer is the one event time at which this key needs attention next,
 	// or noTimer.
 	timer int64
+	// lastEnd is the end of the newest pane; an empty key is dropped once
+	// the watermark is a retention period past it.
+	lastEnd int64
+	// snap coordinates an asynchronous snapshot (see async.go).
+	snap atomic.Int64
+	kg   uint16
+}
+
+// slidingKey is what a key of a sliding window keeps besides its panes.
+type slidingKey struct {
 	// firedEnd is the end of the last sliding window whose firing time has
 	// passed for this key: every window ending at or before it was emitted
 	// or had no data then.
@@ -215,14 +260,14 @@ type keyState struct {
 	// fired lists the emitted sliding windows that are not expired yet, by
 	// end (updates mode only): the revision bookkeeping of late updates.
 	fired []firedWindow
-	// spare is the accumulator slice of the last removed pane, reused by
-	// the next one so a key costs no allocation per window.
-	spare []Acc
-	// lastEnd is the end of the newest pane; an empty key is dropped once
-	// the watermark is a retention period past it.
-	lastEnd int64
-	// snap coordinates an asynchronous snapshot (see async.go).
-	snap atomic.Int64
+}
+
+// aggSlot is where one aggregate keeps its state in a pane: words
+// [off, off+words) for a wordAgg, accs[off] for the others.
+type aggSlot struct {
+	w   wordAgg
+	a   Aggregate
+	off int
 }
 
 type firedWindow struct {
@@ -234,17 +279,26 @@ type firedWindow struct {
 // pane is a tumbling window, a slice of sliding windows or a session.
 type pane struct {
 	start, end int64
-	accs       []Acc
+	// w holds the state of the aggregates that keep words.
+	w []uint64
+	// x holds the rest, nil for a stage whose aggregates all keep words.
+	x *paneExt
 	// next is the revision of the pane's next row and live whether its
 	// last row is a result (tumbling windows and sessions).
 	next    int32
 	live    bool
 	pending bool
+}
+
+// paneExt is the part of a pane only some stages need.
+type paneExt struct {
+	accs []Acc
 	// contrib holds, for a changelog input, the current row of every
-	// upstream identity in the pane; accs are recomputed from it when
-	// dirty.
+	// upstream identity in the pane; the state is recomputed from it when
+	// dirty. bytes estimates what the rows take.
 	contrib map[string]contribution
 	dirty   bool
+	bytes   int64
 }
 
 type contribution struct {
@@ -273,6 +327,9 @@ func NewOperator(cfg Config) (*Operator, error) {
 	if cfg.Emit > EmitFinal {
 		return nil, fmt.Errorf("new window operator: unknown emit mode %d", cfg.Emit)
 	}
+	if cfg.StateTTL < 0 || cfg.MaxStateBytes < 0 {
+		return nil, errors.New("new window operator: state TTL and state budget must be >= 0")
+	}
 	a := cfg.Assigner
 	o := &Operator{
 		cfg:      cfg,
@@ -286,7 +343,6 @@ func NewOperator(cfg Config) (*Operator, error) {
 		wm:       MinWatermark,
 		keys:     make(map[string]*keyState),
 		timers:   make(map[int64][]*keyState),
-		aggCount: len(cfg.Aggregates),
 	}
 	if a.Kind != Session {
 		o.off = a.Offset - alignDown(a.Offset, o.slide, 0) // in [0, slide)
@@ -332,7 +388,28 @@ func NewOperator(cfg Config) (*Operator, error) {
 	if o.late, err = record.NewSchema(late...); err != nil {
 		return nil, fmt.Errorf("new window operator: late schema: %w", err)
 	}
-	o.scratch = make([]Acc, o.aggCount)
+	for _, agg := range cfg.Aggregates {
+		if w, ok := asWords(agg); ok {
+			sl := aggSlot{w: w, a: agg, off: o.nWords}
+			o.nWords += w.words()
+			o.slots, o.words = append(o.slots, sl), append(o.words, sl)
+			continue
+		}
+		sl := aggSlot{a: agg, off: o.nAccs}
+		o.nAccs++
+		o.slots, o.accs = append(o.slots, sl), append(o.accs, sl)
+	}
+	isCount := false
+	if len(cfg.Aggregates) == 1 {
+		_, isCount = cfg.Aggregates[0].(*countRows)
+	}
+	o.countOnly = isCount && cfg.Changelog == nil
+	o.scratchW, o.scratchA = make([]uint64, o.nWords), make([]Acc, o.nAccs)
+	o.ttl = cfg.StateTTL
+	if o.ttl == 0 {
+		o.ttl = o.defaultRetention()
+	}
+	o.stats.init(o)
 	return o, nil
 }
 
@@ -408,18 +485,25 @@ func (o *Operator) expiry(end int64) int64 {
 	return end - 1 + o.lateness
 }
 
-func (o *Operator) keyFor(in *record.Batch, i int) *keyState {
+// keyFor returns the state of row i's key, creating it — or nil when the
+// state budget refuses a new key (the row went to out.Rejected).
+func (o *Operator) keyFor(in *record.Batch, i int, out *Output) *keyState {
 	ks := o.keys[in.Keys[i]]
 	if ks == nil {
-		ks = o.newKeyFrom(in, i)
+		ks = o.newKeyFrom(in, i, out)
 	} else if o.async != nil {
 		o.async.touch(ks)
 	}
 	return ks
 }
 
-// newKeyFrom creates the key of row i of in.
-func (o *Operator) newKeyFrom(in *record.Batch, i int) *keyState {
+// newKeyFrom creates the key of row i of in, unless the state holds its
+// budget: then the row is refused (out.Rejected) and nil returned.
+func (o *Operator) newKeyFrom(in *record.Batch, i int, out *Output) *keyState {
+	if o.cfg.MaxStateBytes > 0 && o.stats.bytes() >= o.cfg.MaxStateBytes {
+		o.reject(in, i, out)
+		return nil
+	}
 	ks := o.newKey(in.Keys[i], in.Row(i))
 	if in.KeyGroups != nil {
 		ks.kg = in.KeyGroups[i]
@@ -451,7 +535,9 @@ func (o *Operator) addTumbling(in *record.Batch, i int, out *Output) {
 	}
 	ks := o.keys[in.Keys[i]]
 	if ks == nil {
-		ks = o.newKeyFrom(in, i)
+		if ks = o.newKeyFrom(in, i, out); ks == nil {
+			return
+		}
 	} else if o.async != nil {
 		o.async.touch(ks)
 	}
@@ -484,7 +570,10 @@ func (o *Operator) addSliding(in *record.Batch, i int, out *Output) {
 	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
 		return // nothing to withdraw
 	}
-	ks := o.keyFor(in, i)
+	ks := o.keyFor(in, i, out)
+	if ks == nil {
+		return
+	}
 	p := ks.paneAt(ps)
 	if p == nil {
 		p = o.newPane(ks, ps, ps+o.pane)
@@ -492,17 +581,17 @@ func (o *Operator) addSliding(in *record.Batch, i int, out *Output) {
 	// Windows past their lateness have fired already or hold no data of
 	// this key, and this record does not reach them: they must not fire
 	// because the record shares a slice with them.
-	if e := o.lastExpiredEnd(); e > ks.firedEnd {
-		ks.firedEnd = e
+	if e := o.lastExpiredEnd(); e > ks.sl.firedEnd {
+		ks.sl.firedEnd = e
 	}
 	// The fired sliding windows holding this slice change: retract what
 	// they said, then say it again with the record.
 	var changed [][2]int64
-	if !o.final && ks.firedEnd != MinWatermark {
+	if !o.final && ks.sl.firedEnd != MinWatermark {
 		changed = o.cfg.Assigner.WindowsOf(ps, o.winBuf[:0])
 		n := 0
 		for _, w := range changed {
-			if w[1] <= ks.firedEnd && !o.expired(w[1]) {
+			if w[1] <= ks.sl.firedEnd && !o.expired(w[1]) {
 				changed[n] = w
 				n++
 				if fw := ks.firedAt(w[1]); fw != nil && fw.live {
@@ -553,7 +642,10 @@ func (o *Operator) addSession(in *record.Batch, i int, out *Output) {
 		o.emitLate(in, i, out)
 		return
 	}
-	ks := o.keyFor(in, i)
+	ks := o.keyFor(in, i, out)
+	if ks == nil {
+		return
+	}
 	var p *pane
 	if first < 0 {
 		p = o.newPane(ks, start, end)
@@ -573,7 +665,7 @@ func (o *Operator) addSession(in *record.Batch, i int, out *Output) {
 			o.mergePane(p, &ks.panes[j])
 		}
 		for j := first + 1; j <= last; j++ {
-			ks.dropPane(&ks.panes[j])
+			o.forget(&ks.panes[j])
 		}
 		ks.panes = slices.Delete(ks.panes, first+1, last+1)
 		p = &ks.panes[first]
@@ -596,61 +688,91 @@ func (o *Operator) addSession(in *record.Batch, i int, out *Output) {
 // mergePane folds q into p (merged sessions).
 func (o *Operator) mergePane(p, q *pane) {
 	if o.clog != nil {
-		if p.contrib == nil {
-			p.contrib = make(map[string]contribution, len(q.contrib))
+		x, y := p.x, q.x
+		if x.contrib == nil {
+			x.contrib = make(map[string]contribution, len(y.contrib))
 		}
-		for id, c := range q.contrib {
-			p.contrib[id] = c
+		for id, c := range y.contrib {
+			if old, ok := x.contrib[id]; ok {
+				o.stats.contrib(x, -contribBytes(id, old.row))
+			}
+			x.contrib[id] = c
+			o.stats.contrib(x, contribBytes(id, c.row))
 		}
-		p.dirty = true
+		x.dirty = true
 		return
 	}
-	for k, a := range o.cfg.Aggregates {
-		a.Merge(&p.accs[k], &q.accs[k])
+	o.mergeState(p.w, p.accs(), q.w, q.accs())
+}
+
+// mergeState folds the state src (words, accs) into dst.
+func (o *Operator) mergeState(dstW []uint64, dstA []Acc, srcW []uint64, srcA []Acc) {
+	for _, sl := range o.words {
+		sl.w.mergeW(dstW[sl.off:], srcW[sl.off:])
+	}
+	for _, sl := range o.accs {
+		sl.a.Merge(&dstA[sl.off], &srcA[sl.off])
 	}
 }
 
-// apply adds row i of in to p: to the accumulators, or for a changelog
-// input to the pane's current rows.
-func (o *Operator) apply(p *pane, in *record.Batch, i int) {
-	if o.clog == nil {
-		row := in.Row(i)
-		for j, a := range o.cfg.Aggregates {
-			a.Add(&p.accs[j], row, in.Times[i])
-		}
-		return
+// accs is the pane's Acc state, nil when its aggregates all keep words.
+func (p *pane) accs() []Acc {
+	if p.x == nil {
+		return nil
 	}
-	o.applyChangelog(p, in, i)
+	return p.x.accs
+}
+
+// apply adds row i of in to p: to its state, or for a changelog input to
+// the pane's current rows.
+func (o *Operator) apply(p *pane, in *record.Batch, i int) {
+	switch {
+	case o.countOnly:
+		p.w[0]++
+	case o.clog == nil:
+		o.addRow(p.w, p.accs(), in.Row(i), in.Times[i])
+	default:
+		o.applyChangelog(p, in, i)
+	}
+}
+
+// addRow folds one row into the state (words, accs).
+func (o *Operator) addRow(w []uint64, accs []Acc, row record.Row, t int64) {
+	for _, sl := range o.words {
+		sl.w.addW(w[sl.off:], row, t)
+	}
+	for _, sl := range o.accs {
+		sl.a.Add(&accs[sl.off], row, t)
+	}
 }
 
 func (o *Operator) applyChangelog(p *pane, in *record.Batch, i int) {
 	row := in.Row(i)
 	t := in.Times[i]
-	if c := o.clog; c != nil {
-		o.identity(row)
-		if o.retraction(row) {
-			if _, ok := p.contrib[string(o.idBuf)]; ok {
-				delete(p.contrib, string(o.idBuf))
-				p.dirty = true
-			}
-			return
+	x := p.x
+	o.identity(row)
+	if o.retraction(row) {
+		if old, ok := x.contrib[string(o.idBuf)]; ok {
+			o.stats.contrib(x, -contribBytes(string(o.idBuf), old.row))
+			delete(x.contrib, string(o.idBuf))
+			x.dirty = true
 		}
-		if p.contrib == nil {
-			p.contrib = make(map[string]contribution)
-		}
-		cur := p.contrib[string(o.idBuf)]
-		cur.t = t
-		cur.row = cur.row[:0]
-		for _, v := range row {
-			cur.row = append(cur.row, v.Clone())
-		}
-		p.contrib[string(o.idBuf)] = cur
-		p.dirty = true
 		return
 	}
-	for j, a := range o.cfg.Aggregates {
-		a.Add(&p.accs[j], row, t)
+	if x.contrib == nil {
+		x.contrib = make(map[string]contribution)
 	}
+	cur, ok := x.contrib[string(o.idBuf)]
+	if !ok {
+		o.stats.contrib(x, contribBytes(string(o.idBuf), row))
+	}
+	cur.t = t
+	cur.row = cur.row[:0]
+	for _, v := range row {
+		cur.row = append(cur.row, v.Clone())
+	}
+	x.contrib[string(o.idBuf)] = cur
+	x.dirty = true
 }
 
 // holds reports whether the slice at ps of key holds the identity of a
@@ -665,7 +787,7 @@ func (o *Operator) holds(key string, ps int64, row record.Row) bool {
 		return false
 	}
 	o.identity(row)
-	_, ok := p.contrib[string(o.idBuf)]
+	_, ok := p.x.contrib[string(o.idBuf)]
 	return ok
 }
 
@@ -685,20 +807,21 @@ func (o *Operator) identity(row record.Row) {
 // hasData reports whether p holds any input (a changelog pane may have
 // had all its rows retracted).
 func (o *Operator) hasData(p *pane) bool {
-	return o.clog == nil || len(p.contrib) > 0
+	return o.clog == nil || len(p.x.contrib) > 0
 }
 
 // settle brings a changelog pane's accumulators up to date: recomputed
 // from its current rows in (event time, identity) order, so ties in
 // first/last/max_by never depend on arrival order.
 func (o *Operator) settle(p *pane) {
-	if o.clog == nil || !p.dirty {
+	if o.clog == nil || !p.x.dirty {
 		return
 	}
-	p.dirty = false
-	clear(p.accs)
+	p.x.dirty = false
+	clear(p.w)
+	clear(p.x.accs)
 	refs := o.sortBuf[:0]
-	for id, c := range p.contrib {
+	for id, c := range p.x.contrib {
 		refs = append(refs, contribRef{id: id, c: &c})
 	}
 	slices.SortFunc(refs, func(a, b contribRef) int {
@@ -708,48 +831,120 @@ func (o *Operator) settle(p *pane) {
 		return strings.Compare(a.id, b.id)
 	})
 	for _, r := range refs {
-		for j, a := range o.cfg.Aggregates {
-			a.Add(&p.accs[j], r.c.row, r.c.t)
-		}
+		o.addRow(p.w, p.x.accs, r.c.row, r.c.t)
 	}
 	clear(refs)
 	o.sortBuf = refs[:0]
 }
 
 func (o *Operator) newPane(ks *keyState, start, end int64) *pane {
-	accs := ks.spare
-	ks.spare = nil
-	if accs == nil {
-		accs = make([]Acc, o.aggCount)
-	}
+	w, x := o.paneStorage(ks)
 	if len(ks.panes) == 0 {
 		o.empty--
 	}
 	ks.lastEnd = max(ks.lastEnd, end)
-	return ks.insert(pane{start: start, end: end, accs: accs})
+	o.stats.panes++
+	return ks.insert(pane{start: start, end: end, w: w, x: x})
 }
 
-// dropPane recycles a removed pane's accumulators.
-func (ks *keyState) dropPane(p *pane) {
-	if ks.spare == nil {
-		clear(p.accs)
-		ks.spare = p.accs
+// paneStorage returns state for a new pane of ks: what the last removed
+// pane left in the slot past the key's panes (cleared when it was
+// removed), or new.
+func (o *Operator) paneStorage(ks *keyState) ([]uint64, *paneExt) {
+	if n := len(ks.panes); n < cap(ks.panes) {
+		slot := &ks.panes[:n+1][n]
+		w, x := slot.w, slot.x
+		slot.w, slot.x = nil, nil
+		if w != nil || x != nil {
+			return w, x
+		}
 	}
-	p.accs, p.contrib = nil, nil
+	var w []uint64
+	if o.nWords > 0 {
+		w = make([]uint64, o.nWords)
+	}
+	var x *paneExt
+	if o.nAccs > 0 || o.clog != nil {
+		x = &paneExt{}
+		if o.nAccs > 0 {
+			x.accs = make([]Acc, o.nAccs)
+		}
+	}
+	return w, x
+}
+
+// forget accounts for a removed pane and clears its state, which the
+// caller may keep for reuse (see paneStorage).
+func (o *Operator) forget(p *pane) {
+	o.stats.panes--
+	clear(p.w)
+	if x := p.x; x != nil {
+		o.stats.contrib(x, -x.bytes)
+		clear(x.accs)
+		x.contrib, x.dirty = nil, false
+	}
+}
+
+// keep drops ks's panes for which drop reports true, in place and in
+// order; the first removed pane's storage stays in the slot past the
+// kept ones for the next pane to reuse.
+func (o *Operator) keep(ks *keyState, drop func(*pane) bool) {
+	n := 0
+	var spareW []uint64
+	var spareX *paneExt
+	dropped := false
+	for j := range ks.panes {
+		p := &ks.panes[j]
+		if drop(p) {
+			o.forget(p)
+			if !dropped {
+				spareW, spareX, dropped = p.w, p.x, true
+			}
+			continue
+		}
+		if n != j {
+			ks.panes[n] = *p
+		}
+		n++
+	}
+	if !dropped {
+		return
+	}
+	clear(ks.panes[n:])
+	ks.panes = ks.panes[:n]
+	slot := &ks.panes[:n+1][n]
+	slot.w, slot.x = spareW, spareX
 }
 
 func (o *Operator) newKey(key string, row record.Row) *keyState {
-	o.empty++ // until its first pane
-	ks := &keyState{key: key, timer: noTimer, firedEnd: MinWatermark, vals: make([]record.Value, len(o.keyIdx))}
+	o.empty++                                                // until its first pane
+	ks := &keyState{key: strings.Clone(key), timer: noTimer} // the batch's key lives in its arena
+	if o.kind == Sliding {
+		ks.sl = &slidingKey{firedEnd: MinWatermark}
+	}
 	// A key born after a snapshot began is not part of it.
 	ks.snap.Store(2*o.epoch + 1)
-	for j, idx := range o.keyIdx {
-		ks.vals[j] = row[idx].Clone()
+	if len(o.keyIdx) != 1 || row[o.keyIdx[0]].T != record.TypeString || row[o.keyIdx[0]].S != key {
+		// Otherwise the key is its one string value: nothing more to keep.
+		ks.vals = make([]record.Value, len(o.keyIdx))
+		for j, idx := range o.keyIdx {
+			ks.vals[j] = row[idx].Clone()
+		}
 	}
-	ks.key = strings.Clone(key) // the batch's key lives in its arena
 	o.keys[ks.key] = ks
 	o.all = append(o.all, ks)
+	o.stats.newKey(ks)
 	return ks
+}
+
+// keyValues returns the key's field values, in dst's storage when the key
+// is its one string value.
+func (o *Operator) keyValues(ks *keyState, dst []record.Value) []record.Value {
+	if ks.vals != nil || len(o.keyIdx) != 1 {
+		return ks.vals
+	}
+	dst[0] = record.String(ks.key)
+	return dst[:1]
 }
 
 func (ks *keyState) paneAt(start int64) *pane {
@@ -779,9 +974,9 @@ func (ks *keyState) insert(p pane) *pane {
 
 // firedAt returns the fired sliding window ending at end, if tracked.
 func (ks *keyState) firedAt(end int64) *firedWindow {
-	for j := range ks.fired {
-		if ks.fired[j].end == end {
-			return &ks.fired[j]
+	for j := range ks.sl.fired {
+		if ks.sl.fired[j].end == end {
+			return &ks.sl.fired[j]
 		}
 	}
 	return nil
@@ -832,63 +1027,65 @@ func (o *Operator) onTimer(ks *keyState, out *Output) {
 				break
 			}
 			o.fireSliding(ks, e, out)
-			ks.firedEnd = e
+			ks.sl.firedEnd = e
 		}
-		kept := ks.panes[:0]
-		for j := range ks.panes {
-			p := ks.panes[j]
-			// A slice lives until the last window holding it expires.
-			if !o.expired(alignDown(p.start, o.slide, o.off) + o.size) {
-				kept = append(kept, p)
-			} else {
-				ks.dropPane(&p)
-			}
-		}
-		clear(ks.panes[len(kept):])
-		ks.panes = kept
-		fired := ks.fired[:0]
-		for _, fw := range ks.fired {
+		// A slice lives until the last window holding it expires.
+		o.keep(ks, func(p *pane) bool { return o.expired(alignDown(p.start, o.slide, o.off) + o.size) })
+		fired := ks.sl.fired[:0]
+		for _, fw := range ks.sl.fired {
 			if !o.expired(fw.end) {
 				fired = append(fired, fw)
 			}
 		}
-		ks.fired = fired
+		ks.sl.fired = fired
 	} else {
-		kept := ks.panes[:0]
-		for j := range ks.panes {
-			p := &ks.panes[j]
+		o.keep(ks, func(p *pane) bool {
 			if p.pending && o.due(p.end) {
 				p.pending = false
 				if o.hasData(p) {
 					o.assertPane(ks, p, out)
 				}
 			}
-			if !o.expired(p.end) {
-				kept = append(kept, *p)
-			} else {
-				ks.dropPane(p)
-			}
-		}
-		clear(ks.panes[len(kept):])
-		ks.panes = kept
+			return o.expired(p.end)
+		})
 	}
 	if len(ks.panes) == 0 {
 		// Keep the key for a retention period: most keys come back in the
 		// next window, and reusing their state avoids churn.
-		ks.fired = ks.fired[:0]
+		if ks.sl != nil {
+			ks.sl.fired = ks.sl.fired[:0]
+		}
 		o.empty++
 		return
 	}
 	o.schedule(ks)
 }
 
-// retention is how long an empty key is kept after its last pane ended.
-func (o *Operator) retention() int64 {
+// defaultRetention is how long an empty key is kept after its last pane
+// ended when Config.StateTTL is not set: one window and its lateness.
+func (o *Operator) defaultRetention() int64 {
 	if o.kind == Session {
 		return o.cfg.Assigner.Gap + o.lateness
 	}
 	return o.size + o.lateness
 }
+
+// retention is how long an empty key is kept after its last pane ended.
+func (o *Operator) retention() int64 { return o.ttl }
+
+// sweepEvery is how often (event time) empty keys are swept: once per
+// retention, but not more often than once per window length, so a short
+// TTL does not make every watermark walk every key.
+func (o *Operator) sweepEvery() int64 {
+	if o.kind == Session {
+		return max(o.ttl, o.cfg.Assigner.Gap)
+	}
+	return max(o.ttl, o.slide)
+}
+
+// ExpiredKeys counts the keys dropped because they held no window for
+// the state TTL.
+func (o *Operator) ExpiredKeys() int64 { return o.expiredKeys }
 
 // sweep drops keys without panes whose retention has passed. It runs at
 // most once per retention period of event time, so its cost is amortized.
@@ -897,6 +1094,7 @@ func (o *Operator) sweep() {
 		return
 	}
 	r := o.retention()
+	every := o.sweepEvery()
 	kept := o.all[:0]
 	for _, ks := range o.all {
 		if o.keys[ks.key] != ks {
@@ -905,16 +1103,18 @@ func (o *Operator) sweep() {
 		if len(ks.panes) == 0 && (o.wm == MaxWatermark || ks.lastEnd+r <= o.wm) && o.async == nil {
 			delete(o.keys, ks.key)
 			o.empty--
+			o.expiredKeys++
+			o.stats.dropKey(ks)
 			continue
 		}
 		kept = append(kept, ks)
 	}
 	clear(o.all[len(kept):])
 	o.all = kept
-	if o.wm >= MaxWatermark-r {
+	if o.wm >= MaxWatermark-every {
 		o.nextSweep = MaxWatermark
 	} else {
-		o.nextSweep = o.wm + r
+		o.nextSweep = o.wm + every
 	}
 }
 
@@ -928,8 +1128,8 @@ func (o *Operator) nextSlidingEnd(ks *keyState) int64 {
 		}
 		// Windows holding the slice start in (p.start-size, p.start].
 		first := alignDown(p.start-o.size, o.slide, o.off) + o.slide
-		if ks.firedEnd != MinWatermark {
-			first = max(first, ks.firedEnd-o.size+o.slide)
+		if ks.sl.firedEnd != MinWatermark {
+			first = max(first, ks.sl.firedEnd-o.size+o.slide)
 		}
 		if first <= alignDown(p.start, o.slide, o.off) {
 			return first + o.size
@@ -985,7 +1185,7 @@ func (o *Operator) assertPane(ks *keyState, p *pane, out *Output) {
 		return
 	}
 	o.settle(p)
-	o.emit(ks, p.start, p.end, p.next, false, p.accs, out)
+	o.emit(ks, p.start, p.end, p.next, false, p.w, p.accs(), out)
 	p.next++
 	p.live = true
 }
@@ -994,7 +1194,7 @@ func (o *Operator) assertPane(ks *keyState, p *pane, out *Output) {
 // hold what that result said: every change to a live pane is emitted at once.
 func (o *Operator) retractPane(ks *keyState, p *pane, out *Output) {
 	o.settle(p)
-	o.emit(ks, p.start, p.end, p.next, true, p.accs, out)
+	o.emit(ks, p.start, p.end, p.next, true, p.w, p.accs(), out)
 	p.next++
 	p.live = false
 }
@@ -1003,7 +1203,8 @@ func (o *Operator) retractPane(ks *keyState, p *pane, out *Output) {
 // the scratch accumulators and reports whether any held data.
 func (o *Operator) windowAccs(ks *keyState, end int64) bool {
 	start := end - o.size
-	clear(o.scratch)
+	clear(o.scratchW)
+	clear(o.scratchA)
 	n := 0
 	for j := range ks.panes {
 		p := &ks.panes[j]
@@ -1011,9 +1212,7 @@ func (o *Operator) windowAccs(ks *keyState, end int64) bool {
 			continue
 		}
 		o.settle(p)
-		for k, a := range o.cfg.Aggregates {
-			a.Merge(&o.scratch[k], &p.accs[k])
-		}
+		o.mergeState(o.scratchW, o.scratchA, p.w, p.accs())
 		n++
 	}
 	return n > 0
@@ -1024,16 +1223,16 @@ func (o *Operator) fireSliding(ks *keyState, end int64, out *Output) {
 	if !o.windowAccs(ks, end) {
 		return
 	}
-	o.emit(ks, end-o.size, end, 0, false, o.scratch, out)
+	o.emit(ks, end-o.size, end, 0, false, o.scratchW, o.scratchA, out)
 	if !o.final && !o.expired(end) {
-		ks.fired = append(ks.fired, firedWindow{end: end, next: 1, live: true})
+		ks.sl.fired = append(ks.sl.fired, firedWindow{end: end, next: 1, live: true})
 	}
 }
 
 // retractSliding withdraws the last result of a fired sliding window.
 func (o *Operator) retractSliding(ks *keyState, fw *firedWindow, out *Output) {
 	o.windowAccs(ks, fw.end)
-	o.emit(ks, fw.end-o.size, fw.end, fw.next, true, o.scratch, out)
+	o.emit(ks, fw.end-o.size, fw.end, fw.next, true, o.scratchW, o.scratchA, out)
 	fw.next++
 	fw.live = false
 }
@@ -1043,23 +1242,23 @@ func (o *Operator) retractSliding(ks *keyState, fw *firedWindow, out *Output) {
 func (o *Operator) assertSliding(ks *keyState, end int64, out *Output) {
 	fw := ks.firedAt(end)
 	if fw == nil {
-		j := len(ks.fired)
-		for j > 0 && ks.fired[j-1].end > end {
+		j := len(ks.sl.fired)
+		for j > 0 && ks.sl.fired[j-1].end > end {
 			j--
 		}
-		ks.fired = slices.Insert(ks.fired, j, firedWindow{end: end})
-		fw = &ks.fired[j]
+		ks.sl.fired = slices.Insert(ks.sl.fired, j, firedWindow{end: end})
+		fw = &ks.sl.fired[j]
 	}
 	if !o.windowAccs(ks, end) {
 		fw.live = false
 		return
 	}
-	o.emit(ks, end-o.size, end, fw.next, false, o.scratch, out)
+	o.emit(ks, end-o.size, end, fw.next, false, o.scratchW, o.scratchA, out)
 	fw.next++
 	fw.live = true
 }
 
-func (o *Operator) emit(ks *keyState, start, end int64, rev int32, retract bool, accs []Acc, out *Output) {
+func (o *Operator) emit(ks *keyState, start, end int64, rev int32, retract bool, w []uint64, accs []Acc, out *Output) {
 	switch {
 	case retract:
 		out.Retractions++
@@ -1069,13 +1268,17 @@ func (o *Operator) emit(ks *keyState, start, end int64, rev int32, retract bool,
 		out.Updates++
 	}
 	row := out.Results.AppendRow(end - 1)
-	n := copy(row, ks.vals)
+	n := copy(row, o.keyValues(ks, row))
 	row[n] = record.TimestampMillis(start)
 	row[n+1] = record.TimestampMillis(end)
 	row[n+2] = record.Int(int64(rev))
 	row[n+3] = record.Bool(retract)
-	for k, a := range o.cfg.Aggregates {
-		row[n+4+k] = a.Result(&accs[k])
+	for k, sl := range o.slots {
+		if sl.w != nil {
+			row[n+4+k] = sl.w.resultW(w[sl.off:])
+		} else {
+			row[n+4+k] = sl.a.Result(&accs[sl.off])
+		}
 	}
 }
 

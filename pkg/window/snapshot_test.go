@@ -1,8 +1,11 @@
 package window
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -109,6 +112,14 @@ func FuzzRestore(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte{1, 200, 1})
+	// Key groups written by version 2 (see TestRestoreVersion2Snapshots).
+	if data, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2", "tumbling.bin")); err == nil {
+		for len(data) >= 6 {
+			n := binary.LittleEndian.Uint32(data[2:])
+			f.Add(data[6 : 6+n])
+			data = data[6+n:]
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fresh := snapOperator(t, Assigner{Kind: Tumbling, Size: 1000, Slide: 1000}, 0)
 		if err := fresh.Restore(0, data); err != nil {
@@ -133,7 +144,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		return op
 	}
 	const keys = 1_000_000
-	op := bigOperator(b, keys)
+	op := bigOperator(b, keys, 0)
 	var snapNS, restoreNS, bytes int64
 	for b.Loop() {
 		t0 := nanotime()
@@ -158,8 +169,8 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 }
 
 // bigOperator returns a tumbling-window operator (count, avg, max) holding
-// state for n keys spread over 128 key groups.
-func bigOperator(b *testing.B, n int) *Operator {
+// state for n keys spread over 128 key groups, with event times from t0.
+func bigOperator(b *testing.B, n int, t0 int64) *Operator {
 	var aggs []Aggregate
 	for _, s := range []Spec{{Fn: "count"}, {Fn: "avg", Field: "value"}, {Fn: "max", Field: "value"}} {
 		agg, _ := NewAggregate(s, snapInput)
@@ -171,7 +182,7 @@ func bigOperator(b *testing.B, n int) *Operator {
 		bt := record.NewBatch(2, 10_000)
 		for i := off; i < off+10_000; i++ {
 			k := fmt.Sprintf("machine-%07d/temperature", i)
-			row := bt.AppendRow(int64(i % 50_000))
+			row := bt.AppendRow(t0 + int64(i%50_000))
 			row[0], row[1] = record.String(k), record.Float(float64(i%977))
 			bt.Keys = append(bt.Keys, k)
 			bt.KeyGroups = append(bt.KeyGroups, uint16(i%128))
@@ -182,3 +193,58 @@ func bigOperator(b *testing.B, n int) *Operator {
 }
 
 func nanotime() int64 { return time.Now().UnixNano() }
+
+// Snapshots written before aggregate state was sized by function (version
+// 2, testdata/snapshot-v2, taken by that version from the input below)
+// restore: the restored operator goes on exactly as one that read the
+// same input without stopping.
+func TestRestoreVersion2Snapshots(t *testing.T) {
+	for _, a := range []Assigner{
+		{Kind: Tumbling, Size: 1000, Slide: 1000},
+		{Kind: Sliding, Size: 3000, Slide: 1000},
+		{Kind: Session, Gap: 400},
+	} {
+		t.Run(a.Kind.String(), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2", a.Kind.String()+".bin"))
+			require.NoError(t, err)
+			restored := snapOperator(t, a, 500)
+			for len(data) > 0 {
+				require.GreaterOrEqual(t, len(data), 6)
+				kg, n := binary.LittleEndian.Uint16(data), binary.LittleEndian.Uint32(data[2:])
+				group := data[6 : 6+n]
+				require.Equal(t, byte(snapshotVersionV2), group[0])
+				require.NoError(t, restored.Restore(kg, group))
+				data = data[6+n:]
+			}
+
+			// The reference reads the input the snapshot was taken from.
+			rng := rand.New(rand.NewPCG(1, 2))
+			ref := snapOperator(t, a, 500)
+			out := &Output{Results: record.NewBatch(ref.ResultSchema().Len(), 64), Late: record.NewBatch(ref.LateSchema().Len(), 64)}
+			t0 := int64(0)
+			for i := 0; i < 20; i++ {
+				ref.Process(snapBatch(rng, 50, 100, t0), out)
+				t0 += 700
+				ref.Advance(t0-200, out)
+			}
+			restored.SetWatermark(ref.Watermark())
+			require.Equal(t, ref.Keys(), restored.Keys())
+			o1 := &Output{Results: record.NewBatch(ref.ResultSchema().Len(), 64), Late: record.NewBatch(ref.LateSchema().Len(), 64)}
+			o2 := &Output{Results: record.NewBatch(ref.ResultSchema().Len(), 64), Late: record.NewBatch(ref.LateSchema().Len(), 64)}
+			for i := 0; i < 10; i++ {
+				b := snapBatch(rng, 50, 100, t0-300)
+				ref.Process(b, o1)
+				restored.Process(b, o2)
+				t0 += 700
+				ref.Advance(t0-200, o1)
+				restored.Advance(t0-200, o2)
+			}
+			ref.Advance(MaxWatermark, o1)
+			restored.Advance(MaxWatermark, o2)
+			require.NotEmpty(t, resultLines(o1, ref.ResultSchema()))
+			require.Equal(t, resultLines(o1, ref.ResultSchema()), resultLines(o2, restored.ResultSchema()))
+			require.Equal(t, o1.LateRecords, o2.LateRecords)
+			require.Equal(t, ref.StateBytes(), restored.StateBytes(), "state estimate")
+		})
+	}
+}

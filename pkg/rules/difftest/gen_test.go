@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/streamd/streamd/pkg/rules"
 )
 
 // The workload's records: a key (the stage's keyBy), a tag, a value that
@@ -330,12 +332,21 @@ type workload struct {
 	bound       int64 // maxOutOfOrderness, ms
 	lateness    int64 // allowedLateness, ms
 	maxPoints   int   // rules.Options.MaxSignalPoints
+	stateTTL    int64 // rules.Options.StateTTL, ms; 0 is the default (a day)
 	initial     []*ruleDef
 	steps       []step
 }
 
 func (w *workload) shape() string {
-	return fmt.Sprintf("splits=%d parallelism=%d keyGroups=%d batchSize=%d bound=%dms lateness=%dms maxSignalPoints=%d", w.splits, w.parallelism, w.keyGroups, w.batchSize, w.bound, w.lateness, w.maxPoints)
+	return fmt.Sprintf("splits=%d parallelism=%d keyGroups=%d batchSize=%d bound=%dms lateness=%dms maxSignalPoints=%d stateTTL=%dms", w.splits, w.parallelism, w.keyGroups, w.batchSize, w.bound, w.lateness, w.maxPoints, w.ttl())
+}
+
+// ttl is the state TTL in force, ms.
+func (w *workload) ttl() int64 {
+	if w.stateTTL == 0 {
+		return rules.DefaultStateTTL.Milliseconds()
+	}
+	return w.stateTTL
 }
 
 func (w *workload) String() string {
@@ -450,6 +461,10 @@ func generateShape(seed uint64, splits, parallelism int) *workload {
 	// the splits still open.
 	tail := w.steps[len(w.steps)-nRunning:]
 	r.Shuffle(len(tail), func(i, j int) { tail[i], tail[j] = tail[j], tail[i] })
+	// Drawn last, so the rest of a seed's workload is what it was before
+	// state TTLs were drawn. Short TTLs let latest values age and idle
+	// keys go within the workload's few seconds of event time.
+	w.stateTTL = pick(r, int64(0), 0, 1500, 4000, 10000)
 	return w
 }
 

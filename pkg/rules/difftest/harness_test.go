@@ -190,6 +190,9 @@ func runInBubble(w *workload, dir string) (out outcome) {
 	}
 	opts := rules.DefaultOptions()
 	opts.MaxSignalPoints = w.maxPoints
+	if w.stateTTL > 0 {
+		opts.StateTTL = time.Duration(w.stateTTL) * time.Millisecond
+	}
 	var store *local.Store
 	for _, s := range w.steps {
 		if s.kind == "restart" && store == nil {

@@ -115,6 +115,8 @@ type mKey struct {
 	dirtyAt int64
 	lastAt  int64
 	nAt     int
+	// lastRec is the event time of the newest record that reached the key.
+	lastRec int64
 }
 
 type mRule struct {
@@ -273,9 +275,10 @@ func (m *model) record(x rec, wm int64) {
 		}
 		k := r.keys[key]
 		if k == nil {
-			k = &mKey{key: key, clock: minWM, inputs: map[string][]input{}, groups: map[string]mGroup{}, state: d.states[0]}
+			k = &mKey{key: key, clock: minWM, lastRec: minWM, inputs: map[string][]input{}, groups: map[string]mGroup{}, state: d.states[0]}
 			r.keys[key] = k
 		}
+		k.lastRec = max(k.lastRec, x.t)
 		now := max(k.clock, x.t, wm)
 		m.settle(r, k)
 		m.play(r, k, now, false)
@@ -286,8 +289,9 @@ func (m *model) record(x rec, wm int64) {
 				continue
 			}
 			// An input already outside its window at the key's clock
-			// changes nothing.
-			if s.window > 0 && x.t+s.window <= now {
+			// changes nothing; a latest value without a window has the
+			// state TTL for one.
+			if w := validity(s, m.w); w > 0 && x.t+w <= now {
 				continue
 			}
 			if s.agg != "latest" {
@@ -348,16 +352,31 @@ func (m *model) settle(r *mRule, k *mKey) {
 }
 
 // nextEvent is the earliest time after the key's clock at which something
-// changes by itself: an input leaving its window, a duration ending. Every
-// input's expiry counts; an expiry that changes no value is harmless,
-// since evaluating at an instant where nothing changed changes nothing.
+// changes by itself: an input leaving its window, a latest value leaving
+// its window, a duration ending. Only the current latest value's expiry
+// counts (older inputs of a latest signal are superseded): evaluating at
+// an instant where no value changed is not harmless once latest values
+// without a window can be aged past the state TTL at that instant.
 func (m *model) nextEvent(r *mRule, k *mKey) (int64, bool) {
 	next, found := int64(maxWM), false
 	for _, s := range r.def.signals {
 		if s.window == 0 {
 			continue
 		}
-		for _, in := range k.inputs[s.name] {
+		ins := k.inputs[s.name]
+		if s.agg == "latest" {
+			var best *input
+			for i := range ins {
+				if in := &ins[i]; best == nil || in.t > best.t || (in.t == best.t && in.seq > best.seq) {
+					best = in
+				}
+			}
+			if best == nil {
+				continue
+			}
+			ins = []input{*best}
+		}
+		for _, in := range ins {
 			if e := in.t + s.window; e > k.clock && e < next {
 				next, found = e, true
 			}
@@ -384,9 +403,20 @@ func (m *model) play(r *mRule, k *mKey, to int64, inclusive bool) {
 	}
 }
 
+// validity is how long an input of s counts: its window, or for a
+// latest signal without one the state TTL. A value aged past the TTL is
+// absent from every later evaluation, but its ageing is no event of its
+// own (nextEvent skips it): nothing is evaluated just because of it.
+func validity(s signalDef, w *workload) int64 {
+	if s.agg == "latest" && s.window == 0 {
+		return w.ttl()
+	}
+	return s.window
+}
+
 // values are the signals at event time at: a latest value is valid on
 // [t, t+window); a windowed aggregate covers inputs in (at-window, at].
-func values(d *ruleDef, k *mKey, at int64) map[string]*float64 {
+func values(d *ruleDef, w *workload, k *mKey, at int64) map[string]*float64 {
 	out := map[string]*float64{}
 	for _, s := range d.signals {
 		ins := k.inputs[s.name]
@@ -398,7 +428,7 @@ func values(d *ruleDef, k *mKey, at int64) map[string]*float64 {
 					best = in
 				}
 			}
-			if best != nil && (s.window == 0 || best.t+s.window > at) {
+			if best != nil && best.t+validity(s, w) > at {
 				v := best.v
 				out[s.name] = &v
 			} else {
@@ -449,7 +479,7 @@ func stateRank(d *ruleDef, s string) int { return slices.Index(d.states, s) }
 // the rule's state for the key changes.
 func (m *model) evaluate(r *mRule, k *mKey, at int64) {
 	d := r.def
-	sig := values(d, k, at)
+	sig := values(d, m.w, k, at)
 	best := -1
 	for gi, g := range d.groups {
 		// all: every condition holds; any: at least one does. Unknown
@@ -545,6 +575,31 @@ func alertID(rule string, version int64, key string, at int64, state string, n i
 	return hex.EncodeToString(sum[:16])
 }
 
+// idle reports whether the state TTL has let a key go, as documented: no
+// record reached it for the TTL, no input of it is still valid, it is at
+// rest, nothing of its own is pending and it raised no alert at the
+// watermark's instant. Such a key is indistinguishable from a new one,
+// except that a rule update does not carry it over.
+func (m *model) idle(r *mRule, k *mKey) bool {
+	ttl := m.w.ttl()
+	if k.dirty || k.state != r.def.states[0] || k.lastRec+ttl > m.wm || k.nAt > 0 && k.lastAt >= m.wm {
+		return false
+	}
+	for _, g := range k.groups {
+		if g.phase != inactive {
+			return false
+		}
+	}
+	for _, s := range r.def.signals {
+		for _, in := range k.inputs[s.name] {
+			if in.t+validity(s, m.w) > m.wm {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // put applies a rule change with the documented version rules; it
 // reports whether the change is accepted.
 func (m *model) put(d *ruleDef) bool {
@@ -564,7 +619,10 @@ func (m *model) put(d *ruleDef) bool {
 	// Carried over: signals and groups whose definition did not change,
 	// each key's state; every key is re-evaluated at the update's time.
 	for _, ok := range cur.sortedKeys() {
-		k := &mKey{key: ok.key, clock: ok.clock, inputs: map[string][]input{}, groups: map[string]mGroup{}, state: d.states[0], dirty: true, dirtyAt: max(ok.clock, m.wm)}
+		if m.idle(cur, ok) {
+			continue // forgotten: the state TTL let it go
+		}
+		k := &mKey{lastRec: ok.lastRec, key: ok.key, clock: ok.clock, inputs: map[string][]input{}, groups: map[string]mGroup{}, state: d.states[0], dirty: true, dirtyAt: max(ok.clock, m.wm)}
 		for _, s := range d.signals {
 			for _, os := range cur.def.signals {
 				if s.same(os) {

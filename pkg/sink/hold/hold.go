@@ -9,6 +9,19 @@
 // the commit completed (it records that in the checkpoint store), or the
 // wrapped sink can rewind an interrupted hand-over (a file, see
 // sink.Rewinder), in which cases nothing is delivered twice.
+//
+// What a writer holds is bounded: past Config.MaxHeldBytes, the producing
+// task waits before it queues its next write (Writer.AwaitRoom, called by
+// the runtime on the task's goroutine) — the task stops, and with it,
+// through the exchange, the sources — until a completed checkpoint has
+// delivered the rows it closed, and the writer asks the coordinator for a
+// checkpoint as soon as it is over the bound. Write itself never waits:
+// it runs on the writer's own goroutine, where the Prepare of the barrier
+// that would release it may be queued behind it. Nothing is dropped and nothing delivered twice: the wait only
+// delays the task. A writer waits only for a checkpoint that can still
+// complete without it (one whose barrier it has already passed); when
+// none can, it asks for one and goes on, so it never waits for a barrier
+// stuck behind itself.
 package hold
 
 import (
@@ -17,8 +30,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamd/streamd/internal/promreg"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/window"
@@ -26,15 +45,65 @@ import (
 
 const stateVersion = 1
 
+// DefaultMaxHeldBytes bounds what a sink holds when Config leaves it
+// unset: 16 MiB of encoded rows (tens of thousands of alerts).
+const DefaultMaxHeldBytes = 16 << 20
+
+// minShare is the least a writer may hold before it waits, however many
+// writers share the sink's bound: below it, every few rows would ask for
+// a checkpoint.
+const minShare = 256 << 10
+
+// Config configures a holding sink.
+type Config struct {
+	// Name labels the sink's metrics.
+	Name string
+	// MaxHeldBytes bounds the encoded rows the sink holds until a
+	// checkpoint delivers them. It is shared evenly by the sink's writers
+	// (its producing tasks), each getting at least 256 KiB (or all of it,
+	// when smaller); a writer past its share makes its task wait.
+	// 0 means DefaultMaxHeldBytes.
+	MaxHeldBytes int64
+}
+
 // Sink wraps another sink.
 type Sink struct {
 	inner sink.Sink
-	mu    sync.Mutex
+	max   int64
+	// delivering serializes deliveries to the wrapped sink and guards
+	// out. It is a channel rather than a mutex so that goroutines queued
+	// behind a slow delivery count as blocked (testing/synctest).
+	delivering chan struct{}
 	// out holds the wrapped sink's writers used by Commit, by task.
 	out map[string]sink.Writer
+
+	// st guards what writers wait on; it is never held across I/O, so
+	// a slow delivery does not stall a task's Prepare.
+	st sync.Mutex
 	// delivered is, by task, the newest checkpoint whose rows were handed
-	// to the wrapped sink.
+	// to the wrapped sink; failed the newest whose delivery failed.
 	delivered map[string]int64
+	failed    map[string]int64
+	// started is the newest checkpoint whose barriers are on their way,
+	// acked the newest every task has acknowledged (it completes without
+	// any task's help), aborted the newest the coordinator gave up on (or
+	// could not start).
+	started, acked, aborted int64
+	// changed is closed (and replaced) whenever one of the above moves.
+	changed chan struct{}
+	// request asks the coordinator for a checkpoint; nil until bound.
+	request func()
+
+	heldBytes, heldRows atomic.Int64
+	// writers counts the open writers sharing max.
+	writers atomic.Int64
+	m       *holdMetrics
+}
+
+type holdMetrics struct {
+	bytes, rows prometheus.Gauge
+	waited      prometheus.Counter
+	requests    prometheus.Counter
 }
 
 var (
@@ -42,11 +111,127 @@ var (
 	_ sink.Preparer            = (*Writer)(nil)
 	_ sink.CommittedRecoverer  = (*Sink)(nil)
 	_ sink.CheckpointCommitter = (*Sink)(nil)
+	_ sink.CheckpointAware     = (*Sink)(nil)
+	_ sink.RoomWaiter          = (*Writer)(nil)
 )
 
-// New wraps inner.
-func New(inner sink.Sink) *Sink {
-	return &Sink{inner: inner, out: make(map[string]sink.Writer), delivered: make(map[string]int64)}
+// New wraps inner with the default bound and no metrics.
+func New(inner sink.Sink) *Sink { return NewWith(inner, Config{}, nil) }
+
+// NewWith wraps inner; reg may be nil (no metrics).
+func NewWith(inner sink.Sink, cfg Config, reg prometheus.Registerer) *Sink {
+	s := &Sink{
+		inner: inner, max: cfg.MaxHeldBytes,
+		delivering: make(chan struct{}, 1),
+		out:        make(map[string]sink.Writer),
+		delivered:  make(map[string]int64), failed: make(map[string]int64),
+		changed: make(chan struct{}),
+	}
+	if s.max <= 0 {
+		s.max = DefaultMaxHeldBytes
+	}
+	if reg != nil {
+		f := promreg.With(reg)
+		l := prometheus.Labels{"sink": cfg.Name}
+		s.m = &holdMetrics{
+			bytes:    f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_sink_held_bytes", Help: "Encoded rows an exactly-once sink holds until their checkpoint completes."}, []string{"sink"}).With(l),
+			rows:     f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_sink_held_rows", Help: "Rows an exactly-once sink holds until their checkpoint completes."}, []string{"sink"}).With(l),
+			waited:   f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_held_wait_seconds_total", Help: "Time producing tasks waited because an exactly-once sink held its maximum: backpressure from delivery."}, []string{"sink"}).With(l),
+			requests: f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_held_checkpoint_requests_total", Help: "Checkpoints an exactly-once sink asked for early because a writer held its maximum."}, []string{"sink"}).With(l),
+		}
+	}
+	return s
+}
+
+// BindCheckpoints receives the coordinator's request function: from then
+// on writers past their bound wait for checkpoints and ask for them.
+// Without it (no checkpoints) a writer never waits: nothing would release it.
+func (s *Sink) BindCheckpoints(request func()) {
+	s.st.Lock()
+	s.request = request
+	s.st.Unlock()
+}
+
+// CheckpointStarted records that the barriers of checkpoint id are on
+// their way to every task: a writer waiting for a barrier may go on to
+// meet it.
+func (s *Sink) CheckpointStarted(id int64) {
+	s.st.Lock()
+	if id > s.started {
+		s.started = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+// CheckpointAcknowledged records that every task has acknowledged
+// checkpoint id: from now on it completes (or fails) without any task's
+// help, so a writer may wait for it.
+func (s *Sink) CheckpointAcknowledged(id int64) {
+	s.st.Lock()
+	if id > s.acked {
+		s.acked = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+// CheckpointAborted records that checkpoint id will not complete, or could
+// not start: writers waiting for it stop waiting (their rows travel in a
+// later checkpoint). math.MaxInt64 means no checkpoint will come any more.
+func (s *Sink) CheckpointAborted(id int64) {
+	s.st.Lock()
+	if id > s.aborted {
+		s.aborted = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+// share is what one writer may hold before its task waits.
+func (s *Sink) share() int64 {
+	n := max(s.writers.Load(), 1)
+	return max(s.max/n, min(s.max, minShare))
+}
+
+// notifyLocked wakes every waiting writer; s.st is held.
+func (s *Sink) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Sink) deliveredTo(task string) int64 {
+	s.st.Lock()
+	defer s.st.Unlock()
+	return s.delivered[task]
+}
+
+func (s *Sink) setDelivered(task string, id int64) {
+	s.st.Lock()
+	if id > s.delivered[task] {
+		s.delivered[task] = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+func (s *Sink) setFailed(task string, id int64) {
+	s.st.Lock()
+	if id > s.failed[task] {
+		s.failed[task] = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
+// held adds to the sink's totals (and gauges) what one writer gained or
+// released.
+func (s *Sink) held(bytes, rows int64) {
+	b, r := s.heldBytes.Add(bytes), s.heldRows.Add(rows)
+	if s.m != nil {
+		s.m.bytes.Set(float64(b))
+		s.m.rows.Set(float64(r))
+	}
 }
 
 // Writer holds one task's rows until a completed checkpoint covers them.
@@ -56,9 +241,20 @@ type Writer struct {
 	s      *Sink
 	task   string
 	schema *record.Schema
-	rows   int
-	buf    []byte
-	segs   []segment
+	// rows and buf, the open segment, belong to the writer's goroutine
+	// (Write, Prepare, Close); mu guards the rest, which AwaitRoom reads
+	// on the producing task's goroutine.
+	rows int
+	buf  []byte
+	mu   sync.Mutex
+	segs []segment
+	// bytes is what the writer holds: buf and every segment.
+	bytes int64
+	// prepared is the checkpoint of the last barrier that passed the
+	// writer; requested is set once it asked for a checkpoint after it.
+	prepared  int64
+	requested bool
+	closed    bool
 }
 
 type segment struct {
@@ -69,11 +265,14 @@ type segment struct {
 
 // NewWriter returns a holding writer for task.
 func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error) {
+	s.writers.Add(1)
 	return &Writer{s: s, task: task, schema: schema}, nil
 }
 
-// Write holds the rows.
+// Write holds the rows. It never waits: the task waits before queueing
+// it, in AwaitRoom.
 func (w *Writer) Write(_ context.Context, b *record.Batch) error {
+	n := len(w.buf)
 	for i := 0; i < b.Len(); i++ {
 		w.buf = binary.AppendVarint(w.buf, b.Times[i])
 		for _, v := range b.Row(i) {
@@ -81,26 +280,132 @@ func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 		}
 		w.rows++
 	}
+	added := int64(len(w.buf) - n)
+	w.mu.Lock()
+	if len(w.segs) > 0 {
+		w.pruneLocked(w.s.deliveredTo(w.task)) // free what was delivered meanwhile
+	}
+	w.bytes += added
+	w.mu.Unlock()
+	w.s.held(added, int64(b.Len()))
 	return nil
+}
+
+// AwaitRoom blocks while the writer holds its share of the sink's bound
+// (Config.MaxHeldBytes over the open writers), until a completed
+// checkpoint has delivered what it closed — once every task has
+// acknowledged that checkpoint, so none needs this one. When nothing it
+// closed is on its way to delivery, only a barrier still to come through
+// its task can release rows: it asks for a checkpoint and waits until one
+// has started — its barrier then comes behind what is already in flight,
+// so the task goes on to meet it — or until none can start. It never
+// waits for anything that needs its own task. A cancelled ctx ends the
+// wait (the rows are kept: nothing is lost). It returns how long it
+// waited.
+//
+// It runs on the producing task's goroutine, between the task's events:
+// every Prepare for a barrier the task passed has returned, so the
+// writer's last prepared checkpoint is the task's. Writes queued but not
+// yet run are not counted: a writer holds at most its share plus its
+// queue.
+func (w *Writer) AwaitRoom(ctx context.Context) time.Duration {
+	s := w.s
+	var start time.Time
+	defer func() {
+		if !start.IsZero() && s.m != nil {
+			s.m.waited.Add(time.Since(start).Seconds())
+		}
+	}()
+	for {
+		done := s.deliveredTo(w.task)
+		w.mu.Lock()
+		w.pruneLocked(done)
+		if w.bytes < s.share() {
+			w.mu.Unlock()
+			break
+		}
+		newest := int64(0)
+		if n := len(w.segs); n > 0 {
+			newest = w.segs[n-1].id
+		}
+		prepared := w.prepared
+		s.st.Lock()
+		request, changed := s.request, s.changed
+		// The checkpoint of the last barrier may still need this task (an
+		// asynchronous snapshot finishes on its goroutine): no waiting
+		// until every task has acknowledged it.
+		mine := prepared > s.acked && prepared > s.aborted
+		// The newest closed segment's checkpoint covers every older one:
+		// it is worth waiting for while it may still deliver.
+		pending := newest > 0 && newest > s.aborted && newest > s.failed[w.task]
+		barrier := s.started > prepared || s.aborted > prepared
+		s.st.Unlock()
+		if request == nil || mine || !pending && barrier {
+			// No checkpoints (nothing would release the rows), one that
+			// waits for this task, or a barrier coming (or none can): go
+			// on.
+			w.mu.Unlock()
+			break
+		}
+		ask := !pending && !w.requested
+		if ask {
+			w.requested = true
+		}
+		w.mu.Unlock()
+		if ask {
+			request()
+			if s.m != nil {
+				s.m.requests.Inc()
+			}
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return time.Since(start)
+		}
+	}
+	if start.IsZero() {
+		return 0
+	}
+	return time.Since(start)
+}
+
+// pruneLocked drops the segments a completed checkpoint (done) delivered;
+// w.mu is held.
+func (w *Writer) pruneLocked(done int64) {
+	kept := w.segs[:0]
+	var rows, bytes int64
+	for _, sg := range w.segs {
+		if sg.id > done {
+			kept = append(kept, sg)
+			continue
+		}
+		rows += int64(sg.rows)
+		bytes += int64(len(sg.buf))
+	}
+	clear(w.segs[len(kept):])
+	w.segs = kept
+	if bytes > 0 || rows > 0 {
+		w.bytes -= bytes
+		w.s.held(-bytes, -rows)
+	}
 }
 
 // Prepare closes the current segment under checkpoint id and returns every
 // segment not yet delivered.
 func (w *Writer) Prepare(_ context.Context, id int64) ([]byte, error) {
+	done := w.s.deliveredTo(w.task)
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.rows > 0 {
 		w.segs = append(w.segs, segment{id: id, rows: w.rows, buf: w.buf})
 		w.rows, w.buf = 0, nil
 	}
-	w.s.mu.Lock()
-	done := w.s.delivered[w.task]
-	w.s.mu.Unlock()
-	kept := w.segs[:0]
-	for _, sg := range w.segs {
-		if sg.id > done {
-			kept = append(kept, sg)
-		}
-	}
-	w.segs = kept
+	w.prepared, w.requested = id, false
+	w.pruneLocked(done)
 	return w.encode(), nil
 }
 
@@ -139,34 +444,56 @@ func (w *Writer) PrepareFinal(ctx context.Context, id int64) ([]byte, error) {
 // dropped: the restored pipeline produces them again. (At the end of the
 // input the runtime first calls PrepareFinal and commits.)
 func (w *Writer) Close(context.Context) error {
-	w.rows, w.buf, w.segs = 0, nil, nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	w.s.writers.Add(-1)
+	w.s.st.Lock()
+	w.s.notifyLocked() // the other writers' shares grew
+	w.s.st.Unlock()
+	var rows int64
+	for _, sg := range w.segs {
+		rows += int64(sg.rows)
+	}
+	w.s.held(-w.bytes, -rows-int64(w.rows))
+	w.rows, w.buf, w.segs, w.bytes = 0, nil, nil, 0
 	return nil
 }
 
 // Commit delivers the rows of a prepared state's segments that are newer
 // than what this task already delivered.
 func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	schema, b, newest, err := decodeState(state, s.delivered[task])
-	if err != nil {
-		return fmt.Errorf("commit held rows of %s: %w", task, err)
-	}
-	if b.Len() == 0 {
-		s.delivered[task] = max(s.delivered[task], newest)
-		return nil
-	}
+	s.delivering <- struct{}{}
+	defer func() { <-s.delivering }()
+	// Rows are decoded and handed over a chunk at a time: decoded rows
+	// take several times their encoded size, and a writer may hold its
+	// whole bound.
 	w := s.out[task]
-	if w == nil {
-		if w, err = s.inner.NewWriter(task, schema); err != nil {
-			return fmt.Errorf("commit held rows of %s: %w", task, err)
+	newest, err := decodeChunks(state, s.deliveredTo(task), commitChunk, func(schema *record.Schema, b *record.Batch) error {
+		if b.Len() == 0 {
+			return nil
 		}
-		s.out[task] = w
-	}
-	if err := w.Write(ctx, b); err != nil {
+		if w == nil {
+			var err error
+			if w, err = s.inner.NewWriter(task, schema); err != nil {
+				return err
+			}
+			s.out[task] = w
+		}
+		return w.Write(ctx, b)
+	})
+	if err != nil {
+		if errors.Is(err, errCorrupt) {
+			// Waiting writers must not wait for rows that cannot be delivered.
+			newest = math.MaxInt64
+		}
+		s.setFailed(task, newest)
 		return fmt.Errorf("commit held rows of %s: %w", task, err)
 	}
-	s.delivered[task] = max(s.delivered[task], newest)
+	s.setDelivered(task, newest)
 	return nil
 }
 
@@ -214,8 +541,8 @@ func (s *Sink) RecoverCommitted(context.Context, map[string][]byte) error { retu
 
 // Close closes the wrapped sink's writers and the sink.
 func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.delivering <- struct{}{}
+	defer func() { <-s.delivering }()
 	var errs []error
 	for task, w := range s.out {
 		errs = append(errs, w.Close(ctx))
@@ -227,20 +554,52 @@ func (s *Sink) Close(ctx context.Context) error {
 
 var errCorrupt = errors.New("corrupt held-rows state")
 
+// commitChunk is how many rows a commit decodes and hands over at once.
+const commitChunk = 4096
+
 // decodeState returns the rows of the segments newer than after, and the
 // newest segment id.
 func decodeState(st []byte, after int64) (*record.Schema, *record.Batch, int64, error) {
-	schema, b, newest, err := decodeSegments(st, after)
-	return schema, b, newest, err
+	var schema *record.Schema
+	var all *record.Batch
+	newest, err := decodeChunks(st, after, math.MaxInt, func(sc *record.Schema, b *record.Batch) error {
+		schema, all = sc, b
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if all == nil {
+		if schema, err = decodeSchema(st); err != nil {
+			return nil, nil, 0, err
+		}
+		all = record.NewBatch(schema.Len(), 0)
+	}
+	return schema, all, newest, nil
 }
 
-func decodeSegments(st []byte, after int64) (*record.Schema, *record.Batch, int64, error) {
+// decodeSchema returns the schema of a state.
+func decodeSchema(st []byte) (*record.Schema, error) {
+	var schema *record.Schema
+	_, err := decodeChunks(st, math.MaxInt64, 1, func(sc *record.Schema, _ *record.Batch) error { schema = sc; return nil })
+	return schema, err
+}
+
+// decodeChunks checks a state and calls fn with the rows of the segments
+// newer than after, at most chunk rows at a time, in order; it returns the
+// newest segment id. Every call gets a new batch (a writer may keep it).
+// The checksum and the segment framing are checked before fn is first
+// called, so a damaged state hands nothing over; a row that does not
+// decode (the checksum makes that a bug, not damage) ends the hand-over
+// with errCorrupt. With nothing newer than after, fn is called once with
+// the schema and no rows.
+func decodeChunks(st []byte, after int64, chunk int, fn func(*record.Schema, *record.Batch) error) (int64, error) {
 	if len(st) < 5 || st[0] != stateVersion {
-		return nil, nil, 0, errCorrupt
+		return 0, errCorrupt
 	}
 	body := st[:len(st)-4]
 	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(st[len(st)-4:]) {
-		return nil, nil, 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
+		return 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
 	p := body[1:]
 	uv := func() (uint64, bool) {
@@ -253,65 +612,85 @@ func decodeSegments(st []byte, after int64) (*record.Schema, *record.Batch, int6
 	}
 	nf, ok := uv()
 	if !ok || nf > uint64(len(p)) {
-		return nil, nil, 0, errCorrupt
+		return 0, errCorrupt
 	}
 	fields := make([]record.Field, nf)
 	for i := range fields {
 		l, ok := uv()
 		if !ok || l+1 > uint64(len(p)) {
-			return nil, nil, 0, errCorrupt
+			return 0, errCorrupt
 		}
 		fields[i] = record.Field{Name: string(p[:l]), Type: record.Type(p[l])}
 		p = p[l+1:]
 	}
 	schema, err := record.NewSchema(fields...)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("%w: %w", errCorrupt, err)
+		return 0, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	nsegs, ok := uv()
 	if !ok || nsegs > uint64(len(p)) {
-		return nil, nil, 0, errCorrupt
+		return 0, errCorrupt
 	}
-	b := record.NewBatch(len(fields), 0)
+	type span struct {
+		rows uint64
+		data []byte
+	}
+	var todo []span
 	var newest int64
 	for sgi := uint64(0); sgi < nsegs; sgi++ {
 		id, n := binary.Varint(p)
 		if n <= 0 {
-			return nil, nil, 0, errCorrupt
+			return 0, errCorrupt
 		}
 		p = p[n:]
 		rows, ok1 := uv()
 		size, ok2 := uv()
 		if !ok1 || !ok2 || size > uint64(len(p)) || rows > size {
-			return nil, nil, 0, errCorrupt
+			return 0, errCorrupt
 		}
 		seg := p[:size]
 		p = p[size:]
 		newest = max(newest, id)
-		if id <= after {
-			continue // delivered before
+		if id > after { // older segments were delivered before
+			todo = append(todo, span{rows, seg})
 		}
-		for r := uint64(0); r < rows; r++ {
+	}
+	if len(p) != 0 {
+		return 0, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(p))
+	}
+	chunk = max(chunk, 1)
+	b := record.NewBatch(len(fields), 0)
+	for _, sp := range todo {
+		seg := sp.data
+		for r := uint64(0); r < sp.rows; r++ {
 			t, n := binary.Varint(seg)
 			if n <= 0 {
-				return nil, nil, 0, errCorrupt
+				return 0, errCorrupt
 			}
 			seg = seg[n:]
 			row := b.AppendRow(t)
 			for i := range row {
 				if row[i], seg, err = window.ReadValue(seg); err != nil {
-					return nil, nil, 0, fmt.Errorf("%w: %w", errCorrupt, err)
+					return 0, fmt.Errorf("%w: %w", errCorrupt, err)
 				}
+			}
+			if b.Len() >= chunk {
+				if err := fn(schema, b); err != nil {
+					return newest, err
+				}
+				b = record.NewBatch(len(fields), 0)
 			}
 		}
 		if len(seg) != 0 {
-			return nil, nil, 0, fmt.Errorf("%w: %d trailing bytes in a segment", errCorrupt, len(seg))
+			return 0, fmt.Errorf("%w: %d trailing bytes in a segment", errCorrupt, len(seg))
 		}
 	}
-	if len(p) != 0 {
-		return nil, nil, 0, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(p))
+	if b.Len() > 0 || len(todo) == 0 {
+		if err := fn(schema, b); err != nil {
+			return newest, err
+		}
 	}
-	return schema, b, newest, nil
+	return newest, nil
 }
 
 // Check forwards to the wrapped sink's startup check, if it has one.
