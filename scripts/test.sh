@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (after `make deps`): formatting, vet, the race
-# test suite, and every benchmark compiled and run once.
+# The project's test command (after `make deps`): formatting, vet,
+# golangci-lint, the race test suite, the soak test, the window
+# differential tests at full size, and every benchmark compiled and run once.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,6 +12,10 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+# golangci-lint at the pinned version (built into .cache/bin on first use),
+# with the checked-in .golangci.yml.
+bash scripts/install-golangci-lint.sh
+.cache/bin/golangci-lint run ./...
 # The soak test (test/soak) runs on its own after the suite: it measures the
 # daemon's memory, and it loads both cores. Its short form takes 2 minutes;
 # CI runs the long form (10 minutes), or STREAMD_SOAK sets the duration.

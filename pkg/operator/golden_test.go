@@ -53,7 +53,6 @@ func TestGolden(t *testing.T) {
 
 type goldenStage struct {
 	spec StageSpec
-	aggs []window.Spec
 }
 
 type golden struct {

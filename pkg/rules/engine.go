@@ -187,7 +187,6 @@ type Engine struct {
 	holds    []bool
 	clears   []bool
 	keyBuf   []byte
-	keyVals  []record.Value
 }
 
 type sigInput struct {
@@ -1173,7 +1172,7 @@ func (e *Engine) idle(ks *keyState, ttl int64) bool {
 	p := ks.rule.prog
 	for i := range ks.sigs {
 		st, sp := &ks.sigs[i], &p.signals[i]
-		if st.head < len(st.pts) || st.has && !(sp.lazy && st.t+sp.window <= e.watermark) {
+		if st.head < len(st.pts) || st.has && (!sp.lazy || st.t+sp.window > e.watermark) {
 			return false
 		}
 	}

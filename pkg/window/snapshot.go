@@ -247,7 +247,7 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 	if o.kind == Sliding {
 		sliding = make([]slidingKey, n)
 	}
-	if o.keys == nil || len(o.keys) == 0 {
+	if len(o.keys) == 0 {
 		o.keys = make(map[string]*keyState, n*2)
 	}
 	var keyBytes []byte
