@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/streamd/streamd/internal/pace"
 	"github.com/streamd/streamd/pkg/source"
 )
 
@@ -255,7 +256,7 @@ func (g *Generator) Open(_ context.Context, split source.Split, start *source.Po
 	}
 	r := &Reader{g: g, split: idx, next: next}
 	if g.cfg.Rate > 0 {
-		r.rate = g.cfg.Rate / float64(g.cfg.Splits)
+		r.pacer = pace.New(g.cfg.Rate/float64(g.cfg.Splits), g.now)
 	}
 	return r, nil
 }
@@ -396,10 +397,8 @@ type Reader struct {
 	split int
 	next  int64
 
-	rate    float64 // records per second for this split; 0 = unthrottled
-	t0      time.Time
-	emitted int64 // records since t0
-	timer   *time.Timer
+	// pacer holds the split to its share of the rate; nil = unthrottled.
+	pacer *pace.Pacer
 
 	buf  []byte
 	ends []int
@@ -430,8 +429,8 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 	if count > 0 {
 		n = min(n, count-r.next)
 	}
-	if r.rate > 0 {
-		allowed, err := r.pace(ctx)
+	if r.pacer != nil {
+		allowed, err := r.pacer.Wait(ctx)
 		if err != nil {
 			return err
 		}
@@ -457,51 +456,19 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, max int) error {
 		start = end
 	}
 	r.next += n
-	r.emitted += n
+	if r.pacer != nil {
+		r.pacer.Emitted(n)
+	}
 	if count > 0 && r.next >= count {
 		return source.ErrEndOfSplit
 	}
 	return nil
 }
 
-// pace waits until at least one record is due and returns how many are.
-func (r *Reader) pace(ctx context.Context) (int64, error) {
-	now := r.g.now()
-	if r.t0.IsZero() {
-		r.t0 = now
-	}
-	for {
-		due := int64(now.Sub(r.t0).Seconds()*r.rate) + 1 - r.emitted
-		if due > 0 {
-			if backlog := float64(due); backlog > max(r.rate, 1) {
-				// More than a second behind (the pipeline was blocked):
-				// restart the schedule instead of bursting to catch up.
-				r.t0, r.emitted = now, 0
-				return 1, nil
-			}
-			return due, nil
-		}
-		// At least a microsecond, so float rounding cannot spin the loop.
-		wait := max(r.t0.Add(time.Duration(float64(r.emitted)/r.rate*float64(time.Second))).Sub(now), time.Microsecond)
-		if r.timer == nil {
-			r.timer = time.NewTimer(wait)
-		} else {
-			r.timer.Reset(wait)
-		}
-		select {
-		case <-ctx.Done():
-			r.timer.Stop()
-			return 0, ctx.Err()
-		case <-r.timer.C:
-		}
-		now = r.g.now()
-	}
-}
-
 // Close releases the reader's timer.
 func (r *Reader) Close() error {
-	if r.timer != nil {
-		r.timer.Stop()
+	if r.pacer != nil {
+		r.pacer.Stop()
 	}
 	return nil
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/streamd/streamd/internal/pace"
 	"github.com/streamd/streamd/pkg/source"
 )
 
@@ -50,7 +50,7 @@ func (g *Generator) Open(_ context.Context, split source.Split, start *source.Po
 		r.next = start.Offset
 	}
 	if g.cfg.EmitRate > 0 {
-		r.rate = g.cfg.EmitRate / float64(g.cfg.Splits)
+		r.pacer = pace.New(g.cfg.EmitRate/float64(g.cfg.Splits), g.cfg.Now)
 	}
 	return r, nil
 }
@@ -65,10 +65,8 @@ type Reader struct {
 	next  int64
 	end   int64
 
-	rate    float64
-	t0      time.Time
-	emitted int64
-	timer   *time.Timer
+	// pacer holds the split to its share of the rate; nil = unthrottled.
+	pacer *pace.Pacer
 
 	ev   Event
 	buf  []byte
@@ -95,8 +93,8 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, limit int) error {
 	if r.end >= 0 {
 		n = min(n, r.end-r.next)
 	}
-	if r.rate > 0 {
-		due, err := r.pace(ctx)
+	if r.pacer != nil {
+		due, err := r.pacer.Wait(ctx)
 		if err != nil {
 			return err
 		}
@@ -127,50 +125,19 @@ func (r *Reader) Read(ctx context.Context, b *source.Batch, limit int) error {
 		start = end
 	}
 	r.next += n
-	r.emitted += n
+	if r.pacer != nil {
+		r.pacer.Emitted(n)
+	}
 	if r.end >= 0 && r.next >= r.end {
 		return source.ErrEndOfSplit
 	}
 	return nil
 }
 
-// pace waits until at least one event is due and returns how many are.
-func (r *Reader) pace(ctx context.Context) (int64, error) {
-	now := r.g.cfg.Now()
-	if r.t0.IsZero() {
-		r.t0 = now
-	}
-	for {
-		due := int64(now.Sub(r.t0).Seconds()*r.rate) + 1 - r.emitted
-		if due > 0 {
-			if float64(due) > max(r.rate, 1) {
-				// More than a second behind (the pipeline was blocked):
-				// restart the schedule instead of bursting to catch up.
-				r.t0, r.emitted = now, 0
-				return 1, nil
-			}
-			return due, nil
-		}
-		wait := max(r.t0.Add(time.Duration(float64(r.emitted)/r.rate*float64(time.Second))).Sub(now), time.Microsecond)
-		if r.timer == nil {
-			r.timer = time.NewTimer(wait)
-		} else {
-			r.timer.Reset(wait)
-		}
-		select {
-		case <-ctx.Done():
-			r.timer.Stop()
-			return 0, ctx.Err()
-		case <-r.timer.C:
-		}
-		now = r.g.cfg.Now()
-	}
-}
-
 // Close releases the reader's timer.
 func (r *Reader) Close() error {
-	if r.timer != nil {
-		r.timer.Stop()
+	if r.pacer != nil {
+		r.pacer.Stop()
 	}
 	return nil
 }
