@@ -152,40 +152,36 @@ func (s *Sink) BindCheckpoints(request func()) {
 	s.st.Unlock()
 }
 
+// raise moves one of the checkpoint marks up to id and wakes the writers
+// waiting on the marks.
+func (s *Sink) raise(mark *int64, id int64) {
+	s.st.Lock()
+	if id > *mark {
+		*mark = id
+		s.notifyLocked()
+	}
+	s.st.Unlock()
+}
+
 // CheckpointStarted records that the barriers of checkpoint id are on
 // their way to every task: a writer waiting for a barrier may go on to
 // meet it.
 func (s *Sink) CheckpointStarted(id int64) {
-	s.st.Lock()
-	if id > s.started {
-		s.started = id
-		s.notifyLocked()
-	}
-	s.st.Unlock()
+	s.raise(&s.started, id)
 }
 
 // CheckpointAcknowledged records that every task has acknowledged
 // checkpoint id: from now on it completes (or fails) without any task's
 // help, so a writer may wait for it.
 func (s *Sink) CheckpointAcknowledged(id int64) {
-	s.st.Lock()
-	if id > s.acked {
-		s.acked = id
-		s.notifyLocked()
-	}
-	s.st.Unlock()
+	s.raise(&s.acked, id)
 }
 
 // CheckpointAborted records that checkpoint id will not complete, or could
 // not start: writers waiting for it stop waiting (their rows travel in a
 // later checkpoint). math.MaxInt64 means no checkpoint will come any more.
 func (s *Sink) CheckpointAborted(id int64) {
-	s.st.Lock()
-	if id > s.aborted {
-		s.aborted = id
-		s.notifyLocked()
-	}
-	s.st.Unlock()
+	s.raise(&s.aborted, id)
 }
 
 // share is what one writer may hold before its task waits.
