@@ -635,6 +635,8 @@ func (w *world) lineRun(t *testing.T, dir, data, fault string) *exampleRun {
 	t.Helper()
 	count := lineCount(matrixKills(t), fault)
 	r := &exampleRun{name: "line-monitoring", file: exampleFile(t, "line-monitoring.yaml"), dir: dir, splits: 4, bounded: true, input: strconv.Itoa(count)}
+	// DEMO_RATE 4000 over 4 splits: 1000 records/s per split.
+	r.paced = time.Duration(count) * time.Millisecond
 	out := func(inst string) string { return filepath.Join(data, "out-"+inst) }
 	r.env = func(inst string) []string {
 		return []string{

@@ -169,6 +169,9 @@ type exampleRun struct {
 	want map[string]int
 	// bounded: the input ends and the daemon exits by itself.
 	bounded bool
+	// paced is how long a bounded input takes to read at its rate (the
+	// demo generator is paced): the wait for it to end adds it.
+	paced time.Duration
 	// input names the input's size: runs with the same input share a
 	// reference.
 	input string
@@ -239,13 +242,15 @@ func (m *matrixEnv) waitPublished(d *daemon, r *exampleRun, insts []string) {
 	})
 }
 
-// waitExit waits for a bounded run to end by itself with status 0.
-func (m *matrixEnv) waitExit(d *daemon) {
+// waitExit waits for a bounded run to end by itself with status 0: within
+// finishTimeout plus the time its paced input takes to read.
+func (m *matrixEnv) waitExit(d *daemon, r *exampleRun) {
 	m.t.Helper()
+	limit := finishTimeout + r.paced
 	select {
 	case <-d.done:
-	case <-time.After(finishTimeout):
-		m.t.Fatalf("streamd did not end by itself within %s\n%s", finishTimeout, d.logTail())
+	case <-time.After(limit):
+		m.t.Fatalf("streamd did not end by itself within %s\n%s", limit, d.logTail())
 	}
 	require.NoError(m.t, d.err, "streamd exit status at the end of its input\n%s", d.logTail())
 }
@@ -258,7 +263,7 @@ func (m *matrixEnv) reference(r *exampleRun) map[string]rowSet {
 	require.NoError(m.t, r.feed(ctx, 0, 1, 0), "produce the reference input")
 	d := m.start(r, "a")
 	if r.bounded {
-		m.waitExit(d)
+		m.waitExit(d, r)
 	} else {
 		d.waitReading(r.splits)
 		m.waitPublished(d, r, []string{"a"})
@@ -375,7 +380,7 @@ func (m *matrixEnv) restarts(r *exampleRun, c matrixCell) (runs, faults int) {
 func (m *matrixEnv) finish(d *daemon, r *exampleRun, last, nChunks int, insts []string) {
 	m.t.Helper()
 	if r.bounded {
-		m.waitExit(d)
+		m.waitExit(d, r)
 		return
 	}
 	d.waitReading(r.splits)
