@@ -319,22 +319,7 @@ func (d *daemon) finish(done time.Time, ends map[string]int64, outDir string) {
 	for staged(outDir) > 0 && time.Now().Before(deadline) && !d.exited() {
 		time.Sleep(100 * time.Millisecond)
 	}
-	var last int64
-	d.waitFor("the checkpoint metric", finishTimeout, func() error {
-		var err error
-		last, err = d.lastCheckpoint()
-		return err
-	})
-	d.waitFor("two more checkpoints", finishTimeout, func() error {
-		id, err := d.lastCheckpoint()
-		if err != nil {
-			return err
-		}
-		if id < last+2 {
-			return fmt.Errorf("last checkpoint %d, want ≥ %d", id, last+2)
-		}
-		return nil
-	})
+	d.waitTwoMoreCheckpoints()
 	d.stop()
 }
 
@@ -358,4 +343,26 @@ func freeAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 	return addr
+}
+
+// waitTwoMoreCheckpoints waits until two checkpoints have completed after
+// the latest one now: everything published before it is then committed.
+func (d *daemon) waitTwoMoreCheckpoints() {
+	d.t.Helper()
+	var last int64
+	d.waitFor("the checkpoint metric", finishTimeout, func() error {
+		var err error
+		last, err = d.lastCheckpoint()
+		return err
+	})
+	d.waitFor("two more checkpoints", finishTimeout, func() error {
+		id, err := d.lastCheckpoint()
+		if err != nil {
+			return err
+		}
+		if id < last+2 {
+			return fmt.Errorf("last checkpoint %d, want ≥ %d", id, last+2)
+		}
+		return nil
+	})
 }

@@ -224,22 +224,7 @@ func (m *matrixEnv) waitPublished(d *daemon, r *exampleRun, insts []string) {
 		}
 		return nil
 	})
-	var last int64
-	d.waitFor("the checkpoint metric", finishTimeout, func() error {
-		var err error
-		last, err = d.lastCheckpoint()
-		return err
-	})
-	d.waitFor("two more checkpoints", finishTimeout, func() error {
-		id, err := d.lastCheckpoint()
-		if err != nil {
-			return err
-		}
-		if id < last+2 {
-			return fmt.Errorf("last checkpoint %d, want ≥ %d", id, last+2)
-		}
-		return nil
-	})
+	d.waitTwoMoreCheckpoints()
 }
 
 // waitExit waits for a bounded run to end by itself with status 0: within
