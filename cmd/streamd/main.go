@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sync"
 	"syscall"
@@ -23,6 +25,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/streamd/streamd/internal/admin"
+	"github.com/streamd/streamd/internal/memlimit"
 	"github.com/streamd/streamd/internal/version"
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/operator"
@@ -170,10 +173,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logDeliveries(logger, cfg)
+	if limit, from, err := memlimit.Set("/sys/fs/cgroup"); err != nil {
+		logger.Warn("read the container's memory limit; the Go runtime has none", zap.Error(err))
+	} else if limit != math.MaxInt64 {
+		logger.Info("memory limit", zap.Int64("bytes", limit), zap.String("from", from))
+	}
 	// Process-wide metrics live in reg; each attempt's components register
 	// in a registry of their own, served through attempts.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		// The heap the last collection found live (a leak shows here, not
+		// in the resident size, which the allocator keeps around) and the
+		// runtime's memory limit (GOMEMLIMIT).
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/(heap/live|gomemlimit):bytes$`)},
+	)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_build_info", Help: "Build information; always 1."})
 	prometheus.WrapRegistererWith(prometheus.Labels{"version": version.Version, "revision": version.Revision, "goversion": runtime.Version()}, reg).
 		MustRegister(buildInfo)
