@@ -35,6 +35,10 @@ type Manifest struct {
 	Splits    []SplitState `json:"splits"`
 	Stages    []StageState `json:"stages"`
 	Sinks     []SinkState  `json:"sinks,omitempty"`
+	// Marks holds, by sink, where in its output the hand-over of this
+	// checkpoint's rows begins at the earliest (see
+	// sink.CheckpointCommitter), for sinks that read their output back.
+	Marks map[string][]byte `json:"marks,omitempty"`
 }
 
 // SplitState is where a split resumes.

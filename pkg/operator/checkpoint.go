@@ -703,6 +703,7 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	ended := c.rt.endedParts(p.splits, p.sinks, true)
 	m.Splits = append(m.Splits, ended.splits...)
 	m.Sinks = append(m.Sinks, ended.sinks...)
+	c.markHandovers(ctx, m)
 	err := c.complete(ctx, m, p.parts, p.started)
 	if err == nil {
 		p.sinkErr, p.offsetErr = c.commit(ctx, m)
@@ -813,6 +814,7 @@ func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int
 		Version: checkpoint.ManifestVersion, ID: id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
 		Final: true, KeyGroups: c.rt.job.KeyGroups, Splits: ended.splits, Sinks: ended.sinks,
 	}
+	c.markHandovers(ctx, m)
 	if err := c.complete(ctx, m, parts, time.Now()); err != nil {
 		c.m.failures.Inc()
 		return id, err
@@ -827,6 +829,25 @@ func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int
 		return id, fmt.Errorf("final checkpoint %d: %w", id, sinkErr)
 	}
 	return id, nil
+}
+
+// markHandovers records in m, for each sink that asks for it, where the
+// hand-over of m's rows begins in the sink's output: the next hand-over
+// is m's (checkpoints commit one after another), and a restore of m reads
+// the output back from there.
+func (c *Coordinator) markHandovers(ctx context.Context, m *checkpoint.Manifest) {
+	for _, sk := range c.rt.sinks {
+		cc, ok := sk.spec.Sink.(sink.CheckpointCommitter)
+		if !ok {
+			continue
+		}
+		if mark := cc.HandoverMark(ctx, m.ID); mark != nil {
+			if m.Marks == nil {
+				m.Marks = make(map[string][]byte)
+			}
+			m.Marks[sk.spec.Name] = mark
+		}
+	}
 }
 
 // commit publishes the sinks' output covered by a completed checkpoint and
@@ -909,7 +930,7 @@ func (c *Coordinator) recoverSinks(ctx context.Context) error {
 			continue
 		}
 		if cc, ok := sk.spec.Sink.(sink.CheckpointCommitter); ok && c.restored != nil {
-			if err := cc.RecoverCheckpoint(ctx, c.restored.ID, states[sk.spec.Name]); err != nil {
+			if err := cc.RecoverCheckpoint(ctx, c.restored.ID, states[sk.spec.Name], c.restored.Marks[sk.spec.Name]); err != nil {
 				return fmt.Errorf("recover sink %q: %w", sk.spec.Name, err)
 			}
 			continue

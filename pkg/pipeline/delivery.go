@@ -24,6 +24,10 @@ const (
 	DeliveryAtMostOnce
 	// DeliveryAtLeastOnce: a restart can repeat rows, never lose them.
 	DeliveryAtLeastOnce
+	// DeliveryHeld: rows are held until their checkpoint completes, so a
+	// restart repeats rows only when a crash interrupted their hand-over
+	// to an output that can be neither read back nor taken back.
+	DeliveryHeld
 	// DeliveryExactlyOnce: the output equals that of a run that never
 	// stopped.
 	DeliveryExactlyOnce
@@ -36,6 +40,8 @@ func (d Delivery) String() string {
 		return "at-most-once"
 	case DeliveryAtLeastOnce:
 		return "at-least-once"
+	case DeliveryHeld:
+		return "at-least-once (held)"
 	case DeliveryExactlyOnce:
 		return "exactly-once"
 	}
@@ -84,12 +90,14 @@ func (c *Config) sinkDelivery(sk SinkConfig) (Delivery, string) {
 		return DeliveryExactlyOnce, "files are published only when the checkpoint covering them completes, under deterministic names"
 	case sk.Delivery == deliveryExactlyOnce && sk.Type == sinkTypeFile:
 		return DeliveryExactlyOnce, "rows are held until the checkpoint that produced them completes; a hand-over a crash interrupts is cut back from the file and done again"
+	case sk.Delivery == deliveryExactlyOnce && sk.Type == sinkTypeKafka:
+		return DeliveryExactlyOnce, "rows are held until the checkpoint that produced them completes; a hand-over a crash interrupts is done again without the messages the topic already has (read back by their streamd-row header)"
 	case sk.Delivery == deliveryExactlyOnce:
-		reason := "rows are held until the checkpoint that produced them completes; only a crash while they are being handed over repeats that checkpoint's rows, unchanged"
+		reason := fmt.Sprintf("rows are held until the checkpoint that produced them completes, so only a crash while they are being handed over repeats them: %s output can be neither read back nor taken back", sk.Type)
 		if sk.Input == builtinStreamAlerts {
-			reason += " (same alert ids)"
+			reason += " (the repeats have the same alert ids)"
 		}
-		return DeliveryExactlyOnce, reason
+		return DeliveryHeld, reason
 	}
 	reason := "rows produced after the last checkpoint are produced again after a restart (delivery: exactlyOnce holds them until their checkpoint completes)"
 	if sk.Input == builtinStreamAlerts {
@@ -169,7 +177,7 @@ func (c *Config) stageInput(i int) string {
 func (b *builder) deliveryProblems() {
 	for i, d := range Deliveries(b.c) {
 		sk := b.c.Sinks[i]
-		if sk.Delivery == deliveryExactlyOnce && d.Delivery < DeliveryExactlyOnce && b.c.Checkpoints() {
+		if sk.Delivery == deliveryExactlyOnce && d.Delivery < DeliveryHeld && b.c.Checkpoints() {
 			b.problem(fmt.Sprintf("sinks[%d].delivery", i), "exactlyOnce is not possible here: %s", d.Reason)
 		}
 	}

@@ -70,8 +70,46 @@ type Transactional interface {
 // instead of Commit, and RecoverCheckpoint instead of Recover when the
 // restored checkpoint's commit is not known to have completed.
 type CheckpointCommitter interface {
+	// HandoverMark is called before the manifest of checkpoint
+	// checkpointID is written; what it returns (nil for nothing) is stored
+	// in the manifest and given back to RecoverCheckpoint when that
+	// checkpoint is restored. It says where in the sink's output the
+	// hand-over of the checkpoint's rows begins at the earliest.
+	HandoverMark(ctx context.Context, checkpointID int64) []byte
 	CommitCheckpoint(ctx context.Context, checkpointID int64, task string, state []byte) error
-	RecoverCheckpoint(ctx context.Context, checkpointID int64, states map[string][]byte) error
+	RecoverCheckpoint(ctx context.Context, checkpointID int64, states map[string][]byte, mark []byte) error
+}
+
+// RowID names a row an exactly-once sink held, across restarts: the task
+// that produced it, the checkpoint that closed it (its segment) and its
+// place among that task's rows of the segment. Nonce tells apart the
+// lineages of hand-overs (two processes of one pipeline, a fresh start):
+// the same ID under another nonce is another row.
+type RowID struct {
+	Nonce   uint64
+	Task    string
+	Segment int64
+	Index   int
+}
+
+// IdentifiedWriter is implemented by writers that carry each row's RowID
+// into the output (a Kafka message header), so that the sink's ReadBacker
+// finds what an interrupted hand-over already delivered.
+type IdentifiedWriter interface {
+	// WriteIdentified is Write, with row i of b named ids[i].
+	WriteIdentified(ctx context.Context, b *record.Batch, ids []RowID) error
+}
+
+// ReadBacker is implemented by sinks that cannot take output back but can
+// read it (a Kafka topic): a hand-over a crash interrupted is done again
+// without the rows already there, so nothing is delivered twice.
+type ReadBacker interface {
+	// Position returns where the output ends now: every row written after
+	// it returns is found by Delivered from it.
+	Position(ctx context.Context) ([]byte, error)
+	// Delivered calls fn with the RowID of every identified row with this
+	// nonce in the output from pos on (from the beginning when pos is nil).
+	Delivered(ctx context.Context, pos []byte, nonce uint64, fn func(RowID)) error
 }
 
 // Rewinder is implemented by sinks that can undo an interrupted hand-over

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,11 @@ type Sink struct {
 	// request asks the coordinator for a checkpoint; nil until bound.
 	request func()
 
+	// mark is where the newest hand-over began in a wrapped sink that
+	// reads its output back (sink.ReadBacker); nil until a checkpoint
+	// asks for one, or one is restored.
+	mark *handoverMark
+
 	heldBytes, heldRows atomic.Int64
 	// writers counts the open writers sharing max.
 	writers atomic.Int64
@@ -104,6 +110,7 @@ type holdMetrics struct {
 	bytes, rows prometheus.Gauge
 	waited      prometheus.Counter
 	requests    prometheus.Counter
+	skips       prometheus.Counter
 }
 
 var (
@@ -138,6 +145,7 @@ func NewWith(inner sink.Sink, cfg Config, reg prometheus.Registerer) *Sink {
 			rows:     f.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_sink_held_rows", Help: "Rows an exactly-once sink holds until their checkpoint completes."}, []string{"sink"}).With(l),
 			waited:   f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_held_wait_seconds_total", Help: "Time producing tasks waited because an exactly-once sink held its maximum: backpressure from delivery."}, []string{"sink"}).With(l),
 			requests: f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_held_checkpoint_requests_total", Help: "Checkpoints an exactly-once sink asked for early because a writer held its maximum."}, []string{"sink"}).With(l),
+			skips:    f.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sink_handover_skipped_rows_total", Help: "Held rows a repeated hand-over left out because the sink's output, read back, already had them."}, []string{"sink"}).With(l),
 		}
 	}
 	return s
@@ -218,6 +226,13 @@ func (s *Sink) setFailed(task string, id int64) {
 		s.notifyLocked()
 	}
 	s.st.Unlock()
+}
+
+// skipped counts rows a repeated hand-over left out.
+func (s *Sink) skipped(n int) {
+	if s.m != nil {
+		s.m.skips.Add(float64(n))
+	}
 }
 
 // held adds to the sink's totals (and gauges) what one writer gained or
@@ -462,13 +477,20 @@ func (w *Writer) Close(context.Context) error {
 // Commit delivers the rows of a prepared state's segments that are newer
 // than what this task already delivered.
 func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
+	return s.commit(ctx, task, state, 0, nil)
+}
+
+// commit is Commit with the rows named under nonce (when non-zero and the
+// wrapped writer carries names), leaving out those skip holds.
+func (s *Sink) commit(ctx context.Context, task string, state []byte, nonce uint64, skip map[sink.RowID]struct{}) error {
 	s.delivering <- struct{}{}
 	defer func() { <-s.delivering }()
 	// Rows are decoded and handed over a chunk at a time: decoded rows
 	// take several times their encoded size, and a writer may hold its
 	// whole bound.
 	w := s.out[task]
-	newest, err := decodeChunks(state, s.deliveredTo(task), commitChunk, func(schema *record.Schema, b *record.Batch) error {
+	var ids []sink.RowID
+	newest, err := decodeChunks(state, s.deliveredTo(task), commitChunk, func(schema *record.Schema, b *record.Batch, seg int64, first int) error {
 		if b.Len() == 0 {
 			return nil
 		}
@@ -479,7 +501,36 @@ func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
 			}
 			s.out[task] = w
 		}
-		return w.Write(ctx, b)
+		iw, named := w.(sink.IdentifiedWriter)
+		if !named || nonce == 0 {
+			return w.Write(ctx, b)
+		}
+		ids = ids[:0]
+		var kept *record.Batch
+		for i := 0; i < b.Len(); i++ {
+			id := sink.RowID{Nonce: nonce, Task: task, Segment: seg, Index: first + i}
+			if _, ok := skip[id]; ok {
+				if kept == nil { // the rows before this one are kept
+					kept = record.NewBatch(b.Width, b.Len())
+					for j := range i {
+						kept.AppendFrom(b, j)
+					}
+				}
+				s.skipped(1)
+				continue
+			}
+			if kept != nil {
+				kept.AppendFrom(b, i)
+			}
+			ids = append(ids, id)
+		}
+		if kept != nil {
+			b = kept
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		return iw.WriteIdentified(ctx, b, ids)
 	})
 	if err != nil {
 		if errors.Is(err, errCorrupt) {
@@ -493,28 +544,126 @@ func (s *Sink) Commit(ctx context.Context, task string, state []byte) error {
 	return nil
 }
 
+// HandoverMark returns, for a wrapped sink that reads its output back,
+// where the hand-over of checkpoint id's rows begins at the earliest, and
+// the nonce its rows are named under. After a hand-over that failed (its
+// rows travel again in this checkpoint, some of them already delivered)
+// the older mark is kept, and so is it when the output's position cannot
+// be read now: an older position is still a lower bound.
+func (s *Sink) HandoverMark(ctx context.Context, _ int64) []byte {
+	rb, ok := s.inner.(sink.ReadBacker)
+	if !ok {
+		return nil
+	}
+	s.st.Lock()
+	m, pending := s.mark, s.pendingLocked()
+	s.st.Unlock()
+	if m == nil || !pending {
+		pctx, cancel := context.WithTimeout(ctx, markTimeout)
+		pos, err := rb.Position(pctx)
+		cancel()
+		switch {
+		case err == nil:
+			m = &handoverMark{nonce: newNonce(), pos: pos, known: true}
+		case m == nil:
+			// Nothing older to fall back to: recovery reads the whole output.
+			m = &handoverMark{nonce: newNonce()}
+		}
+		s.st.Lock()
+		s.mark = m
+		s.st.Unlock()
+	}
+	return m.encode()
+}
+
+// pendingLocked reports a task whose last hand-over failed after it may
+// have delivered part of its rows; s.st is held.
+func (s *Sink) pendingLocked() bool {
+	for task, f := range s.failed {
+		if f > s.delivered[task] {
+			return true
+		}
+	}
+	return false
+}
+
 // CommitCheckpoint is Commit for checkpoint id. A wrapped sink that can
-// rewind (a file) first records where the hand-over of id starts.
+// rewind (a file) first records where the hand-over of id starts; one
+// that reads its output back gets the rows named, and after a failed
+// hand-over it is read back first so that rows already delivered are not
+// delivered again.
 func (s *Sink) CommitCheckpoint(ctx context.Context, id int64, task string, state []byte) error {
 	if rw, ok := s.inner.(sink.Rewinder); ok {
 		if err := rw.BeginHandover(ctx, id); err != nil {
 			return fmt.Errorf("commit held rows of %s: %w", task, err)
 		}
 	}
-	return s.Commit(ctx, task, state)
+	s.st.Lock()
+	m := s.mark
+	retry := s.failed[task] > s.delivered[task]
+	s.st.Unlock()
+	if m == nil {
+		return s.Commit(ctx, task, state)
+	}
+	var skip map[sink.RowID]struct{}
+	if retry {
+		var err error
+		if skip, err = s.readBack(ctx, m); err != nil {
+			return fmt.Errorf("commit held rows of %s: %w", task, err)
+		}
+	}
+	return s.commit(ctx, task, state, m.nonce, skip)
+}
+
+// readBack returns the names of the rows under m's nonce that the output
+// already has.
+func (s *Sink) readBack(ctx context.Context, m *handoverMark) (map[sink.RowID]struct{}, error) {
+	rb := s.inner.(sink.ReadBacker)
+	var pos []byte
+	if m.known {
+		pos = m.pos
+	}
+	seen := make(map[sink.RowID]struct{})
+	if err := rb.Delivered(ctx, pos, m.nonce, func(id sink.RowID) { seen[id] = struct{}{} }); err != nil {
+		return nil, fmt.Errorf("read back delivered rows: %w", err)
+	}
+	return seen, nil
 }
 
 // RecoverCheckpoint is Recover for checkpoint id, whose hand-over may have
 // been cut short by the crash: a wrapped sink that can rewind undoes what
-// it got of it first, so handing the rows over again repeats nothing.
-func (s *Sink) RecoverCheckpoint(ctx context.Context, id int64, states map[string][]byte) error {
+// it got of it first, and one that reads its output back is read from the
+// checkpoint's mark, so handing the rows over again repeats nothing.
+// Without a mark (a checkpoint written before marks existed) the rows are
+// handed over again whole.
+func (s *Sink) RecoverCheckpoint(ctx context.Context, id int64, states map[string][]byte, mark []byte) error {
 	if rw, ok := s.inner.(sink.Rewinder); ok {
 		if err := rw.RewindHandover(ctx, id); err != nil {
 			return fmt.Errorf("recover held rows: %w", err)
 		}
 	}
+	var skip map[sink.RowID]struct{}
+	var nonce uint64
+	if _, ok := s.inner.(sink.ReadBacker); ok && mark != nil {
+		m, err := decodeMark(mark)
+		if err != nil {
+			return fmt.Errorf("recover held rows: %w", err)
+		}
+		if skip, err = s.readBack(ctx, m); err != nil {
+			return fmt.Errorf("recover held rows: %w", err)
+		}
+		nonce = m.nonce
+		s.st.Lock()
+		s.mark = m
+		s.st.Unlock()
+	}
 	for task, st := range states {
-		if err := s.CommitCheckpoint(ctx, id, task, st); err != nil {
+		if rw, ok := s.inner.(sink.Rewinder); ok {
+			if err := rw.BeginHandover(ctx, id); err != nil {
+				return fmt.Errorf("recover held rows of %s: %w", task, err)
+			}
+		}
+		if err := s.commit(ctx, task, st, nonce, skip); err != nil {
 			return err
 		}
 	}
@@ -550,6 +699,50 @@ func (s *Sink) Close(ctx context.Context) error {
 
 var errCorrupt = errors.New("corrupt held-rows state")
 
+// markTimeout bounds how long a checkpoint waits for the wrapped sink's
+// output position; past it, the older mark is kept.
+const markTimeout = 5 * time.Second
+
+const markVersion = 1
+
+// handoverMark is where a hand-over began in the wrapped sink's output
+// (pos, when known; else from the beginning) and the nonce its rows are
+// named under.
+type handoverMark struct {
+	nonce uint64
+	known bool
+	pos   []byte
+}
+
+func (m *handoverMark) encode() []byte {
+	b := []byte{markVersion}
+	b = binary.BigEndian.AppendUint64(b, m.nonce)
+	if !m.known {
+		return append(b, 0)
+	}
+	return append(append(b, 1), m.pos...)
+}
+
+func decodeMark(b []byte) (*handoverMark, error) {
+	if len(b) < 10 || b[0] != markVersion || b[9] > 1 {
+		return nil, fmt.Errorf("hand-over mark of %d bytes is not one this version writes", len(b))
+	}
+	m := &handoverMark{nonce: binary.BigEndian.Uint64(b[1:9]), known: b[9] == 1}
+	if m.known {
+		m.pos = b[10:]
+	}
+	return m, nil
+}
+
+// newNonce returns a random non-zero nonce.
+func newNonce() uint64 {
+	for {
+		if n := rand.Uint64(); n != 0 {
+			return n
+		}
+	}
+}
+
 // commitChunk is how many rows a commit decodes and hands over at once.
 const commitChunk = 4096
 
@@ -558,8 +751,14 @@ const commitChunk = 4096
 func decodeState(st []byte, after int64) (*record.Schema, *record.Batch, int64, error) {
 	var schema *record.Schema
 	var all *record.Batch
-	newest, err := decodeChunks(st, after, math.MaxInt, func(sc *record.Schema, b *record.Batch) error {
-		schema, all = sc, b
+	newest, err := decodeChunks(st, after, math.MaxInt, func(sc *record.Schema, b *record.Batch, _ int64, _ int) error {
+		schema = sc
+		if all == nil {
+			all = record.NewBatch(sc.Len(), b.Len())
+		}
+		for i := 0; i < b.Len(); i++ {
+			all.AppendFrom(b, i)
+		}
 		return nil
 	})
 	if err != nil {
@@ -577,7 +776,7 @@ func decodeState(st []byte, after int64) (*record.Schema, *record.Batch, int64, 
 // decodeSchema returns the schema of a state.
 func decodeSchema(st []byte) (*record.Schema, error) {
 	var schema *record.Schema
-	_, err := decodeChunks(st, math.MaxInt64, 1, func(sc *record.Schema, _ *record.Batch) error { schema = sc; return nil })
+	_, err := decodeChunks(st, math.MaxInt64, 1, func(sc *record.Schema, _ *record.Batch, _ int64, _ int) error { schema = sc; return nil })
 	return schema, err
 }
 
@@ -589,7 +788,7 @@ func decodeSchema(st []byte) (*record.Schema, error) {
 // decode (the checksum makes that a bug, not damage) ends the hand-over
 // with errCorrupt. With nothing newer than after, fn is called once with
 // the schema and no rows.
-func decodeChunks(st []byte, after int64, chunk int, fn func(*record.Schema, *record.Batch) error) (int64, error) {
+func decodeChunks(st []byte, after int64, chunk int, fn func(schema *record.Schema, b *record.Batch, seg int64, first int) error) (int64, error) {
 	if len(st) < 5 || st[0] != stateVersion {
 		return 0, errCorrupt
 	}
@@ -628,6 +827,7 @@ func decodeChunks(st []byte, after int64, chunk int, fn func(*record.Schema, *re
 		return 0, errCorrupt
 	}
 	type span struct {
+		id   int64
 		rows uint64
 		data []byte
 	}
@@ -648,16 +848,16 @@ func decodeChunks(st []byte, after int64, chunk int, fn func(*record.Schema, *re
 		p = p[size:]
 		newest = max(newest, id)
 		if id > after { // older segments were delivered before
-			todo = append(todo, span{rows, seg})
+			todo = append(todo, span{id, rows, seg})
 		}
 	}
 	if len(p) != 0 {
 		return 0, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(p))
 	}
 	chunk = max(chunk, 1)
-	b := record.NewBatch(len(fields), 0)
 	for _, sp := range todo {
 		seg := sp.data
+		b, first := record.NewBatch(len(fields), 0), 0
 		for r := uint64(0); r < sp.rows; r++ {
 			t, n := binary.Varint(seg)
 			if n <= 0 {
@@ -671,18 +871,24 @@ func decodeChunks(st []byte, after int64, chunk int, fn func(*record.Schema, *re
 				}
 			}
 			if b.Len() >= chunk {
-				if err := fn(schema, b); err != nil {
+				if err := fn(schema, b, sp.id, first); err != nil {
 					return newest, err
 				}
+				first += b.Len()
 				b = record.NewBatch(len(fields), 0)
 			}
 		}
 		if len(seg) != 0 {
 			return 0, fmt.Errorf("%w: %d trailing bytes in a segment", errCorrupt, len(seg))
 		}
+		if b.Len() > 0 {
+			if err := fn(schema, b, sp.id, first); err != nil {
+				return newest, err
+			}
+		}
 	}
-	if b.Len() > 0 || len(todo) == 0 {
-		if err := fn(schema, b); err != nil {
+	if len(todo) == 0 {
+		if err := fn(schema, record.NewBatch(len(fields), 0), 0, 0); err != nil {
 			return newest, err
 		}
 	}

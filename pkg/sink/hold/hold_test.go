@@ -152,7 +152,7 @@ func TestInterruptedHandoverIsRewound(t *testing.T) {
 			inner2, err := jsonl.New(jsonl.Config{Name: "minutes", Path: path}, nil, nil)
 			require.NoError(t, err)
 			s2 := New(inner2)
-			require.NoError(t, s2.RecoverCheckpoint(ctx, 2, map[string][]byte{"stage-0": st2}))
+			require.NoError(t, s2.RecoverCheckpoint(ctx, 2, map[string][]byte{"stage-0": st2}, nil))
 			require.NoError(t, s2.Close(ctx))
 			got := lines(t, path)
 			require.Len(t, got, 4, "every row once: %v", got)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,8 +128,10 @@ type Sink struct {
 }
 
 var (
-	_ sink.Sink   = (*Sink)(nil)
-	_ sink.Writer = (*Writer)(nil)
+	_ sink.Sink             = (*Sink)(nil)
+	_ sink.Writer           = (*Writer)(nil)
+	_ sink.IdentifiedWriter = (*Writer)(nil)
+	_ sink.ReadBacker       = (*Sink)(nil)
 )
 
 // New validates cfg and builds the sink. It does not connect: Check does,
@@ -226,13 +229,27 @@ type Writer struct {
 	schema *record.Schema
 	key    int
 	buf    []byte
-	ends   []int // per row: end of value, end of key in buf
+	ends   []int // per row: end of value, of key, of row name in buf
 	msgs   []kafka.Message
+	hdrs   []kafka.Header
 }
 
 // Write produces every row of b and returns when all are acknowledged, or
 // with an error naming how many failed.
 func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
+	return w.write(ctx, b, nil)
+}
+
+// WriteIdentified is Write with each message carrying its row's name in
+// the RowHeader header, which Delivered reads back.
+func (w *Writer) WriteIdentified(ctx context.Context, b *record.Batch, ids []sink.RowID) error {
+	if len(ids) != b.Len() {
+		return fmt.Errorf("write kafka %s: %d names for %d rows", w.s.cfg.Topic, len(ids), b.Len())
+	}
+	return w.write(ctx, b, ids)
+}
+
+func (w *Writer) write(ctx context.Context, b *record.Batch, names []sink.RowID) error {
 	n := b.Len()
 	if n == 0 {
 		return nil
@@ -248,24 +265,35 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 			w.buf = row[w.key].AppendText(w.buf)
 		}
 		ends = append(ends, len(w.buf))
+		if names != nil {
+			w.buf = appendRowName(w.buf, names[i])
+		}
+		ends = append(ends, len(w.buf))
 	}
 	w.ends = ends
 	w.msgs = w.msgs[:0]
+	if names != nil {
+		w.hdrs = slices.Grow(w.hdrs[:0], n)[:n]
+	}
 	start := 0
 	for i := range n {
-		valEnd, keyEnd := ends[2*i], ends[2*i+1]
+		valEnd, keyEnd, nameEnd := ends[3*i], ends[3*i+1], ends[3*i+2]
 		m := kafka.Message{Value: w.buf[start:valEnd:valEnd], Time: time.UnixMilli(b.Time(i))}
 		if w.key >= 0 && !b.Row(i)[w.key].IsNull() {
 			m.Key = w.buf[valEnd:keyEnd:keyEnd]
 		}
+		if names != nil {
+			w.hdrs[i] = kafka.Header{Key: RowHeader, Value: w.buf[keyEnd:nameEnd:nameEnd]}
+			m.Headers = w.hdrs[i : i+1 : i+1]
+		}
 		w.msgs = append(w.msgs, m)
-		start = keyEnd
+		start = nameEnd
 	}
 	err := w.produce(ctx, w.msgs)
 	if err != nil && ctx.Err() != nil {
 		// kafka-go may still send the bytes after a cancelled write: never
 		// reuse them.
-		w.buf, w.msgs = nil, nil
+		w.buf, w.msgs, w.hdrs = nil, nil, nil
 	}
 	return err
 }
