@@ -9,10 +9,12 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 )
@@ -196,4 +198,35 @@ func TestWritersShareTheBound(t *testing.T) {
 		require.EqualValues(t, 2*minShare, s.share())
 		require.False(t, blocked(done), "writer 0's share grew")
 	})
+}
+
+// A hand-over that failed is retried with the next checkpoint: until then
+// the sink reports it as retrying (the pipeline is not ready), since when,
+// and stops once the rows are delivered.
+func TestFailedHandoverIsRetrying(t *testing.T) {
+	ctx := context.Background()
+	inner := &memSink{failing: true}
+	s := New(inner)
+	w, err := s.NewWriter("stage-0", schema)
+	require.NoError(t, err)
+	require.NoError(t, w.Write(ctx, batch("a", "b")))
+	st1, err := w.(sink.Preparer).Prepare(ctx, 1)
+	require.NoError(t, err)
+	require.NoError(t, s.Retrying())
+	before := time.Now()
+	require.Error(t, s.Commit(ctx, "stage-0", st1))
+	var re *store.RetryError
+	require.ErrorAs(t, s.Retrying(), &re)
+	require.False(t, re.Since.Before(before))
+	require.Contains(t, re.Error(), "sink unavailable")
+
+	inner.mu.Lock()
+	inner.failing = false
+	inner.mu.Unlock()
+	require.NoError(t, w.Write(ctx, batch("c")))
+	st2, err := w.(sink.Preparer).Prepare(ctx, 2)
+	require.NoError(t, err)
+	require.NoError(t, s.Commit(ctx, "stage-0", st2))
+	require.NoError(t, s.Retrying())
+	require.Equal(t, []string{"a", "b", "c"}, inner.ids)
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamd/streamd/internal/promreg"
+	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/window"
@@ -85,6 +86,9 @@ type Sink struct {
 	// to the wrapped sink; failed the newest whose delivery failed.
 	delivered map[string]int64
 	failed    map[string]int64
+	// failure is the failed hand-over being retried (with the next
+	// checkpoint), nil once every task delivered what failed.
+	failure *store.RetryError
 	// started is the newest checkpoint whose barriers are on their way,
 	// acked the newest every task has acknowledged (it completes without
 	// any task's help), aborted the newest the coordinator gave up on (or
@@ -120,6 +124,7 @@ var (
 	_ sink.CheckpointCommitter = (*Sink)(nil)
 	_ sink.CheckpointAware     = (*Sink)(nil)
 	_ sink.RoomWaiter          = (*Writer)(nil)
+	_ sink.Retrier             = (*Sink)(nil)
 )
 
 // New wraps inner with the default bound and no metrics.
@@ -216,16 +221,42 @@ func (s *Sink) setDelivered(task string, id int64) {
 		s.delivered[task] = id
 		s.notifyLocked()
 	}
+	if s.failure != nil && !s.pendingLocked() {
+		s.failure = nil
+	}
 	s.st.Unlock()
 }
 
-func (s *Sink) setFailed(task string, id int64) {
+func (s *Sink) setFailed(task string, id int64, err error) {
 	s.st.Lock()
 	if id > s.failed[task] {
 		s.failed[task] = id
 		s.notifyLocked()
 	}
+	if s.failure == nil {
+		s.failure = &store.RetryError{Since: time.Now()}
+	}
+	s.failure.Requests++
+	s.failure.Err = err
 	s.st.Unlock()
+}
+
+// Retrying implements sink.Retrier: the wrapped sink's failure being
+// retried, or else a hand-over that failed and waits for the next
+// checkpoint to be tried again; nil when rows are being delivered.
+func (s *Sink) Retrying() error {
+	if rt, ok := s.inner.(sink.Retrier); ok {
+		if err := rt.Retrying(); err != nil {
+			return err
+		}
+	}
+	s.st.Lock()
+	defer s.st.Unlock()
+	if s.failure == nil {
+		return nil
+	}
+	f := *s.failure
+	return &f
 }
 
 // skipped counts rows a repeated hand-over left out.
@@ -537,8 +568,9 @@ func (s *Sink) commit(ctx context.Context, task string, state []byte, nonce uint
 			// Waiting writers must not wait for rows that cannot be delivered.
 			newest = math.MaxInt64
 		}
-		s.setFailed(task, newest)
-		return fmt.Errorf("commit held rows of %s: %w", task, err)
+		err = fmt.Errorf("commit held rows of %s: %w", task, err)
+		s.setFailed(task, newest, err)
+		return err
 	}
 	s.setDelivered(task, newest)
 	return nil
