@@ -132,12 +132,14 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems, []Proble
 		}, []string{"source", "reason"})
 	}
 	job := operator.Job{
-		Name:        c.Name,
-		Parallelism: c.Parallelism,
-		KeyGroups:   c.KeyGroups,
-		BatchSize:   c.BatchSize,
-		IdleAdvance: c.Time.IdleAdvance.D(),
-		Now:         opts.Now,
+		Name:         c.Name,
+		Parallelism:  c.Parallelism,
+		KeyGroups:    c.KeyGroups,
+		BatchSize:    c.BatchSize,
+		IdleAdvance:  c.Time.IdleAdvance.D(),
+		FailingGrace: c.Health.ReadyGrace.D(),
+		StallTimeout: c.Health.StallTimeout.D(),
+		Now:          opts.Now,
 	}
 	schemas := make(map[string]*record.Schema)
 	for i := range c.Sources {

@@ -25,6 +25,8 @@ type Config struct {
 	HTTP HTTPConfig `yaml:"http"`
 	// Time configures event-time behaviour shared by all stages.
 	Time TimeConfig `yaml:"time"`
+	// Health sets when the probes report trouble.
+	Health HealthConfig `yaml:"health"`
 	// Sources produce streams named after them.
 	Sources []SourceConfig `yaml:"sources"`
 	// Steps are stateless steps applied, in order, to every source's records.
@@ -47,6 +49,18 @@ type Config struct {
 	// positions maps YAML paths ("stages[0].window.size") to where they
 	// were written, so problems found after loading can still name a line.
 	positions map[string]position
+}
+
+// HealthConfig sets when /readyz and /healthz report trouble.
+type HealthConfig struct {
+	// ReadyGrace is how long a split may fail its reads, or a sink or the
+	// checkpoint store retry a failed request, before /readyz and
+	// streamd_ready say not ready; 0 means 30s.
+	ReadyGrace Duration `yaml:"readyGrace"`
+	// StallTimeout is how long a reader, subtask or sink write may go
+	// without finishing a round of its loop before /healthz fails and the
+	// kubelet restarts the container; 0 means 15m.
+	StallTimeout Duration `yaml:"stallTimeout"`
 }
 
 // HTTPConfig configures the admin endpoint: probes and /metrics, and the

@@ -247,6 +247,8 @@ func (v *validator) top() {
 	}
 	v.http(&c.HTTP)
 	v.nonNegative("time.idleAdvance", c.Time.IdleAdvance)
+	v.nonNegative("health.readyGrace", c.Health.ReadyGrace)
+	v.nonNegative("health.stallTimeout", c.Health.StallTimeout)
 	if len(c.Sources) == 0 {
 		v.add("sources", "at least one source is required")
 	}
