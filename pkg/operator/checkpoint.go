@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/sink"
@@ -197,7 +198,7 @@ func (c *Coordinator) RequestCheckpoint() {
 func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manifest, error) {
 	start := time.Now()
 	var m *checkpoint.Manifest
-	err := retry(ctx, func() error {
+	err := withRetries(ctx, func() error {
 		var err error
 		if id > 0 {
 			m, err = checkpoint.Load(ctx, c.cfg.Store, checkpoint.ManifestKey(c.cfg.Prefix, id))
@@ -277,7 +278,7 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 // ride out a flaky store rather than fail the start.
 func (c *Coordinator) read(ctx context.Context, key string) ([]byte, error) {
 	var data []byte
-	err := retry(ctx, func() error {
+	err := withRetries(ctx, func() error {
 		var err error
 		data, err = c.readOnce(ctx, key)
 		return err
@@ -285,20 +286,11 @@ func (c *Coordinator) read(ctx context.Context, key string) ([]byte, error) {
 	return data, err
 }
 
-// retry runs fn up to 6 times with growing pauses, stopping at ErrNotFound.
-func retry(ctx context.Context, fn func() error) error {
-	var err error
-	for attempt := 0; attempt < 6; attempt++ {
-		if err = fn(); err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, checkpoint.ErrNoCheckpoint) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
-		}
-	}
-	return err
+// withRetries runs fn up to 6 times with growing pauses, stopping at ErrNotFound.
+func withRetries(ctx context.Context, fn func() error) error {
+	return retry.Do(ctx, 6, retry.Exponential(50*time.Millisecond, 2*time.Second, 0.2), func(err error) bool {
+		return errors.Is(err, store.ErrNotFound) || errors.Is(err, checkpoint.ErrNoCheckpoint)
+	}, fn)
 }
 
 func (c *Coordinator) readOnce(ctx context.Context, key string) ([]byte, error) {
@@ -874,13 +866,18 @@ func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) (sinkE
 	}
 	if len(errs) == 0 {
 		// Recovery from this checkpoint need not deliver its output again.
-		for attempt := 0; attempt < 5; attempt++ {
+		// Without the record, recovery hands the output over again: files
+		// are rewound first and Kafka read back, so only outputs that can
+		// do neither repeat it.
+		_ = retry.Do(ctx, 5, retry.Exponential(50*time.Millisecond, time.Second, 0.2), func(err error) bool {
+			return errors.Is(err, store.ErrExists)
+		}, func() error {
 			err := c.cfg.Store.PutIfAbsent(ctx, committedKey(c.cfg.Prefix, m.ID), []byte("committed\n"))
-			if err == nil || errors.Is(err, store.ErrExists) {
-				break
+			if err != nil && !errors.Is(err, store.ErrExists) {
+				c.log.Warn("record completed commit", zap.Int64("checkpoint", m.ID), zap.Error(err))
 			}
-			c.log.Warn("record completed commit", zap.Int64("checkpoint", m.ID), zap.Error(err))
-		}
+			return err
+		})
 	}
 	for _, src := range c.rt.sources {
 		oc, ok := src.spec.Source.(source.OffsetCommitter)

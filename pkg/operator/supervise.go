@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 )
 
@@ -74,7 +75,7 @@ func Supervise(ctx context.Context, policy RestartPolicy, logger *zap.Logger, re
 		Name: "streamd_pipeline_restarts_total",
 		Help: "Times the pipeline failed and was restarted from its last completed checkpoint.",
 	})
-	backoff := policy.InitialBackoff
+	backoff := retry.Exponential(policy.InitialBackoff, policy.MaxBackoff, 0)
 	for n := 0; ; n++ {
 		started := time.Now()
 		err := attempt(ctx, n)
@@ -89,18 +90,14 @@ func Supervise(ctx context.Context, policy RestartPolicy, logger *zap.Logger, re
 			return err
 		}
 		if time.Since(started) >= policy.ResetAfter {
-			backoff = policy.InitialBackoff
+			backoff.Reset()
 		}
+		pause := backoff.Next()
 		logger.Error("pipeline failed; restarting it from its last completed checkpoint",
-			zap.Error(err), zap.Int("attempt", n+1), zap.Duration("backoff", backoff))
+			zap.Error(err), zap.Int("attempt", n+1), zap.Duration("backoff", pause))
 		restarts.Inc()
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Wait(ctx, pause) {
 			return err
-		case <-t.C:
 		}
-		backoff = min(2*backoff, policy.MaxBackoff)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/window"
@@ -194,7 +195,8 @@ func (t *splitTask) run(ctx context.Context) {
 		t.out.emit(ctx, nil, wm, false)
 	}
 	msgs := &source.Batch{}
-	backoff := minReadBackoff
+	// Splits of one broker fail together: jitter spreads their retries.
+	backoff := retry.Exponential(minReadBackoff, maxReadBackoff, 0.2)
 	width := t.dec.Schema().Len()
 	defer t.failingG.Set(0)
 	for {
@@ -239,16 +241,14 @@ func (t *splitTask) run(ctx context.Context) {
 		case !failing:
 			// Data, or none within a tick (idleness and sink ticks were
 			// handled above): the split is reachable.
-			backoff = minReadBackoff
+			backoff.Reset()
 		default:
-			log.Warn("read split; retrying", zap.Error(err), zap.Duration("backoff", backoff))
-			select {
-			case <-ctx.Done():
+			pause := backoff.Next()
+			log.Warn("read split; retrying", zap.Error(err), zap.Duration("backoff", pause))
+			if !retry.Wait(ctx, pause) {
 				t.end = endCancelled
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, maxReadBackoff)
 		}
 	}
 }

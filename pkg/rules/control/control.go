@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/internal/filestamp"
+	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/pkg/rules"
 )
 
@@ -285,16 +286,15 @@ func (k *Kafka) Run(ctx context.Context, put func(*rules.Rule) error, del func(s
 	}
 	var parts []kafka.Partition
 	var err error
-	for attempt := 0; ; attempt++ {
+	bo := retry.Exponential(time.Second, 30*time.Second, 0.2)
+	for {
 		parts, err = readPartitions(ctx, dialer, k.Brokers, k.Topic)
 		if err == nil {
 			break
 		}
 		log.Warn("read rule topic partitions; retrying", zap.String("topic", k.Topic), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		if !retry.Wait(ctx, bo.Next()) {
 			return nil
-		case <-time.After(min(time.Duration(attempt+1)*time.Second, 30*time.Second)):
 		}
 	}
 	errc := make(chan error, len(parts))
