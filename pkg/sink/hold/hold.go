@@ -103,6 +103,12 @@ type Sink struct {
 	// reads its output back (sink.ReadBacker); nil until a checkpoint
 	// asks for one, or one is restored.
 	mark *handoverMark
+	// skipSeen is what the output had when the hand-over of checkpoint
+	// skipFor was retried (under skipMark); only the coordinator's commit
+	// goroutine touches them.
+	skipFor  int64
+	skipMark *handoverMark
+	skipSeen map[sink.RowID]struct{}
 
 	heldBytes, heldRows atomic.Int64
 	// writers counts the open writers sharing max.
@@ -639,10 +645,15 @@ func (s *Sink) CommitCheckpoint(ctx context.Context, id int64, task string, stat
 	}
 	var skip map[sink.RowID]struct{}
 	if retry {
-		var err error
-		if skip, err = s.readBack(ctx, m); err != nil {
-			return fmt.Errorf("commit held rows of %s: %w", task, err)
+		// Read back once per checkpoint, for every task that retries.
+		if s.skipFor != id || s.skipMark != m {
+			seen, err := s.readBack(ctx, m)
+			if err != nil {
+				return fmt.Errorf("commit held rows of %s: %w", task, err)
+			}
+			s.skipFor, s.skipMark, s.skipSeen = id, m, seen
 		}
+		skip = s.skipSeen
 	}
 	return s.commit(ctx, task, state, m.nonce, skip)
 }
