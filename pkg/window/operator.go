@@ -193,9 +193,16 @@ type Operator struct {
 	final    bool
 	clog     *Changelog
 	wm       int64
-	keys     map[string]*keyState
-	timers   map[int64][]*keyState
-	times    timeHeap
+	// lastPane is the pane start of the last record (addTumbling).
+	lastPane int64
+	// table finds a key's state (in slab) by the key's hash; arena holds
+	// the key text; nKeys counts the keys, empty ones included.
+	table  keyTable
+	slab   keySlab
+	arena  keyArena
+	nKeys  int
+	timers map[int64][]*keyState
+	times  timeHeap
 	// slots say where each aggregate's state lives in a pane, in output
 	// order: words for the aggregates that keep plain numbers (wordAgg),
 	// an Acc for the others. words and accs split them for the record
@@ -220,9 +227,6 @@ type Operator struct {
 	// async is the snapshot in progress, nil most of the time.
 	async *AsyncSnapshot
 	epoch int64
-	// all lists every key in keys (and, until the next sweep, some that
-	// were dropped), so a snapshot can capture the key set with one copy.
-	all []*keyState
 	// Scratch space for window lists, identities and sorted contributions.
 	winBuf  [][2]int64
 	idBuf   []byte
@@ -248,7 +252,10 @@ type keyState struct {
 	lastEnd int64
 	// snap coordinates an asynchronous snapshot (see async.go).
 	snap atomic.Int64
+	// tag is the high half of the key's hash (see keyTable).
+	tag  uint32
 	kg   uint16
+	live bool
 }
 
 // slidingKey is what a key of a sliding window keeps besides its panes.
@@ -341,7 +348,7 @@ func NewOperator(cfg Config) (*Operator, error) {
 		final:    cfg.Emit == EmitFinal,
 		clog:     cfg.Changelog,
 		wm:       MinWatermark,
-		keys:     make(map[string]*keyState),
+		lastPane: MinWatermark,
 		timers:   make(map[int64][]*keyState),
 	}
 	if a.Kind != Session {
@@ -427,7 +434,23 @@ func (o *Operator) Watermark() int64 { return o.wm }
 func (o *Operator) OutputWatermark() int64 { return HoldBack(o.wm, o.lateness) }
 
 // Keys is the number of keys holding window state.
-func (o *Operator) Keys() int { return len(o.keys) - o.empty }
+func (o *Operator) Keys() int { return o.nKeys - o.empty }
+
+// hashOf is the hash of row i's key: the one the exchange sent, or
+// computed here for a batch without hashes.
+func hashOf(in *record.Batch, i int) uint64 {
+	if len(in.Hashes) == len(in.Keys) {
+		return in.Hashes[i]
+	}
+	return KeyHash(in.Keys[i])
+}
+
+// keyOf returns the state of row i's key, nil if it has none, with the
+// key's hash.
+func (o *Operator) keyOf(in *record.Batch, i int) (*keyState, uint64) {
+	h := hashOf(in, i)
+	return o.lookup(h, in.Keys[i]), h
+}
 
 // Process adds every row of in to its key's windows. in.Keys must be set
 // (the keyBy exchange does it). Records behind the watermark by more than
@@ -488,9 +511,9 @@ func (o *Operator) expiry(end int64) int64 {
 // keyFor returns the state of row i's key, creating it — or nil when the
 // state budget refuses a new key (the row went to out.Rejected).
 func (o *Operator) keyFor(in *record.Batch, i int, out *Output) *keyState {
-	ks := o.keys[in.Keys[i]]
+	ks, h := o.keyOf(in, i)
 	if ks == nil {
-		ks = o.newKeyFrom(in, i, out)
+		ks = o.newKeyFrom(in, i, h, out)
 	} else if o.async != nil {
 		o.async.touch(ks)
 	}
@@ -499,12 +522,12 @@ func (o *Operator) keyFor(in *record.Batch, i int, out *Output) *keyState {
 
 // newKeyFrom creates the key of row i of in, unless the state holds its
 // budget: then the row is refused (out.Rejected) and nil returned.
-func (o *Operator) newKeyFrom(in *record.Batch, i int, out *Output) *keyState {
-	if o.cfg.MaxStateBytes > 0 && o.stats.bytes() >= o.cfg.MaxStateBytes {
+func (o *Operator) newKeyFrom(in *record.Batch, i int, h uint64, out *Output) *keyState {
+	if o.cfg.MaxStateBytes > 0 && o.StateBytes() >= o.cfg.MaxStateBytes {
 		o.reject(in, i, out)
 		return nil
 	}
-	ks := o.newKey(in.Keys[i], in.Row(i))
+	ks := o.newKey(h, in.Keys[i], in.Row(i))
 	if in.KeyGroups != nil {
 		ks.kg = in.KeyGroups[i]
 	}
@@ -525,17 +548,22 @@ func (o *Operator) add(in *record.Batch, i int, out *Output) {
 // addTumbling is the hot path: kept small so the compiler keeps it tight.
 func (o *Operator) addTumbling(in *record.Batch, i int, out *Output) {
 	t := in.Times[i]
-	ps := alignDown(t, o.pane, o.off)
+	// Most records fall in the pane of the one before: no division.
+	ps := o.lastPane
+	if t < ps || t-ps >= o.pane || ps == MinWatermark {
+		ps = alignDown(t, o.pane, o.off)
+		o.lastPane = ps
+	}
 	if o.expired(ps + o.size) {
 		o.emitLate(in, i, out)
 		return
 	}
-	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
+	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in, i, ps) {
 		return // nothing to withdraw
 	}
-	ks := o.keys[in.Keys[i]]
+	ks, h := o.keyOf(in, i)
 	if ks == nil {
-		if ks = o.newKeyFrom(in, i, out); ks == nil {
+		if ks = o.newKeyFrom(in, i, h, out); ks == nil {
 			return
 		}
 	} else if o.async != nil {
@@ -567,7 +595,7 @@ func (o *Operator) addSliding(in *record.Batch, i int, out *Output) {
 		o.emitLate(in, i, out)
 		return
 	}
-	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
+	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in, i, ps) {
 		return // nothing to withdraw
 	}
 	ks := o.keyFor(in, i, out)
@@ -625,7 +653,7 @@ func (o *Operator) addSession(in *record.Batch, i int, out *Output) {
 	gap := o.cfg.Assigner.Gap
 	start, end := t, t+gap
 	first, last := -1, -1
-	if ks := o.keys[in.Keys[i]]; ks != nil {
+	if ks, _ := o.keyOf(in, i); ks != nil {
 		for j := range ks.panes {
 			p := &ks.panes[j]
 			// Flink's intersection: sessions that touch merge too.
@@ -777,8 +805,9 @@ func (o *Operator) applyChangelog(p *pane, in *record.Batch, i int) {
 
 // holds reports whether the slice at ps of key holds the identity of a
 // changelog row.
-func (o *Operator) holds(key string, ps int64, row record.Row) bool {
-	ks := o.keys[key]
+func (o *Operator) holds(in *record.Batch, i int, ps int64) bool {
+	row := in.Row(i)
+	ks, _ := o.keyOf(in, i)
 	if ks == nil {
 		return false
 	}
@@ -916,9 +945,12 @@ func (o *Operator) keep(ks *keyState, drop func(*pane) bool) {
 	slot.w, slot.x = spareW, spareX
 }
 
-func (o *Operator) newKey(key string, row record.Row) *keyState {
-	o.empty++                                                // until its first pane
-	ks := &keyState{key: strings.Clone(key), timer: noTimer} // the batch's key lives in its arena
+func (o *Operator) newKey(h uint64, key string, row record.Row) *keyState {
+	o.empty++ // until its first pane
+	// No id of a dropped key is reused while a snapshot walks the ids.
+	id, ks := o.slab.alloc(o.async == nil)
+	ks.key = o.arena.intern(key) // the batch's key lives in the batch's arena
+	ks.timer, ks.tag, ks.live = noTimer, uint32(h>>32), true
 	if o.kind == Sliding {
 		ks.sl = &slidingKey{firedEnd: MinWatermark}
 	}
@@ -931,8 +963,8 @@ func (o *Operator) newKey(key string, row record.Row) *keyState {
 			ks.vals[j] = row[idx].Clone()
 		}
 	}
-	o.keys[ks.key] = ks
-	o.all = append(o.all, ks)
+	o.table.insert(ks.tag, id)
+	o.nKeys++
 	o.stats.newKey(ks)
 	return ks
 }
@@ -1095,26 +1127,44 @@ func (o *Operator) sweep() {
 	}
 	r := o.retention()
 	every := o.sweepEvery()
-	kept := o.all[:0]
-	for _, ks := range o.all {
-		if o.keys[ks.key] != ks {
-			continue // dropped earlier
-		}
-		if len(ks.panes) == 0 && (o.wm == MaxWatermark || ks.lastEnd+r <= o.wm) && o.async == nil {
-			delete(o.keys, ks.key)
+	dropped := false
+	for id := range o.slab.n {
+		ks := o.slab.at(id)
+		if ks.live && len(ks.panes) == 0 && (o.wm == MaxWatermark || ks.lastEnd+r <= o.wm) && o.async == nil {
 			o.empty--
 			o.expiredKeys++
+			o.nKeys--
 			o.stats.dropKey(ks)
-			continue
+			o.slab.release(id)
+			dropped = true
 		}
-		kept = append(kept, ks)
 	}
-	clear(o.all[len(kept):])
-	o.all = kept
+	if dropped {
+		o.reindex()
+	}
 	if o.wm >= MaxWatermark-every {
 		o.nextSweep = MaxWatermark
 	} else {
 		o.nextSweep = o.wm + every
+	}
+}
+
+// reindex rebuilds the key table from the live keys.
+func (o *Operator) reindex() {
+	o.table.reset(o.nKeys)
+	for id := range o.slab.n {
+		if ks := o.slab.at(id); ks.live {
+			o.table.insert(ks.tag, id)
+		}
+	}
+}
+
+// eachKey calls f for every key, empty ones included.
+func (o *Operator) eachKey(f func(*keyState)) {
+	for id := range o.slab.n {
+		if ks := o.slab.at(id); ks.live {
+			f(ks)
+		}
 	}
 }
 

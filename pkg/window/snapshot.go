@@ -39,11 +39,11 @@ const (
 // watermark is not either: on restore it is rebuilt from the splits.
 func (o *Operator) Snapshot() map[uint16][]byte {
 	groups := make(map[uint16][]*keyState)
-	for _, ks := range o.keys {
+	o.eachKey(func(ks *keyState) {
 		if len(ks.panes) > 0 {
 			groups[ks.kg] = append(groups[ks.kg], ks)
 		}
-	}
+	})
 	base := o.snapshotBase()
 	out := make(map[uint16][]byte, len(groups))
 	for kg, keys := range groups {
@@ -242,14 +242,24 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 	}
 	n := r.count(len(r.B))
 	// Slabs: one allocation per key group instead of several per key.
-	keys := make([]keyState, n)
 	var sliding []slidingKey
 	if o.kind == Sliding {
 		sliding = make([]slidingKey, n)
 	}
-	if len(o.keys) == 0 {
-		o.keys = make(map[string]*keyState, n*2)
+	if need := o.table.n + n; need*4 > len(o.table.slots)*3 {
+		size := max(minTableSlots, len(o.table.slots))
+		for need*4 > size*3 {
+			size *= 2
+		}
+		o.table.resize(size)
 	}
+	// cur is the id of the key being read, released if it is not kept.
+	cur := int64(-1)
+	defer func() {
+		if cur >= 0 {
+			o.slab.release(uint32(cur))
+		}
+	}()
 	var keyBytes []byte
 	var vals slab[record.Value]
 	var panes slab[pane]
@@ -258,7 +268,8 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 	var accs slab[Acc]
 	var acc Acc
 	for i := 0; i < n && r.Err == nil; i++ {
-		ks := &keys[i]
+		id, ks := o.slab.alloc(true)
+		cur = int64(id)
 		ks.kg, ks.timer = kg, noTimer
 		if sliding != nil {
 			ks.sl = &sliding[i]
@@ -394,11 +405,14 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 		if version == snapshotVersionV1 && o.kind == Sliding {
 			o.firedFromV1(ks, revs)
 		}
-		if _, dup := o.keys[ks.key]; dup {
+		h := KeyHash(ks.key)
+		if o.lookup(h, ks.key) != nil {
 			return fmt.Errorf("restore key group %d: key %q restored twice", kg, ks.key)
 		}
-		o.keys[ks.key] = ks
-		o.all = append(o.all, ks)
+		ks.tag, ks.live = uint32(h>>32), true
+		o.table.insert(ks.tag, id)
+		o.nKeys++
+		cur = -1
 		o.stats.newKey(ks)
 		o.stats.panes += int64(len(ks.panes))
 		o.schedule(ks)
