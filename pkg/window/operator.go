@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -235,9 +236,10 @@ type Operator struct {
 
 type keyState struct {
 	key string
-	// vals are the key's field values; nil when the key is one string
-	// field, whose value is the key itself.
-	vals []record.Value
+	// vals points to the key's field values, one per key field (see
+	// Operator.keyVals); nil when the key is one string field, whose
+	// value is the key itself, or there are no key fields.
+	vals *record.Value
 	// panes are the key's panes by start. The slot past the last one
 	// keeps the storage of the last removed pane, so that the next pane
 	// reuses it: a key costs no allocation per window.
@@ -286,9 +288,12 @@ type firedWindow struct {
 // pane is a tumbling window, a slice of sliding windows or a session.
 type pane struct {
 	start, end int64
-	// w holds the state of the aggregates that keep words.
-	w []uint64
-	// x holds the rest, nil for a stage whose aggregates all keep words.
+	// iw holds the state of the aggregates that keep words, when they
+	// keep inlineWords or fewer (count, avg and max take four): no
+	// allocation and no slice header per pane. See Operator.paneWords.
+	iw [inlineWords]uint64
+	// x holds the rest, nil for a stage whose aggregates keep at most
+	// inlineWords words and nothing else.
 	x *paneExt
 	// next is the revision of the pane's next row and live whether its
 	// last row is a result (tumbling windows and sessions).
@@ -299,6 +304,8 @@ type pane struct {
 
 // paneExt is the part of a pane only some stages need.
 type paneExt struct {
+	// w holds the words of a stage with more than inlineWords of them.
+	w    []uint64
 	accs []Acc
 	// contrib holds, for a changelog input, the current row of every
 	// upstream identity in the pane; the state is recomputed from it when
@@ -319,6 +326,22 @@ type contribRef struct {
 }
 
 const noTimer = math.MaxInt64
+
+// inlineWords is how many words of aggregate state a pane holds inline.
+const inlineWords = 4
+
+// paneWords returns p's word state.
+func (o *Operator) paneWords(p *pane) []uint64 {
+	if o.nWords <= inlineWords {
+		return p.iw[:o.nWords]
+	}
+	return p.x.w
+}
+
+// needsExt reports whether panes of this operator need a paneExt.
+func (o *Operator) needsExt() bool {
+	return o.nAccs > 0 || o.clog != nil || o.nWords > inlineWords
+}
 
 // NewOperator validates cfg and returns an operator with empty state.
 func NewOperator(cfg Config) (*Operator, error) {
@@ -730,7 +753,7 @@ func (o *Operator) mergePane(p, q *pane) {
 		x.dirty = true
 		return
 	}
-	o.mergeState(p.w, p.accs(), q.w, q.accs())
+	o.mergeState(o.paneWords(p), p.accs(), o.paneWords(q), q.accs())
 }
 
 // mergeState folds the state src (words, accs) into dst.
@@ -756,9 +779,9 @@ func (p *pane) accs() []Acc {
 func (o *Operator) apply(p *pane, in *record.Batch, i int) {
 	switch {
 	case o.countOnly:
-		p.w[0]++
+		p.iw[0]++
 	case o.clog == nil:
-		o.addRow(p.w, p.accs(), in.Row(i), in.Times[i])
+		o.addRow(o.paneWords(p), p.accs(), in.Row(i), in.Times[i])
 	default:
 		o.applyChangelog(p, in, i)
 	}
@@ -847,7 +870,7 @@ func (o *Operator) settle(p *pane) {
 		return
 	}
 	p.x.dirty = false
-	clear(p.w)
+	clear(o.paneWords(p))
 	clear(p.x.accs)
 	refs := o.sortBuf[:0]
 	for id, c := range p.x.contrib {
@@ -860,53 +883,53 @@ func (o *Operator) settle(p *pane) {
 		return strings.Compare(a.id, b.id)
 	})
 	for _, r := range refs {
-		o.addRow(p.w, p.x.accs, r.c.row, r.c.t)
+		o.addRow(o.paneWords(p), p.x.accs, r.c.row, r.c.t)
 	}
 	clear(refs)
 	o.sortBuf = refs[:0]
 }
 
 func (o *Operator) newPane(ks *keyState, start, end int64) *pane {
-	w, x := o.paneStorage(ks)
+	x := o.paneStorage(ks)
 	if len(ks.panes) == 0 {
 		o.empty--
 	}
 	ks.lastEnd = max(ks.lastEnd, end)
 	o.stats.panes++
-	return ks.insert(pane{start: start, end: end, w: w, x: x})
+	return ks.insert(pane{start: start, end: end, x: x})
 }
 
-// paneStorage returns state for a new pane of ks: what the last removed
-// pane left in the slot past the key's panes (cleared when it was
-// removed), or new.
-func (o *Operator) paneStorage(ks *keyState) ([]uint64, *paneExt) {
+// paneStorage returns the paneExt for a new pane of ks, if the stage
+// needs one: what the last removed pane left in the slot past the key's
+// panes (cleared when it was removed), or new. Word state up to
+// inlineWords is in the pane itself.
+func (o *Operator) paneStorage(ks *keyState) *paneExt {
+	if !o.needsExt() {
+		return nil
+	}
 	if n := len(ks.panes); n < cap(ks.panes) {
 		slot := &ks.panes[:n+1][n]
-		w, x := slot.w, slot.x
-		slot.w, slot.x = nil, nil
-		if w != nil || x != nil {
-			return w, x
+		x := slot.x
+		slot.x = nil
+		if x != nil {
+			return x
 		}
 	}
-	var w []uint64
-	if o.nWords > 0 {
-		w = make([]uint64, o.nWords)
+	x := &paneExt{}
+	if o.nWords > inlineWords {
+		x.w = make([]uint64, o.nWords)
 	}
-	var x *paneExt
-	if o.nAccs > 0 || o.clog != nil {
-		x = &paneExt{}
-		if o.nAccs > 0 {
-			x.accs = make([]Acc, o.nAccs)
-		}
+	if o.nAccs > 0 {
+		x.accs = make([]Acc, o.nAccs)
 	}
-	return w, x
+	return x
 }
 
 // forget accounts for a removed pane and clears its state, which the
 // caller may keep for reuse (see paneStorage).
 func (o *Operator) forget(p *pane) {
 	o.stats.panes--
-	clear(p.w)
+	clear(o.paneWords(p))
 	if x := p.x; x != nil {
 		o.stats.contrib(x, -x.bytes)
 		clear(x.accs)
@@ -919,7 +942,6 @@ func (o *Operator) forget(p *pane) {
 // kept ones for the next pane to reuse.
 func (o *Operator) keep(ks *keyState, drop func(*pane) bool) {
 	n := 0
-	var spareW []uint64
 	var spareX *paneExt
 	dropped := false
 	for j := range ks.panes {
@@ -927,7 +949,7 @@ func (o *Operator) keep(ks *keyState, drop func(*pane) bool) {
 		if drop(p) {
 			o.forget(p)
 			if !dropped {
-				spareW, spareX, dropped = p.w, p.x, true
+				spareX, dropped = p.x, true
 			}
 			continue
 		}
@@ -942,7 +964,7 @@ func (o *Operator) keep(ks *keyState, drop func(*pane) bool) {
 	clear(ks.panes[n:])
 	ks.panes = ks.panes[:n]
 	slot := &ks.panes[:n+1][n]
-	slot.w, slot.x = spareW, spareX
+	slot.x = spareX
 }
 
 func (o *Operator) newKey(h uint64, key string, row record.Row) *keyState {
@@ -956,12 +978,13 @@ func (o *Operator) newKey(h uint64, key string, row record.Row) *keyState {
 	}
 	// A key born after a snapshot began is not part of it.
 	ks.snap.Store(2*o.epoch + 1)
-	if len(o.keyIdx) != 1 || row[o.keyIdx[0]].T != record.TypeString || row[o.keyIdx[0]].S != key {
+	if len(o.keyIdx) > 1 || len(o.keyIdx) == 1 && (row[o.keyIdx[0]].T != record.TypeString || row[o.keyIdx[0]].S != key) {
 		// Otherwise the key is its one string value: nothing more to keep.
-		ks.vals = make([]record.Value, len(o.keyIdx))
+		vals := make([]record.Value, len(o.keyIdx))
 		for j, idx := range o.keyIdx {
-			ks.vals[j] = row[idx].Clone()
+			vals[j] = row[idx].Clone()
 		}
+		ks.vals = &vals[0]
 	}
 	o.table.insert(ks.tag, id)
 	o.nKeys++
@@ -973,10 +996,19 @@ func (o *Operator) newKey(h uint64, key string, row record.Row) *keyState {
 // is its one string value.
 func (o *Operator) keyValues(ks *keyState, dst []record.Value) []record.Value {
 	if ks.vals != nil || len(o.keyIdx) != 1 {
-		return ks.vals
+		return o.keyVals(ks)
 	}
 	dst[0] = record.String(ks.key)
 	return dst[:1]
+}
+
+// keyVals returns the key's stored field values (nil when the key is its
+// one string value).
+func (o *Operator) keyVals(ks *keyState) []record.Value {
+	if ks.vals == nil {
+		return nil
+	}
+	return unsafe.Slice(ks.vals, len(o.keyIdx))
 }
 
 func (ks *keyState) paneAt(start int64) *pane {
@@ -1235,7 +1267,7 @@ func (o *Operator) assertPane(ks *keyState, p *pane, out *Output) {
 		return
 	}
 	o.settle(p)
-	o.emit(ks, p.start, p.end, p.next, false, p.w, p.accs(), out)
+	o.emit(ks, p.start, p.end, p.next, false, o.paneWords(p), p.accs(), out)
 	p.next++
 	p.live = true
 }
@@ -1244,7 +1276,7 @@ func (o *Operator) assertPane(ks *keyState, p *pane, out *Output) {
 // hold what that result said: every change to a live pane is emitted at once.
 func (o *Operator) retractPane(ks *keyState, p *pane, out *Output) {
 	o.settle(p)
-	o.emit(ks, p.start, p.end, p.next, true, p.w, p.accs(), out)
+	o.emit(ks, p.start, p.end, p.next, true, o.paneWords(p), p.accs(), out)
 	p.next++
 	p.live = false
 }
@@ -1262,7 +1294,7 @@ func (o *Operator) windowAccs(ks *keyState, end int64) bool {
 			continue
 		}
 		o.settle(p)
-		o.mergeState(o.scratchW, o.scratchA, p.w, p.accs())
+		o.mergeState(o.scratchW, o.scratchA, o.paneWords(p), p.accs())
 		n++
 	}
 	return n > 0
