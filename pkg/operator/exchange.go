@@ -9,6 +9,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/window"
 )
 
 // event is what travels on a subtask's input channel: an optional batch and
@@ -40,9 +41,10 @@ type keyer struct {
 	buf         []byte
 }
 
-// KeyGroup maps a key to its key group.
+// KeyGroup maps a key to its key group: its hash (window.KeyHash, which
+// the exchange sends along with the row) modulo the number of key groups.
 func KeyGroup(key string, keyGroups int) int {
-	return int(xxhash.Sum64String(key) % uint64(keyGroups))
+	return int(window.KeyHash(key) % uint64(keyGroups))
 }
 
 // SubtaskFor maps a key group to the subtask that owns it: contiguous
@@ -188,23 +190,29 @@ func (x *exchangeOut) send(b *record.Batch, wm int64, idle bool) {
 		for i := 0; i < b.Len(); i++ {
 			row := b.Row(i)
 			s, built := x.keyer.key(row)
-			var kg int
+			var h uint64
 			if built {
-				kg = int(xxhash.Sum64(x.keyer.buf) % uint64(x.keyer.keyGroups))
+				h = xxhash.Sum64(x.keyer.buf)
 			} else {
-				kg = KeyGroup(s, x.keyer.keyGroups)
+				h = xxhash.Sum64String(s)
 			}
+			kg := int(h % uint64(x.keyer.keyGroups))
 			sub := SubtaskFor(kg, x.keyer.keyGroups, x.keyer.parallelism)
 			out := x.bufs[sub]
 			if out == nil {
 				out = x.stage.getBatch(x.width, max(64, b.Len()/x.keyer.parallelism*2))
 				x.bufs[sub] = out
 			}
-			copy(out.AppendRow(b.Times[i]), row)
+			// Appended directly: AppendRow would clear the row first.
+			out.Values = append(out.Values, row...)
+			out.Times = append(out.Times, b.Times[i])
 			if built {
 				s = out.Intern(x.keyer.buf)
 			}
 			out.Keys = append(out.Keys, s)
+			// The hash travels with the row: keyed state looks the key up
+			// by it instead of hashing the key again.
+			out.Hashes = append(out.Hashes, h)
 			out.KeyGroups = append(out.KeyGroups, uint16(kg))
 		}
 	}

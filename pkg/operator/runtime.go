@@ -173,6 +173,7 @@ func (st *stageRT) getBatch(width, capacity int) *record.Batch {
 	b := record.NewBatch(width, capacity)
 	b.Keys = make([]string, 0, capacity)
 	b.KeyGroups = make([]uint16, 0, capacity)
+	b.Hashes = make([]uint64, 0, capacity)
 	return b
 }
 

@@ -813,6 +813,9 @@ func dropRows(b *record.Batch, idx int) {
 			if b.Keys != nil {
 				b.Keys[n], b.KeyGroups[n] = b.Keys[i], b.KeyGroups[i]
 			}
+			if i < len(b.Hashes) {
+				b.Hashes[n] = b.Hashes[i]
+			}
 		}
 		n++
 	}
@@ -820,6 +823,9 @@ func dropRows(b *record.Batch, idx int) {
 	b.Values, b.Times = b.Values[:n*b.Width], b.Times[:n]
 	if b.Keys != nil {
 		b.Keys, b.KeyGroups = b.Keys[:n], b.KeyGroups[:n]
+	}
+	if len(b.Hashes) > n {
+		b.Hashes = b.Hashes[:n]
 	}
 }
 

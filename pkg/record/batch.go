@@ -24,6 +24,11 @@ type Batch struct {
 	Keys []string
 	// KeyGroups holds each row's key group, parallel to Keys.
 	KeyGroups []uint16
+	// Hashes holds, parallel to Keys, each key's 64-bit xxhash when the
+	// exchange computed it (the key group is derived from it), so that
+	// keyed state finds the key without hashing it again. It is nil, or
+	// shorter than Keys, when no hash travels with the rows.
+	Hashes []uint64
 
 	arena []byte
 }
@@ -68,6 +73,9 @@ func (b *Batch) AppendFrom(src *Batch, i int) {
 	if src.Keys != nil {
 		b.Keys = append(b.Keys, src.Keys[i])
 		b.KeyGroups = append(b.KeyGroups, src.KeyGroups[i])
+		if len(src.Hashes) == len(src.Keys) && len(b.Hashes) == len(b.Keys)-1 {
+			b.Hashes = append(b.Hashes, src.Hashes[i])
+		}
 	}
 }
 
@@ -80,6 +88,9 @@ func (b *Batch) TruncateLast() {
 		b.Keys = b.Keys[:n]
 		b.KeyGroups = b.KeyGroups[:n]
 	}
+	if len(b.Hashes) > n {
+		b.Hashes = b.Hashes[:n]
+	}
 }
 
 // Reset empties the batch, keeping its memory. Strings handed out by the old
@@ -89,6 +100,7 @@ func (b *Batch) Reset() {
 	b.Times = b.Times[:0]
 	b.Keys = b.Keys[:0]
 	b.KeyGroups = b.KeyGroups[:0]
+	b.Hashes = b.Hashes[:0]
 	b.arena = nil
 }
 

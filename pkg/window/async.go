@@ -2,6 +2,7 @@ package window
 
 import (
 	"runtime"
+	"slices"
 )
 
 // AsyncSnapshot is a snapshot taken without stopping the subtask: the
@@ -19,7 +20,9 @@ type AsyncSnapshot struct {
 	epoch int64
 	// base is what pane starts are written relative to (snapshotBase).
 	base int64
-	keys []*keyState
+	// keys are the ids the snapshot walks: those handed out at the
+	// barrier (no id is reused until the snapshot finishes).
+	keys keySlab
 	// own holds what the subtask encoded, bg what the background goroutine
 	// encoded: per key group, the key count and the encoded keys.
 	own, bg map[uint16]*groupBuf
@@ -41,9 +44,9 @@ func (o *Operator) BeginSnapshot() *AsyncSnapshot {
 	}
 	o.epoch++
 	a := &AsyncSnapshot{op: o, epoch: o.epoch, base: o.snapshotBase(), own: make(map[uint16]*groupBuf), bg: make(map[uint16]*groupBuf), done: make(chan struct{})}
-	// One copy of the key list is the whole pause; keys added after it
+	// One copy of the slab's chunk list is the whole pause; keys added after it
 	// start out as "not part of this snapshot" (see newKey).
-	a.keys = append([]*keyState(nil), o.all...)
+	a.keys = keySlab{chunks: slices.Clone(o.slab.chunks), n: o.slab.n}
 	o.async = a
 	go a.background()
 	return a
@@ -54,8 +57,8 @@ func (a *AsyncSnapshot) Done() <-chan struct{} { return a.done }
 
 func (a *AsyncSnapshot) background() {
 	defer close(a.done)
-	for _, ks := range a.keys {
-		a.claim(ks, a.bg)
+	for id := range a.keys.n {
+		a.claim(a.keys.at(id), a.bg)
 	}
 }
 

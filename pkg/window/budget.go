@@ -10,10 +10,11 @@ import (
 // to date as keys and panes come and go, so that reading it costs
 // nothing: a state budget is checked for every new key.
 //
-// The estimate counts the Go objects the state is made of at their
-// allocation size classes: per key its map entry, keyState, key text and
-// key values, its entry in the key list and its timer entry; per pane
-// the pane itself, its words and Accs; per changelog row its identity and
+// The estimate counts what the state is made of, Go objects at their
+// allocation size classes: per key its key-table slot, its keyState in
+// the slab, key text in the arena, key values and its timer entry; per
+// pane the pane itself (with its words, up to inlineWords), its paneExt,
+// more words and Accs; per changelog row its identity and
 // values; per sketch a fixed share (see sketchShare). It is calibrated
 // against the live heap by TestStateBytesEstimate.
 type stateStats struct {
@@ -22,15 +23,18 @@ type stateStats struct {
 	keyBytes        int64
 	panes           int64
 	contribBytes    int64
+	// oneField says the stage keys by one field.
+	oneField bool
 }
 
 // Fixed costs, in bytes, of what every key and pane carries.
 const (
-	// mapEntryBytes is a map[string]*keyState slot (16+8 bytes plus its
-	// control byte) at a typical load.
-	mapEntryBytes = 40
-	// keyListBytes is the key's pointers in the key list and a timer list.
-	keyListBytes = 24
+	// tableSlotBytes is a key's share of the key table: an 8-byte slot at
+	// a load between 3/8 and 3/4.
+	tableSlotBytes = 14
+	// timerEntryBytes is the key's pointer in a timer list, with the
+	// lists' spare capacity.
+	timerEntryBytes = 12
 	// accBytes is one Acc.
 	accBytes = int64(unsafe.Sizeof(Acc{}))
 	// sketchShare is what a distinct-count or quantile sketch is counted
@@ -54,20 +58,21 @@ func sizeClass(n int64) int64 {
 }
 
 func (st *stateStats) init(o *Operator) {
-	st.perKey = mapEntryBytes + keyListBytes + sizeClass(int64(unsafe.Sizeof(keyState{})))
+	st.perKey = tableSlotBytes + timerEntryBytes + int64(unsafe.Sizeof(keyState{}))
 	if o.kind == Sliding {
 		st.perKey += sizeClass(int64(unsafe.Sizeof(slidingKey{})))
 	}
 	if len(o.keyIdx) > 1 {
 		st.perKey += sizeClass(int64(len(o.keyIdx)) * valueBytes)
 	}
+	st.oneField = len(o.keyIdx) == 1
 	// A key keeps room for two panes once it had one after another (the
 	// slot past the last keeps the storage of a removed one).
 	st.perPane = int64(unsafe.Sizeof(pane{}))
-	if o.nWords > 0 {
+	if o.nWords > inlineWords {
 		st.perPane += sizeClass(int64(o.nWords) * 8)
 	}
-	if o.nAccs > 0 || o.clog != nil {
+	if o.needsExt() {
 		st.perPane += sizeClass(int64(unsafe.Sizeof(paneExt{})))
 	}
 	if o.nAccs > 0 {
@@ -83,16 +88,16 @@ func (st *stateStats) init(o *Operator) {
 
 func (st *stateStats) newKey(ks *keyState) {
 	st.keys++
-	st.keyBytes += sizeClass(int64(len(ks.key)))
-	if len(ks.vals) == 1 {
+	st.keyBytes += int64(len(ks.key))
+	if ks.vals != nil && st.oneField {
 		st.keyBytes += valueBytes
 	}
 }
 
 func (st *stateStats) dropKey(ks *keyState) {
 	st.keys--
-	st.keyBytes -= sizeClass(int64(len(ks.key)))
-	if len(ks.vals) == 1 {
+	st.keyBytes -= int64(len(ks.key))
+	if ks.vals != nil && st.oneField {
 		st.keyBytes -= valueBytes
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -193,9 +194,16 @@ type Operator struct {
 	final    bool
 	clog     *Changelog
 	wm       int64
-	keys     map[string]*keyState
-	timers   map[int64][]*keyState
-	times    timeHeap
+	// lastPane is the pane start of the last record (addTumbling).
+	lastPane int64
+	// table finds a key's state (in slab) by the key's hash; arena holds
+	// the key text; nKeys counts the keys, empty ones included.
+	table  keyTable
+	slab   keySlab
+	arena  keyArena
+	nKeys  int
+	timers map[int64][]*keyState
+	times  timeHeap
 	// slots say where each aggregate's state lives in a pane, in output
 	// order: words for the aggregates that keep plain numbers (wordAgg),
 	// an Acc for the others. words and accs split them for the record
@@ -220,9 +228,6 @@ type Operator struct {
 	// async is the snapshot in progress, nil most of the time.
 	async *AsyncSnapshot
 	epoch int64
-	// all lists every key in keys (and, until the next sweep, some that
-	// were dropped), so a snapshot can capture the key set with one copy.
-	all []*keyState
 	// Scratch space for window lists, identities and sorted contributions.
 	winBuf  [][2]int64
 	idBuf   []byte
@@ -231,9 +236,10 @@ type Operator struct {
 
 type keyState struct {
 	key string
-	// vals are the key's field values; nil when the key is one string
-	// field, whose value is the key itself.
-	vals []record.Value
+	// vals points to the key's field values, one per key field (see
+	// Operator.keyVals); nil when the key is one string field, whose
+	// value is the key itself, or there are no key fields.
+	vals *record.Value
 	// panes are the key's panes by start. The slot past the last one
 	// keeps the storage of the last removed pane, so that the next pane
 	// reuses it: a key costs no allocation per window.
@@ -248,7 +254,10 @@ type keyState struct {
 	lastEnd int64
 	// snap coordinates an asynchronous snapshot (see async.go).
 	snap atomic.Int64
+	// tag is the high half of the key's hash (see keyTable).
+	tag  uint32
 	kg   uint16
+	live bool
 }
 
 // slidingKey is what a key of a sliding window keeps besides its panes.
@@ -279,9 +288,12 @@ type firedWindow struct {
 // pane is a tumbling window, a slice of sliding windows or a session.
 type pane struct {
 	start, end int64
-	// w holds the state of the aggregates that keep words.
-	w []uint64
-	// x holds the rest, nil for a stage whose aggregates all keep words.
+	// iw holds the state of the aggregates that keep words, when they
+	// keep inlineWords or fewer (count, avg and max take four): no
+	// allocation and no slice header per pane. See Operator.paneWords.
+	iw [inlineWords]uint64
+	// x holds the rest, nil for a stage whose aggregates keep at most
+	// inlineWords words and nothing else.
 	x *paneExt
 	// next is the revision of the pane's next row and live whether its
 	// last row is a result (tumbling windows and sessions).
@@ -292,6 +304,8 @@ type pane struct {
 
 // paneExt is the part of a pane only some stages need.
 type paneExt struct {
+	// w holds the words of a stage with more than inlineWords of them.
+	w    []uint64
 	accs []Acc
 	// contrib holds, for a changelog input, the current row of every
 	// upstream identity in the pane; the state is recomputed from it when
@@ -312,6 +326,22 @@ type contribRef struct {
 }
 
 const noTimer = math.MaxInt64
+
+// inlineWords is how many words of aggregate state a pane holds inline.
+const inlineWords = 4
+
+// paneWords returns p's word state.
+func (o *Operator) paneWords(p *pane) []uint64 {
+	if o.nWords <= inlineWords {
+		return p.iw[:o.nWords]
+	}
+	return p.x.w
+}
+
+// needsExt reports whether panes of this operator need a paneExt.
+func (o *Operator) needsExt() bool {
+	return o.nAccs > 0 || o.clog != nil || o.nWords > inlineWords
+}
 
 // NewOperator validates cfg and returns an operator with empty state.
 func NewOperator(cfg Config) (*Operator, error) {
@@ -341,7 +371,7 @@ func NewOperator(cfg Config) (*Operator, error) {
 		final:    cfg.Emit == EmitFinal,
 		clog:     cfg.Changelog,
 		wm:       MinWatermark,
-		keys:     make(map[string]*keyState),
+		lastPane: MinWatermark,
 		timers:   make(map[int64][]*keyState),
 	}
 	if a.Kind != Session {
@@ -427,7 +457,23 @@ func (o *Operator) Watermark() int64 { return o.wm }
 func (o *Operator) OutputWatermark() int64 { return HoldBack(o.wm, o.lateness) }
 
 // Keys is the number of keys holding window state.
-func (o *Operator) Keys() int { return len(o.keys) - o.empty }
+func (o *Operator) Keys() int { return o.nKeys - o.empty }
+
+// hashOf is the hash of row i's key: the one the exchange sent, or
+// computed here for a batch without hashes.
+func hashOf(in *record.Batch, i int) uint64 {
+	if len(in.Hashes) == len(in.Keys) {
+		return in.Hashes[i]
+	}
+	return KeyHash(in.Keys[i])
+}
+
+// keyOf returns the state of row i's key, nil if it has none, with the
+// key's hash.
+func (o *Operator) keyOf(in *record.Batch, i int) (*keyState, uint64) {
+	h := hashOf(in, i)
+	return o.lookup(h, in.Keys[i]), h
+}
 
 // Process adds every row of in to its key's windows. in.Keys must be set
 // (the keyBy exchange does it). Records behind the watermark by more than
@@ -488,9 +534,9 @@ func (o *Operator) expiry(end int64) int64 {
 // keyFor returns the state of row i's key, creating it — or nil when the
 // state budget refuses a new key (the row went to out.Rejected).
 func (o *Operator) keyFor(in *record.Batch, i int, out *Output) *keyState {
-	ks := o.keys[in.Keys[i]]
+	ks, h := o.keyOf(in, i)
 	if ks == nil {
-		ks = o.newKeyFrom(in, i, out)
+		ks = o.newKeyFrom(in, i, h, out)
 	} else if o.async != nil {
 		o.async.touch(ks)
 	}
@@ -499,12 +545,12 @@ func (o *Operator) keyFor(in *record.Batch, i int, out *Output) *keyState {
 
 // newKeyFrom creates the key of row i of in, unless the state holds its
 // budget: then the row is refused (out.Rejected) and nil returned.
-func (o *Operator) newKeyFrom(in *record.Batch, i int, out *Output) *keyState {
-	if o.cfg.MaxStateBytes > 0 && o.stats.bytes() >= o.cfg.MaxStateBytes {
+func (o *Operator) newKeyFrom(in *record.Batch, i int, h uint64, out *Output) *keyState {
+	if o.cfg.MaxStateBytes > 0 && o.StateBytes() >= o.cfg.MaxStateBytes {
 		o.reject(in, i, out)
 		return nil
 	}
-	ks := o.newKey(in.Keys[i], in.Row(i))
+	ks := o.newKey(h, in.Keys[i], in.Row(i))
 	if in.KeyGroups != nil {
 		ks.kg = in.KeyGroups[i]
 	}
@@ -525,17 +571,22 @@ func (o *Operator) add(in *record.Batch, i int, out *Output) {
 // addTumbling is the hot path: kept small so the compiler keeps it tight.
 func (o *Operator) addTumbling(in *record.Batch, i int, out *Output) {
 	t := in.Times[i]
-	ps := alignDown(t, o.pane, o.off)
+	// Most records fall in the pane of the one before: no division.
+	ps := o.lastPane
+	if t < ps || t-ps >= o.pane || ps == MinWatermark {
+		ps = alignDown(t, o.pane, o.off)
+		o.lastPane = ps
+	}
 	if o.expired(ps + o.size) {
 		o.emitLate(in, i, out)
 		return
 	}
-	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
+	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in, i, ps) {
 		return // nothing to withdraw
 	}
-	ks := o.keys[in.Keys[i]]
+	ks, h := o.keyOf(in, i)
 	if ks == nil {
-		if ks = o.newKeyFrom(in, i, out); ks == nil {
+		if ks = o.newKeyFrom(in, i, h, out); ks == nil {
 			return
 		}
 	} else if o.async != nil {
@@ -567,7 +618,7 @@ func (o *Operator) addSliding(in *record.Batch, i int, out *Output) {
 		o.emitLate(in, i, out)
 		return
 	}
-	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in.Keys[i], ps, in.Row(i)) {
+	if o.clog != nil && o.retraction(in.Row(i)) && !o.holds(in, i, ps) {
 		return // nothing to withdraw
 	}
 	ks := o.keyFor(in, i, out)
@@ -625,7 +676,7 @@ func (o *Operator) addSession(in *record.Batch, i int, out *Output) {
 	gap := o.cfg.Assigner.Gap
 	start, end := t, t+gap
 	first, last := -1, -1
-	if ks := o.keys[in.Keys[i]]; ks != nil {
+	if ks, _ := o.keyOf(in, i); ks != nil {
 		for j := range ks.panes {
 			p := &ks.panes[j]
 			// Flink's intersection: sessions that touch merge too.
@@ -702,7 +753,7 @@ func (o *Operator) mergePane(p, q *pane) {
 		x.dirty = true
 		return
 	}
-	o.mergeState(p.w, p.accs(), q.w, q.accs())
+	o.mergeState(o.paneWords(p), p.accs(), o.paneWords(q), q.accs())
 }
 
 // mergeState folds the state src (words, accs) into dst.
@@ -728,9 +779,9 @@ func (p *pane) accs() []Acc {
 func (o *Operator) apply(p *pane, in *record.Batch, i int) {
 	switch {
 	case o.countOnly:
-		p.w[0]++
+		p.iw[0]++
 	case o.clog == nil:
-		o.addRow(p.w, p.accs(), in.Row(i), in.Times[i])
+		o.addRow(o.paneWords(p), p.accs(), in.Row(i), in.Times[i])
 	default:
 		o.applyChangelog(p, in, i)
 	}
@@ -777,8 +828,9 @@ func (o *Operator) applyChangelog(p *pane, in *record.Batch, i int) {
 
 // holds reports whether the slice at ps of key holds the identity of a
 // changelog row.
-func (o *Operator) holds(key string, ps int64, row record.Row) bool {
-	ks := o.keys[key]
+func (o *Operator) holds(in *record.Batch, i int, ps int64) bool {
+	row := in.Row(i)
+	ks, _ := o.keyOf(in, i)
 	if ks == nil {
 		return false
 	}
@@ -818,7 +870,7 @@ func (o *Operator) settle(p *pane) {
 		return
 	}
 	p.x.dirty = false
-	clear(p.w)
+	clear(o.paneWords(p))
 	clear(p.x.accs)
 	refs := o.sortBuf[:0]
 	for id, c := range p.x.contrib {
@@ -831,53 +883,53 @@ func (o *Operator) settle(p *pane) {
 		return strings.Compare(a.id, b.id)
 	})
 	for _, r := range refs {
-		o.addRow(p.w, p.x.accs, r.c.row, r.c.t)
+		o.addRow(o.paneWords(p), p.x.accs, r.c.row, r.c.t)
 	}
 	clear(refs)
 	o.sortBuf = refs[:0]
 }
 
 func (o *Operator) newPane(ks *keyState, start, end int64) *pane {
-	w, x := o.paneStorage(ks)
+	x := o.paneStorage(ks)
 	if len(ks.panes) == 0 {
 		o.empty--
 	}
 	ks.lastEnd = max(ks.lastEnd, end)
 	o.stats.panes++
-	return ks.insert(pane{start: start, end: end, w: w, x: x})
+	return ks.insert(pane{start: start, end: end, x: x})
 }
 
-// paneStorage returns state for a new pane of ks: what the last removed
-// pane left in the slot past the key's panes (cleared when it was
-// removed), or new.
-func (o *Operator) paneStorage(ks *keyState) ([]uint64, *paneExt) {
+// paneStorage returns the paneExt for a new pane of ks, if the stage
+// needs one: what the last removed pane left in the slot past the key's
+// panes (cleared when it was removed), or new. Word state up to
+// inlineWords is in the pane itself.
+func (o *Operator) paneStorage(ks *keyState) *paneExt {
+	if !o.needsExt() {
+		return nil
+	}
 	if n := len(ks.panes); n < cap(ks.panes) {
 		slot := &ks.panes[:n+1][n]
-		w, x := slot.w, slot.x
-		slot.w, slot.x = nil, nil
-		if w != nil || x != nil {
-			return w, x
+		x := slot.x
+		slot.x = nil
+		if x != nil {
+			return x
 		}
 	}
-	var w []uint64
-	if o.nWords > 0 {
-		w = make([]uint64, o.nWords)
+	x := &paneExt{}
+	if o.nWords > inlineWords {
+		x.w = make([]uint64, o.nWords)
 	}
-	var x *paneExt
-	if o.nAccs > 0 || o.clog != nil {
-		x = &paneExt{}
-		if o.nAccs > 0 {
-			x.accs = make([]Acc, o.nAccs)
-		}
+	if o.nAccs > 0 {
+		x.accs = make([]Acc, o.nAccs)
 	}
-	return w, x
+	return x
 }
 
 // forget accounts for a removed pane and clears its state, which the
 // caller may keep for reuse (see paneStorage).
 func (o *Operator) forget(p *pane) {
 	o.stats.panes--
-	clear(p.w)
+	clear(o.paneWords(p))
 	if x := p.x; x != nil {
 		o.stats.contrib(x, -x.bytes)
 		clear(x.accs)
@@ -890,7 +942,6 @@ func (o *Operator) forget(p *pane) {
 // kept ones for the next pane to reuse.
 func (o *Operator) keep(ks *keyState, drop func(*pane) bool) {
 	n := 0
-	var spareW []uint64
 	var spareX *paneExt
 	dropped := false
 	for j := range ks.panes {
@@ -898,7 +949,7 @@ func (o *Operator) keep(ks *keyState, drop func(*pane) bool) {
 		if drop(p) {
 			o.forget(p)
 			if !dropped {
-				spareW, spareX, dropped = p.w, p.x, true
+				spareX, dropped = p.x, true
 			}
 			continue
 		}
@@ -913,26 +964,30 @@ func (o *Operator) keep(ks *keyState, drop func(*pane) bool) {
 	clear(ks.panes[n:])
 	ks.panes = ks.panes[:n]
 	slot := &ks.panes[:n+1][n]
-	slot.w, slot.x = spareW, spareX
+	slot.x = spareX
 }
 
-func (o *Operator) newKey(key string, row record.Row) *keyState {
-	o.empty++                                                // until its first pane
-	ks := &keyState{key: strings.Clone(key), timer: noTimer} // the batch's key lives in its arena
+func (o *Operator) newKey(h uint64, key string, row record.Row) *keyState {
+	o.empty++ // until its first pane
+	// No id of a dropped key is reused while a snapshot walks the ids.
+	id, ks := o.slab.alloc(o.async == nil)
+	ks.key = o.arena.intern(key) // the batch's key lives in the batch's arena
+	ks.timer, ks.tag, ks.live = noTimer, uint32(h>>32), true
 	if o.kind == Sliding {
 		ks.sl = &slidingKey{firedEnd: MinWatermark}
 	}
 	// A key born after a snapshot began is not part of it.
 	ks.snap.Store(2*o.epoch + 1)
-	if len(o.keyIdx) != 1 || row[o.keyIdx[0]].T != record.TypeString || row[o.keyIdx[0]].S != key {
+	if len(o.keyIdx) > 1 || len(o.keyIdx) == 1 && (row[o.keyIdx[0]].T != record.TypeString || row[o.keyIdx[0]].S != key) {
 		// Otherwise the key is its one string value: nothing more to keep.
-		ks.vals = make([]record.Value, len(o.keyIdx))
+		vals := make([]record.Value, len(o.keyIdx))
 		for j, idx := range o.keyIdx {
-			ks.vals[j] = row[idx].Clone()
+			vals[j] = row[idx].Clone()
 		}
+		ks.vals = &vals[0]
 	}
-	o.keys[ks.key] = ks
-	o.all = append(o.all, ks)
+	o.table.insert(ks.tag, id)
+	o.nKeys++
 	o.stats.newKey(ks)
 	return ks
 }
@@ -941,10 +996,19 @@ func (o *Operator) newKey(key string, row record.Row) *keyState {
 // is its one string value.
 func (o *Operator) keyValues(ks *keyState, dst []record.Value) []record.Value {
 	if ks.vals != nil || len(o.keyIdx) != 1 {
-		return ks.vals
+		return o.keyVals(ks)
 	}
 	dst[0] = record.String(ks.key)
 	return dst[:1]
+}
+
+// keyVals returns the key's stored field values (nil when the key is its
+// one string value).
+func (o *Operator) keyVals(ks *keyState) []record.Value {
+	if ks.vals == nil {
+		return nil
+	}
+	return unsafe.Slice(ks.vals, len(o.keyIdx))
 }
 
 func (ks *keyState) paneAt(start int64) *pane {
@@ -1095,26 +1159,44 @@ func (o *Operator) sweep() {
 	}
 	r := o.retention()
 	every := o.sweepEvery()
-	kept := o.all[:0]
-	for _, ks := range o.all {
-		if o.keys[ks.key] != ks {
-			continue // dropped earlier
-		}
-		if len(ks.panes) == 0 && (o.wm == MaxWatermark || ks.lastEnd+r <= o.wm) && o.async == nil {
-			delete(o.keys, ks.key)
+	dropped := false
+	for id := range o.slab.n {
+		ks := o.slab.at(id)
+		if ks.live && len(ks.panes) == 0 && (o.wm == MaxWatermark || ks.lastEnd+r <= o.wm) && o.async == nil {
 			o.empty--
 			o.expiredKeys++
+			o.nKeys--
 			o.stats.dropKey(ks)
-			continue
+			o.slab.release(id)
+			dropped = true
 		}
-		kept = append(kept, ks)
 	}
-	clear(o.all[len(kept):])
-	o.all = kept
+	if dropped {
+		o.reindex()
+	}
 	if o.wm >= MaxWatermark-every {
 		o.nextSweep = MaxWatermark
 	} else {
 		o.nextSweep = o.wm + every
+	}
+}
+
+// reindex rebuilds the key table from the live keys.
+func (o *Operator) reindex() {
+	o.table.reset(o.nKeys)
+	for id := range o.slab.n {
+		if ks := o.slab.at(id); ks.live {
+			o.table.insert(ks.tag, id)
+		}
+	}
+}
+
+// eachKey calls f for every key, empty ones included.
+func (o *Operator) eachKey(f func(*keyState)) {
+	for id := range o.slab.n {
+		if ks := o.slab.at(id); ks.live {
+			f(ks)
+		}
 	}
 }
 
@@ -1185,7 +1267,7 @@ func (o *Operator) assertPane(ks *keyState, p *pane, out *Output) {
 		return
 	}
 	o.settle(p)
-	o.emit(ks, p.start, p.end, p.next, false, p.w, p.accs(), out)
+	o.emit(ks, p.start, p.end, p.next, false, o.paneWords(p), p.accs(), out)
 	p.next++
 	p.live = true
 }
@@ -1194,7 +1276,7 @@ func (o *Operator) assertPane(ks *keyState, p *pane, out *Output) {
 // hold what that result said: every change to a live pane is emitted at once.
 func (o *Operator) retractPane(ks *keyState, p *pane, out *Output) {
 	o.settle(p)
-	o.emit(ks, p.start, p.end, p.next, true, p.w, p.accs(), out)
+	o.emit(ks, p.start, p.end, p.next, true, o.paneWords(p), p.accs(), out)
 	p.next++
 	p.live = false
 }
@@ -1212,7 +1294,7 @@ func (o *Operator) windowAccs(ks *keyState, end int64) bool {
 			continue
 		}
 		o.settle(p)
-		o.mergeState(o.scratchW, o.scratchA, p.w, p.accs())
+		o.mergeState(o.scratchW, o.scratchA, o.paneWords(p), p.accs())
 		n++
 	}
 	return n > 0

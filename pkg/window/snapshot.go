@@ -39,11 +39,11 @@ const (
 // watermark is not either: on restore it is rebuilt from the splits.
 func (o *Operator) Snapshot() map[uint16][]byte {
 	groups := make(map[uint16][]*keyState)
-	for _, ks := range o.keys {
+	o.eachKey(func(ks *keyState) {
 		if len(ks.panes) > 0 {
 			groups[ks.kg] = append(groups[ks.kg], ks)
 		}
-	}
+	})
 	base := o.snapshotBase()
 	out := make(map[uint16][]byte, len(groups))
 	for kg, keys := range groups {
@@ -115,8 +115,9 @@ func (o *Operator) appendKey(buf []byte, ks *keyState, base int64) []byte {
 	buf = append(buf, flags)
 	buf = appendString(buf, ks.key)
 	if flags&keyFlagIsValue == 0 {
-		buf = binary.AppendUvarint(buf, uint64(len(ks.vals)))
-		for _, v := range ks.vals {
+		vals := o.keyVals(ks)
+		buf = binary.AppendUvarint(buf, uint64(len(vals)))
+		for _, v := range vals {
 			buf = AppendValue(buf, v)
 		}
 	}
@@ -162,7 +163,7 @@ func (o *Operator) appendKey(buf []byte, ks *keyState, base int64) []byte {
 		}
 		for _, sl := range o.slots {
 			if sl.w != nil {
-				buf = sl.w.appendW(buf, p.w[sl.off:])
+				buf = sl.w.appendW(buf, o.paneWords(p)[sl.off:])
 			} else {
 				buf = AppendAcc(buf, &p.x.accs[sl.off])
 			}
@@ -242,14 +243,24 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 	}
 	n := r.count(len(r.B))
 	// Slabs: one allocation per key group instead of several per key.
-	keys := make([]keyState, n)
 	var sliding []slidingKey
 	if o.kind == Sliding {
 		sliding = make([]slidingKey, n)
 	}
-	if len(o.keys) == 0 {
-		o.keys = make(map[string]*keyState, n*2)
+	if need := o.table.n + n; need*4 > len(o.table.slots)*3 {
+		size := max(minTableSlots, len(o.table.slots))
+		for need*4 > size*3 {
+			size *= 2
+		}
+		o.table.resize(size)
 	}
+	// cur is the id of the key being read, released if it is not kept.
+	cur := int64(-1)
+	defer func() {
+		if cur >= 0 {
+			o.slab.release(uint32(cur))
+		}
+	}()
 	var keyBytes []byte
 	var vals slab[record.Value]
 	var panes slab[pane]
@@ -258,7 +269,8 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 	var accs slab[Acc]
 	var acc Acc
 	for i := 0; i < n && r.Err == nil; i++ {
-		ks := &keys[i]
+		id, ks := o.slab.alloc(true)
+		cur = int64(id)
 		ks.kg, ks.timer = kg, noTimer
 		if sliding != nil {
 			ks.sl = &sliding[i]
@@ -283,12 +295,16 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 			if r.Err == nil && nv != len(o.keyIdx) {
 				r.Fail(fmt.Errorf("key %q has %d key values, the stage keys by %d fields", ks.key, nv, len(o.keyIdx)))
 			}
-			ks.vals = vals.take(nv)
+			kv := vals.take(nv)
 			for j := 0; j < nv && r.Err == nil; j++ {
-				ks.vals[j], r.B, r.Err = ReadValue(r.B)
+				kv[j], r.B, r.Err = ReadValue(r.B)
 			}
-			if r.Err == nil && nv == 1 && ks.vals[0].T == record.TypeString && ks.vals[0].S == ks.key {
-				ks.vals = nil // the key is its one string value
+			switch {
+			case r.Err != nil, nv == 0:
+			case nv == 1 && kv[0].T == record.TypeString && kv[0].S == ks.key:
+				// The key is its one string value: nothing more to keep.
+			default:
+				ks.vals = &kv[0]
 			}
 		}
 		firedEnd, lastEnd, hasLast := int64(MinWatermark), int64(0), false
@@ -350,11 +366,14 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 			} else {
 				p.pending, p.live = pf&paneFlagPending != 0, pf&paneFlagLive != 0
 			}
-			p.w = words.take(o.nWords)
-			if o.nAccs > 0 || o.clog != nil {
+			if o.needsExt() {
 				p.x = &exts.take(1)[0]
 				p.x.accs = accs.take(o.nAccs)
+				if o.nWords > inlineWords {
+					p.x.w = words.take(o.nWords)
+				}
 			}
+			w := o.paneWords(&p)
 			if o.clog != nil {
 				r.readContrib(o, &p, o.cfg.Input.Len())
 			} else {
@@ -367,13 +386,13 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 						// An Acc per aggregate; word state converts.
 						if r.B, r.Err = ReadAcc(r.B, &acc); r.Err == nil {
 							if sl.w != nil {
-								sl.w.fromAcc(&acc, p.w[sl.off:])
+								sl.w.fromAcc(&acc, w[sl.off:])
 							} else {
 								p.x.accs[sl.off] = acc
 							}
 						}
 					case sl.w != nil:
-						r.B, r.Err = sl.w.readW(r.B, p.w[sl.off:])
+						r.B, r.Err = sl.w.readW(r.B, w[sl.off:])
 					default:
 						r.B, r.Err = ReadAcc(r.B, &p.x.accs[sl.off])
 					}
@@ -394,11 +413,14 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 		if version == snapshotVersionV1 && o.kind == Sliding {
 			o.firedFromV1(ks, revs)
 		}
-		if _, dup := o.keys[ks.key]; dup {
+		h := KeyHash(ks.key)
+		if o.lookup(h, ks.key) != nil {
 			return fmt.Errorf("restore key group %d: key %q restored twice", kg, ks.key)
 		}
-		o.keys[ks.key] = ks
-		o.all = append(o.all, ks)
+		ks.tag, ks.live = uint32(h>>32), true
+		o.table.insert(ks.tag, id)
+		o.nKeys++
+		cur = -1
 		o.stats.newKey(ks)
 		o.stats.panes += int64(len(ks.panes))
 		o.schedule(ks)
