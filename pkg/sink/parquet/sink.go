@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,7 +252,7 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 	if rt == nil {
 		return w, nil
 	}
-	if !slices.Equal(rt.fields, schema.Fields()) || rt.layout != w.lay {
+	if !record.FieldsEqual(rt.fields, schema.Fields()) || rt.layout != w.lay {
 		s.logger.Warn("schema or layout changed since the checkpoint: finishing resumed parquet files",
 			zap.String("task", task), zap.Int("files", len(rt.files)))
 		if err := s.finishFiles(context.Background(), w.task, rt.files); err != nil {
