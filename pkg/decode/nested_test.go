@@ -2,6 +2,7 @@ package decode
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -141,4 +142,27 @@ func TestNewJSONRejectsBadNested(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// TestFloatsParseExactly decodes floats that fastfloat.Parse rounds a unit
+// in the last place off (valyala/fastjson#91, #110): every float field,
+// nested or not, holds the number strconv.ParseFloat reads, so a value a
+// producer wrote in shortest round-trip form reads back as itself.
+func TestFloatsParseExactly(t *testing.T) {
+	d, err := NewJSON(Config{Fields: []Field{
+		{Name: "f", Type: record.TypeFloat},
+		{Name: "ts", Type: record.TypeTimestamp, TimeFormat: TimeEpochS},
+	}})
+	require.NoError(t, err)
+	for _, text := range []string{"8.54E-4", "2.0250405e+07", "-1.7613093693124758e+09", "0.1", "3.0e-2", "1.5"} {
+		b := record.NewBatch(2, 1)
+		require.NoError(t, d.Decode([]byte(`{"f":`+text+`,"ts":`+strings.TrimPrefix(text, "-")+`}`), 1, b))
+		want, err := strconv.ParseFloat(text, 64)
+		require.NoError(t, err)
+		require.Equal(t, want, b.Row(0)[0].Float(), text)
+	}
+	// Timestamps in fractional epoch seconds round from the exact number.
+	b := record.NewBatch(2, 1)
+	require.NoError(t, d.Decode([]byte(`{"ts":1761309369.3124758}`), 1, b))
+	require.Equal(t, int64(1761309369312476), b.Row(0)[1].Int())
 }
