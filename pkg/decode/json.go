@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -551,11 +550,7 @@ func parseNumber(raw []byte) (n int64, isInt bool, f float64, ok bool) {
 			return n, true, 0, true
 		}
 	}
-	// strconv, not fastfloat: fastfloat.Parse rounds some numbers a unit
-	// in the last place off (valyala/fastjson#91, #110, open at v1.6.10),
-	// so a float written in shortest round-trip form by its producer would
-	// not read back as itself. TestFloatsParseExactly pins it.
-	f, err := strconv.ParseFloat(b2s(raw), 64)
+	f, err := parseFloat(raw) // exact, unlike fastfloat.Parse (float.go)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false, 0, false
 	}

@@ -2,6 +2,8 @@ package decode
 
 import (
 	"errors"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,4 +167,28 @@ func TestFloatsParseExactly(t *testing.T) {
 	b := record.NewBatch(2, 1)
 	require.NoError(t, d.Decode([]byte(`{"ts":1761309369.3124758}`), 1, b))
 	require.Equal(t, int64(1761309369312476), b.Row(0)[1].Int())
+}
+
+// TestParseFloatMatchesStrconv compares parseFloat with strconv.ParseFloat
+// on numbers written every way producers write them, on both sides of the
+// 15-digit fast path.
+func TestParseFloatMatchesStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 50_000 {
+		f := math.Float64frombits(rng.Uint64())
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		f = math.Mod(f, math.Pow10(rng.IntN(30)-10))
+		for _, text := range []string{
+			strconv.FormatFloat(f, 'g', -1, 64),
+			strconv.FormatFloat(f, 'f', rng.IntN(17), 64),
+			strconv.FormatFloat(f, 'e', rng.IntN(17), 64),
+		} {
+			want, werr := strconv.ParseFloat(text, 64)
+			got, err := parseFloat([]byte(text))
+			require.Equal(t, werr == nil, err == nil, text)
+			require.Equal(t, math.Float64bits(want), math.Float64bits(got), text)
+		}
+	}
 }
