@@ -147,3 +147,32 @@ func duckQuery(t testing.TB, sql string) []map[string]any {
 	}
 	return rows
 }
+
+// NestedFile is what a reader's -nested form (scripts/parquet-readers)
+// sees of one file: rows as trees of their top-level columns (structs as
+// objects, lists as arrays, maps as objects or {"$map": pairs}, leaves in
+// Canon form), decoded with json.Number.
+type NestedFile struct {
+	Path      string `json:"path"`
+	Error     string `json:"error"`
+	NumRows   int64  `json:"numRows"`
+	Schema    []Leaf `json:"schema"`
+	RowGroups []struct {
+		NumRows int64   `json:"numRows"`
+		Columns []Chunk `json:"columns"`
+		Rows    [][]any `json:"rows"`
+	} `json:"rowGroups"`
+}
+
+// ReadJSNested reads files with "hyparquet" or "arrow" in their -nested
+// form.
+func ReadJSNested(t testing.TB, reader string, files []string) []NestedFile {
+	t.Helper()
+	var out []NestedFile
+	dec := json.NewDecoder(bytes.NewReader(node(t, "scripts/parquet-readers/read.mjs", append([]string{reader + "-nested"}, files...)...)))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		t.Fatalf("read parquet with %s: decode output: %v", reader, err)
+	}
+	return out
+}

@@ -111,6 +111,12 @@ type Field struct {
 	// string, number, bool), as its JSON text in a string column, so
 	// nested values reach the output whole. Type must be TypeString.
 	Raw bool
+	// Fields are the members of a TypeStruct field, each read from the
+	// object key of its Name (members have no Path). See nested.go.
+	Fields []Field
+	// Elem is the element type of a TypeList field or the value type of a
+	// TypeMap field (keys are strings).
+	Elem *Field
 }
 
 // Config declares what a JSON decoder extracts.
@@ -181,6 +187,8 @@ type JSON struct {
 	// configuration needs the full one; fastSeen marks the fields read.
 	fast     *fastNode
 	fastSeen []bool
+	// nested is the scratch of nested fields.
+	nested nestedState
 }
 
 // NewJSON validates cfg and builds a decoder.
@@ -192,8 +200,13 @@ func NewJSON(cfg Config) (*JSON, error) {
 	schemaFields := make([]record.Field, len(cfg.Fields))
 	eventIdx := -1
 	for i, f := range cfg.Fields {
-		if f.Type == record.TypeNull || f.Type > record.TypeTimestamp {
+		if !f.Type.Scalar() && !f.Type.Nested() {
 			return nil, fmt.Errorf("new json decoder: field %q: unsupported type %s", f.Name, f.Type)
+		}
+		if f.Type.Nested() {
+			if err := checkNested(&f, f.Name); err != nil {
+				return nil, fmt.Errorf("new json decoder: %w", err)
+			}
 		}
 		if f.Raw && f.Type != record.TypeString {
 			return nil, fmt.Errorf("new json decoder: raw field %q must be a string column, got %s", f.Name, f.Type)
@@ -218,7 +231,7 @@ func NewJSON(cfg Config) (*JSON, error) {
 			eventIdx = i
 		}
 		fields[i] = f
-		schemaFields[i] = record.Field{Name: f.Name, Type: f.Type}
+		schemaFields[i] = schemaField(f)
 	}
 	if cfg.InvalidUTF8 > UTF8Replace {
 		return nil, fmt.Errorf("new json decoder: unknown invalid UTF-8 policy %d", cfg.InvalidUTF8)
@@ -264,7 +277,7 @@ func NewJSON(cfg Config) (*JSON, error) {
 		counters:  cfg.Counters,
 		extras:    extras,
 		declared:  declared,
-		fast:      newFastPath(fields, cfg.ExtrasField),
+		fast:      fastPathFor(fields, cfg.ExtrasField),
 		fastSeen:  make([]bool, len(fields)),
 	}, nil
 }
@@ -324,7 +337,7 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 	row := b.AppendRow(eventMS)
 	for i := range d.slots {
 		s := &d.slots[i]
-		if s.v.T == record.TypeString {
+		if s.v.T == record.TypeString || s.v.T.Nested() {
 			s.v.S = b.Intern(s.str)
 			s.str = nil
 		}
@@ -366,6 +379,12 @@ func (d *JSON) fullDecode(msg []byte) *Error {
 			}
 			s.v = record.Value{T: record.TypeString}
 			s.str = s.own
+			continue
+		}
+		if f.Type.Nested() {
+			if e := d.decodeNested(f, v, s); e != nil {
+				return e
+			}
 			continue
 		}
 		if e := d.decodeValue(f, v, s); e != nil {
@@ -531,7 +550,7 @@ func parseNumber(raw []byte) (n int64, isInt bool, f float64, ok bool) {
 			return n, true, 0, true
 		}
 	}
-	f, err := fastfloat.Parse(b2s(raw))
+	f, err := parseFloat(raw) // exact, unlike fastfloat.Parse (float.go)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false, 0, false
 	}

@@ -265,6 +265,31 @@ func (b *builder) checkpoint(cc *CheckpointConfig) *operator.CheckpointConfig {
 	return out
 }
 
+// decodeField maps a validated field declaration, nested members
+// included, to the decoder's.
+func decodeField(f FieldConfig) decode.Field {
+	t, _ := record.ParseType(f.Type)
+	raw := f.Type == fieldTypeJSON
+	if raw {
+		t = record.TypeString
+	}
+	if nt, ok := nestedTypes[f.Type]; ok {
+		t = nt
+	}
+	tf, _ := decode.ParseTimeFormat(f.Format)
+	out := decode.Field{Name: f.Name, Type: t, TimeFormat: tf, Required: f.Required, Raw: raw}
+	for _, m := range f.Fields {
+		out.Fields = append(out.Fields, decodeField(m))
+	}
+	for _, e := range []*FieldConfig{f.Items, f.Values} {
+		if e != nil {
+			de := decodeField(*e)
+			out.Elem = &de
+		}
+	}
+	return out
+}
+
 func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 	sc := b.c.Sources[i]
 	path := fmt.Sprintf("sources[%d]", i)
@@ -287,17 +312,13 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 	}
 	dcfg.ExtrasField = sc.Decode.Extras
 	for _, f := range sc.Decode.Fields {
-		t, _ := record.ParseType(f.Type)
-		raw := f.Type == fieldTypeJSON
-		if raw {
-			t = record.TypeString
-		}
-		tf, _ := decode.ParseTimeFormat(f.Format)
 		p := f.Path
 		if p == "" {
 			p = f.Name
 		}
-		dcfg.Fields = append(dcfg.Fields, decode.Field{Name: f.Name, Path: strings.Split(p, "."), Type: t, TimeFormat: tf, Required: f.Required, Key: b.keys[f.Name], Raw: raw})
+		df := decodeField(f)
+		df.Path, df.Key = strings.Split(p, "."), b.keys[f.Name]
+		dcfg.Fields = append(dcfg.Fields, df)
 	}
 	b.sourceWarnings(path, &sc)
 	newDecoder := func() (operator.Decoder, error) { return decode.NewJSON(dcfg) }

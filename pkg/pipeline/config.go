@@ -229,14 +229,24 @@ type FieldConfig struct {
 	Name string `yaml:"name"`
 	// Path is a dotted JSON path ("meta.sourceId"); default: Name.
 	Path string `yaml:"path"`
-	// Type is string, int, float, bool, timestamp, or json: the value at
-	// the path (object, array or scalar) kept as its JSON text.
+	// Type is string, int, float, bool, timestamp, json (the value at the
+	// path, object, array or scalar, kept as its JSON text), or a nested
+	// type written to Parquet as a group: struct (with fields), list (with
+	// items) or map (string keys, with values).
 	Type string `yaml:"type"`
 	// Format is for timestamps: epoch_s, epoch_ms, epoch_us, epoch_ns,
 	// rfc3339, or auto (the default: numbers by magnitude, strings as RFC 3339).
 	Format string `yaml:"format"`
 	// Required fields that are absent or null send the record to dead letters.
 	Required bool `yaml:"required"`
+	// Fields are the members of a struct: name, type, format, required,
+	// and nested types again; each is read from the object key of its name.
+	Fields []FieldConfig `yaml:"fields"`
+	// Items is the element type of a list: {type: string}, or a struct
+	// with its fields, or another list or map.
+	Items *FieldConfig `yaml:"items"`
+	// Values is the value type of a map, whose keys are strings.
+	Values *FieldConfig `yaml:"values"`
 }
 
 // EventTimeConfig says where event time comes from.

@@ -150,7 +150,7 @@ func TestInvalidManyValidation(t *testing.T) {
 		`line 6: sources[0].generator: only applies to type generator`,
 		`line 7: sources[0].generator.rate: must be a finite number >= 0 (0 means as fast as possible)`,
 		`line 8: sources[0].generator.splits: must be > 0, got -1`,
-		`line 11: sources[0].decode.fields[0].type: unknown type "timestmp" (did you mean "timestamp"? want string, int, float, bool, timestamp, json)`,
+		`line 11: sources[0].decode.fields[0].type: unknown type "timestmp" (did you mean "timestamp"? want string, int, float, bool, timestamp, json, struct, list, map)`,
 		`line 12: sources[0].decode.fields[1].name: field "ts" already declared at sources[0].decode.fields[0]`,
 		`line 14: sources[0].eventTime.field: field "missing" is not declared in decode.fields`,
 		// senderField is absent: the problem takes the line of its parent.

@@ -104,7 +104,7 @@ var (
 	watermarkStrategy = []string{watermarkStrategyBounded, watermarkStrategyPerSender}
 	invalidUTF8s      = []string{invalidUTF8DeadLetter, invalidUTF8Replace}
 	emptyRecords      = []string{emptySkip, emptyDeadLetter}
-	fieldTypes        = []string{"string", "int", "float", "bool", "timestamp", fieldTypeJSON}
+	fieldTypes        = []string{"string", "int", "float", "bool", "timestamp", fieldTypeJSON, "struct", "list", "map"}
 )
 
 // ApplyDefaults fills every zero value that has a default. It is
@@ -512,12 +512,16 @@ func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type 
 		if f.Type == fieldTypeJSON {
 			t, err = record.TypeString, nil
 		}
+		if nt, ok := nestedTypes[f.Type]; ok {
+			t, err = nt, nil
+		}
 		switch {
 		case f.Type == "":
-			v.add(fp+".type", "required (string, int, float, bool, timestamp or json)")
+			v.add(fp+".type", "required (string, int, float, bool, timestamp, json, struct, list or map)")
 		case err != nil:
 			v.add(fp+".type", "%s", fielderr.Unknown("type", f.Type, fieldTypes))
 		}
+		v.nestedMembers(fp, f.Name, &f, 1)
 		switch {
 		case f.Format == "":
 		case t != record.TypeTimestamp:
@@ -550,6 +554,88 @@ func (v *validator) fields(path string, d *DecodeConfig) map[string]record.Type 
 
 // fieldTypeJSON is the decode field type that keeps a value as JSON text.
 const fieldTypeJSON = "json"
+
+// nestedTypes are the decode field types written as Parquet groups.
+var nestedTypes = map[string]record.Type{"struct": record.TypeStruct, "list": record.TypeList, "map": record.TypeMap}
+
+// memberTypes are the types a struct member, list item or map value takes.
+var memberTypes = []string{"string", "int", "float", "bool", "timestamp", "struct", "list", "map"}
+
+// nestedMembers checks what a field of type f.Type declares below it at
+// YAML path fp: fields for a struct, items for a list, values for a map,
+// nothing for the others. name is the field's dotted path for messages.
+func (v *validator) nestedMembers(fp, name string, f *FieldConfig, depth int) {
+	want := map[string]string{"struct": "fields", "list": "items", "map": "values"}[f.Type]
+	for key, set := range map[string]bool{"fields": len(f.Fields) > 0, "items": f.Items != nil, "values": f.Values != nil} {
+		if set && key != want {
+			if want == "" {
+				v.add(fp+"."+key, "field %q: only a %s field has %s", name, map[string]string{"fields": "struct", "items": "list", "values": "map"}[key], key)
+			} else {
+				v.add(fp+"."+key, "field %q: a %s has %s, not %s", name, f.Type, want, key)
+			}
+		}
+	}
+	if want == "" {
+		return
+	}
+	if depth > record.MaxNestedDepth {
+		v.add(fp+".type", "field %q: nested more than %d levels deep", name, record.MaxNestedDepth)
+		return
+	}
+	member := func(mp, mname string, m *FieldConfig, isStructField bool) {
+		switch {
+		case m.Type == "":
+			v.add(mp+".type", "field %q: required (%s)", mname, strings.Join(memberTypes, ", "))
+			return
+		case !slices.Contains(memberTypes, m.Type):
+			v.add(mp+".type", "field %q: %s", mname, fielderr.Unknown("type", m.Type, memberTypes))
+			return
+		}
+		if m.Path != "" && m.Path != m.Name {
+			v.add(mp+".path", "field %q: a struct field is read from its name, it has no path", mname)
+		}
+		if !isStructField && (m.Required || m.Name != "") {
+			v.add(mp, "field %q: items and values take a type (with fields, items, values or format), not a name or required", mname)
+		}
+		if m.Format != "" && m.Type != "timestamp" {
+			v.add(mp+".format", "field %q: only applies to timestamp fields", mname)
+		} else if !slices.Contains(timestampFormats, m.Format) {
+			v.add(mp+".format", "field %q: %s", mname, fielderr.Unknown("timestamp format", m.Format, timestampFormats[1:]))
+		}
+		v.nestedMembers(mp, mname, m, depth+1)
+	}
+	switch f.Type {
+	case "struct":
+		if len(f.Fields) == 0 {
+			v.add(fp+".fields", "field %q: a struct needs at least one field", name)
+		}
+		seen := map[string]int{}
+		for j := range f.Fields {
+			m := &f.Fields[j]
+			mp := fmt.Sprintf("%s.fields[%d]", fp, j)
+			if m.Name == "" {
+				v.add(mp+".name", "field %q: required", name+".?")
+				continue
+			}
+			if k, dup := seen[m.Name]; dup {
+				v.add(mp+".name", "field %q already declared at %s.fields[%d]", name+"."+m.Name, fp, k)
+				continue
+			}
+			seen[m.Name] = j
+			member(mp, name+"."+m.Name, m, true)
+		}
+	case "list", "map":
+		m := f.Items
+		if f.Type == "map" {
+			m = f.Values
+		}
+		if m == nil {
+			v.add(fp+"."+want, "field %q: a %s needs %s, e.g. %s: {type: string}", name, f.Type, want, want)
+			return
+		}
+		member(fp+"."+want, name+"[]", m, false)
+	}
+}
 
 func (v *validator) step(i int, s *StepConfig) {
 	path := fmt.Sprintf("steps[%d]", i)

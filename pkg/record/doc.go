@@ -8,5 +8,22 @@
 // a string beyond the life of the batch (a new key in keyed state, a value
 // held by a first/last aggregate) must copy it with strings.Clone.
 //
+// Nested fields (TypeStruct, TypeList, TypeMap) travel as one Value whose S
+// is the value's canonical JSON text, interned in the batch arena like a
+// string. Stages treat it as opaque (keys, comparisons and expressions see
+// the text); JSON sinks copy it as it is; only the Parquet sink shreds it
+// into the columns of a group. Canonical means, for a field's declared type:
+//   - a struct is an object with its members in declared order, null and
+//     absent members left out (as Spark's to_json does), {} when all are;
+//   - a list is an array, null elements written as null;
+//   - a map is an object of its entries in input order, values possibly
+//     null, each key once;
+//   - scalars are written as AppendJSONValue writes them: strings escaped
+//     as AppendJSONString does, shortest round-trip floats, timestamps as
+//     RFC 3339 strings with microseconds in UTC.
+//
+// The decoder checks every value against the declared type before it
+// writes this text, so a reader of it can rely on the shape.
+//
 // This is a leaf package: it imports nothing else from streamd.
 package record

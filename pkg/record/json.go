@@ -38,6 +38,11 @@ func AppendJSONValue(dst []byte, v Value) []byte {
 		dst = append(dst, '"')
 		dst = v.Time().AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
 		return append(dst, '"')
+	case TypeStruct, TypeList, TypeMap:
+		// Already canonical JSON (see NestedValue): objects and arrays.
+		if v.S != "" {
+			return append(dst, v.S...)
+		}
 	}
 	return append(dst, "null"...)
 }

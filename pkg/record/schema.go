@@ -6,10 +6,16 @@ import (
 	"strings"
 )
 
-// Field is one named, typed column of a schema.
+// Field is one named, typed column of a schema, or a member of a nested
+// field's type.
 type Field struct {
 	Name string
 	Type Type
+	// Fields are the members of a TypeStruct field, in order.
+	Fields []Field
+	// Elem is the element type of a TypeList field or the value type of a
+	// TypeMap field (whose keys are strings); its Name is not used.
+	Elem *Field
 }
 
 // Schema is the ordered list of fields of a stream. Schemas are immutable
@@ -19,7 +25,8 @@ type Schema struct {
 	index  map[string]int
 }
 
-// NewSchema builds a schema; field names must be unique and non-empty.
+// NewSchema builds a schema; field names must be unique and non-empty and
+// nested types complete (Field.Validate).
 func NewSchema(fields ...Field) (*Schema, error) {
 	s := &Schema{fields: append([]Field(nil), fields...), index: make(map[string]int, len(fields))}
 	for i, f := range fields {
@@ -28,6 +35,11 @@ func NewSchema(fields ...Field) (*Schema, error) {
 		}
 		if _, dup := s.index[f.Name]; dup {
 			return nil, fmt.Errorf("new schema: duplicate field %q", f.Name)
+		}
+		if f.Type.Nested() {
+			if err := f.Validate(); err != nil {
+				return nil, fmt.Errorf("new schema: %w", err)
+			}
 		}
 		s.index[f.Name] = i
 	}
@@ -67,7 +79,7 @@ func (s *Schema) String() string {
 		}
 		b.WriteString(f.Name)
 		b.WriteByte(':')
-		b.WriteString(f.Type.String())
+		b.WriteString(f.TypeString())
 	}
 	return b.String()
 }

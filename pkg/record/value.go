@@ -19,9 +19,16 @@ const (
 	TypeBool
 	// TypeTimestamp values are microseconds since the Unix epoch, UTC.
 	TypeTimestamp
+	// TypeStruct, TypeList and TypeMap are nested types; the field says
+	// their members (Field.Fields, Field.Elem). A nested value travels as
+	// its canonical JSON text in S: stages treat it as opaque and the
+	// Parquet sink shreds it into columns (see package doc).
+	TypeStruct
+	TypeList
+	TypeMap
 )
 
-var typeNames = [...]string{"null", "string", "int", "float", "bool", "timestamp"}
+var typeNames = [...]string{"null", "string", "int", "float", "bool", "timestamp", "struct", "list", "map"}
 
 func (t Type) String() string {
 	if int(t) < len(typeNames) {
@@ -32,10 +39,11 @@ func (t Type) String() string {
 
 // GoZero is the zero value of the Go type that stands for t in expression
 // environments (string, int, float64, bool, time.Time), so expressions can
-// be type-checked at compile time; nil for TypeNull.
+// be type-checked at compile time; nil for TypeNull. Expressions see a
+// nested value as its JSON text, a string.
 func (t Type) GoZero() any {
 	switch t {
-	case TypeString:
+	case TypeString, TypeStruct, TypeList, TypeMap:
 		return ""
 	case TypeInt:
 		return 0
@@ -153,7 +161,7 @@ func Compare(a, b Value) int {
 	switch a.T {
 	case TypeNull:
 		return 0
-	case TypeString:
+	case TypeString, TypeStruct, TypeList, TypeMap:
 		switch {
 		case a.S < b.S:
 			return -1
@@ -188,18 +196,20 @@ func cmpFloat(a, b float64) int {
 // Equal reports whether two values are the same type and value.
 func Equal(a, b Value) bool { return a.T == b.T && a.N == b.N && a.S == b.S }
 
-// Clone returns v with its string copied out of any batch arena.
+// Clone returns v with its string (or nested JSON text) copied out of any
+// batch arena.
 func (v Value) Clone() Value {
-	if v.T == TypeString {
+	if v.S != "" {
 		v.S = cloneString(v.S)
 	}
 	return v
 }
 
-// AppendText appends a human-readable form of v (used for keys, paths and logs).
+// AppendText appends a human-readable form of v (used for keys, paths and
+// logs); a nested value is its JSON text.
 func (v Value) AppendText(dst []byte) []byte {
 	switch v.T {
-	case TypeString:
+	case TypeString, TypeStruct, TypeList, TypeMap:
 		return append(dst, v.S...)
 	case TypeInt:
 		return strconv.AppendInt(dst, int64(v.N), 10)
@@ -224,10 +234,11 @@ func (v Value) GoString() string {
 	return string(v.AppendText(nil))
 }
 
-// Any returns v as a plain Go value (string, int64, float64, bool, time.Time or nil).
+// Any returns v as a plain Go value (string, int64, float64, bool, time.Time or nil);
+// a nested value is its JSON text.
 func (v Value) Any() any {
 	switch v.T {
-	case TypeString:
+	case TypeString, TypeStruct, TypeList, TypeMap:
 		return v.S
 	case TypeInt:
 		return int64(v.N)

@@ -6,8 +6,13 @@
 //
 // BigInts become numbers when they are exact in a double and strings
 // otherwise; timestamps become ISO 8601 strings with microseconds in UTC.
+// Nested values become JSON: a STRUCT an object, a LIST an array, a MAP an
+// array of {"key": …, "value": …} in the file's order.
 import {
   DuckDBInstance,
+  DuckDBListValue,
+  DuckDBMapValue,
+  DuckDBStructValue,
   DuckDBTimestampValue,
   DuckDBTimestampTZValue,
 } from '@duckdb/node-api';
@@ -31,6 +36,13 @@ function toJSON(v) {
   if (v instanceof DuckDBTimestampValue || v instanceof DuckDBTimestampTZValue) {
     return isoFromMicros(v.micros);
   }
+  if (v instanceof DuckDBListValue) return v.items.map(toJSON);
+  if (v instanceof DuckDBStructValue) {
+    const o = {};
+    for (const [k, x] of Object.entries(v.entries)) o[k] = toJSON(x);
+    return o;
+  }
+  if (v instanceof DuckDBMapValue) return v.entries.map((e) => ({ key: toJSON(e.key), value: toJSON(e.value) }));
   return v.toString();
 }
 

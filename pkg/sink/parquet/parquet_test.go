@@ -382,6 +382,7 @@ func TestMetrics(t *testing.T) {
 		"streamd_parquet_partitions_committed_total":     0,
 		"streamd_parquet_partition_commit_delay_seconds": 0,
 		"streamd_parquet_partition_late_rows_total":      0,
+		"streamd_parquet_invalid_nested_values_total":    0,
 	}, gather(t, reg, "out"))
 	require.NoError(t, w.Close(ctx))
 
@@ -401,6 +402,7 @@ func TestMetrics(t *testing.T) {
 		"streamd_parquet_partitions_committed_total":     0,
 		"streamd_parquet_partition_commit_delay_seconds": 0,
 		"streamd_parquet_partition_late_rows_total":      0,
+		"streamd_parquet_invalid_nested_values_total":    0,
 	}, gather(t, reg, "out"))
 }
 

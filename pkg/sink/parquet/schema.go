@@ -50,7 +50,9 @@ func (l layout) isJSON(name string) bool {
 }
 
 // parquetSchema maps a record schema to a Parquet schema with one optional
-// column per field, in schema order, so column i is field i. Strings are
+// column per field, in schema order: a scalar field is one leaf column, a
+// nested field a group (nested.go), so column i is field i only when no
+// field is nested. Strings are
 // dictionary encoded (the writer falls back to PLAIN for a column chunk
 // whose dictionary outgrows its bound), everything else PLAIN: the
 // encodings every engine reads (docs/parquet.md).
@@ -58,30 +60,11 @@ func parquetSchema(name string, s *record.Schema, lay layout) (*parquet.Schema, 
 	g := &orderedGroup{fields: make([]parquet.Field, s.Len())}
 	for i := range s.Len() {
 		f := s.Field(i)
-		var n parquet.Node
-		switch f.Type {
-		case record.TypeString:
-			if lay.isJSON(f.Name) {
-				n = parquet.Encoded(parquet.JSON(), &parquet.RLEDictionary)
-			} else {
-				n = parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
-			}
-		case record.TypeInt:
-			n = parquet.Encoded(parquet.Int(64), &parquet.Plain)
-		case record.TypeFloat:
-			n = parquet.Encoded(parquet.Leaf(parquet.DoubleType), &parquet.Plain)
-		case record.TypeBool:
-			n = parquet.Encoded(parquet.Leaf(parquet.BooleanType), &parquet.Plain)
-		case record.TypeTimestamp:
-			unit := parquet.Microsecond
-			if lay.timestampMillis {
-				unit = parquet.Millisecond
-			}
-			n = parquet.Encoded(parquet.TimestampAdjusted(unit, true), &parquet.Plain)
-		default:
-			return nil, fmt.Errorf("map field %q: type %s has no Parquet column type", f.Name, f.Type)
+		n, err := nodeFor(f, lay)
+		if err != nil {
+			return nil, err
 		}
-		g.fields[i] = &orderedField{Node: parquet.Optional(n), name: f.Name}
+		g.fields[i] = &orderedField{Node: n, name: f.Name}
 	}
 	return parquet.NewSchema(name, g), nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,6 +95,7 @@ type metrics struct {
 	lateRows    prometheus.Counter
 	filtered    prometheus.Counter
 	filterErrs  prometheus.Counter
+	badNested   prometheus.Counter
 }
 
 func newMetrics(name string, reg prometheus.Registerer) *metrics {
@@ -141,6 +141,11 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 		filterErrs: f.NewCounter(prometheus.CounterOpts{
 			Name:        "streamd_parquet_filter_errors_total",
 			Help:        "Rows left out because the sink's filter could not be evaluated on them.",
+			ConstLabels: labels,
+		}),
+		badNested: f.NewCounter(prometheus.CounterOpts{
+			Name:        "streamd_parquet_invalid_nested_values_total",
+			Help:        "Nested values written as null because their JSON text did not fit the field's type (never from the JSON decoder).",
 			ConstLabels: labels,
 		}),
 		lateRows: f.NewCounter(prometheus.CounterOpts{
@@ -194,7 +199,15 @@ func sortColumns(names []string, schema *record.Schema) ([]pqfile.SortColumn, er
 		if !ok {
 			return nil, fmt.Errorf("sortBy: unknown field %q (fields: %s)", name, schema)
 		}
-		out = append(out, pqfile.SortColumn{Column: i})
+		if t := schema.Field(i).Type; t.Nested() {
+			return nil, fmt.Errorf("sortBy: field %q is a %s; sort by scalar fields", name, t)
+		}
+		// Column indexes count leaves: a nested field before it has several.
+		col := 0
+		for j := range i {
+			col += leafCount(schema.Field(j))
+		}
+		out = append(out, pqfile.SortColumn{Column: col})
 	}
 	return out, nil
 }
@@ -253,7 +266,7 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 	if rt == nil {
 		return w, nil
 	}
-	if !slices.Equal(rt.fields, schema.Fields()) || rt.layout != w.lay {
+	if !record.FieldsEqual(rt.fields, schema.Fields()) || rt.layout != w.lay {
 		s.logger.Warn("schema or layout changed since the checkpoint: finishing resumed parquet files",
 			zap.String("task", task), zap.Int("files", len(rt.files)))
 		if err := s.finishFiles(context.Background(), w.task, rt.files); err != nil {
@@ -301,6 +314,14 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 	for i := range types {
 		types[i] = schema.Field(i).Type
 	}
+	shred, err := newShredder(schema, ps, lay)
+	if err != nil {
+		return nil, fmt.Errorf("new parquet writer: %w", err)
+	}
+	vals := make([]parquet.Value, schema.Len()*runRows)
+	if shred != nil {
+		vals = vals[:0] // rows take as many values as their lists and maps make
+	}
 	return &Writer{
 		sink:    s,
 		task:    string(escapePathValue(nil, task)),
@@ -314,7 +335,8 @@ func (s *Sink) newWriter(task string, schema *record.Schema) (*Writer, error) {
 		files:   make(map[string]*partFile),
 		parts:   make(map[string]*partStats),
 		wm:      math.MinInt64,
-		vals:    make([]parquet.Value, schema.Len()*runRows),
+		vals:    vals,
+		shred:   shred,
 		run:     make([]parquet.Row, 0, runRows),
 		now:     time.Now,
 		ctx:     context.Background(),

@@ -18,7 +18,10 @@ import (
 // stateVersion is the first byte of an encoded prepared state; a decoder
 // rejects versions it does not know instead of misreading them. Version 2
 // added the layout flags; version 1 states are read with none set.
-const stateVersion = 2
+// Version 3 follows the type byte of a nested field with its members; it
+// is written only for schemas with nested fields, so a state of a flat
+// schema stays readable by a binary that knows version 2.
+const stateVersion = 3
 
 // Layout flags: layoutTimestampMillis is layout.timestampMillis;
 // layoutJSON says the JSON column names follow the flags.
@@ -84,12 +87,18 @@ type taskState struct {
 // Strings and byte strings are uvarint-length prefixed; a ref is dir, seq,
 // upload id and parts (number, ETag).
 func encodeState(dst []byte, s *taskState) ([]byte, error) {
-	b := append(dst, stateVersion)
+	version := byte(2)
+	for _, f := range s.Fields {
+		if f.Type.Nested() {
+			version = stateVersion
+		}
+	}
+	b := append(dst, version)
 	b = appendString(b, s.Task)
 	b = binary.AppendUvarint(b, uint64(len(s.Fields)))
 	for _, f := range s.Fields {
 		b = appendString(b, f.Name)
-		b = append(b, byte(f.Type))
+		b = appendFieldType(b, f)
 	}
 	var flags uint64
 	if s.Layout.timestampMillis {
@@ -188,7 +197,7 @@ func decodeState(b []byte) (*taskState, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("decode parquet sink state: %w: checksum mismatch", errCorruptState)
 	}
-	if body[0] != stateVersion && body[0] != 1 {
+	if body[0] > stateVersion || body[0] < 1 {
 		return nil, fmt.Errorf("decode parquet sink state: unknown version %d", body[0])
 	}
 	s, err := decodeBody(body[1:], body[0])
@@ -209,9 +218,13 @@ func decodeBody(body []byte, version byte) (*taskState, error) {
 		s.Fields = make([]record.Field, 0, n)
 	}
 	for range n {
-		f := record.Field{Name: d.Str(), Type: record.Type(d.Byte())}
-		if d.Err == nil && (f.Name == "" || f.Type == record.TypeNull || f.Type > record.TypeTimestamp) {
-			d.Fail(fmt.Errorf("bad field %q of type %d", f.Name, f.Type))
+		f := record.Field{Name: d.Str()}
+		d.fieldType(&f, version, 0)
+		if d.Err == nil && f.Name == "" {
+			d.Fail(errors.New("field without a name"))
+		}
+		if d.Err == nil && f.Type.Nested() {
+			d.Fail(f.Validate())
 		}
 		s.Fields = append(s.Fields, f)
 	}
@@ -307,6 +320,56 @@ func validDir(dir string) error {
 
 // decoder reads fields in order and remembers the first error.
 type decoder struct{ binread.Reader }
+
+// appendFieldType appends f's type byte and, for a nested type, its
+// members: a struct's count and (name, type) each, a list's or map's
+// element type.
+func appendFieldType(b []byte, f record.Field) []byte {
+	b = append(b, byte(f.Type))
+	switch f.Type {
+	case record.TypeStruct:
+		b = binary.AppendUvarint(b, uint64(len(f.Fields)))
+		for _, m := range f.Fields {
+			b = appendString(b, m.Name)
+			b = appendFieldType(b, m)
+		}
+	case record.TypeList, record.TypeMap:
+		b = appendFieldType(b, *f.Elem)
+	}
+	return b
+}
+
+// fieldType reads what appendFieldType wrote into f, at nesting depth.
+func (d *decoder) fieldType(f *record.Field, version byte, depth int) {
+	f.Type = record.Type(d.Byte())
+	switch {
+	case d.Err != nil:
+		return
+	case f.Type.Scalar():
+		return
+	case !f.Type.Nested() || version < 3:
+		d.Fail(fmt.Errorf("bad field %q of type %d", f.Name, f.Type))
+		return
+	case depth >= record.MaxNestedDepth:
+		d.Fail(fmt.Errorf("field %q nested too deep", f.Name))
+		return
+	}
+	if f.Type == record.TypeStruct {
+		n := d.Count(2)
+		for range n {
+			m := record.Field{Name: d.Str()}
+			d.fieldType(&m, version, depth+1)
+			if d.Err != nil {
+				return
+			}
+			f.Fields = append(f.Fields, m)
+		}
+		return
+	}
+	e := new(record.Field)
+	d.fieldType(e, version, depth+1)
+	f.Elem = e
+}
 
 func (d *decoder) ref() fileRef {
 	r := fileRef{Dir: d.Str(), Seq: d.Uvarint(), UploadID: d.Str()}

@@ -432,6 +432,12 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add(seed)
 	f.Add(seed[1 : len(seed)-4])
 	f.Add([]byte{})
+	nested, err := encodeState(nil, &taskState{Task: "w-0", Fields: nestedSchema.Fields()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(nested)
+	f.Add(nested[1 : len(nested)-4])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The body is fuzzed behind a valid checksum too, or the fuzzer
 		// would never get past it.

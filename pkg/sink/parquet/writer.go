@@ -56,6 +56,9 @@ type Writer struct {
 	run     []parquet.Row
 	runFile *partFile
 	vals    []parquet.Value
+	// shred writes nested fields; nil when the schema has none, and then
+	// row n of a run is vals[n*width:(n+1)*width].
+	shred *shredder
 
 	// completed lists rolled files that are not known to be published yet,
 	// in transactional mode.
@@ -307,6 +310,10 @@ func (w *Writer) partsSnapshot() map[string]partStats {
 // appendRow adds a row to the pending run, each value tagged with its
 // column index and definition level (0 = null, 1 = present).
 func (w *Writer) appendRow(row record.Row) {
+	if w.shred != nil {
+		w.appendNestedRow(row)
+		return
+	}
 	width := len(w.types)
 	n := len(w.run)
 	vals := w.vals[n*width : (n+1)*width : (n+1)*width]
@@ -361,6 +368,11 @@ func (w *Writer) flushRun() error {
 	err := pf.pw.WriteRows(w.run)
 	clear(w.run) // drop references to the batch's strings
 	w.run = w.run[:0]
+	if w.shred != nil {
+		clear(w.vals)
+		w.vals = w.vals[:0]
+		w.shred.resetRun()
+	}
 	if err != nil {
 		return fmt.Errorf("write parquet rows to %s: %w", pf.out.name(), err)
 	}

@@ -2,6 +2,8 @@ package pqfile
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -116,4 +118,105 @@ func TestResumeRepairsColumnPaths(t *testing.T) {
 	require.NoError(t, w.Close())
 	checkColumnPaths(t, footerOf(t, path), schema)
 	checkWithParquetGo(t, path, schema, idRange(0, 350), 4)
+}
+
+// nestedEvent has a list, a struct and a map before the sort column, so a
+// row has more values than columns and the sort column is not at its index.
+type nestedEvent struct {
+	ID    int64            `parquet:"id"`
+	Tags  []string         `parquet:"tags,list"`
+	Geo   *nestedGeo       `parquet:"geo,optional"`
+	Attrs map[string]int64 `parquet:"attrs"`
+	Name  string           `parquet:"name"`
+}
+
+type nestedGeo struct {
+	Lat  float64  `parquet:"lat"`
+	Hops []string `parquet:"hops,list"`
+}
+
+// TestNestedColumnPathsAndSort writes rows with lists, a struct and a map
+// through row groups, a checkpoint with a tail, a crash and a resume, sorted
+// by a column behind the nested ones: every column chunk, nested leaves
+// included, names its full path (tags.list.element, attrs.key_value.key, …),
+// every row group is sorted and no row is lost or changed.
+func TestNestedColumnPathsAndSort(t *testing.T) {
+	schema := parquet.SchemaOf(nestedEvent{})
+	nameCol, ok := schema.Lookup("name")
+	require.True(t, ok)
+	require.Greater(t, nameCol.ColumnIndex, 4)
+	ev := func(id int64) nestedEvent {
+		e := nestedEvent{ID: id, Name: fmt.Sprintf("n%03d", (id*7919)%1000)}
+		for k := range id % 4 {
+			e.Tags = append(e.Tags, fmt.Sprint("t", k))
+		}
+		if id%3 != 0 {
+			e.Geo = &nestedGeo{Lat: float64(id) / 8, Hops: e.Tags}
+		}
+		if id%2 == 0 {
+			e.Attrs = map[string]int64{"a": id, "b": -id}
+		}
+		return e
+	}
+	write := func(w *Writer, from, to int64) {
+		var rows []parquet.Row
+		for id := from; id < to; id++ {
+			e := ev(id)
+			rows = append(rows, schema.Deconstruct(nil, &e))
+		}
+		require.NoError(t, w.WriteRows(rows))
+	}
+	path := filepath.Join(t.TempDir(), "part-0.parquet")
+	opts := Options{RowGroupRows: 100, SortBy: []SortColumn{{Column: nameCol.ColumnIndex}}}
+	out, err := CreateLocal(path)
+	require.NoError(t, err)
+	w, err := New(out, schema, opts)
+	require.NoError(t, err)
+	write(w, 0, 250)
+	st := checkpoint(t, w)
+	require.NotEmpty(t, st.Tail)
+	crash(t, out)
+	out, err = OpenLocalForResume(path, st.Length)
+	require.NoError(t, err)
+	w, err = Resume(out, schema, opts, st)
+	require.NoError(t, err)
+	write(w, 250, 420)
+	require.NoError(t, w.Close())
+
+	md := footerOf(t, path)
+	require.Len(t, md.RowGroups, 5)
+	checkColumnPaths(t, md, schema)
+	require.Contains(t, schema.Columns(), []string{"attrs", "key_value", "key"})
+	require.Contains(t, schema.Columns(), []string{"geo", "hops", "list", "element"})
+
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	pf, err := parquet.OpenFile(f, fi.Size())
+	require.NoError(t, err)
+	seen := map[int64]bool{}
+	for _, rg := range pf.RowGroups() {
+		r := parquet.NewGenericRowGroupReader[nestedEvent](rg)
+		got := make([]nestedEvent, rg.NumRows())
+		n, err := r.Read(got)
+		if !errors.Is(err, io.EOF) {
+			require.NoError(t, err)
+		}
+		require.Equal(t, int(rg.NumRows()), n)
+		for i, e := range got {
+			if i > 0 {
+				require.LessOrEqual(t, got[i-1].Name, e.Name, "row group sorted by name")
+			}
+			want := ev(e.ID)
+			require.Equal(t, want.Name, e.Name)
+			require.Equal(t, len(want.Tags), len(e.Tags))
+			require.Equal(t, want.Geo == nil, e.Geo == nil, "id %d", e.ID)
+			require.Equal(t, len(want.Attrs), len(e.Attrs), "id %d", e.ID)
+			require.False(t, seen[e.ID])
+			seen[e.ID] = true
+		}
+	}
+	require.Len(t, seen, 420)
 }

@@ -673,11 +673,11 @@ func (w *Writer) flushBuffer() error {
 	return nil
 }
 
-// compareRows orders rows by Options.SortBy. Rows are flat: value j is
-// column j.
+// compareRows orders rows by Options.SortBy, whose columns hold one value
+// per row (they are not below a repeated group).
 func (w *Writer) compareRows(a, b parquet.Row) int {
 	for _, sc := range w.opts.SortBy {
-		x, y := a[sc.Column], b[sc.Column]
+		x, y := columnValue(a, sc.Column, w.leaves), columnValue(b, sc.Column, w.leaves)
 		switch xn, yn := x.IsNull(), y.IsNull(); {
 		case xn && yn:
 			continue
@@ -696,6 +696,20 @@ func (w *Writer) compareRows(a, b parquet.Row) int {
 		}
 	}
 	return 0
+}
+
+// columnValue returns the value of column c in row. A row with one value
+// per column has value j in column j; a row with lists or maps has
+// several values in their columns, in column order, so c is searched for.
+func columnValue(row parquet.Row, c, leaves int) parquet.Value {
+	if len(row) == leaves {
+		return row[c]
+	}
+	i, _ := slices.BinarySearchFunc(row, c, func(v parquet.Value, c int) int { return v.Column() - c })
+	if i < len(row) {
+		return row[i]
+	}
+	return parquet.Value{}
 }
 
 // encodedRowGroups returns the row group list as stored in State, encoding
