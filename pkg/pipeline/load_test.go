@@ -389,7 +389,7 @@ sinks:
 	// An unknown field inside a merged mapping is still reported.
 	_, err = Parse([]byte("base: &b {name: x}\nname: y\n"), env())
 	ps := problemsOf(t, err)
-	require.Equal(t, `unknown field "base" (known fields: name, parallelism, keyGroups, batchSize, http, time, sources, steps, stages, sinks, checkpoint)`, ps[0].Msg)
+	require.Equal(t, `unknown field "base" (known fields: name, parallelism, keyGroups, batchSize, http, time, health, sources, steps, stages, sinks, checkpoint)`, ps[0].Msg)
 }
 
 func TestParseEmpty(t *testing.T) {
