@@ -314,6 +314,9 @@ func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, 
 		})
 		b = out
 	}
+	if first := msgs.Messages[0].Position; first.Offset >= 0 || first.Sequence != "" {
+		b.Origin = &record.Origin{Source: t.src.spec.Name, Split: t.split.ID, First: first.String(), Last: last.String()}
+	}
 	t.wm.observe(b, now)
 	wm, idle := t.wm.current(now)
 	t.out.emit(ctx, b, wm, idle)

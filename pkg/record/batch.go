@@ -29,6 +29,9 @@ type Batch struct {
 	// keyed state finds the key without hashing it again. It is nil, or
 	// shorter than Keys, when no hash travels with the rows.
 	Hashes []uint64
+	// Origin says where the rows were read, when a batch goes from a
+	// source split straight to a sink; nil otherwise.
+	Origin *Origin
 
 	arena []byte
 }
@@ -101,7 +104,18 @@ func (b *Batch) Reset() {
 	b.Keys = b.Keys[:0]
 	b.KeyGroups = b.KeyGroups[:0]
 	b.Hashes = b.Hashes[:0]
+	b.Origin = nil
 	b.arena = nil
+}
+
+// Origin is the split a batch's rows were read from and the positions of
+// the first and last source records of the read (Kafka and file offsets,
+// Kinesis sequence numbers, all decimal). Every row of the batch comes
+// from a record between the two; not every record between them has a row
+// (dead letters, filters).
+type Origin struct {
+	Source, Split string
+	First, Last   string
 }
 
 const arenaChunk = 16 << 10

@@ -114,6 +114,9 @@ func TestLogPlatformExampleOnMinIO(t *testing.T) {
 				Name        string
 				Rows, Bytes int64
 			}
+			SourceOffsets []struct {
+				Source, Split, First, Last string
+			}
 		}
 		b, err := os.ReadFile(filepath.Join(hdir, "_manifest.json"))
 		require.NoError(t, err)
@@ -125,6 +128,36 @@ func TestLogPlatformExampleOnMinIO(t *testing.T) {
 				inHour = append(inHour, r)
 				want = append(want, rawLogRow(r))
 			}
+		}
+		// Record i went to partition i%4 at offset i/4: the manifest's
+		// range of each partition covers the hour's records there, and is
+		// wider only by the reads that straddle the hour (at most a batch
+		// of 1,024 records on either side).
+		exact := map[string][2]int64{}
+		for i, r := range recs {
+			if time.UnixMilli(r.TS).UTC().Format("15") != h {
+				continue
+			}
+			split, off := fmt.Sprintf("logs/%d", i%4), int64(i/4)
+			e, ok := exact[split]
+			if !ok {
+				e = [2]int64{off, off}
+			}
+			exact[split] = [2]int64{min(e[0], off), max(e[1], off)}
+		}
+		require.Len(t, m.SourceOffsets, len(exact), "one range per partition of the topic: %+v", m.SourceOffsets)
+		for _, so := range m.SourceOffsets {
+			require.Equal(t, "logs", so.Source)
+			e, ok := exact[so.Split]
+			require.True(t, ok, "split %s", so.Split)
+			first, err := strconv.ParseInt(so.First, 10, 64)
+			require.NoError(t, err)
+			last, err := strconv.ParseInt(so.Last, 10, 64)
+			require.NoError(t, err)
+			require.LessOrEqual(t, first, e[0], "hour %s %s", h, so.Split)
+			require.GreaterOrEqual(t, last, e[1], "hour %s %s", h, so.Split)
+			require.Less(t, e[0]-first, int64(1024), "hour %s %s", h, so.Split)
+			require.Less(t, last-e[1], int64(1024), "hour %s %s", h, so.Split)
 		}
 		require.Equal(t, "dt=2026-01-01/hour="+h, m.Partition)
 		require.EqualValues(t, len(inHour), m.Rows, "rows of hour %s", h)

@@ -8,9 +8,12 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/streamd/streamd/pkg/record"
 )
 
 // Partition commit: once the watermark of every task of the sink has
@@ -53,6 +56,44 @@ type partStats struct {
 	Closed bool
 	// Files are the task's completed files of the partition.
 	Files []partFileInfo
+	// Sources are, by source split, the positions of the source records
+	// the partition's rows came from (for rows straight from a source).
+	Sources map[originKey]posRange
+}
+
+// originKey names a source split.
+type originKey struct{ Source, Split string }
+
+// posRange is a range of decimal source positions, both ends included.
+type posRange struct{ First, Last string }
+
+// lessPos orders decimal positions (Kafka offsets, Kinesis sequence
+// numbers) without parsing them: a shorter one is smaller.
+func lessPos(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
+
+// addOrigin widens the partition's range of o's split to cover o.
+func (p *partStats) addOrigin(o *record.Origin) {
+	k := originKey{o.Source, o.Split}
+	r, ok := p.Sources[k]
+	if !ok {
+		if p.Sources == nil {
+			p.Sources = make(map[originKey]posRange)
+		}
+		p.Sources[k] = posRange{o.First, o.Last}
+		return
+	}
+	if lessPos(o.First, r.First) {
+		r.First = o.First
+	}
+	if lessPos(r.Last, o.Last) {
+		r.Last = o.Last
+	}
+	p.Sources[k] = r
 }
 
 // partFileInfo is one completed file in a partition manifest.
@@ -77,6 +118,7 @@ func (p *partStats) add(ms int64) {
 func (p *partStats) clone() partStats {
 	c := *p
 	c.Files = slices.Clone(p.Files)
+	c.Sources = maps.Clone(p.Sources)
 	return c
 }
 
@@ -211,9 +253,22 @@ type partitionManifest struct {
 	// LateRecords arrived after their task had closed the partition but
 	// were still in time for the commit; they are in the files.
 	LateRecords int64 `json:"lateRecords"`
+	// SourceOffsets are, by source split, the positions of the first and
+	// last source records of the reads the partition's rows came from,
+	// when the sink is fed by a source (not by a stage).
+	SourceOffsets []manifestSource `json:"sourceOffsets,omitempty"`
+	sources       map[originKey]posRange
 
 	endMs, minMs, maxMs int64
 	hasRows             bool
+}
+
+// manifestSource is one split's range of positions in a manifest.
+type manifestSource struct {
+	Source string `json:"source"`
+	Split  string `json:"split"`
+	First  string `json:"first"`
+	Last   string `json:"last"`
 }
 
 type manifestFile struct {
@@ -228,6 +283,23 @@ func (m *partitionManifest) merge(task string, p partStats) {
 	}
 	m.Rows += p.Rows
 	m.LateRecords += p.Late
+	for k, r := range p.Sources {
+		if m.sources == nil {
+			m.sources = make(map[originKey]posRange)
+		}
+		cur, ok := m.sources[k]
+		if !ok {
+			m.sources[k] = r
+			continue
+		}
+		if lessPos(r.First, cur.First) {
+			cur.First = r.First
+		}
+		if lessPos(cur.Last, r.Last) {
+			cur.Last = r.Last
+		}
+		m.sources[k] = cur
+	}
 	if p.Rows > 0 {
 		if !m.hasRows || p.MinMs < m.minMs {
 			m.minMs = p.MinMs
@@ -275,6 +347,16 @@ func (s *Sink) commitPartition(ctx context.Context, m *partitionManifest) error 
 	m.Start, m.End = msTime(m.endMs-bucket), msTime(m.endMs)
 	if m.hasRows {
 		m.MinEventTime, m.MaxEventTime = msTime(m.minMs), msTime(m.maxMs)
+	}
+	m.SourceOffsets = nil
+	for _, k := range slices.SortedFunc(maps.Keys(m.sources), func(a, b originKey) int {
+		if c := strings.Compare(a.Source, b.Source); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Split, b.Split)
+	}) {
+		r := m.sources[k]
+		m.SourceOffsets = append(m.SourceOffsets, manifestSource{Source: k.Source, Split: k.Split, First: r.First, Last: r.Last})
 	}
 	body, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

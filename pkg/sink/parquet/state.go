@@ -20,8 +20,10 @@ import (
 // added the layout flags; version 1 states are read with none set.
 // Version 3 follows the type byte of a nested field with its members; it
 // is written only for schemas with nested fields, so a state of a flat
-// schema stays readable by a binary that knows version 2.
-const stateVersion = 3
+// schema stays readable by a binary that knows version 2. Version 4
+// follows a partition's files with its source ranges; it is written only
+// when a partition has some.
+const stateVersion = 4
 
 // Layout flags: layoutTimestampMillis is layout.timestampMillis;
 // layoutJSON says the JSON column names follow the flags.
@@ -90,7 +92,12 @@ func encodeState(dst []byte, s *taskState) ([]byte, error) {
 	version := byte(2)
 	for _, f := range s.Fields {
 		if f.Type.Nested() {
-			version = stateVersion
+			version = 3
+		}
+	}
+	for _, p := range s.Parts {
+		if len(p.Sources) > 0 {
+			version = 4
 		}
 	}
 	b := append(dst, version)
@@ -154,6 +161,21 @@ func encodeState(dst []byte, s *taskState) ([]byte, error) {
 			b = binary.AppendUvarint(b, f.Seq)
 			b = binary.AppendUvarint(b, uint64(f.Rows))
 			b = binary.AppendUvarint(b, uint64(f.Size))
+		}
+		if version >= 4 {
+			b = binary.AppendUvarint(b, uint64(len(p.Sources)))
+			for _, k := range slices.SortedFunc(maps.Keys(p.Sources), func(x, y originKey) int {
+				if c := strings.Compare(x.Source, y.Source); c != 0 {
+					return c
+				}
+				return strings.Compare(x.Split, y.Split)
+			}) {
+				r := p.Sources[k]
+				b = appendString(b, k.Source)
+				b = appendString(b, k.Split)
+				b = appendString(b, r.First)
+				b = appendString(b, r.Last)
+			}
 		}
 	}
 	return appendChecksum(b, len(dst)), nil
@@ -274,6 +296,20 @@ func decodeBody(body []byte, version byte) (*taskState, error) {
 			for range k {
 				p.Files = append(p.Files, partFileInfo{Seq: d.Uvarint(), Rows: d.Int64(), Size: d.Int64()})
 			}
+			if version >= 4 {
+				k = d.Count(4)
+				for range k {
+					key := originKey{Source: d.Str(), Split: d.Str()}
+					r := posRange{First: d.Str(), Last: d.Str()}
+					if d.Err == nil && (!decimal(r.First) || !decimal(r.Last)) {
+						d.Fail(fmt.Errorf("bad source range %q to %q", r.First, r.Last))
+					}
+					if p.Sources == nil {
+						p.Sources = make(map[originKey]posRange, k)
+					}
+					p.Sources[key] = r
+				}
+			}
 			if d.Err != nil {
 				break
 			}
@@ -290,6 +326,19 @@ func decodeBody(body []byte, version byte) (*taskState, error) {
 		return nil, d.Err
 	}
 	return s, nil
+}
+
+// decimal reports a non-empty string of decimal digits.
+func decimal(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // validTask rejects an escaped task name that could not have come from

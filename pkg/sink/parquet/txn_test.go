@@ -392,6 +392,41 @@ func TestStateVersion1Decodes(t *testing.T) {
 	require.Equal(t, st, old)
 }
 
+// A partition's source ranges travel in the state (version 4, written
+// only when there are some) and come back as they were.
+func TestStateKeepsSourceRanges(t *testing.T) {
+	st := &taskState{Task: "w", Fields: testSchema.Fields(), Parts: map[string]partStats{
+		"dt=a": {EndMs: 3_600_000, Rows: 5, MinMs: 1, MaxMs: 9, Files: []partFileInfo{{Seq: 1, Rows: 5, Size: 100}},
+			Sources: map[originKey]posRange{{"logs", "logs/1"}: {"0", "4"}, {"logs", "logs/0"}: {"98", "1020"}}},
+		"dt=b": {EndMs: 7_200_000, Rows: 1},
+	}}
+	b, err := encodeState(nil, st)
+	require.NoError(t, err)
+	require.Equal(t, byte(4), b[0])
+	got, err := decodeState(b)
+	require.NoError(t, err)
+	require.Equal(t, st.Parts, got.Parts)
+
+	st.Parts["dt=a"] = partStats{EndMs: 3_600_000, Rows: 5}
+	b, err = encodeState(nil, st)
+	require.NoError(t, err)
+	require.Equal(t, byte(2), b[0], "without ranges the state stays readable by older binaries")
+
+	bad := &taskState{Task: "w", Fields: testSchema.Fields(), Parts: map[string]partStats{
+		"dt=a": {Sources: map[originKey]posRange{{"s", "p"}: {"x", "1"}}}}}
+	b, err = encodeState(nil, bad)
+	require.NoError(t, err)
+	_, err = decodeState(b)
+	require.ErrorContains(t, err, "bad source range")
+}
+
+func TestLessPos(t *testing.T) {
+	require.True(t, lessPos("9", "10"))
+	require.True(t, lessPos("49590338271490256608559692538361571095921575989136588898", "49590338271490256608559692540925702759324208523137515618"))
+	require.False(t, lessPos("10", "10"))
+	require.False(t, lessPos("100", "99"))
+}
+
 func TestDecodeStateRejects(t *testing.T) {
 	good, err := encodeState(nil, &taskState{Task: "w", Fields: testSchema.Fields(),
 		Completed: []completedFile{{fileRef: fileRef{Dir: "t=a", Seq: 3, UploadID: "u", Parts: []store.Part{{Num: 1, ETag: "e"}}}, Size: 10, Rows: 2}}})
@@ -438,6 +473,13 @@ func FuzzDecodeState(f *testing.F) {
 	}
 	f.Add(nested)
 	f.Add(nested[1 : len(nested)-4])
+	ranged, err := encodeState(nil, &taskState{Task: "w-0", Fields: testSchema.Fields(), Parts: map[string]partStats{
+		"dt=a": {EndMs: 10, Rows: 2, Sources: map[originKey]posRange{{"logs", "logs/0"}: {"7", "1200"}}}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ranged)
+	f.Add(ranged[1 : len(ranged)-4])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The body is fuzzed behind a valid checksum too, or the fuzzer
 		// would never get past it.

@@ -115,10 +115,12 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 	if err := w.check(b); err != nil {
 		return err
 	}
+	origin := b.Origin
 	if w.filter != nil {
 		b = w.selectRows(b)
 		defer clear(w.kept.Values) // keep no reference to the caller's strings
 	}
+	var originOf *partStats // the last partition origin was added to
 	rollRows := w.sink.cfg.RollRows
 	for i := range b.Len() {
 		row, ms := b.Row(i), b.Times[i]
@@ -140,6 +142,10 @@ func (w *Writer) Write(ctx context.Context, b *record.Batch) error {
 				w.sink.metrics.lateRows.Inc()
 			}
 			st.add(ms)
+			if origin != nil && st != originOf {
+				st.addOrigin(origin)
+				originOf = st
+			}
 		}
 		w.appendRow(row)
 		if len(w.run) == runRows || (rollRows > 0 && pf.pw.Rows()+int64(len(w.run)) >= rollRows) {
