@@ -145,7 +145,7 @@ func writeMemberName(b *strings.Builder, name string) {
 	plain := name != ""
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
 			plain = false
 			break
 		}

@@ -78,9 +78,6 @@ func (t *keyTable) reset(n int) {
 	t.n = 0
 }
 
-// bytes is the table's size.
-func (t *keyTable) bytes() int64 { return int64(len(t.slots)) * 8 }
-
 // lookup returns the state of key (hash h), or nil.
 func (o *Operator) lookup(h uint64, key string) *keyState {
 	t := &o.table
@@ -160,15 +157,6 @@ func (s *keySlab) alloc(reuse bool) (uint32, *keyState) {
 func (s *keySlab) release(id uint32) {
 	*s.at(id) = keyState{}
 	s.free = append(s.free, id)
-}
-
-// bytes is what the slab's chunks take.
-func (s *keySlab) bytes() int64 {
-	var n int64
-	for _, c := range s.chunks {
-		n += int64(len(c))
-	}
-	return n * int64(unsafe.Sizeof(keyState{}))
 }
 
 // keyArena stores key text: many keys per allocation instead of one

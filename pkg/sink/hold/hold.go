@@ -26,12 +26,12 @@ package hold
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -777,10 +777,14 @@ func decodeMark(b []byte) (*handoverMark, error) {
 	return m, nil
 }
 
-// newNonce returns a random non-zero nonce.
+// newNonce returns a random non-zero nonce. It comes from crypto/rand:
+// two processes of one pipeline must not draw the same one, whatever
+// their seeds.
 func newNonce() uint64 {
+	var b [8]byte
 	for {
-		if n := rand.Uint64(); n != 0 {
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+		if n := binary.BigEndian.Uint64(b[:]); n != 0 {
 			return n
 		}
 	}

@@ -376,10 +376,8 @@ func (sh *shredder) structValue(sc *jsonScan, n *shredNode, rep, depth int) bool
 			if !ok || !sc.byte(':') {
 				return false
 			}
-			j := -1
-			if cursor < len(n.names) && n.names[cursor] == b2s(key) {
-				j = cursor
-			} else {
+			j := cursor
+			if cursor >= len(n.names) || n.names[cursor] != b2s(key) {
 				j = slices.Index(n.names, b2s(key))
 			}
 			if j < 0 || seen[j] {
@@ -589,7 +587,7 @@ func (sc *jsonScan) number() (string, bool) {
 	start := sc.pos
 	for sc.pos < len(sc.s) {
 		c := sc.s[sc.pos]
-		if !(c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+		if (c < '0' || c > '9') && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
 			break
 		}
 		sc.pos++
