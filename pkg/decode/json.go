@@ -146,10 +146,15 @@ type Config struct {
 }
 
 // slot is a decoded field waiting to be committed to the batch: strings stay
-// in the parser's buffer until the whole record is known to be good.
+// in the parser's buffer until the whole record is known to be good. v.S is
+// always empty: the string is str (full decoder) or msg[off:end] (fast
+// path), and the fast path writes no pointer into a slot, which spares
+// it the GC's write barriers.
 type slot struct {
 	v   record.Value
 	str []byte
+	// off and end delimit the string in the message, for the fast path.
+	off, end int
 	// fixed holds the repaired copy of a string under UTF8Replace, reused
 	// from record to record.
 	fixed []byte
@@ -289,7 +294,8 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		return nil
 	}
 	d.repaired = false
-	if d.fast == nil || !d.fastDecode(msg) {
+	fast := d.fast != nil && d.fastDecode(msg)
+	if !fast {
 		d.repaired = false
 		if e := d.fullDecode(msg); e != nil {
 			return e
@@ -324,11 +330,16 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 	row := b.AppendRow(eventMS)
 	for i := range d.slots {
 		s := &d.slots[i]
-		if s.v.T == record.TypeString {
-			s.v.S = b.Intern(s.str)
-			s.str = nil
+		v := s.v
+		if v.T == record.TypeString {
+			if fast {
+				v.S = b.Intern(msg[s.off:s.end])
+			} else {
+				v.S = b.Intern(s.str)
+				s.str = nil
+			}
 		}
-		row[i] = s.v
+		row[i] = v
 	}
 	return nil
 }
@@ -543,6 +554,11 @@ func parseNumber(raw []byte) (n int64, isInt bool, f float64, ok bool) {
 // overflow for an int, NaN or infinity).
 func numberValue(raw []byte, t record.Type) (record.Value, bool) {
 	n, isInt, fl, ok := parseNumber(raw)
+	return numberValueOf(n, isInt, fl, ok, t)
+}
+
+// numberValueOf is numberValue of a number parseNumber parsed.
+func numberValueOf(n int64, isInt bool, fl float64, ok bool, t record.Type) (record.Value, bool) {
 	if !ok {
 		return record.Null, false
 	}
@@ -616,18 +632,17 @@ func (d *JSON) decodeTimestamp(f *Field, v *fastjson.Value, s *slot) *Error {
 	return d.mismatch(f, v)
 }
 
-// epochMicros converts the text of an epoch number in format (or guessed
-// by magnitude for TimeAuto) to microseconds; ok is false when it is not a
-// finite number or out of range.
-func epochMicros(raw []byte, format TimeFormat) (int64, bool) {
-	us, ok, _ := epochMicrosChecked(raw, format)
-	return us, ok
-}
-
-// epochMicrosChecked is epochMicros that also says whether the number was
-// finite, for the error message.
+// epochMicrosChecked converts the text of an epoch number in format (or
+// guessed by magnitude for TimeAuto) to microseconds; ok is false when it
+// is not a finite number or out of range, finite says which, for the error
+// message.
 func epochMicrosChecked(raw []byte, format TimeFormat) (us int64, ok, finite bool) {
 	n, isInt, fl, ok := parseNumber(raw)
+	return epochMicrosOf(n, isInt, fl, ok, format)
+}
+
+// epochMicrosOf is epochMicrosChecked of a number parseNumber parsed.
+func epochMicrosOf(n int64, isInt bool, fl float64, ok bool, format TimeFormat) (us int64, _, finite bool) {
 	if !ok {
 		return 0, false, false
 	}
@@ -659,30 +674,38 @@ func formatByMagnitude(x float64) TimeFormat {
 // toMicros converts an epoch number in the given unit to microseconds,
 // reporting false on overflow.
 func toMicros(n int64, isInt bool, f float64, format TimeFormat) (int64, bool) {
-	var mult float64
-	var imult int64
 	switch format {
 	case TimeEpochS:
-		mult, imult = 1e6, 1_000_000
+		if isInt {
+			return scaleMicros(n, 1_000_000)
+		}
+		return floatMicros(f * 1e6)
 	case TimeEpochMS:
-		mult, imult = 1e3, 1_000
+		if isInt {
+			return scaleMicros(n, 1_000)
+		}
+		return floatMicros(f * 1e3)
 	case TimeEpochUS:
-		mult, imult = 1, 1
+		if isInt {
+			return n, true
+		}
+		return floatMicros(f)
 	case TimeEpochNS:
 		if isInt {
 			return floorDiv(n, 1000), true
 		}
 		return floatMicros(f / 1e3)
-	default:
+	}
+	return 0, false
+}
+
+// scaleMicros is n * mult, or false on overflow. It is inlined with a
+// constant mult, so the bounds are constants rather than divisions.
+func scaleMicros(n, mult int64) (int64, bool) {
+	if n > math.MaxInt64/mult || n < math.MinInt64/mult {
 		return 0, false
 	}
-	if isInt {
-		if n > math.MaxInt64/imult || n < math.MinInt64/imult {
-			return 0, false
-		}
-		return n * imult, true
-	}
-	return floatMicros(f * mult)
+	return n * mult, true
 }
 
 func floatMicros(us float64) (int64, bool) {
