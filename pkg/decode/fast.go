@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/binary"
 	"math/bits"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -22,9 +23,13 @@ import (
 // fastNode is one object level of the declared paths: a key leads to a
 // field or to a deeper object.
 type fastNode struct {
-	keys  []string
-	field []int       // index into JSON.fields, or -1
-	child []*fastNode // for keys that lead deeper
+	keys []string
+	// quoted is each key as a message spells it, with its colon:
+	// "key": ("" for a key with a quote or a backslash, which no plain
+	// string matches).
+	quoted []string
+	field  []int       // index into JSON.fields, or -1
+	child  []*fastNode // for keys that lead deeper
 	// cursor is where the next key is looked for first: producers write
 	// keys in the same order message after message.
 	cursor int
@@ -51,7 +56,12 @@ func newFastPath(fields []Field, extras string) *fastNode {
 			j := n.find(k)
 			last := depth == len(f.Path)-1
 			if j < 0 {
+				q := ""
+				if !strings.ContainsAny(k, "\"\\") {
+					q = `"` + k + `":`
+				}
 				n.keys = append(n.keys, k)
+				n.quoted = append(n.quoted, q)
 				n.field = append(n.field, -1)
 				n.child = append(n.child, nil)
 				j = len(n.keys) - 1
@@ -73,6 +83,11 @@ func newFastPath(fields []Field, extras string) *fastNode {
 		}
 	}
 	return root
+}
+
+// at reports whether the message goes on with q, which is not empty.
+func (s *fastScan) at(q string) bool {
+	return q != "" && len(s.msg)-s.pos >= len(q) && b2s(s.msg[s.pos:s.pos+len(q)]) == q
 }
 
 func (n *fastNode) find(k string) int {
@@ -156,20 +171,28 @@ func (s *fastScan) object(node *fastNode, depth int) bool {
 	}
 	var entered uint64 // deeper keys of node already read, as bits
 	for {
-		key, _, ok := s.plainString()
-		if !ok {
-			return false
-		}
-		s.ws()
-		if s.pos >= len(s.msg) || s.msg[s.pos] != ':' {
-			return false
-		}
-		s.pos++
-		s.ws()
 		j := -1
-		if node != nil {
-			j = node.lookup(key)
+		if node != nil && node.cursor < len(node.keys) && s.at(node.quoted[node.cursor]) {
+			// The key lookup would try first, spelled as it is declared,
+			// colon included.
+			j = node.cursor
+			node.cursor++
+			s.pos += len(node.quoted[j])
+		} else {
+			key, _, ok := s.plainString()
+			if !ok {
+				return false
+			}
+			s.ws()
+			if s.pos >= len(s.msg) || s.msg[s.pos] != ':' {
+				return false
+			}
+			s.pos++
+			if node != nil {
+				j = node.lookup(key)
+			}
 		}
+		s.ws()
 		switch {
 		case j < 0:
 			if !s.skip(depth + 1) {
@@ -302,9 +325,12 @@ func (s *fastScan) number() (raw []byte, n int64, fl float64, kind numKind, ok b
 	case i < len(p) && p[i] == '0':
 		i++
 	case i < len(p) && p[i] >= '1' && p[i] <= '9':
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			u = u*10 + uint64(p[i]-'0')
-			i++
+		for ; i < len(p); i++ {
+			c := p[i] - '0'
+			if c > 9 {
+				break
+			}
+			u = u*10 + uint64(c)
 		}
 	default:
 		return nil, 0, 0, numText, false
@@ -314,9 +340,12 @@ func (s *fastScan) number() (raw []byte, n int64, fl float64, kind numKind, ok b
 	if i < len(p) && p[i] == '.' {
 		i++
 		d := i
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			u = u*10 + uint64(p[i]-'0')
-			i++
+		for ; i < len(p); i++ {
+			c := p[i] - '0'
+			if c > 9 {
+				break
+			}
+			u = u*10 + uint64(c)
 		}
 		if i == d {
 			return nil, 0, 0, numText, false

@@ -39,6 +39,9 @@ func fastConfigs() []Config {
 			InvalidUTF8: UTF8Replace,
 		},
 		nexmarkConfig(),
+		// Keys that no plain string spells: a quote or a backslash in a
+		// declared key must not match the message's text as it stands.
+		{Fields: []Field{{Name: "q", Path: []string{`k"`}, Type: record.TypeInt}, {Name: "b", Path: []string{`k\`}, Type: record.TypeInt}, {Name: "s", Type: record.TypeString}}},
 	}
 }
 
@@ -93,6 +96,7 @@ func fastSeeds() []string {
 		`{"s":"a","i":1,"z":tru}`,
 		`[{"s":"a","i":1}]`,
 		nexmarkPerson, nexmarkAuction, nexmarkBid,
+		`{"k"":1,"k\":2,"s":"a"}`, `{"k\"":1,"k\\":2,"s":"a"}`,
 		// Numbers at the edges of the in-place parsing: 18 and 19 digits,
 		// 15 and 16 digits with a fraction, negative zero, exponents.
 		`{"s":"a","i":123456789012345678,"f":-123456789012345678}`,
