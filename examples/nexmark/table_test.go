@@ -3,6 +3,7 @@ package nexmark_test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -103,10 +104,10 @@ func inputBids(in string) (int64, error) {
 			if bytes.HasPrefix(line, prefix) {
 				bidsCount++
 			}
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return
 			}
-			if err != nil && err != bufio.ErrBufferFull {
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 				bidsErr = err
 				return
 			}
