@@ -91,11 +91,26 @@ type check struct {
 	unique []string
 	// denseOnly: the query says nothing new on the sparse input.
 	denseOnly bool
+	// parquet is the sink output directory under NEXMARK_OUT of a query
+	// whose Parquet sink is part of what it does (q10): the query runs with
+	// that sink, and DuckDB reads its files back with their hive partition
+	// columns, instead of the sink being replaced by JSON lines.
+	parquet string
 }
 
 var checks = []check{
 	{query: "q0", sql: `SELECT event_type, dateTime, auction, bidder, price, extra FROM ` + bids},
 	{query: "q1", sql: `SELECT event_type, dateTime, auction, bidder, price::DOUBLE * 0.908::DOUBLE AS price, extra FROM ` + bids},
+	{
+		// Every bid, in the file of its date and minute of event time.
+		query: "q10",
+		sql: `SELECT auction, bidder, price, dateTime, extra, strftime(dateTime, '%Y-%m-%d') AS dt,
+				strftime(dateTime, '%H-%M') AS hm FROM ` + bids,
+		parquet: "q10/bids",
+		// Sparse events make a directory per minute for 2.3 days, and say
+		// nothing the dense ones do not.
+		denseOnly: true,
+	},
 	{query: "q2", sql: `SELECT event_type, dateTime, auction, price FROM ` + bids + ` WHERE auction % 123 = 0`},
 	{
 		// Per sliding window (10 s every 2 s): the largest bid count of an
@@ -229,7 +244,12 @@ func TestQueriesMatchSQL(t *testing.T) {
 					continue
 				}
 				t.Run(c.query, func(t *testing.T) {
-					got := runQuery(t, c.query+".yaml", input)
+					var got []row
+					if c.parquet != "" {
+						got = runParquetQuery(t, c.query+".yaml", input, c.parquet)
+					} else {
+						got = runQuery(t, c.query+".yaml", input)
+					}
 					want := duckdb.Query(t, strings.ReplaceAll(c.sql, "{input}", input))
 					require.NotEmpty(t, want, "the SQL finds rows")
 					compare(t, c, got, want)
@@ -280,6 +300,35 @@ func runQuery(t testing.TB, file, input string) []row {
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// runParquetQuery runs a query file over input as it is, with its Parquet
+// sink writing under a temporary NEXMARK_OUT, and returns the rows DuckDB
+// reads back from the files below out, the hive partition columns
+// included (as strings, as the directory names spell them).
+func runParquetQuery(t testing.TB, file, input, out string) []row {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := pipeline.Load(file, func(k string) (string, bool) {
+		switch k {
+		case "NEXMARK_INPUT":
+			return input, true
+		case "NEXMARK_OUT":
+			return dir, true
+		}
+		return "", false
+	})
+	require.NoError(t, err)
+	job, err := pipeline.Build(cfg, pipeline.Options{})
+	require.NoError(t, err)
+	rt, err := operator.New(job, nil, nil)
+	require.NoError(t, err)
+	require.NoError(t, rt.Run(context.Background()))
+	files, err := filepath.Glob(filepath.Join(dir, out, "*", "*", "*.parquet"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "the query published Parquet files")
+	return duckdb.Query(t, `SELECT * FROM read_parquet('`+filepath.Join(dir, out)+`/*/*/*.parquet',
+		hive_partitioning = true, hive_types = {'dt': VARCHAR, 'hm': VARCHAR})`)
 }
 
 func compare(t *testing.T, c check, got, want []row) {

@@ -1,7 +1,9 @@
 package decode
 
 import (
-	"bytes"
+	"encoding/binary"
+	"math/bits"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -21,9 +23,13 @@ import (
 // fastNode is one object level of the declared paths: a key leads to a
 // field or to a deeper object.
 type fastNode struct {
-	keys  []string
-	field []int       // index into JSON.fields, or -1
-	child []*fastNode // for keys that lead deeper
+	keys []string
+	// quoted is each key as a message spells it, with its colon:
+	// "key": ("" for a key with a quote or a backslash, which no plain
+	// string matches).
+	quoted []string
+	field  []int       // index into JSON.fields, or -1
+	child  []*fastNode // for keys that lead deeper
 	// cursor is where the next key is looked for first: producers write
 	// keys in the same order message after message.
 	cursor int
@@ -50,7 +56,12 @@ func newFastPath(fields []Field, extras string) *fastNode {
 			j := n.find(k)
 			last := depth == len(f.Path)-1
 			if j < 0 {
+				q := ""
+				if !strings.ContainsAny(k, "\"\\") {
+					q = `"` + k + `":`
+				}
 				n.keys = append(n.keys, k)
+				n.quoted = append(n.quoted, q)
 				n.field = append(n.field, -1)
 				n.child = append(n.child, nil)
 				j = len(n.keys) - 1
@@ -72,6 +83,11 @@ func newFastPath(fields []Field, extras string) *fastNode {
 		}
 	}
 	return root
+}
+
+// at reports whether the message goes on with q, which is not empty.
+func (s *fastScan) at(q string) bool {
+	return q != "" && len(s.msg)-s.pos >= len(q) && b2s(s.msg[s.pos:s.pos+len(q)]) == q
 }
 
 func (n *fastNode) find(k string) int {
@@ -124,14 +140,15 @@ func (d *JSON) fastDecode(msg []byte) bool {
 			if d.fields[i].Required {
 				return false
 			}
-			d.slots[i].v, d.slots[i].str = record.Null, nil
+			d.slots[i].v.T, d.slots[i].v.N = record.TypeNull, 0
 		}
 	}
 	return true
 }
 
 func (s *fastScan) ws() {
-	for s.pos < len(s.msg) {
+	// The first test ends the common case, no whitespace, at once.
+	for s.pos < len(s.msg) && s.msg[s.pos] <= ' ' {
 		switch s.msg[s.pos] {
 		case ' ', '\t', '\n', '\r':
 			s.pos++
@@ -154,20 +171,28 @@ func (s *fastScan) object(node *fastNode, depth int) bool {
 	}
 	var entered uint64 // deeper keys of node already read, as bits
 	for {
-		key, ok := s.plainString()
-		if !ok {
-			return false
-		}
-		s.ws()
-		if s.pos >= len(s.msg) || s.msg[s.pos] != ':' {
-			return false
-		}
-		s.pos++
-		s.ws()
 		j := -1
-		if node != nil {
-			j = node.lookup(key)
+		if node != nil && node.cursor < len(node.keys) && s.at(node.quoted[node.cursor]) {
+			// The key lookup would try first, spelled as it is declared,
+			// colon included.
+			j = node.cursor
+			node.cursor++
+			s.pos += len(node.quoted[j])
+		} else {
+			key, _, ok := s.plainString()
+			if !ok {
+				return false
+			}
+			s.ws()
+			if s.pos >= len(s.msg) || s.msg[s.pos] != ':' {
+				return false
+			}
+			s.pos++
+			if node != nil {
+				j = node.lookup(key)
+			}
 		}
+		s.ws()
 		switch {
 		case j < 0:
 			if !s.skip(depth + 1) {
@@ -205,54 +230,131 @@ func (s *fastScan) object(node *fastNode, depth int) bool {
 	}
 }
 
-// plainString reads a string without escapes and returns its bytes; a
-// string with escapes is left to the full decoder. (Raw control
-// characters are kept as they are, as the full decoder keeps them.)
-func (s *fastScan) plainString() ([]byte, bool) {
-	if s.pos >= len(s.msg) || s.msg[s.pos] != '"' {
-		return nil, false
-	}
-	start := s.pos + 1
-	end := bytes.IndexByte(s.msg[start:], '"')
-	if end < 0 {
-		return nil, false
-	}
-	str := s.msg[start : start+end]
-	if bytes.IndexByte(str, '\\') >= 0 {
-		return nil, false
-	}
-	s.pos = start + end + 1
-	return str, true
+// Strings are scanned eight bytes at a time (SWAR): special marks, in the
+// top bit of each byte, the bytes of w that end a run of plain string
+// bytes: a quote, a backslash, and, when high is msb, a byte >= 0x80 (the
+// start of a UTF-8 sequence, checked afterwards). (x - lsb) &^ x has the top
+// bit of the lowest zero byte of x set; bytes above it may be flagged by the
+// borrow too, so only the lowest flag is trusted.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+func special(w, high uint64) uint64 {
+	q := w ^ (lsb * '"')
+	bs := w ^ (lsb * '\\')
+	return ((q-lsb)&^q | (bs-lsb)&^bs | w&high) & msb
 }
 
-// number reads a number in the JSON grammar and returns its text.
-func (s *fastScan) number() ([]byte, bool) {
-	p, i := s.msg, s.pos
-	start := i
-	if i < len(p) && p[i] == '-' {
+// scanPlain finds the closing quote of a string whose contents start at i.
+// It returns the quote's index and the index of the first byte >= 0x80, or
+// -1 when the string is ASCII; ok is false when a backslash comes first or
+// the string does not end.
+func scanPlain(p []byte, i int) (end, nonASCII int, ok bool) {
+	nonASCII = -1
+	high := uint64(msb)
+	for i < len(p) {
+		if i+8 <= len(p) {
+			m := special(binary.LittleEndian.Uint64(p[i:]), high)
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		}
+		switch c := p[i]; {
+		case c == '"':
+			return i, nonASCII, true
+		case c == '\\':
+			return 0, 0, false
+		case c >= utf8.RuneSelf && nonASCII < 0:
+			nonASCII, high = i, 0
+		}
 		i++
 	}
+	return 0, 0, false
+}
+
+// plainString reads a string without escapes and returns its bytes and
+// whether they are valid UTF-8; a string with escapes is left to the full
+// decoder. (Raw control characters are kept as they are, as the full
+// decoder keeps them.)
+func (s *fastScan) plainString() (str []byte, valid, ok bool) {
+	if s.pos >= len(s.msg) || s.msg[s.pos] != '"' {
+		return nil, false, false
+	}
+	start := s.pos + 1
+	end, nonASCII, ok := scanPlain(s.msg, start)
+	if !ok {
+		return nil, false, false
+	}
+	s.pos = end + 1
+	str = s.msg[start:end]
+	return str, nonASCII < 0 || utf8.Valid(s.msg[nonASCII:end]), true
+}
+
+// numKind says what number() parsed.
+type numKind uint8
+
+const (
+	// numText: only the text was checked; parseNumber parses it.
+	numText numKind = iota
+	// numInt: an integer of at most 18 digits, which cannot overflow.
+	numInt
+	// numFloat: a fraction without exponent of at most 15 digits in all,
+	// whose value float64(digits) / 10^fraction digits is exact up to
+	// the one rounding of the division: the value fastfloat.Parse, and so
+	// the full decoder, gives it.
+	numFloat
+)
+
+// number reads a number in the JSON grammar and returns its text, and its
+// value when it is of a common shape (kind).
+func (s *fastScan) number() (raw []byte, n int64, fl float64, kind numKind, ok bool) {
+	p, i := s.msg, s.pos
+	start := i
+	neg := false
+	if i < len(p) && p[i] == '-' {
+		neg = true
+		i++
+	}
+	digits := i
+	var u uint64 // wraps past 19 digits; then only the text is used
 	switch {
 	case i < len(p) && p[i] == '0':
 		i++
 	case i < len(p) && p[i] >= '1' && p[i] <= '9':
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			i++
+		for ; i < len(p); i++ {
+			c := p[i] - '0'
+			if c > 9 {
+				break
+			}
+			u = u*10 + uint64(c)
 		}
 	default:
-		return nil, false
+		return nil, 0, 0, numText, false
 	}
+	intDigits := i - digits
+	frac := -1
 	if i < len(p) && p[i] == '.' {
 		i++
 		d := i
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			i++
+		for ; i < len(p); i++ {
+			c := p[i] - '0'
+			if c > 9 {
+				break
+			}
+			u = u*10 + uint64(c)
 		}
 		if i == d {
-			return nil, false
+			return nil, 0, 0, numText, false
 		}
+		frac = i - d
 	}
+	exp := false
 	if i < len(p) && (p[i] == 'e' || p[i] == 'E') {
+		exp = true
 		i++
 		if i < len(p) && (p[i] == '+' || p[i] == '-') {
 			i++
@@ -262,11 +364,40 @@ func (s *fastScan) number() ([]byte, bool) {
 			i++
 		}
 		if i == d {
-			return nil, false
+			return nil, 0, 0, numText, false
 		}
 	}
 	s.pos = i
-	return p[start:i], true
+	raw = p[start:i]
+	switch {
+	case exp:
+	case frac < 0 && intDigits <= 18:
+		n = int64(u) //nolint:gosec // at most 18 digits
+		if neg {
+			n = -n
+		}
+		return raw, n, 0, numInt, true
+	case frac >= 0 && intDigits+frac <= 15:
+		fl = float64(u) / float64pow10[frac]
+		if neg {
+			fl = -fl
+		}
+		return raw, 0, fl, numFloat, true
+	}
+	return raw, 0, 0, numText, true
+}
+
+var float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// numberParts is what parseNumber makes of a number number() read.
+func numberParts(raw []byte, n int64, fl float64, kind numKind) (int64, bool, float64, bool) {
+	switch kind {
+	case numInt:
+		return n, true, 0, true
+	case numFloat:
+		return 0, false, fl, true
+	}
+	return parseNumber(raw)
 }
 
 // literal reads true, false or null.
@@ -321,7 +452,7 @@ func (s *fastScan) skip(depth int) bool {
 	case 'n':
 		return s.literal("null")
 	}
-	_, ok := s.number()
+	_, _, _, _, ok := s.number()
 	return ok
 }
 
@@ -329,6 +460,14 @@ func (s *fastScan) skip(depth int) bool {
 func (s *fastScan) skipString() bool {
 	p := s.msg
 	for i := s.pos + 1; i < len(p); i++ {
+		if i+8 <= len(p) {
+			m := special(binary.LittleEndian.Uint64(p[i:]), 0)
+			if m == 0 {
+				i += 7
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		}
 		switch p[i] {
 		case '"':
 			s.pos = i + 1
@@ -377,38 +516,40 @@ func (s *fastScan) value(i int) bool {
 		if f.Required || !s.literal("null") {
 			return false
 		}
-		sl.v, sl.str = record.Null, nil
+		sl.v.T, sl.v.N = record.TypeNull, 0
 		return true
 	}
 	switch f.Type {
 	case record.TypeString:
-		str, ok := s.plainString()
-		if !ok || !utf8.Valid(str) || (f.Key && d.maxKey > 0 && len(str) > d.maxKey) {
+		start := s.pos + 1
+		str, valid, ok := s.plainString()
+		if !ok || !valid || (f.Key && d.maxKey > 0 && len(str) > d.maxKey) {
 			return false
 		}
-		sl.v, sl.str = record.Value{T: record.TypeString}, str
+		sl.v.T, sl.v.N = record.TypeString, 0
+		sl.off, sl.end = start, start+len(str)
 		return true
 	case record.TypeBool:
 		switch {
 		case c == 't' && s.literal("true"):
-			sl.v = record.Bool(true)
+			sl.v.T, sl.v.N = record.TypeBool, record.Bool(true).N
 		case c == 'f' && s.literal("false"):
-			sl.v = record.Bool(false)
+			sl.v.T, sl.v.N = record.TypeBool, record.Bool(false).N
 		default:
 			return false
 		}
-		sl.str = nil
 		return true
 	case record.TypeInt, record.TypeFloat:
-		raw, ok := s.number()
+		raw, n, fl, kind, ok := s.number()
 		if !ok {
 			return false
 		}
-		v, ok := numberValue(raw, f.Type)
+		pn, isInt, pf, ok := numberParts(raw, n, fl, kind)
+		v, ok := numberValueOf(pn, isInt, pf, ok, f.Type)
 		if !ok {
 			return false
 		}
-		sl.v, sl.str = v, nil
+		sl.v.T, sl.v.N = v.T, v.N
 		return true
 	case record.TypeTimestamp:
 		var us int64
@@ -416,7 +557,7 @@ func (s *fastScan) value(i int) bool {
 			if f.TimeFormat != TimeAuto && f.TimeFormat != TimeRFC3339 {
 				return false
 			}
-			str, ok := s.plainString()
+			str, _, ok := s.plainString()
 			if !ok {
 				return false
 			}
@@ -429,18 +570,19 @@ func (s *fastScan) value(i int) bool {
 			if f.TimeFormat == TimeRFC3339 {
 				return false
 			}
-			raw, ok := s.number()
+			raw, n, fl, kind, ok := s.number()
 			if !ok {
 				return false
 			}
-			if us, ok = epochMicros(raw, f.TimeFormat); !ok {
+			pn, isInt, pf, ok := numberParts(raw, n, fl, kind)
+			if us, ok, _ = epochMicrosOf(pn, isInt, pf, ok, f.TimeFormat); !ok {
 				return false
 			}
 		}
 		if us < 0 {
 			return false
 		}
-		sl.v, sl.str = record.Timestamp(us), nil
+		sl.v.T, sl.v.N = record.TypeTimestamp, record.Timestamp(us).N
 		return true
 	}
 	return false

@@ -38,6 +38,10 @@ func fastConfigs() []Config {
 			Fields:      []Field{{Name: "s", Type: record.TypeString, Required: true}, {Name: "i", Type: record.TypeInt, Required: true}},
 			InvalidUTF8: UTF8Replace,
 		},
+		nexmarkConfig(),
+		// Keys that no plain string spells: a quote or a backslash in a
+		// declared key must not match the message's text as it stands.
+		{Fields: []Field{{Name: "q", Path: []string{`k"`}, Type: record.TypeInt}, {Name: "b", Path: []string{`k\`}, Type: record.TypeInt}, {Name: "s", Type: record.TypeString}}},
 	}
 }
 
@@ -91,6 +95,27 @@ func fastSeeds() []string {
 		`{"s":"a","i":1,"z":"\x"}`,
 		`{"s":"a","i":1,"z":tru}`,
 		`[{"s":"a","i":1}]`,
+		nexmarkPerson, nexmarkAuction, nexmarkBid,
+		`{"k"":1,"k\":2,"s":"a"}`, `{"k\"":1,"k\\":2,"s":"a"}`,
+		// Numbers at the edges of the in-place parsing: 18 and 19 digits,
+		// 15 and 16 digits with a fraction, negative zero, exponents.
+		`{"s":"a","i":123456789012345678,"f":-123456789012345678}`,
+		`{"s":"a","i":1234567890123456789,"f":-1234567890123456789}`,
+		`{"s":"a","i":-9223372036854775808,"f":9223372036854775807}`,
+		`{"s":"a","i":12.0,"f":12345678.1234567}`,
+		`{"s":"a","i":1.5,"f":12345678.12345678}`,
+		`{"s":"a","i":-0.0,"f":-0.0,"t":-0.0}`,
+		`{"s":"a","i":1e3,"f":0.1e-2,"t":1763726400.123456}`,
+		`{"s":"a","f":0.30000000000000004,"t":1763726400123.5}`,
+		// Strings across the eight-byte words: quotes, backslashes and
+		// UTF-8 at every offset.
+		"{\"s\":\"abcdefg\",\"i\":1,\"z\":\"abcdefghijklmno\\\"pq\"}",
+		"{\"s\":\"abcdefgh\u00e9\",\"i\":1}",
+		"{\"s\":\"abcdefgh\xc3\xa9ijklmnop\xe6\xb8\xa9\",\"i\":1}",
+		"{\"s\":\"abcdefghijklmn\xc3\",\"i\":1}",
+		"{\"s\":\"\xc3\xa9abcdefghijklmnop\xff\",\"i\":1}",
+		"{\"s\":\"abc\\\\defghijklmnop\",\"i\":1}",
+		"{\"sabcdefghijk\":\"x\",\"s\":\"abcdefghijklmnop\",\"i\":1}",
 		`{"s":"a","i":1,"z":{"a":{"b":{"c":{"d":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}}}}`,
 	}
 }

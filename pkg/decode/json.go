@@ -74,6 +74,10 @@ type Counters struct {
 	Repaired Counter
 }
 
+// futureRefresh is how many records at most share one reading of the clock
+// for the MaxFuture check.
+const futureRefresh = 64
+
 // maxDetail bounds how much of a bad message or value an Error repeats, so a
 // 16 MiB garbage line does not become a 16 MiB dead-letter reason.
 const maxDetail = 100
@@ -129,7 +133,12 @@ type Config struct {
 	// MaxFuture rejects records whose event time is more than this ahead of
 	// Now; 0 or negative disables the check.
 	MaxFuture time.Duration
-	// Now is the wall clock for MaxFuture; nil means time.Now.
+	// Now is the wall clock for MaxFuture; nil means time.Now. It is read
+	// when a record's event time is past the limit computed at the last
+	// reading, and otherwise at most every futureRefresh records: a clock
+	// that goes forward gives the answer of a reading per record. (After
+	// the clock steps back, up to futureRefresh-1 records are still judged
+	// by the limit of the reading before the step.)
 	Now func() time.Time
 	// InvalidUTF8 is the policy for string fields that are not UTF-8.
 	InvalidUTF8 UTF8Policy
@@ -152,10 +161,15 @@ type Config struct {
 }
 
 // slot is a decoded field waiting to be committed to the batch: strings stay
-// in the parser's buffer until the whole record is known to be good.
+// in the parser's buffer until the whole record is known to be good. v.S is
+// always empty: the string is str (full decoder) or msg[off:end] (fast
+// path), and the fast path writes no pointer into a slot, which spares
+// it the GC's write barriers.
 type slot struct {
 	v   record.Value
 	str []byte
+	// off and end delimit the string in the message, for the fast path.
+	off, end int
 	// fixed holds the repaired copy of a string under UTF8Replace, reused
 	// from record to record.
 	fixed []byte
@@ -171,14 +185,18 @@ type JSON struct {
 	eventIdx  int
 	maxFuture time.Duration
 	now       func() time.Time
-	slots     []slot
-	scratch   []byte
-	utf8      UTF8Policy
-	empty     EmptyPolicy
-	maxRecord int
-	maxKey    int
-	counters  Counters
-	repaired  bool // the record being decoded had a string repaired
+	// futureLimit is the MaxFuture limit (ms) at the last reading of now,
+	// trusted for futureLeft more records.
+	futureLimit int64
+	futureLeft  int
+	slots       []slot
+	scratch     []byte
+	utf8        UTF8Policy
+	empty       EmptyPolicy
+	maxRecord   int
+	maxKey      int
+	counters    Counters
+	repaired    bool // the record being decoded had a string repaired
 	// extras is the index of the extras column, or -1; declared holds the
 	// top-level keys the fields read.
 	extras   int
@@ -302,7 +320,8 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		return nil
 	}
 	d.repaired = false
-	if d.fast == nil || !d.fastDecode(msg) {
+	fast := d.fast != nil && d.fastDecode(msg)
+	if !fast {
 		d.repaired = false
 		if e := d.fullDecode(msg); e != nil {
 			return e
@@ -324,8 +343,15 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		eventMS = brokerTS
 	}
 	if d.maxFuture > 0 {
-		limit := d.now().Add(d.maxFuture).UnixMilli()
-		if eventMS > limit {
+		// A clock reading (about 70 ns) is a tenth of a short record's
+		// decode; a time within the last limit is within the current one
+		// while the clock goes forward.
+		if d.futureLeft <= 0 || eventMS > d.futureLimit {
+			d.futureLimit = d.now().Add(d.maxFuture).UnixMilli()
+			d.futureLeft = futureRefresh
+		}
+		d.futureLeft--
+		if limit := d.futureLimit; eventMS > limit {
 			return &Error{Reason: ReasonFutureTimestamp, Detail: fmt.Sprintf("event time %s is more than %s ahead of now",
 				time.UnixMilli(eventMS).UTC().Format(time.RFC3339Nano), d.maxFuture)}
 		}
@@ -337,11 +363,16 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 	row := b.AppendRow(eventMS)
 	for i := range d.slots {
 		s := &d.slots[i]
-		if s.v.T == record.TypeString || s.v.T.Nested() {
-			s.v.S = b.Intern(s.str)
+		v := s.v
+		switch {
+		case v.T == record.TypeString && fast:
+			v.S = b.Intern(msg[s.off:s.end])
+		case v.T == record.TypeString || v.T.Nested():
+			// Nested values are only decoded by the full decoder.
+			v.S = b.Intern(s.str)
 			s.str = nil
 		}
-		row[i] = s.v
+		row[i] = v
 	}
 	return nil
 }
@@ -562,6 +593,11 @@ func parseNumber(raw []byte) (n int64, isInt bool, f float64, ok bool) {
 // overflow for an int, NaN or infinity).
 func numberValue(raw []byte, t record.Type) (record.Value, bool) {
 	n, isInt, fl, ok := parseNumber(raw)
+	return numberValueOf(n, isInt, fl, ok, t)
+}
+
+// numberValueOf is numberValue of a number parseNumber parsed.
+func numberValueOf(n int64, isInt bool, fl float64, ok bool, t record.Type) (record.Value, bool) {
 	if !ok {
 		return record.Null, false
 	}
@@ -635,18 +671,17 @@ func (d *JSON) decodeTimestamp(f *Field, v *fastjson.Value, s *slot) *Error {
 	return d.mismatch(f, v)
 }
 
-// epochMicros converts the text of an epoch number in format (or guessed
-// by magnitude for TimeAuto) to microseconds; ok is false when it is not a
-// finite number or out of range.
-func epochMicros(raw []byte, format TimeFormat) (int64, bool) {
-	us, ok, _ := epochMicrosChecked(raw, format)
-	return us, ok
-}
-
-// epochMicrosChecked is epochMicros that also says whether the number was
-// finite, for the error message.
+// epochMicrosChecked converts the text of an epoch number in format (or
+// guessed by magnitude for TimeAuto) to microseconds; ok is false when it
+// is not a finite number or out of range, finite says which, for the error
+// message.
 func epochMicrosChecked(raw []byte, format TimeFormat) (us int64, ok, finite bool) {
 	n, isInt, fl, ok := parseNumber(raw)
+	return epochMicrosOf(n, isInt, fl, ok, format)
+}
+
+// epochMicrosOf is epochMicrosChecked of a number parseNumber parsed.
+func epochMicrosOf(n int64, isInt bool, fl float64, ok bool, format TimeFormat) (us int64, _, finite bool) {
 	if !ok {
 		return 0, false, false
 	}
@@ -678,30 +713,38 @@ func formatByMagnitude(x float64) TimeFormat {
 // toMicros converts an epoch number in the given unit to microseconds,
 // reporting false on overflow.
 func toMicros(n int64, isInt bool, f float64, format TimeFormat) (int64, bool) {
-	var mult float64
-	var imult int64
 	switch format {
 	case TimeEpochS:
-		mult, imult = 1e6, 1_000_000
+		if isInt {
+			return scaleMicros(n, 1_000_000)
+		}
+		return floatMicros(f * 1e6)
 	case TimeEpochMS:
-		mult, imult = 1e3, 1_000
+		if isInt {
+			return scaleMicros(n, 1_000)
+		}
+		return floatMicros(f * 1e3)
 	case TimeEpochUS:
-		mult, imult = 1, 1
+		if isInt {
+			return n, true
+		}
+		return floatMicros(f)
 	case TimeEpochNS:
 		if isInt {
 			return floorDiv(n, 1000), true
 		}
 		return floatMicros(f / 1e3)
-	default:
+	}
+	return 0, false
+}
+
+// scaleMicros is n * mult, or false on overflow. It is inlined with a
+// constant mult, so the bounds are constants rather than divisions.
+func scaleMicros(n, mult int64) (int64, bool) {
+	if n > math.MaxInt64/mult || n < math.MinInt64/mult {
 		return 0, false
 	}
-	if isInt {
-		if n > math.MaxInt64/imult || n < math.MinInt64/imult {
-			return 0, false
-		}
-		return n * imult, true
-	}
-	return floatMicros(f * mult)
+	return n * mult, true
 }
 
 func floatMicros(us float64) (int64, bool) {

@@ -2,6 +2,7 @@ package decode
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -271,7 +272,7 @@ func BenchmarkDecodeLineMonitoring(b *testing.B) {
 	msg := []byte(sampleLine)
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
-	b.ResetTimer()
+	cpu0 := cpuTime(b)
 	for b.Loop() {
 		if batch.Len() == 1024 {
 			batch.Reset()
@@ -280,7 +281,7 @@ func BenchmarkDecodeLineMonitoring(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	reportRecords(b, float64(b.N), cpu0)
 }
 
 // countingCounter is a Counter for tests.
@@ -402,4 +403,45 @@ func TestNewJSONValidatesPolicies(t *testing.T) {
 		_, err := NewJSON(c)
 		require.Error(t, err)
 	}
+}
+
+// TestFutureLimitFollowsTheClock: the MaxFuture check reads the clock at
+// most once per futureRefresh records that are within the limit, and again
+// for any record past the limit of the last reading, so a clock that goes
+// forward decides every record as a reading per record would.
+func TestFutureLimitFollowsTheClock(t *testing.T) {
+	now := fixedNow
+	reads := 0
+	cfg := lineMonitoringConfig()
+	cfg.MaxFuture = time.Hour
+	cfg.Now = func() time.Time { reads++; return now }
+	d, err := NewJSON(cfg)
+	require.NoError(t, err)
+	at := func(ts time.Time) []byte {
+		return []byte(strings.Replace(sampleLine, `1763726400000`, strconv.FormatInt(ts.UnixMilli(), 10), 1))
+	}
+	b := record.NewBatch(d.Schema().Len(), 4)
+	decode := func(ts time.Time) error {
+		b.Reset()
+		return d.Decode(at(ts), 0, b)
+	}
+
+	for range 10 * futureRefresh {
+		require.NoError(t, decode(now.Add(-time.Minute)))
+	}
+	require.Equal(t, 10, reads, "one reading per futureRefresh records within the limit")
+
+	ahead := now.Add(2 * time.Hour)
+	err = decode(ahead)
+	var de *Error
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, ReasonFutureTimestamp, de.Reason)
+	require.Equal(t, 11, reads, "a record past the limit reads the clock")
+
+	now = now.Add(90 * time.Minute) // the clock goes on: the record is now within the hour
+	require.NoError(t, decode(ahead))
+	require.Equal(t, 12, reads)
+	require.NoError(t, decode(now.Add(59*time.Minute)))
+	require.Equal(t, 12, reads, "within the new limit")
+	require.Error(t, decode(now.Add(61*time.Minute)))
 }

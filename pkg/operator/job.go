@@ -94,7 +94,9 @@ type Step interface {
 	Schema() *record.Schema
 	// Apply appends the rows derived from in to out (whose width is
 	// len(Schema())). Rows that fail are passed to reject with their index
-	// in `in`; they go to the dead-letter stream.
+	// in `in`; they go to the dead-letter stream. in and out belong to the
+	// runtime: a step keeps neither after Apply returns (the runtime
+	// reuses in for the next read; the strings of its rows stay valid).
 	Apply(in, out *record.Batch, reject func(row int, err error))
 }
 

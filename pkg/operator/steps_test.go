@@ -85,6 +85,8 @@ func fullRow(i, j int64, f, g float64, s, u string, b bool) record.Row {
 func TestNativeExpressionsMatchTheVM(t *testing.T) {
 	rows := []record.Row{
 		fullRow(3, 2, 2.5, -1, "a", "b", true),
+		fullRow(1, 1, 1, 1, "A", "ÜnÏ", true),
+		fullRow(1, 1, 1, 1, "Zz", "\u212a", false), // the Kelvin sign lowers to k
 		fullRow(-7, 0, 0, 0, "", "a", false),
 		fullRow(math.MaxInt64, 1, math.Inf(1), math.NaN(), "zz", "zz", true),
 		fullRow(4, 4, 4, 4.0, "x", "x", false),
@@ -96,6 +98,11 @@ func TestNativeExpressionsMatchTheVM(t *testing.T) {
 		"s in ['a', 'x']", "level == 'info' && host != 'web-2'", "i % 2 == 0", "i / j > 1", "-i < 0",
 		"i * 2 + 1 > f", "s + u == 'ab'", "f == f", "g != g", "i % j == 1", "ts > ts",
 		"len(s) > 0", "i > 2 ? true : false",
+		"s == nil", "s != nil", "nil == i", "nil != b", "ts == nil", "f != nil", "nil == nil", "nil != nil",
+		"(i > 2 ? nil : s) == nil", "(i > 2 ? 'x' : nil) != nil", "s contains 'a'", "u startsWith s", "s endsWith ''",
+		"lower(s) == 'a'", "upper(u) != 'B'", "len(level) == 4", "split(s, 'a')[0] == ''",
+		"'a' == lower(s)", "lower(host) == 'web-1'", "upper(level) == 'INFO'", "lower(s) != 'A'", "upper(s) == 'ZZ'",
+		"lower(u) == 'ünï'", "upper(u) == 'ÜNÏ'", "lower(u) == 'k'",
 	}
 	values := []struct {
 		src string
@@ -106,6 +113,12 @@ func TestNativeExpressionsMatchTheVM(t *testing.T) {
 		{"s + '-' + u", record.TypeString}, {"i % j", record.TypeInt}, {"-f", record.TypeFloat},
 		{"i > j", record.TypeBool}, {"i", record.TypeString}, {"upper(s)", record.TypeString},
 		{"i - j * 3", record.TypeInt}, {"f + 1", record.TypeInt},
+		{"i > 2 ? 1 : nil", record.TypeInt}, {"i > 2 ? i : nil", record.TypeFloat}, {"b ? nil : s", record.TypeString},
+		{"nil", record.TypeInt}, {"i > 2 ? true : nil", record.TypeBool},
+		{"lower(s) == 'a' ? '0' : s contains 'z' ? split(split(s, 'z')[1], 'x')[0] : nil", record.TypeString},
+		{"split(level, 'f')[-1]", record.TypeString}, {"split(host, '-')[1]", record.TypeString},
+		{"split(host, '-')[2]", record.TypeString}, {"split(host, '')[0]", record.TypeString},
+		{"split(host, '-')[-3]", record.TypeString}, {"upper(host)", record.TypeString}, {"len(u)", record.TypeInt},
 	}
 	for _, row := range rows {
 		for _, c := range conds {
@@ -140,7 +153,7 @@ func (g *genExpr) expr(kind string, depth int) string {
 	}
 	switch kind {
 	case "num":
-		switch c % 8 {
+		switch c % 10 {
 		case 0, 1:
 			return []string{"i", "j", "f", "g"}[g.next()%4]
 		case 2:
@@ -150,18 +163,31 @@ func (g *genExpr) expr(kind string, depth int) string {
 			return "(" + g.expr("num", depth+1) + " " + op + " " + g.expr("num", depth+1) + ")"
 		case 6:
 			return "-" + g.expr("num", depth+1)
+		case 7:
+			return "(" + g.expr("bool", depth+1) + " ? " + g.expr("num", depth+1) + " : " + g.orNil("num", depth+1) + ")"
+		case 8:
+			return "(" + g.expr("bool", depth+1) + " ? nil : " + g.expr("num", depth+1) + ")"
 		}
 		return "len(" + g.expr("str", depth+1) + ")"
 	case "str":
-		switch c % 4 {
+		switch c % 8 {
 		case 0, 1:
 			return []string{"s", "u", "host", "level"}[g.next()%4]
 		case 2:
-			return strconv.Quote([]string{"", "a", "b", "info", "zz"}[g.next()%5])
+			return strconv.Quote([]string{"", "a", "b", "info", "zz", "A/b", "a&b/C", "Ünï/", "//", "\u212a", "INFO"}[g.next()%11])
+		case 3:
+			return "(" + g.expr("str", depth+1) + " + " + g.expr("str", depth+1) + ")"
+		case 4:
+			return []string{"lower", "upper"}[g.next()%2] + "(" + g.expr("str", depth+1) + ")"
+		case 5:
+			sep := strconv.Quote([]string{"/", "a", "&", "", "//", "b/"}[g.next()%6])
+			return "split(" + g.expr("str", depth+1) + ", " + sep + ")[" + strconv.Itoa(g.next()%7-3) + "]"
+		case 6:
+			return "split(" + g.expr("str", depth+1) + ", " + g.expr("str", depth+1) + ")[" + g.expr("num", depth+1) + "]"
 		}
-		return "(" + g.expr("str", depth+1) + " + " + g.expr("str", depth+1) + ")"
+		return "(" + g.expr("bool", depth+1) + " ? " + g.expr("str", depth+1) + " : " + g.orNil("str", depth+1) + ")"
 	}
-	switch c % 9 {
+	switch c % 14 {
 	case 0:
 		return "b"
 	case 1:
@@ -179,8 +205,31 @@ func (g *genExpr) expr(kind string, depth int) string {
 		return "(" + g.expr("bool", depth+1) + " " + op + " " + g.expr("bool", depth+1) + ")"
 	case 7:
 		return g.expr("num", depth+1) + " in [1, 2.5, -3, 0]"
+	case 8:
+		op := []string{"contains", "startsWith", "endsWith"}[g.next()%3]
+		return "(" + g.expr("str", depth+1) + " " + op + " " + g.expr("str", depth+1) + ")"
+	case 9:
+		op := []string{"==", "!="}[g.next()%2]
+		kind := []string{"num", "str", "bool"}[g.next()%3]
+		return "(" + g.orNil(kind, depth+1) + " " + op + " " + g.orNil(kind, depth+1) + ")"
+	case 10:
+		return "(" + g.expr("bool", depth+1) + " ? " + g.expr("bool", depth+1) + " : " + g.expr("bool", depth+1) + ")"
+	case 11:
+		return g.orNil("num", depth+1) + " in [1, nil, -3]"
+	case 12:
+		fn := []string{"lower", "upper"}[g.next()%2]
+		lit := strconv.Quote([]string{"a", "A", "info", "INFO", "ünï", "ÜNÏ", "k", ""}[g.next()%8])
+		return "(" + fn + "(" + g.expr("str", depth+1) + ") " + []string{"==", "!="}[g.next()%2] + " " + lit + ")"
 	}
 	return g.expr("str", depth+1) + ` in ["a", "info", ""]`
+}
+
+// orNil is an expression of the kind, or now and then nil.
+func (g *genExpr) orNil(kind string, depth int) string {
+	if g.next()%4 == 0 {
+		return "nil"
+	}
+	return g.expr(kind, depth)
 }
 
 func (g *genExpr) value() record.Value {
@@ -200,7 +249,7 @@ func (g *genExpr) value() record.Value {
 	case 6:
 		return record.Float(math.Inf(1 - 2*(g.next()%2)))
 	case 7:
-		return record.String([]string{"", "a", "b", "info", "zz"}[g.next()%5])
+		return record.String([]string{"", "a", "b", "info", "zz", "Info", "a/B/c", "Ünï", "\u212a"}[g.next()%9])
 	case 8:
 		return record.Bool(g.next()%2 == 0)
 	}
@@ -261,6 +310,10 @@ func TestNativeCoversCommonSteps(t *testing.T) {
 	for _, src := range []string{
 		"level == 'info' && host != 'web-2'", "f * 0.908", "i > 100 || s in ['a', 'b']", "!(f > 80.5)",
 		"(i + j) / 2", "s + '-' + u",
+		// The Nexmark queries' shapes (examples/nexmark q15–q16, q21, q22).
+		"i < 10000 ? 1 : nil", "i >= 10000 && i < 1000000 ? j : nil",
+		`lower(s) == "apple" ? "0" : lower(s) == "google" ? "1" : u contains "&channel_id=" ? split(split(u, "&channel_id=")[1], "&")[0] : nil`,
+		`split(u, "/")[3]`, "s != nil", "len(s) > 3", "upper(s) endsWith 'X'",
 	} {
 		e, err := CompileExpression(src, schema, record.TypeNull)
 		require.NoError(t, err, src)

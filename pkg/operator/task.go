@@ -46,8 +46,11 @@ type splitTask struct {
 	readFails prometheus.Counter
 	deadBy    map[string]prometheus.Counter
 	deadB     *record.Batch
-	ctrl      mailbox
-	last      source.Position
+	// between are the batches between the decoder and the last step,
+	// reused from one read to the next: only the last one is emitted.
+	between []*record.Batch
+	ctrl    mailbox
+	last    source.Position
 	// end is how the task ends; revoked is set before a revoked split is
 	// stopped (see lifecycle.go).
 	end     splitEnd
@@ -284,7 +287,7 @@ func (t *splitTask) setFailing(err error, now time.Time) {
 }
 
 func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, now time.Time) {
-	b := record.NewBatch(width, len(msgs.Messages))
+	b := t.batch(0, width, len(msgs.Messages))
 	var nbytes int
 	ingest := now.UnixMilli()
 	for i := range msgs.Messages {
@@ -306,8 +309,8 @@ func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, 
 	t.last = source.Position{Offset: last.Offset + 1, Sequence: last.Sequence}
 	t.status.position.Store(last.Offset)
 	t.status.records.Add(int64(len(msgs.Messages)))
-	for _, s := range t.steps {
-		out := record.NewBatch(s.Schema().Len(), b.Len())
+	for k, s := range t.steps {
+		out := t.batch(k+1, s.Schema().Len(), b.Len())
 		in := b
 		s.Apply(in, out, func(row int, err error) {
 			t.deadLetter(now, "", err, record.AppendJSON(nil, stepInputSchema(t, s), in.Row(row)))
@@ -321,6 +324,27 @@ func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, 
 	wm, idle := t.wm.current(now)
 	t.out.emit(ctx, b, wm, idle)
 	t.flushDead(ctx, wm)
+}
+
+// batch returns the batch that stage k of process fills (0: the decoder,
+// k: step k): a new one for the last stage, whose batch is emitted, else
+// the task's reused one, emptied. Emptying drops only the batch's own
+// slices: the strings of its arena stay alive for the rows that the next
+// stages copied.
+func (t *splitTask) batch(k, width, capacity int) *record.Batch {
+	if k == len(t.steps) {
+		return record.NewBatch(width, capacity)
+	}
+	for len(t.between) <= k {
+		t.between = append(t.between, nil)
+	}
+	b := t.between[k]
+	if b == nil || b.Width != width {
+		b = record.NewBatch(width, capacity)
+		t.between[k] = b
+	}
+	b.Reset()
+	return b
 }
 
 // stepInputSchema returns the schema of the rows a step receives.
