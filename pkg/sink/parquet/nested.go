@@ -249,6 +249,7 @@ func (w *Writer) leafValue(v record.Value, c, i int) parquet.Value {
 	case record.TypeTimestamp:
 		us := int64(v.N)
 		if w.lay.timestampMillis {
+			// Floor, so times before 1970 stay in their millisecond.
 			us = floorDiv(us, 1000)
 		}
 		pv = parquet.Int64Value(us)

@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"go.uber.org/zap"
@@ -324,32 +323,7 @@ func (w *Writer) appendRow(row record.Row) {
 	n := len(w.run)
 	vals := w.vals[n*width : (n+1)*width : (n+1)*width]
 	for c, v := range row {
-		var pv parquet.Value
-		switch v.T {
-		case record.TypeNull:
-			vals[c] = pv.Level(0, 0, c)
-			continue
-		case record.TypeString:
-			pv = parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(v.S), len(v.S)))
-		case record.TypeInt:
-			if w.types[c] == record.TypeFloat {
-				pv = parquet.DoubleValue(float64(int64(v.N)))
-			} else {
-				pv = parquet.Int64Value(int64(v.N))
-			}
-		case record.TypeFloat:
-			pv = parquet.DoubleValue(v.Float())
-		case record.TypeBool:
-			pv = parquet.BooleanValue(v.N != 0)
-		case record.TypeTimestamp:
-			us := int64(v.N)
-			if w.lay.timestampMillis {
-				// Floor, so times before 1970 stay in their millisecond.
-				us = floorDiv(us, 1000)
-			}
-			pv = parquet.Int64Value(us)
-		}
-		vals[c] = pv.Level(0, 1, c)
+		vals[c] = w.leafValue(v, c, c)
 	}
 	w.run = append(w.run, parquet.Row(vals))
 }
