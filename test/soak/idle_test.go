@@ -73,7 +73,7 @@ func idleRun(b *testing.B, bin, config, broker string, samples int) (peak, heap 
 	defer func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // killed: its error is the kill
 		}
 	}()
 
