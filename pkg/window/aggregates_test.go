@@ -451,3 +451,49 @@ func BenchmarkAggregateMerge(b *testing.B) {
 		})
 	}
 }
+
+// TestCountDistinctAcrossDensify checks the estimate of count_distinct
+// against the exact count of what was drawn, around the insertion count at
+// which its sketch turns dense, with values repeated in a random order, and
+// that a dense and a sparse sketch merge into the estimate of the union in
+// either order.
+func TestCountDistinctAcrossDensify(t *testing.T) {
+	agg := mustAggregate(t, Spec{Fn: "count_distinct", Field: "i"})
+	r := rand.New(rand.NewPCG(9, 10))
+	build := func(lo, distinct, inserts int) (*Acc, int) {
+		var a Acc
+		seen := map[int]bool{}
+		for range inserts {
+			v := lo + r.IntN(distinct)
+			seen[v] = true
+			agg.Add(&a, row(0, v, nil, nil, nil).row, 0)
+		}
+		return &a, len(seen)
+	}
+	within := func(t *testing.T, a *Acc, want int) {
+		t.Helper()
+		got := agg.Result(a).Int()
+		require.InDelta(t, want, got, 0.02*float64(want)+1, "estimate %d of %d distinct values", got, want)
+	}
+	for _, tc := range []struct{ distinct, inserts int }{
+		{100, denseAfter - 1}, {100, denseAfter + 1}, {3000, denseAfter + 500},
+		{20_000, 3 * denseAfter}, {200_000, 2_000_000},
+	} {
+		t.Run(fmt.Sprintf("%d/%d", tc.distinct, tc.inserts), func(t *testing.T) {
+			a, want := build(0, tc.distinct, tc.inserts)
+			within(t, a, want)
+		})
+	}
+	// A dense sketch (many insertions) and a sparse one (few) over
+	// disjoint values merge into their union's count.
+	dense, nd := build(0, 1000, 4*denseAfter)
+	sparse, ns := build(1_000_000, 300, 1000)
+	within(t, sparse, ns)
+	var x, y Acc
+	agg.Merge(&x, dense)
+	agg.Merge(&x, sparse)
+	agg.Merge(&y, sparse)
+	agg.Merge(&y, dense)
+	within(t, &x, nd+ns)
+	within(t, &y, nd+ns)
+}
