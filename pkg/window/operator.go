@@ -818,6 +818,9 @@ func (o *Operator) applyChangelog(p *pane, in *record.Batch, i int) {
 		o.stats.contrib(x, contribBytes(string(o.idBuf), row))
 	}
 	cur.t = t
+	if cap(cur.row) < len(row) {
+		cur.row = make(record.Row, 0, len(row)) // one allocation, not append's doublings
+	}
 	cur.row = cur.row[:0]
 	for _, v := range row {
 		cur.row = append(cur.row, v.Clone())
