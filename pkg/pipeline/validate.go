@@ -338,6 +338,13 @@ func (v *validator) source(i int, s *SourceConfig) {
 			v.block(path, s.Type, k.Name, k.Block, k.blockOf(s) != nil)
 		}
 	}
+	if reg != defaultRegistry() {
+		for _, k := range defaultRegistry().sources {
+			if k.Block != "" && reg.Source(k.Name) == nil && k.blockOf(s) != nil {
+				v.add(path+"."+k.Block, "only applies to type %s, which is not registered", k.Name)
+			}
+		}
+	}
 	for _, k := range reg.sources {
 		if b := k.blockOf(s); b != nil && k.Validate != nil {
 			k.Validate(&BlockCheck{v: v, path: path + "." + k.Block}, b)
@@ -870,6 +877,13 @@ func (v *validator) sink(i int, s *SinkConfig) {
 	for _, k := range reg.sinks {
 		if k.Block != "" {
 			v.block(path, s.Type, k.Name, k.Block, k.blockOf(s) != nil)
+		}
+	}
+	if reg != defaultRegistry() {
+		for _, k := range defaultRegistry().sinks {
+			if k.Block != "" && reg.Sink(k.Name) == nil && k.blockOf(s) != nil {
+				v.add(path+"."+k.Block, "only applies to type %s, which is not registered", k.Name)
+			}
 		}
 	}
 	for _, k := range reg.sinks {
