@@ -48,17 +48,20 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// Every command reads pipeline files with the same connector kinds, so
+	// validate and run cannot disagree about a source or sink.
+	connectors := pipeline.DefaultRegistry()
 	if len(args) == 0 {
 		_, _ = fmt.Fprint(stderr, usage)
 		return 2
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stderr)
+		return cmdRun(connectors, args[1:], stderr)
 	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
+		return cmdValidate(connectors, args[1:], stdout, stderr)
 	case "checkpoints":
-		return cmdCheckpoints(args[1:], stdout, stderr)
+		return cmdCheckpoints(connectors, args[1:], stdout, stderr)
 	case "version":
 		_, _ = fmt.Fprintf(stdout, "streamd %s (revision %s, %s)\n", version.Version, version.Revision, runtime.Version())
 		return 0
@@ -70,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
+func cmdValidate(connectors *pipeline.Registry, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "pipeline file")
@@ -83,7 +86,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, "validate: --config is required")
 		return 2
 	}
-	cfg, err := pipeline.LoadLimit(*cfgPath, nil, *maxBytes)
+	cfg, err := connectors.LoadLimit(*cfgPath, nil, *maxBytes)
 	if err == nil {
 		if ps := pipeline.Check(cfg); len(ps) > 0 {
 			err = ps
@@ -134,7 +137,7 @@ func printDeliveries(w io.Writer, cfg *pipeline.Config) {
 	}
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
+func cmdRun(connectors *pipeline.Registry, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "pipeline file")
@@ -158,7 +161,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	defer func() { _ = logger.Sync() }()
 
-	cfg, err := pipeline.LoadLimit(*cfgPath, nil, *maxBytes)
+	cfg, err := connectors.LoadLimit(*cfgPath, nil, *maxBytes)
 	if err == nil {
 		if ps := pipeline.Check(cfg); len(ps) > 0 {
 			err = ps
@@ -468,7 +471,7 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	return zap.New(core), nil
 }
 
-func cmdCheckpoints(args []string, stdout, stderr io.Writer) int {
+func cmdCheckpoints(connectors *pipeline.Registry, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "inspect") {
 		_, _ = fmt.Fprint(stderr, "checkpoints: want list or inspect\n\n"+usage)
 		return 2
@@ -480,7 +483,7 @@ func cmdCheckpoints(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	cfg, err := pipeline.Load(*cfgPath, nil)
+	cfg, err := connectors.Load(*cfgPath, nil)
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "%s: invalid pipeline:\n%v\n", *cfgPath, err)
 		return 1

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,8 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/streamd/streamd/internal/fielderr"
-	"github.com/streamd/streamd/internal/kafkaconn"
 	"github.com/streamd/streamd/internal/promreg"
 	"github.com/streamd/streamd/pkg/checkpoint/store/local"
 	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
@@ -21,19 +18,7 @@ import (
 	"github.com/streamd/streamd/pkg/rules"
 	"github.com/streamd/streamd/pkg/rules/control"
 	"github.com/streamd/streamd/pkg/sink"
-	"github.com/streamd/streamd/pkg/sink/discard"
 	"github.com/streamd/streamd/pkg/sink/hold"
-	"github.com/streamd/streamd/pkg/sink/jsonl"
-	kafkasink "github.com/streamd/streamd/pkg/sink/kafka"
-	kinesissink "github.com/streamd/streamd/pkg/sink/kinesis"
-	"github.com/streamd/streamd/pkg/sink/parquet"
-	"github.com/streamd/streamd/pkg/sink/webhook"
-	"github.com/streamd/streamd/pkg/source"
-	"github.com/streamd/streamd/pkg/source/file"
-	"github.com/streamd/streamd/pkg/source/generator"
-	kafkasrc "github.com/streamd/streamd/pkg/source/kafka"
-	kinesissrc "github.com/streamd/streamd/pkg/source/kinesis"
-	"github.com/streamd/streamd/pkg/source/nexmark"
 	"github.com/streamd/streamd/pkg/window"
 )
 
@@ -199,7 +184,7 @@ func build(c *Config, opts Options, open bool) (operator.Job, Problems, []Proble
 		case deliveryExactlyOnce:
 			if !c.Checkpoints() {
 				b.problem(path+".delivery", "exactlyOnce needs checkpoints (they are disabled): rows are released when their checkpoint completes")
-			} else if sk.Type != "parquet" && s != nil {
+			} else if k := c.kinds().Sink(sk.Type); k != nil && !k.Transactional && s != nil {
 				s = hold.NewWith(s, hold.Config{Name: sk.Name, MaxHeldBytes: int64(sk.MaxHeldBytes)}, b.opts.Registry)
 			}
 		default:
@@ -320,18 +305,27 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		df.Path, df.Key = strings.Split(p, "."), b.keys[f.Name]
 		dcfg.Fields = append(dcfg.Fields, df)
 	}
-	b.sourceWarnings(path, &sc)
-	newDecoder := func() (operator.Decoder, error) { return decode.NewJSON(dcfg) }
-	var nexmarkGen *nexmark.Generator
-	if sc.Type == sourceTypeNexmark {
-		var err error
-		if nexmarkGen, err = newNexmark(sc.Nexmark, b.opts.Now); err != nil {
-			b.problem(path+".nexmark", "%v", err)
+	kind := b.c.kinds().Source(sc.Type)
+	if kind == nil {
+		b.problem(path+".type", "source type %q is not supported", sc.Type)
+		return operator.SourceSpec{}, nil
+	}
+	sb := &SourceBuild{
+		Path: path, Source: &sc, Block: kind.blockOf(&sc), Config: b.c, Checkpoints: b.c.Checkpoints(),
+		Logger: b.opts.Logger, Registry: b.opts.Registry, Now: b.opts.Now, Decode: dcfg, b: b,
+	}
+	if kind.Prepare != nil {
+		n := len(b.ps)
+		if err := kind.Prepare(sb); err != nil {
+			b.problem(subPath(path, kind.Block), "%v", err)
+		}
+		if len(b.ps) > n {
 			return operator.SourceSpec{}, nil
 		}
-		if nexmarkGen.Config().Format == nexmark.FormatNative {
-			newDecoder = func() (operator.Decoder, error) { return nexmarkGen.NewDecoder(dcfg) }
-		}
+	}
+	newDecoder := sb.NewDecoder
+	if newDecoder == nil {
+		newDecoder = jsonDecoder(dcfg)
 	}
 	probe, err := newDecoder()
 	if err != nil {
@@ -420,10 +414,12 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 			return steps, nil
 		},
 	}
-	if b.open && nexmarkGen != nil {
-		spec.Source = nexmarkGen
-	} else if b.open {
-		src, err := b.openSource(sc)
+	if b.open {
+		if kind.Open == nil {
+			b.problem(path+".type", "source type %q cannot be opened", sc.Type)
+			return operator.SourceSpec{}, nil
+		}
+		src, err := kind.Open(sb)
 		if err != nil {
 			b.problem(path, "%v", err)
 			return operator.SourceSpec{}, nil
@@ -431,64 +427,6 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		spec.Source = src
 	}
 	return spec, schema
-}
-
-// newNexmark builds the Nexmark generator of a nexmark source.
-func newNexmark(n *NexmarkConfig, now func() time.Time) (*nexmark.Generator, error) {
-	format, err := nexmark.ParseFormat(n.Format)
-	if err != nil {
-		return nil, err
-	}
-	cfg := nexmark.Config{Seed: n.Seed, Events: n.Events, Splits: n.Splits, Rate: n.Rate, EmitRate: n.EmitRate, Format: format, Now: now}
-	if n.BaseTime != "" {
-		if cfg.BaseTime, err = time.Parse(time.RFC3339Nano, n.BaseTime); err != nil {
-			return nil, fmt.Errorf("baseTime: %w", err)
-		}
-	}
-	return nexmark.New(cfg)
-}
-
-// sourceWarnings notes what a source's settings allow but should not go
-// unnoticed; the settings themselves are checked by Validate.
-func (b *builder) sourceWarnings(path string, sc *SourceConfig) {
-	if k := sc.Kafka; k != nil && kafkaconn.Plaintext(k.TLS, k.SASL) {
-		b.warn(path+".kafka.sasl.allowPlaintext", "SASL %s credentials are sent to the brokers without TLS", k.SASL.Mechanism)
-	}
-}
-
-func (b *builder) openSource(sc SourceConfig) (source.Source, error) {
-	switch sc.Type {
-	case "generator":
-		g := sc.Generator
-		cfg := generator.Config{
-			Seed: g.Seed, Rate: g.Rate, Count: g.Count, Splits: g.Splits, Machines: g.Machines, Tags: g.Tags,
-			Step: g.Step.D(), OutOfOrderness: g.OutOfOrderness.D(), LateFraction: g.LateFraction, LateBy: g.LateBy.D(),
-			MalformedFraction: g.MalformedFraction, Now: b.opts.Now,
-		}
-		if g.StartTime != "" {
-			t, err := time.Parse(time.RFC3339Nano, g.StartTime)
-			if err != nil {
-				return nil, fmt.Errorf("generator.startTime: %w", err)
-			}
-			cfg.StartTime = t
-		}
-		return generator.New(cfg)
-	case "file":
-		return file.New(file.Config{Paths: sc.File.Paths, Follow: sc.File.Follow, PollInterval: sc.File.PollInterval.D(), EmptyLines: true}, b.opts.Logger, b.opts.Registry)
-	case "stdin":
-		return file.New(file.Config{Stdin: true, EmptyLines: true}, b.opts.Logger, b.opts.Registry)
-	case "kafka":
-		cfg := *sc.Kafka
-		if b.c.Checkpoints() {
-			// Offsets are committed to the group when checkpoints complete:
-			// committing what was merely handed out could skip records.
-			cfg.DisableAutoCommit = true
-		}
-		return kafkasrc.New(cfg, b.opts.Logger, b.opts.Registry)
-	case "kinesis":
-		return kinesissrc.New(*sc.Kinesis, b.opts.Logger, b.opts.Registry)
-	}
-	return nil, fmt.Errorf("source type %q is not supported", sc.Type)
 }
 
 func (b *builder) stage(path string, sc *StageConfig, input string, in *record.Schema, earlier []operator.StageSpec) (operator.StageSpec, *record.Schema) {
@@ -649,210 +587,24 @@ func keyCovers(ruleKey, stageKey []string) bool {
 	return true
 }
 
+// sink checks the sink at path against the schema of its input through
+// its kind's Build and, when opening, constructs it.
 func (b *builder) sink(path string, sk SinkConfig, schema *record.Schema) sink.Sink {
-	switch sk.Type {
-	case "parquet":
-		p := sk.Parquet
-		cfg := parquet.DefaultConfig()
-		cfg.Name, cfg.Dir, cfg.Partition = sk.Name, p.Path, p.Partition
-		if p.S3 != nil {
-			cfg.S3 = *p.S3
-		}
-		// With checkpoints, files are published only by completed checkpoints.
-		cfg.Transactional = b.c.Checkpoints()
-		if p.Compression != "" {
-			cfg.Compression = p.Compression
-		}
-		if p.RollSize > 0 {
-			cfg.RollSize = int64(p.RollSize)
-		}
-		cfg.RollRows = p.RollRows
-		if p.RollAge > 0 {
-			cfg.RollAge = p.RollAge.D()
-		}
-		if p.RowGroupSize > 0 {
-			cfg.RowGroupSize = int64(p.RowGroupSize)
-		}
-		if p.PageSize > 0 {
-			cfg.PageSize = int64(p.PageSize)
-		}
-		if p.DictionarySize > 0 {
-			cfg.DictionarySize = int64(p.DictionarySize)
-		}
-		if p.TimestampUnit != "" {
-			cfg.TimestampUnit = p.TimestampUnit
-		}
-		cfg.SortBy = p.SortBy
-		cfg.JSONColumns = slices.Clone(p.JSONColumns)
-		if schema != nil {
-			for _, src := range b.c.Sources {
-				if src.Name != sk.Input {
-					continue
-				}
-				for _, f := range src.Decode.Fields {
-					if f.Type == fieldTypeJSON {
-						cfg.JSONColumns = append(cfg.JSONColumns, f.Name)
-					}
-				}
-				if src.Decode.Extras != "" {
-					cfg.JSONColumns = append(cfg.JSONColumns, src.Decode.Extras)
-				}
-			}
-		}
-		if p.Filter != "" {
-			src := p.Filter
-			cfg.Filter = src
-			cfg.NewFilter = func(s *record.Schema) (parquet.RowFilter, error) {
-				e, err := operator.CompileExpression(src, s, record.TypeBool)
-				if err != nil {
-					return nil, err
-				}
-				return conditionFilter{e}, nil
-			}
-		}
-		if pc := p.PartitionCommit; pc != nil {
-			cfg.PartitionCommit.Enabled = pc.Enabled == nil || *pc.Enabled
-			cfg.PartitionCommit.AllowedLateness = pc.AllowedLateness.D()
-		}
-		if err := cfg.Validate(); err != nil {
-			b.problem(path+".parquet", "%v", err)
-			return nil
-		}
-		if schema != nil {
-			if err := parquet.CheckPartition(cfg.Partition, schema); err != nil {
-				b.problem(path+".parquet.partition", "%v (fields: %s)", err, schema)
-				return nil
-			}
-			if err := parquet.CheckSortBy(cfg.SortBy, schema); err != nil {
-				b.problem(path+".parquet.sortBy", "%v", err)
-				return nil
-			}
-			if cfg.NewFilter != nil {
-				if _, err := cfg.NewFilter(schema); err != nil {
-					b.problem(path+".parquet.filter", "%v", err)
-					return nil
-				}
-			}
-		}
-		if !b.open {
-			return nil
-		}
-		s, err := parquet.New(cfg, b.opts.Logger, b.opts.Registry)
-		if err != nil {
-			b.problem(path, "%v", err)
-			return nil
-		}
-		return s
-	case "kafka":
-		cfg := *sk.Kafka
-		cfg.Name = sk.Name
-		if err := cfg.Validate(); err != nil {
-			// tls and sasl problems are reported by Validate already.
-			if !errors.As(err, new(*fielderr.Error)) {
-				b.connector(path+".kafka", err)
-			}
-			return nil
-		}
-		if kafkaconn.Plaintext(cfg.TLS, cfg.SASL) {
-			b.warn(path+".kafka.sasl.allowPlaintext", "SASL %s credentials are sent to the brokers without TLS", cfg.SASL.Mechanism)
-		}
-		if schema != nil && cfg.KeyField != "" {
-			if _, ok := schema.Index(cfg.KeyField); !ok {
-				b.problem(path+".kafka.keyField", "field %q is not in %q (fields: %s)", cfg.KeyField, sk.Input, schema)
-				return nil
-			}
-		}
-		if !b.open {
-			return nil
-		}
-		s, err := kafkasink.New(cfg, b.opts.Logger, b.opts.Registry)
-		if err != nil {
-			b.problem(path, "%v", err)
-			return nil
-		}
-		return s
-	case "kinesis":
-		cfg := *sk.Kinesis
-		cfg.Name = sk.Name
-		if err := cfg.Validate(); err != nil {
-			b.connector(path+".kinesis", err)
-			return nil
-		}
-		if !b.open {
-			return nil
-		}
-		s, err := kinesissink.New(cfg, b.opts.Logger, b.opts.Registry)
-		if err != nil {
-			b.problem(path, "%v", err)
-			return nil
-		}
-		return s
-	case "webhook":
-		cfg := webhookDefaults(*sk.Webhook)
-		cfg.Name = sk.Name
-		if err := cfg.Validate(); err != nil {
-			b.problem(path+".webhook", "%v", err)
-			return nil
-		}
-		if !b.open {
-			return nil
-		}
-		s, err := webhook.New(cfg, b.opts.Logger, b.opts.Registry)
-		if err != nil {
-			b.problem(path, "%v", err)
-			return nil
-		}
-		return s
-	case sinkTypeDiscard:
-		if !b.open {
-			return nil
-		}
-		return discard.New()
-	case "stdout", "file":
-		cfg := jsonl.Config{Name: sk.Name}
-		if sk.Type == "file" {
-			cfg.Path = sk.File.Path
-		}
-		if !b.open {
-			return nil
-		}
-		s, err := jsonl.New(cfg, b.opts.Logger, b.opts.Registry)
-		if err != nil {
-			b.problem(path, "%v", err)
-			return nil
-		}
-		return s
+	kind := b.c.kinds().Sink(sk.Type)
+	if kind == nil {
+		b.problem(path+".type", "sink type %q is not supported", sk.Type)
+		return nil
 	}
-	b.problem(path+".type", "sink type %q is not supported", sk.Type)
-	return nil
+	s, err := kind.Build(&SinkBuild{
+		Path: path, Sink: &sk, Block: kind.blockOf(&sk), Schema: schema, Config: b.c, Open: b.open,
+		Checkpoints: b.c.Checkpoints(), Logger: b.opts.Logger, Registry: b.opts.Registry, Now: b.opts.Now, b: b,
+	})
+	if err != nil {
+		b.problem(path, "%v", err)
+		return nil
+	}
+	if !b.open {
+		return nil
+	}
+	return s
 }
-
-// webhookDefaults fills the fields a pipeline file left out.
-func webhookDefaults(c webhook.Config) webhook.Config {
-	d := webhook.DefaultConfig()
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = d.MaxAttempts
-	}
-	if c.InitialBackoff == 0 {
-		c.InitialBackoff = d.InitialBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = d.MaxBackoff
-	}
-	if c.MaxRetryAfter == 0 {
-		c.MaxRetryAfter = d.MaxRetryAfter
-	}
-	if c.MaxRows == 0 {
-		c.MaxRows = d.MaxRows
-	}
-	return c
-}
-
-// conditionFilter is a Parquet sink's row filter: a compiled condition.
-type conditionFilter struct{ cond *operator.Expression }
-
-// Keep implements parquet.RowFilter.
-func (f conditionFilter) Keep(row record.Row) (bool, error) { return f.cond.EvalBool(row) }

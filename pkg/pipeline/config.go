@@ -46,6 +46,10 @@ type Config struct {
 	// defaultCheckpoint is set when ApplyDefaults added the checkpoint block.
 	defaultCheckpoint bool
 
+	// registry holds the source and sink kinds the file was parsed
+	// with; nil means the built-in kinds.
+	registry *Registry
+
 	// positions maps YAML paths ("stages[0].window.size") to where they
 	// were written, so problems found after loading can still name a line.
 	positions map[string]position
@@ -140,6 +144,9 @@ type SourceConfig struct {
 	EventTime EventTimeConfig `yaml:"eventTime"`
 	// Watermark says how each split's watermark follows its event times.
 	Watermark WatermarkConfig `yaml:"watermark"`
+	// Blocks are the settings blocks of registered source kinds that are
+	// not built in, by block key (see Registry).
+	Blocks map[string]any `yaml:"-"`
 }
 
 // GeneratorConfig drives the built-in, deterministic line-monitoring data generator.
@@ -422,6 +429,9 @@ type SinkConfig struct {
 	Kinesis *kinesissink.Config `yaml:"kinesis"`
 	// Webhook POSTs rows as JSON arrays to a URL.
 	Webhook *webhook.Config `yaml:"webhook"`
+	// Blocks are the settings blocks of registered sink kinds that are
+	// not built in, by block key (see Registry).
+	Blocks map[string]any `yaml:"-"`
 }
 
 // ParquetConfig writes Hive-partitioned Parquet files.

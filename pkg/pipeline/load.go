@@ -132,6 +132,10 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 // The limit is checked before parsing, also for files whose size is not
 // known in advance (pipes).
 func LoadLimit(path string, lookupEnv func(string) (string, bool), maxBytes int64) (*Config, error) {
+	return loadLimit(nil, path, lookupEnv, maxBytes)
+}
+
+func loadLimit(r *Registry, path string, lookupEnv func(string) (string, bool), maxBytes int64) (*Config, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxFileBytes
 	}
@@ -150,7 +154,7 @@ func LoadLimit(path string, lookupEnv func(string) (string, bool), maxBytes int6
 	if int64(len(data)) > maxBytes {
 		return nil, Problems{{Msg: fmt.Sprintf("pipeline file is over the limit of %d bytes (--max-config-bytes)", maxBytes)}}
 	}
-	return Parse(data, lookupEnv)
+	return parse(r, data, lookupEnv)
 }
 
 // Parse decodes a pipeline file. Environment references in scalar values
@@ -161,8 +165,13 @@ func LoadLimit(path string, lookupEnv func(string) (string, bool), maxBytes int6
 // os.LookupEnv.
 //
 // Parse neither applies defaults nor validates: call ApplyDefaults and
-// Validate on the result.
+// Validate on the result. Parse knows the built-in source and sink kinds;
+// Registry.Parse knows a registry's.
 func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	return parse(nil, data, lookupEnv)
+}
+
+func parse(r *Registry, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
@@ -177,8 +186,9 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 		budget:    maxWalkNodes,
 
 		unexpanded: make(map[*yaml.Node]bool),
+		registry:   r,
 	}
-	cfg := &Config{}
+	cfg := &Config{registry: r}
 	if root == nil || isNull(root) {
 		// An empty file decodes to an empty Config; Validate says what is missing.
 		cfg.positions = l.positions
@@ -195,8 +205,83 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	if err := safeDecode(root, cfg); err != nil {
 		return nil, decodeProblems(err)
 	}
+	if ps := l.decodeBlocks(cfg); len(ps) > 0 {
+		return nil, ps
+	}
 	cfg.positions = l.positions
 	return cfg, nil
+}
+
+// kindBlock is the settings block of a registered (not built-in) kind,
+// found by the walk and decoded after the rest of the file.
+type kindBlock struct {
+	path   string // "sources[0]" or "sinks[0]"
+	source *SourceKind
+	sink   *SinkKind
+	node   *yaml.Node
+}
+
+// registeredBlock returns the registered kind whose block key is name in
+// a struct of type t (a source or a sink), if any.
+func (l *loader) registeredBlock(t reflect.Type, name string) (kindBlock, reflect.Type, bool) {
+	r := l.registry
+	if r == nil {
+		r = defaultRegistry()
+	}
+	switch t {
+	case reflect.TypeFor[SourceConfig]():
+		for _, k := range r.sources {
+			if k.block == nil && k.Block == name && k.NewBlock != nil {
+				return kindBlock{source: k}, reflect.TypeOf(k.NewBlock()), true
+			}
+		}
+	case reflect.TypeFor[SinkConfig]():
+		for _, k := range r.sinks {
+			if k.block == nil && k.Block == name && k.NewBlock != nil {
+				return kindBlock{sink: k}, reflect.TypeOf(k.NewBlock()), true
+			}
+		}
+	}
+	return kindBlock{}, nil, false
+}
+
+// decodeBlocks decodes the blocks of registered kinds into the Blocks of
+// their sources and sinks.
+func (l *loader) decodeBlocks(cfg *Config) Problems {
+	var ps Problems
+	for _, kb := range l.blocks {
+		var i int
+		switch {
+		case kb.source != nil:
+			if _, err := fmt.Sscanf(kb.path, "sources[%d]", &i); err != nil || i >= len(cfg.Sources) {
+				continue
+			}
+			if kb.source.blockOf(&cfg.Sources[i]) != nil {
+				continue // an explicit block overrides a merged one
+			}
+			b := kb.source.NewBlock()
+			if err := safeDecode(kb.node, b); err != nil {
+				ps = append(ps, decodeProblems(err)...)
+				continue
+			}
+			kb.source.storeBlock(&cfg.Sources[i], b)
+		case kb.sink != nil:
+			if _, err := fmt.Sscanf(kb.path, "sinks[%d]", &i); err != nil || i >= len(cfg.Sinks) {
+				continue
+			}
+			if kb.sink.blockOf(&cfg.Sinks[i]) != nil {
+				continue
+			}
+			b := kb.sink.NewBlock()
+			if err := safeDecode(kb.node, b); err != nil {
+				ps = append(ps, decodeProblems(err)...)
+				continue
+			}
+			kb.sink.storeBlock(&cfg.Sinks[i], b)
+		}
+	}
+	ps.Sort()
+	return ps
 }
 
 // maxWalkNodes bounds the nodes visited while checking a document, so a
@@ -290,6 +375,10 @@ type loader struct {
 	// unexpanded holds scalars whose references could not be expanded;
 	// they are already reported, so their type is not checked.
 	unexpanded map[*yaml.Node]bool
+	// registry knows the blocks of registered kinds; nil means the
+	// built-in kinds. blocks are the registered kinds' blocks found.
+	registry *Registry
+	blocks   []kindBlock
 }
 
 func (l *loader) problem(path string, at *yaml.Node, format string, args ...any) {
@@ -499,8 +588,14 @@ func (l *loader) mapping(n *yaml.Node, t reflect.Type, path string) {
 		seen[name] = k
 		ft, ok := sf.types[name]
 		if !ok {
-			l.problem(path, k, "%s", unknownField(name, sf.names))
-			continue
+			kb, bt, found := l.registeredBlock(t, name)
+			if !found {
+				l.problem(path, k, "%s", unknownField(name, sf.names))
+				continue
+			}
+			kb.path, kb.node = path, v
+			l.blocks = append(l.blocks, kb)
+			ft = bt
 		}
 		p := joinKey(path, name)
 		l.record(p, k)

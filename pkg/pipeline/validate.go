@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/expr-lang/expr/parser"
 
 	"github.com/streamd/streamd/internal/fielderr"
-	"github.com/streamd/streamd/internal/kafkaconn"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/source/nexmark"
 	"github.com/streamd/streamd/pkg/window"
@@ -99,8 +97,6 @@ var (
 	compressions      = []string{"", "zstd", "snappy", "gzip", "none"}
 	aggregateFns      = []string{"count", "sum", "min", "max", "avg", "first", "last", "count_distinct", "quantile", "max_by", "min_by"}
 	windowTypes       = []string{windowTypeTumbling, windowTypeSliding, windowTypeSession}
-	sourceTypes       = []string{sourceTypeGenerator, sourceTypeNexmark, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis}
-	sinkTypes         = []string{sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook, sinkTypeDiscard}
 	watermarkStrategy = []string{watermarkStrategyBounded, watermarkStrategyPerSender}
 	invalidUTF8s      = []string{invalidUTF8DeadLetter, invalidUTF8Replace}
 	emptyRecords      = []string{emptySkip, emptyDeadLetter}
@@ -135,24 +131,17 @@ func (c *Config) ApplyDefaults() {
 			setDefault(&r.MaxRuleBytes, DefaultMaxRuleBytes)
 		}
 	}
+	reg := c.kinds()
 	for i := range c.Sources {
 		s := &c.Sources[i]
-		if s.Type == sourceTypeGenerator && s.Generator == nil {
-			// "generator:" with nothing under it decodes to nil; it means
-			// "all defaults", not "missing".
-			s.Generator = &GeneratorConfig{}
-		}
-		if s.Type == sourceTypeNexmark && s.Nexmark == nil {
-			s.Nexmark = &NexmarkConfig{}
-		}
-		if g := s.Generator; g != nil {
-			setDefault(&g.Splits, DefaultGeneratorSplits)
-			setDefault(&g.Machines, DefaultGeneratorMachines)
-			setDefault(&g.Tags, DefaultGeneratorTags)
-			setDefault(&g.LateBy, DefaultGeneratorLateBy)
-		}
-		if f := s.File; f != nil {
-			setDefault(&f.PollInterval, DefaultFilePollInterval)
+		for _, k := range reg.sources {
+			// A kind's defaults apply to its block wherever it is, and may
+			// supply the block of a source of its type that has none.
+			if b := k.blockOf(s); k.Defaults != nil && k.Block != "" && (b != nil || s.Type == k.Name) {
+				if b = k.Defaults(b); b != nil {
+					k.storeBlock(s, b)
+				}
+			}
 		}
 		setDefault(&s.Decode.Format, DefaultDecodeFormat)
 		setDefault(&s.Decode.InvalidUTF8, DefaultInvalidUTF8)
@@ -170,10 +159,13 @@ func (c *Config) ApplyDefaults() {
 		setDefault(&s.Watermark.Strategy, DefaultWatermarkStrategy)
 	}
 	for i := range c.Sinks {
-		if p := c.Sinks[i].Parquet; p != nil {
-			setDefault(&p.Compression, DefaultParquetCompression)
-			setDefault(&p.RollSize, DefaultRollSize)
-			setDefault(&p.RollAge, DefaultRollAge)
+		s := &c.Sinks[i]
+		for _, k := range reg.sinks {
+			if b := k.blockOf(s); k.Defaults != nil && k.Block != "" && (b != nil || s.Type == k.Name) {
+				if b = k.Defaults(b); b != nil {
+					k.storeBlock(s, b)
+				}
+			}
 		}
 	}
 }
@@ -291,14 +283,14 @@ func (v *validator) http(h *HTTPConfig) {
 	}
 }
 
-// block checks that a component's block (path.<want>) is present exactly
+// block checks that a component's block (path.<block>) is present exactly
 // when the component's type is want.
-func (v *validator) block(path, typ, want string, present bool) {
+func (v *validator) block(path, typ, want, block string, present bool) {
 	switch {
 	case typ == want && !present:
-		v.add(path+"."+want, "required for type %s", want)
+		v.add(path+"."+block, "required for type %s", want)
 	case typ != want && present && typ != "":
-		v.add(path+"."+want, "only applies to type %s", want)
+		v.add(path+"."+block, "only applies to type %s", want)
 	}
 }
 
@@ -332,59 +324,30 @@ func (v *validator) declare(path, name string, stream bool) {
 func (v *validator) source(i int, s *SourceConfig) {
 	path := fmt.Sprintf("sources[%d]", i)
 	v.declare(path, s.Name, true)
+	reg := v.c.kinds()
+	switch types := reg.SourceTypes(); {
+	case s.Type == "":
+		v.add(path+".type", "required (one of %s)", strings.Join(types, ", "))
+	case reg.Source(s.Type) == nil:
+		v.add(path+".type", "%s", fielderr.Unknown("source type", s.Type, types))
+	}
 	// Each type takes exactly its own block, so a block left over from
 	// another type is not silently ignored.
-	switch s.Type {
-	case "":
-		v.add(path+".type", "required (one of %s)", strings.Join(sourceTypes, ", "))
-	case sourceTypeGenerator, sourceTypeNexmark, sourceTypeFile, sourceTypeStdin, sourceTypeKafka, sourceTypeKinesis:
-	default:
-		v.add(path+".type", "%s", fielderr.Unknown("source type", s.Type, sourceTypes))
-	}
-	v.block(path, s.Type, sourceTypeNexmark, s.Nexmark != nil)
-	if n := s.Nexmark; n != nil {
-		v.nexmark(path+".nexmark", n)
-	}
-	switch {
-	case s.Type == sourceTypeGenerator && s.Generator == nil:
-		v.add(path+".generator", "required for type generator")
-	case s.Type != sourceTypeGenerator && s.Generator != nil && s.Type != "":
-		v.add(path+".generator", "only applies to type generator")
-	}
-	switch {
-	case s.Type == sourceTypeFile && s.File == nil:
-		v.add(path+".file", "required for type file")
-	case s.Type != sourceTypeFile && s.File != nil && s.Type != "":
-		v.add(path+".file", "only applies to type file")
-	}
-	v.block(path, s.Type, sourceTypeKafka, s.Kafka != nil)
-	v.block(path, s.Type, sourceTypeKinesis, s.Kinesis != nil)
-	if g := s.Generator; g != nil {
-		v.generator(path+".generator", g)
-	}
-	if f := s.File; f != nil {
-		if len(f.Paths) == 0 {
-			v.add(path+".file.paths", "at least one path or glob pattern is required")
+	for _, k := range reg.sources {
+		if k.Block != "" {
+			v.block(path, s.Type, k.Name, k.Block, k.blockOf(s) != nil)
 		}
-		for j, p := range f.Paths {
-			if p == "" {
-				v.add(fmt.Sprintf("%s.file.paths[%d]", path, j), "must not be empty")
+	}
+	if reg != defaultRegistry() {
+		for _, k := range defaultRegistry().sources {
+			if k.Block != "" && reg.Source(k.Name) == nil && k.blockOf(s) != nil {
+				v.add(path+"."+k.Block, "only applies to type %s, which is not registered", k.Name)
 			}
 		}
-		v.nonNegative(path+".file.pollInterval", f.PollInterval)
 	}
-
-	if s.Kafka != nil {
-		v.ps = append(v.ps, connectorProblems(v.c, path+".kafka", s.Kafka.Validate())...)
-	}
-	if s.Kinesis != nil {
-		v.ps = append(v.ps, connectorProblems(v.c, path+".kinesis", s.Kinesis.Validate())...)
-	}
-	if f := s.File; f != nil {
-		for j, p := range f.Paths {
-			if _, err := filepath.Match(p, ""); err != nil {
-				v.add(fmt.Sprintf("%s.file.paths[%d]", path, j), "invalid glob pattern %q: %v", p, err)
-			}
+	for _, k := range reg.sources {
+		if b := k.blockOf(s); b != nil && k.Validate != nil {
+			k.Validate(&BlockCheck{v: v, path: path + "." + k.Block}, b)
 		}
 	}
 
@@ -892,10 +855,12 @@ func (v *validator) aggregate(path string, a *window.Spec) string {
 func (v *validator) sink(i int, s *SinkConfig) {
 	path := fmt.Sprintf("sinks[%d]", i)
 	v.declare(path, s.Name, false)
+	reg := v.c.kinds()
+	kind := reg.Sink(s.Type)
 	switch {
 	case s.MaxHeldBytes < 0:
 		v.add(path+".maxHeldBytes", "must be > 0")
-	case s.MaxHeldBytes > 0 && (s.Delivery != "exactlyOnce" || s.Type == sinkTypeParquet):
+	case s.MaxHeldBytes > 0 && (s.Delivery != "exactlyOnce" || kind != nil && kind.Transactional):
 		v.add(path+".maxHeldBytes", "only applies to delivery exactlyOnce of a sink other than parquet")
 	}
 	if s.Input == "" {
@@ -903,71 +868,28 @@ func (v *validator) sink(i int, s *SinkConfig) {
 	} else {
 		v.streamRef(path+".input", s.Input, len(v.c.Stages), true)
 	}
-	switch s.Type {
-	case "":
-		v.add(path+".type", "required (one of %s)", strings.Join(sinkTypes, ", "))
-	case sinkTypeParquet, sinkTypeStdout, sinkTypeFile, sinkTypeKafka, sinkTypeKinesis, sinkTypeWebhook, sinkTypeDiscard:
-	default:
-		v.add(path+".type", "%s", fielderr.Unknown("sink type", s.Type, sinkTypes))
+	switch types := reg.SinkTypes(); {
+	case s.Type == "":
+		v.add(path+".type", "required (one of %s)", strings.Join(types, ", "))
+	case kind == nil:
+		v.add(path+".type", "%s", fielderr.Unknown("sink type", s.Type, types))
 	}
-	switch {
-	case s.Type == sinkTypeParquet && s.Parquet == nil:
-		v.add(path+".parquet", "required for type parquet")
-	case s.Type != sinkTypeParquet && s.Parquet != nil && s.Type != "":
-		v.add(path+".parquet", "only applies to type parquet")
+	for _, k := range reg.sinks {
+		if k.Block != "" {
+			v.block(path, s.Type, k.Name, k.Block, k.blockOf(s) != nil)
+		}
 	}
-	switch {
-	case s.Type == sinkTypeFile && s.File == nil:
-		v.add(path+".file", "required for type file")
-	case s.Type != sinkTypeFile && s.File != nil && s.Type != "":
-		v.add(path+".file", "only applies to type file")
-	}
-	v.block(path, s.Type, sinkTypeKafka, s.Kafka != nil)
-	v.block(path, s.Type, sinkTypeKinesis, s.Kinesis != nil)
-	v.block(path, s.Type, sinkTypeWebhook, s.Webhook != nil)
-	if k := s.Kafka; k != nil {
-		// The sink's own Validate (in the builder) names one problem at a
-		// time; the security settings are checked here in full.
-		v.ps = append(v.ps, connectorProblems(v.c, path+".kafka", kafkaconn.ValidateSecurity("", k.TLS, k.SASL))...)
-	}
-	if p := s.Parquet; p != nil {
-		pp := path + ".parquet"
-		if p.Path == "" {
-			v.add(pp+".path", "required (the output directory)")
-		}
-		if err := checkPartition(p.Partition); err != nil {
-			v.add(pp+".partition", "%s", err.Error())
-		}
-		if !slices.Contains(compressions, p.Compression) {
-			v.add(pp+".compression", "%s", fielderr.Unknown("compression", p.Compression, compressions[1:]))
-		}
-		if p.RollSize < 0 {
-			v.add(pp+".rollSize", "must be >= 0")
-		}
-		if p.RollRows < 0 {
-			v.add(pp+".rollRows", "must be >= 0 (0 means no row limit)")
-		}
-		v.nonNegative(pp+".rollAge", p.RollAge)
-		for _, f := range []struct {
-			name string
-			size ByteSize
-		}{{"rowGroupSize", p.RowGroupSize}, {"pageSize", p.PageSize}, {"dictionarySize", p.DictionarySize}} {
-			if f.size < 0 {
-				v.add(pp+"."+f.name, "must be >= 0 (0 means the default)")
+	if reg != defaultRegistry() {
+		for _, k := range defaultRegistry().sinks {
+			if k.Block != "" && reg.Sink(k.Name) == nil && k.blockOf(s) != nil {
+				v.add(path+"."+k.Block, "only applies to type %s, which is not registered", k.Name)
 			}
 		}
-		if p.Filter != "" {
-			v.expr(pp+".filter", p.Filter)
-		}
-		if pc := p.PartitionCommit; pc != nil {
-			v.nonNegative(pp+".partitionCommit.allowedLateness", pc.AllowedLateness)
-		}
-		if p.TimestampUnit != "" && p.TimestampUnit != "micros" && p.TimestampUnit != "millis" {
-			v.add(pp+".timestampUnit", "unknown unit %q (want micros or millis)", p.TimestampUnit)
-		}
 	}
-	if f := s.File; f != nil && f.Path == "" {
-		v.add(path+".file.path", "required")
+	for _, k := range reg.sinks {
+		if b := k.blockOf(s); b != nil && k.Validate != nil {
+			k.Validate(&BlockCheck{v: v, path: path + "." + k.Block}, b)
+		}
 	}
 }
 
