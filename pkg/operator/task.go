@@ -46,8 +46,8 @@ type splitTask struct {
 	readFails prometheus.Counter
 	deadBy    map[string]prometheus.Counter
 	deadB     *record.Batch
-	// between are the batches between the decoder and the last step,
-	// reused from one read to the next: only the last one is emitted.
+	// between are the batches of the decoder and the steps, reused from
+	// one read to the next (see batch).
 	between []*record.Batch
 	ctrl    mailbox
 	last    source.Position
@@ -327,12 +327,13 @@ func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, 
 }
 
 // batch returns the batch that stage k of process fills (0: the decoder,
-// k: step k): a new one for the last stage, whose batch is emitted, else
-// the task's reused one, emptied. Emptying drops only the batch's own
-// slices: the strings of its arena stay alive for the rows that the next
-// stages copied.
+// k: step k): the task's reused one, emptied, unless it is the last
+// stage's and a sink writer takes it (writers keep what they are given;
+// exchanges copy the rows out before emit returns). Emptying drops only
+// the batch's own slices: the strings of its arena stay alive for the rows
+// that the next stages and exchanges copied.
 func (t *splitTask) batch(k, width, capacity int) *record.Batch {
-	if k == len(t.steps) {
+	if k == len(t.steps) && len(t.out.writers) > 0 {
 		return record.NewBatch(width, capacity)
 	}
 	for len(t.between) <= k {
