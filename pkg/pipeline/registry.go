@@ -226,46 +226,41 @@ func (r *Registry) LoadLimit(path string, lookupEnv func(string) (string, bool),
 }
 
 // blockOf returns the block of kind k in s, nil when absent.
-func (k *SourceKind) blockOf(s *SourceConfig) any {
-	if k.Block == "" {
-		return nil
-	}
-	if k.block != nil {
-		return k.block(s)
-	}
-	return s.Blocks[k.Block]
-}
+func (k *SourceKind) blockOf(s *SourceConfig) any { return blockIn(k.Block, k.block, s, s.Blocks) }
 
 func (k *SourceKind) storeBlock(s *SourceConfig, b any) {
-	if k.setBlock != nil {
-		k.setBlock(s, b)
-		return
-	}
-	if s.Blocks == nil {
-		s.Blocks = make(map[string]any)
-	}
-	s.Blocks[k.Block] = b
+	storeKindBlock(k.Block, k.setBlock, s, &s.Blocks, b)
 }
 
-func (k *SinkKind) blockOf(s *SinkConfig) any {
-	if k.Block == "" {
-		return nil
-	}
-	if k.block != nil {
-		return k.block(s)
-	}
-	return s.Blocks[k.Block]
-}
+func (k *SinkKind) blockOf(s *SinkConfig) any { return blockIn(k.Block, k.block, s, s.Blocks) }
 
 func (k *SinkKind) storeBlock(s *SinkConfig, b any) {
-	if k.setBlock != nil {
-		k.setBlock(s, b)
+	storeKindBlock(k.Block, k.setBlock, s, &s.Blocks, b)
+}
+
+// blockIn returns the block named name of config c: from its typed field
+// (get) for a built-in kind, else from its Blocks; nil when the kind has none.
+func blockIn[C any](name string, get func(*C) any, c *C, blocks map[string]any) any {
+	if name == "" {
+		return nil
+	}
+	if get != nil {
+		return get(c)
+	}
+	return blocks[name]
+}
+
+// storeKindBlock stores block b named name in config c, the counterpart of
+// blockIn.
+func storeKindBlock[C any](name string, set func(*C, any), c *C, blocks *map[string]any, b any) {
+	if set != nil {
+		set(c, b)
 		return
 	}
-	if s.Blocks == nil {
-		s.Blocks = make(map[string]any)
+	if *blocks == nil {
+		*blocks = make(map[string]any)
 	}
-	s.Blocks[k.Block] = b
+	(*blocks)[name] = b
 }
 
 // BlockCheck collects the problems of one settings block for Validate.
