@@ -825,10 +825,22 @@ func (e *emitter) marker(m *Marker) {
 
 // emit writes b (may be nil for a watermark-only update) and forwards the watermark.
 func (e *emitter) emit(ctx context.Context, b *record.Batch, wm int64, idle bool) {
+	e.emitFrom(ctx, b, wm, idle, nil)
+}
+
+// emitFrom is emit of a batch taken from pool (nil: a batch not to be
+// recycled): it goes back to the pool once the writers have written it
+// and the exchanges have copied its rows. The caller must not use b
+// afterwards.
+func (e *emitter) emitFrom(ctx context.Context, b *record.Batch, wm int64, idle bool, pool *batchPool) {
+	var loan *batchLoan
 	if b != nil && b.Len() > 0 {
 		e.stream.records.Add(float64(b.Len()))
+		if pool != nil {
+			loan = pool.lend(b, len(e.writers)+1)
+		}
 		for _, w := range e.writers {
-			w.write(ctx, b)
+			w.write(ctx, b, loan)
 		}
 	} else {
 		b = nil
@@ -836,6 +848,7 @@ func (e *emitter) emit(ctx context.Context, b *record.Batch, wm int64, idle bool
 	for _, x := range e.outs {
 		x.send(b, wm, idle)
 	}
+	loan.release()
 }
 
 func (e *emitter) tick(ctx context.Context, now time.Time, wm int64) {

@@ -23,8 +23,10 @@ var errWriterClosed = errors.New("sink writer is closed")
 
 // asyncWriter runs one sink writer on its own goroutine behind a bounded
 // queue of commands, executed in order: writes, ticks, prepares and the
-// close. Batches handed to Write must not change afterwards (the runtime
-// never reuses an emitted batch).
+// close. A batch handed to Write does not change until every writer it
+// was handed to has written it: an emitter lends a batch it recycles
+// (batchLoan), and the writer gives it back once Write has returned — sink
+// writers never retain a batch or its strings after Write.
 type asyncWriter struct {
 	w      sink.Writer
 	prep   sink.Preparer // nil when the writer takes no part in checkpoints
@@ -70,6 +72,7 @@ type sinkCmd struct {
 	kind    sinkCmdKind
 	ctx     context.Context
 	b       *record.Batch
+	loan    *batchLoan // nil when the batch is not to be given back
 	now, wm int64
 	id      int64
 	reply   chan sinkReply
@@ -114,7 +117,9 @@ func (a *asyncWriter) run() {
 func (a *asyncWriter) exec(c sinkCmd) {
 	switch c.kind {
 	case cmdWrite:
-		if err := a.w.Write(c.ctx, c.b); err != nil {
+		err := a.w.Write(c.ctx, c.b)
+		c.loan.release()
+		if err != nil {
 			a.onError(err)
 		}
 	case cmdTick:
@@ -151,15 +156,73 @@ func (a *asyncWriter) send(c sinkCmd) {
 
 // write queues b, once the writer has room for it. Errors are reported
 // through onError.
-func (a *asyncWriter) write(ctx context.Context, b *record.Batch) {
+func (a *asyncWriter) write(ctx context.Context, b *record.Batch, loan *batchLoan) {
 	if a.closed {
+		loan.release()
 		a.onError(errWriterClosed)
 		return
 	}
 	if a.room != nil {
 		a.bp.addOn(a.on, a.room.AwaitRoom(ctx))
 	}
-	a.send(sinkCmd{kind: cmdWrite, ctx: ctx, b: b})
+	a.send(sinkCmd{kind: cmdWrite, ctx: ctx, b: b, loan: loan})
+}
+
+// batchPool holds a task's emitted batches once every writer is done with
+// them, for the task to fill again: a task writing to sinks would
+// otherwise allocate every batch it emits, and a window firing grows its
+// result batch from nothing each time. It keeps at most the writers'
+// queue depth plus one of them; the others are left to the collector.
+type batchPool struct {
+	free chan *record.Batch
+}
+
+func newBatchPool(size int) *batchPool {
+	return &batchPool{free: make(chan *record.Batch, size)}
+}
+
+// get returns an empty batch of the given width, recycled when one is free.
+func (p *batchPool) get(width, capacity int) *record.Batch {
+	for {
+		select {
+		case b := <-p.free:
+			if b.Width == width {
+				return b
+			}
+			continue // a batch of an older schema: dropped
+		default:
+		}
+		return record.NewBatch(width, capacity)
+	}
+}
+
+// lend hands b to n writers (and the emitting task, which returns its own
+// share once the batch has also gone to the exchanges).
+func (p *batchPool) lend(b *record.Batch, n int) *batchLoan {
+	l := &batchLoan{b: b, pool: p}
+	l.refs.Store(int32(n))
+	return l
+}
+
+// batchLoan counts the holders of a lent batch; the last to release it
+// empties it and gives it back to its pool. Emptying drops the batch's
+// arena (strings handed out stay valid): only its slices are reused.
+type batchLoan struct {
+	b    *record.Batch
+	pool *batchPool
+	refs atomic.Int32
+}
+
+func (l *batchLoan) release() {
+	if l == nil || l.refs.Add(-1) != 0 {
+		return
+	}
+	clear(l.b.Values) // drop references to strings of other batches
+	l.b.Reset()
+	select {
+	case l.pool.free <- l.b:
+	default:
+	}
 }
 
 // tick queues a tick unless one is already waiting: a writer that is

@@ -49,6 +49,9 @@ type splitTask struct {
 	// between are the batches of the decoder and the steps, reused from
 	// one read to the next (see batch).
 	between []*record.Batch
+	// written recycles the last stage's batches that sink writers take
+	// (see batch).
+	written *batchPool
 	ctrl    mailbox
 	last    source.Position
 	// end is how the task ends; revoked is set before a revoked split is
@@ -322,19 +325,23 @@ func (t *splitTask) process(ctx context.Context, msgs *source.Batch, width int, 
 	}
 	t.wm.observe(b, now)
 	wm, idle := t.wm.current(now)
-	t.out.emit(ctx, b, wm, idle)
+	t.out.emitFrom(ctx, b, wm, idle, t.written)
 	t.flushDead(ctx, wm)
 }
 
 // batch returns the batch that stage k of process fills (0: the decoder,
 // k: step k): the task's reused one, emptied, unless it is the last
-// stage's and a sink writer takes it (writers keep what they are given;
-// exchanges copy the rows out before emit returns). Emptying drops only
-// the batch's own slices: the strings of its arena stay alive for the rows
-// that the next stages and exchanges copied.
+// stage's and a sink writer takes it: then one the writers have given back
+// (they keep a batch until they have written it; exchanges copy the rows
+// out before emit returns). Emptying drops only the batch's own slices:
+// the strings of its arena stay alive for the rows that the next stages
+// and exchanges copied.
 func (t *splitTask) batch(k, width, capacity int) *record.Batch {
 	if k == len(t.steps) && len(t.out.writers) > 0 {
-		return record.NewBatch(width, capacity)
+		if t.written == nil {
+			t.written = newBatchPool(t.r.job.SinkQueue + 1)
+		}
+		return t.written.get(width, capacity)
 	}
 	for len(t.between) <= k {
 		t.between = append(t.between, nil)
@@ -497,6 +504,10 @@ type subtask struct {
 	sentWM      int64
 	sentIdle    bool
 	state       subtaskState
+
+	// resPool and latePool recycle the result and late batches once
+	// written (see batchPool).
+	resPool, latePool *batchPool
 }
 
 func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, error) {
@@ -581,11 +592,19 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 }
 
 func (s *subtask) newOutput() {
-	s.res = window.Output{
-		Results: record.NewBatch(s.op.ResultSchema().Len(), 64),
-		Late:    record.NewBatch(s.op.LateSchema().Len(), 16),
-		Refused: s.refusedBatch(),
+	if s.resPool == nil {
+		s.resPool = newBatchPool(s.r.job.SinkQueue + 1)
+		s.latePool = newBatchPool(s.r.job.SinkQueue + 1)
 	}
+	// An empty batch stays: only an emitted one is replaced.
+	res, late := s.res.Results, s.res.Late
+	if res == nil || res.Len() > 0 {
+		res = s.resPool.get(s.op.ResultSchema().Len(), 64)
+	}
+	if late == nil || late.Len() > 0 {
+		late = s.latePool.get(s.op.LateSchema().Len(), 16)
+	}
+	s.res = window.Output{Results: res, Late: late, Refused: s.refusedBatch()}
 }
 
 func (s *subtask) run() {
@@ -824,8 +843,8 @@ func (s *subtask) flush(ctx context.Context, wm int64, idle bool) {
 	s.sentWM, s.sentIdle = wm, idle
 	// Results trail the input's event time by the allowed lateness: until
 	// then they may still be updated.
-	s.out.emit(ctx, res.Results, window.HoldBack(wm, s.st.hold), idle)
-	s.late.emit(ctx, res.Late, wm, idle)
+	s.out.emitFrom(ctx, res.Results, window.HoldBack(wm, s.st.hold), idle, s.resPool)
+	s.late.emitFrom(ctx, res.Late, wm, idle, s.latePool)
 }
 
 // dropRows removes, in place, the rows of b whose bool field at idx is true.
