@@ -177,9 +177,15 @@ func (st *stageRT) getBatch(width, capacity int) *record.Batch {
 	return b
 }
 
+// putBatch takes back a batch the subtask's operator has processed. Its
+// arena holds only the keys built by the exchange (keyBy over several
+// fields), which no operator keeps — windows and rule engines intern the
+// keys they hold, and late and refused rows copy values, not keys — so it
+// is filled again. The values' strings live in the producers' batches.
 func (st *stageRT) putBatch(b *record.Batch) {
 	clear(b.Values) // drop references to strings of other batches
-	b.Reset()
+	clear(b.Keys)
+	b.Recycle()
 	st.batches.Put(b)
 }
 

@@ -69,6 +69,21 @@ func (b *Batch) AppendRow(t int64) Row {
 	return row
 }
 
+// Grow makes room for n more rows without reallocating, when the caller
+// knows how many are coming (a window firing its keys).
+func (b *Batch) Grow(n int) {
+	if need := len(b.Values) + n*b.Width; cap(b.Values) < need {
+		grown := make([]Value, len(b.Values), need)
+		copy(grown, b.Values)
+		b.Values = grown
+	}
+	if need := len(b.Times) + n; cap(b.Times) < need {
+		grown := make([]int64, len(b.Times), need)
+		copy(grown, b.Times)
+		b.Times = grown
+	}
+}
+
 // AppendFrom copies row i of src (same width) into b, with its key if any.
 func (b *Batch) AppendFrom(src *Batch, i int) {
 	row := b.AppendRow(src.Times[i])
@@ -106,6 +121,15 @@ func (b *Batch) Reset() {
 	b.Hashes = b.Hashes[:0]
 	b.Origin = nil
 	b.arena = nil
+}
+
+// Recycle empties the batch like Reset but also reuses its arena's last
+// chunk: only for a batch none of whose interned strings is referenced any
+// more (their bytes are overwritten by the next Intern).
+func (b *Batch) Recycle() {
+	arena := b.arena[:0]
+	b.Reset()
+	b.arena = arena
 }
 
 // Origin is the split a batch's rows were read from and the positions of

@@ -1070,6 +1070,11 @@ func (o *Operator) Advance(wm int64, out *Output) {
 		t := heap.Pop(&o.times).(int64)
 		due := o.timers[t]
 		delete(o.timers, t)
+		if o.kind != Session && out.Results != nil {
+			// At most one result per key (more for a sliding window
+			// behind by several slides): room made once, not by doubling.
+			out.Results.Grow(len(due))
+		}
 		for _, ks := range due {
 			if ks.timer != t {
 				continue // rescheduled earlier or later: stale entry
