@@ -175,6 +175,9 @@ type slot struct {
 	fixed []byte
 	// own holds the JSON text of a raw value, reused across records.
 	own []byte
+	// cache shares the strings of a field that repeats its values (see
+	// strCache); nil for other types.
+	cache *strCache
 }
 
 // JSON decodes JSON objects into typed records. It is used by one goroutine.
@@ -280,13 +283,19 @@ func NewJSON(cfg Config) (*JSON, error) {
 	if now == nil {
 		now = time.Now
 	}
+	slots := make([]slot, len(schemaFields))
+	for i, f := range schemaFields {
+		if f.Type == record.TypeString {
+			slots[i].cache = newStrCache()
+		}
+	}
 	return &JSON{
 		fields:    fields,
 		schema:    schema,
 		eventIdx:  eventIdx,
 		maxFuture: cfg.MaxFuture,
 		now:       now,
-		slots:     make([]slot, len(schemaFields)),
+		slots:     slots,
 		scratch:   make([]byte, 0, 64),
 		utf8:      cfg.InvalidUTF8,
 		empty:     cfg.Empty,
@@ -366,7 +375,14 @@ func (d *JSON) Decode(msg []byte, brokerTS int64, b *record.Batch) error {
 		v := s.v
 		switch {
 		case v.T == record.TypeString && fast:
-			v.S = b.Intern(msg[s.off:s.end])
+			str, ok := "", false
+			if s.cache != nil {
+				str, ok = s.cache.get(msg[s.off:s.end])
+			}
+			if !ok {
+				str = b.Intern(msg[s.off:s.end])
+			}
+			v.S = str
 		case v.T == record.TypeString || v.T.Nested():
 			// Nested values are only decoded by the full decoder.
 			v.S = b.Intern(s.str)
