@@ -11,8 +11,8 @@ import (
 	"github.com/parquet-go/parquet-go/compress/gzip"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/streamd/streamd/pkg/sink/parquet/pqfile"
 
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -141,7 +141,7 @@ func (f *orderedField) Value(reflect.Value) reflect.Value { return reflect.Value
 func codecFor(name string) (compress.Codec, error) {
 	switch name {
 	case "zstd", "":
-		return &zstd.Codec{Level: zstd.SpeedDefault}, nil
+		return pqfile.Zstd(), nil
 	case "snappy":
 		return &snappy.Codec{}, nil
 	case "gzip":

@@ -11,7 +11,6 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -82,7 +81,7 @@ type SortColumn struct {
 // DefaultOptions returns the options a zero Options stands for.
 func DefaultOptions() Options {
 	return Options{
-		Compression:   &zstd.Codec{},
+		Compression:   sharedZstd,
 		RowGroupRows:  DefaultRowGroupRows,
 		RowGroupBytes: DefaultRowGroupBytes,
 		MaxTailBytes:  DefaultMaxTailBytes,
