@@ -6,40 +6,44 @@ import "github.com/cespare/xxhash/v2"
 // repeating: machine ids, tags, status words, country codes. Such a field
 // costs an arena copy per record, and the arena a collection per batch; a
 // hit here costs a hash and a compare, and the string is shared by every
-// row that has it. A field whose values mostly differ (ids, URLs, free
-// text) stops using the cache after a probe of probeLen lookups, and is
-// probed again every reprobe records.
+// row that has it. The cache starts small and grows while a probe of
+// probeLen lookups misses more than once in 32, up to maxEntries; a field
+// whose values then still hit less than three times in four (ids, URLs,
+// free text) stops using it and is probed again every reprobe records.
 type strCache struct {
-	// entries are sets of two, the one used last first.
-	entries [cacheSize]string
-	on      bool
+	// entries are sets of two, the one used last first; nil while off.
+	entries []string
+	size    int // entries once on
 	// left counts down the lookups of the current probe (on) or the
 	// records until the next one (off); hits counts the probe's hits.
 	left, hits int
 }
 
 const (
-	cacheSize = 1024 // entries, in sets of two
+	minEntries = 256
+	maxEntries = 4096
 	// cacheMaxLen bounds the texts cached: longer ones are rarely repeated.
 	cacheMaxLen = 64
 	probeLen    = 4096
-	// minHits is the share of a probe's lookups that must hit (in
-	// 1/1024ths) for the cache to stay on: three in four.
-	minHits = 768
-	reprobe = 1 << 16
+	// fewMisses and minHits are shares of a probe's lookups, in
+	// 1/1024ths: hits above fewMisses leave the cache as it is; at
+	// maxEntries, hits below minHits turn it off.
+	fewMisses = 992
+	minHits   = 768
+	reprobe   = 1 << 16
 )
 
 func newStrCache() *strCache {
-	return &strCache{on: true, left: probeLen}
+	return &strCache{entries: make([]string, minEntries), size: minEntries, left: probeLen}
 }
 
 // get returns p as a string: the cached one when p was seen, a copy
 // otherwise; ok is false when the cache is off (the caller interns).
 func (c *strCache) get(p []byte) (s string, ok bool) {
-	if !c.on {
+	if c.entries == nil {
 		c.left--
 		if c.left <= 0 {
-			c.on, c.left, c.hits = true, probeLen, 0
+			c.entries, c.left, c.hits = make([]string, c.size), probeLen, 0
 		}
 		return "", false
 	}
@@ -47,7 +51,8 @@ func (c *strCache) get(p []byte) (s string, ok bool) {
 		c.account(false)
 		return "", false
 	}
-	set := c.entries[xxhash.Sum64(p)%(cacheSize/2)*2:][:2]
+	i := xxhash.Sum64(p) & uint64(len(c.entries)/2-1) * 2
+	set := c.entries[i : i+2 : i+2]
 	hit := true
 	switch {
 	case set[0] == string(p):
@@ -60,7 +65,7 @@ func (c *strCache) get(p []byte) (s string, ok bool) {
 		set[1], set[0] = set[0], string(p)
 	}
 	s = set[0]
-	c.account(hit) // may empty the cache: s is kept
+	c.account(hit) // may replace the entries: s is kept
 	return s, true
 }
 
@@ -72,10 +77,16 @@ func (c *strCache) account(hit bool) {
 	if c.left > 0 {
 		return
 	}
-	if c.hits*1024 >= minHits*probeLen {
-		c.left, c.hits = probeLen, 0
-		return
+	hits := c.hits * 1024 / probeLen
+	c.left, c.hits = probeLen, 0
+	switch {
+	case hits >= fewMisses:
+	case c.size < maxEntries:
+		// Values sharing sets, or more of them than entries.
+		c.size *= 4
+		c.entries = make([]string, c.size)
+	case hits >= minHits:
+	default:
+		c.entries, c.left = nil, reprobe // let the strings go
 	}
-	c.on, c.left = false, reprobe
-	clear(c.entries[:]) // let the strings go
 }

@@ -19,7 +19,7 @@ func TestStringCacheSharesRepeatedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 3 * probeLen
+	const n = 5 * probeLen
 	b := record.NewBatch(2, n)
 	for i := range n {
 		msg := fmt.Sprintf(`{"tag":"tag-%02d","id":"id-%07d"}`, i%40, i)
@@ -45,11 +45,11 @@ func TestStringCacheSharesRepeatedValues(t *testing.T) {
 		t.Errorf("%d of %d rows have a new copy of a tag seen before", copies, n)
 	}
 	tagCache, idCache := d.slots[0].cache, d.slots[1].cache
-	if !tagCache.on {
+	if tagCache.entries == nil {
 		t.Error("the cache of a 40-value field was turned off")
 	}
-	if idCache.on {
-		t.Error("the cache of a field of unique values is still on after its probe")
+	if idCache.entries != nil {
+		t.Error("the cache of a field of unique values is still on after its probes")
 	}
 }
 
@@ -57,8 +57,8 @@ func TestStringCacheSharesRepeatedValues(t *testing.T) {
 // confused: a lookup compares the text, not only its hash.
 func TestStringCacheCollisions(t *testing.T) {
 	c := newStrCache()
-	for i := range 10 * cacheSize {
-		want := fmt.Sprintf("v%d", i%(2*cacheSize))
+	for i := range 10 * maxEntries {
+		want := fmt.Sprintf("v%d", i%(2*maxEntries))
 		got, ok := c.get([]byte(want))
 		if ok && got != want {
 			t.Fatalf("lookup %d: got %q for %q", i, got, want)
