@@ -139,8 +139,10 @@ type stageRT struct {
 	closeOnce   sync.Once
 	done        sync.WaitGroup
 	// batches recycles the exchange's batches: subtasks return them once
-	// the window operator has taken what it keeps.
-	batches sync.Pool
+	// the window operator has taken what it keeps. It holds at most what
+	// the inputs can have queued — a sync.Pool, emptied by every
+	// collection, let most batches be allocated again.
+	batches chan *record.Batch
 	// ruleOps are the rule engines of a rule stage's subtasks.
 	ruleOps []*ruleOperator
 }
@@ -166,9 +168,16 @@ var (
 	_ stageOperator = (*ruleOperator)(nil)
 )
 
+// maxPooledBatches bounds the exchange batches a stage keeps for reuse.
+const maxPooledBatches = 1024
+
 func (st *stageRT) getBatch(width, capacity int) *record.Batch {
-	if b, ok := st.batches.Get().(*record.Batch); ok && b.Width == width {
-		return b
+	select {
+	case b := <-st.batches:
+		if b.Width == width {
+			return b
+		}
+	default:
 	}
 	b := record.NewBatch(width, capacity)
 	b.Keys = make([]string, 0, capacity)
@@ -186,7 +195,10 @@ func (st *stageRT) putBatch(b *record.Batch) {
 	clear(b.Values) // drop references to strings of other batches
 	clear(b.Keys)
 	b.Recycle()
-	st.batches.Put(b)
+	select {
+	case st.batches <- b:
+	default:
+	}
 }
 
 // New checks the job, resolves schemas and wires streams. logger may be nil;
@@ -352,6 +364,7 @@ func (r *Runtime) wire() error {
 			}
 		}
 		st.inputs = make([]chan event, r.job.Parallelism)
+		st.batches = make(chan *record.Batch, min(r.job.Parallelism*(inputCapacity+1), maxPooledBatches))
 		st.align = make([]*alignSignal, r.job.Parallelism)
 		for i := range st.inputs {
 			st.inputs[i] = make(chan event, inputCapacity)

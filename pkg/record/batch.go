@@ -33,7 +33,11 @@ type Batch struct {
 	// source split straight to a sink; nil otherwise.
 	Origin *Origin
 
-	arena []byte
+	// arena is the chunk Intern fills; full holds the batch's earlier
+	// chunks while Recycle may reuse them, spare the chunks Recycle gave
+	// back (none of their strings is referenced).
+	arena       []byte
+	full, spare [][]byte
 }
 
 // NewBatch returns an empty batch for rows of width values, with room for capacity rows.
@@ -121,15 +125,21 @@ func (b *Batch) Reset() {
 	b.Hashes = b.Hashes[:0]
 	b.Origin = nil
 	b.arena = nil
+	clear(b.full)
+	b.full = b.full[:0]
 }
 
-// Recycle empties the batch like Reset but also reuses its arena's last
-// chunk: only for a batch none of whose interned strings is referenced any
-// more (their bytes are overwritten by the next Intern).
+// Recycle empties the batch like Reset but also keeps its arena's chunks
+// for the next Interns: only for a batch none of whose interned strings is
+// referenced any more (their bytes are overwritten).
 func (b *Batch) Recycle() {
-	arena := b.arena[:0]
+	for _, c := range b.full {
+		b.spare = append(b.spare, c[:0])
+	}
+	if b.arena != nil {
+		b.spare = append(b.spare, b.arena[:0])
+	}
 	b.Reset()
-	b.arena = arena
 }
 
 // Origin is the split a batch's rows were read from and the positions of
@@ -154,7 +164,16 @@ func (b *Batch) Intern(p []byte) string {
 		return string(p)
 	}
 	if cap(b.arena)-len(b.arena) < len(p) {
-		b.arena = make([]byte, 0, arenaChunk)
+		if b.arena != nil {
+			b.full = append(b.full, b.arena)
+		}
+		if n := len(b.spare); n > 0 {
+			b.arena = b.spare[n-1]
+			b.spare[n-1] = nil
+			b.spare = b.spare[:n-1]
+		} else {
+			b.arena = make([]byte, 0, arenaChunk)
+		}
 	}
 	start := len(b.arena)
 	b.arena = append(b.arena, p...)
