@@ -372,7 +372,7 @@ func (g *Generator) appendPoint(dst []byte, p *Point) []byte {
 	if p.Malformed == ValueAsString {
 		dst = append(dst, '"')
 	}
-	dst = strconv.AppendFloat(dst, p.Value, 'f', g.tags[p.tag].decimals, 64)
+	dst = appendFixed(dst, p.Value, g.tags[p.tag].decimals)
 	if p.Malformed == ValueAsString {
 		dst = append(dst, '"')
 	}
@@ -387,6 +387,42 @@ func (g *Generator) appendPoint(dst []byte, p *Point) []byte {
 		n := len(dst) - start
 		h := mix(uint64(g.cfg.Seed) ^ mix(uint64(p.Split)<<40^uint64(p.Seq)) ^ 0x7472756e63)
 		dst = dst[:start+1+int(h%uint64(n-2))]
+	}
+	return dst
+}
+
+// pow10 are the scales of appendFixed.
+var pow10 = [...]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// appendFixed appends v with the given number of decimals, as
+// strconv.AppendFloat(dst, v, 'f', decimals, 64) does, for a v that is a
+// whole number of 10^-decimals (a rounded reading): it prints the integer
+// v·10^decimals, which that value rounds to exactly, instead of running
+// the general conversion. Anything else takes strconv.
+func appendFixed(dst []byte, v float64, decimals int) []byte {
+	if decimals < 0 || decimals >= len(pow10) || math.IsNaN(v) || math.IsInf(v, 0) {
+		return strconv.AppendFloat(dst, v, 'f', decimals, 64)
+	}
+	scale := pow10[decimals]
+	n := math.Round(v * float64(scale))
+	// v is the double nearest n/10^decimals and, below 2^52, within half
+	// a unit of the last decimal of it: it rounds to n.
+	if n/float64(scale) != v || math.Abs(n) >= 1<<52 {
+		return strconv.AppendFloat(dst, v, 'f', decimals, 64)
+	}
+	i := int64(n)
+	if i < 0 || i == 0 && math.Signbit(v) {
+		dst = append(dst, '-')
+		i = -i
+	}
+	dst = strconv.AppendInt(dst, i/scale, 10)
+	if decimals == 0 {
+		return dst
+	}
+	dst = append(dst, '.')
+	frac := i % scale
+	for d := scale / 10; d > 0; d /= 10 {
+		dst = append(dst, byte('0'+frac/d%10))
 	}
 	return dst
 }

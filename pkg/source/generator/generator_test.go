@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -286,4 +288,29 @@ func BenchmarkRead(b *testing.B) {
 		records += len(batch.Messages)
 	}
 	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
+
+// appendFixed prints what strconv prints, for readings rounded to their
+// decimals and for values that are not (which it hands to strconv).
+func TestAppendFixedMatchesStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	check := func(v float64, d int) {
+		t.Helper()
+		want := strconv.AppendFloat(nil, v, 'f', d, 64)
+		if got := appendFixed(nil, v, d); string(got) != string(want) {
+			t.Fatalf("appendFixed(%v, %d) = %q, strconv gives %q", v, d, got, want)
+		}
+	}
+	for _, v := range []float64{0, math.Copysign(0, -1), -0.04, 0.05, 1e12, -1e12, 999999.995, math.NaN(), math.Inf(1), math.Inf(-1), 1.5, -2.5, 123456789.123} {
+		for d := range 10 {
+			check(v, d)
+		}
+	}
+	for range 200_000 {
+		d := rng.IntN(8)
+		scale := math.Pow10(d)
+		v := (rng.Float64()*2 - 1) * math.Pow10(rng.IntN(10))
+		check(math.Round(v*scale)/scale, d) // a rounded reading
+		check(v, d)                         // anything
+	}
 }
