@@ -2,7 +2,10 @@ package operator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -179,19 +182,38 @@ func TestRuleStageRescales(t *testing.T) {
 				// group, each with the rule set, whichever subtask it was on.
 				m, err := checkpoint.Latest(context.Background(), st, "pipelines/rescale")
 				require.NoError(t, err)
+				// Each key is filed under the key group its records are
+				// routed by.
 				var kgs []int
+				stateKeys := 0
 				for _, stage := range m.Stages {
 					require.Equal(t, "r", stage.Stage)
 					require.Len(t, stage.Blobs, 5)
 					for _, b := range stage.Blobs {
+						rd, err := st.Get(context.Background(), b.Key)
+						require.NoError(t, err)
+						data, err := io.ReadAll(rd)
+						require.NoError(t, err)
+						require.NoError(t, rd.Close())
 						for _, g := range b.Groups {
 							kgs = append(kgs, int(g.KeyGroup))
+							var doc struct {
+								Rules []json.RawMessage
+								Keys  []struct{ Key string }
+							}
+							require.NoError(t, json.Unmarshal(data[g.Offset:g.Offset+g.Length], &doc))
+							require.Len(t, doc.Rules, 2, "key group %d carries the rule set", g.KeyGroup)
+							for _, k := range doc.Keys {
+								require.Equal(t, KeyGroup(k.Key, keyGroups), int(g.KeyGroup), "key %s", k.Key)
+								stateKeys++
+							}
 						}
 					}
 				}
 				slices.Sort(kgs)
 				require.Len(t, kgs, keyGroups)
-				require.Equal(t, keyGroups-1, kgs[len(kgs)-1])
+				require.Len(t, slices.Compact(kgs), keyGroups, "every key group once")
+				require.Equal(t, 16, stateKeys, "two rules' state for each of the eight machines")
 				feedSeconds(s, 80, 120)
 				s.end()
 				require.Equal(t, alertRows(want), alertRows(s.out.take()))
@@ -220,4 +242,49 @@ func TestRuleStageMoreSubtasksThanKeyGroups(t *testing.T) {
 		slices.Sort(expected)
 		require.Equal(t, expected, got)
 	})
+}
+
+// A checkpoint written before rule state was kept per key group — one
+// whole engine per subtask — still restores, at the parallelism it was
+// written with and at others: its state is split into key groups first.
+// testdata/rules-per-subtask is the savepoint streamd took (before this
+// change) after the first 40s of the rescaling scenario at parallelism 2
+// with 10 key groups. The alerts after restoring it, with those its run
+// emitted before the savepoint, are those of a run that never stopped.
+func TestRuleStageRestoresPerSubtaskCheckpoint(t *testing.T) {
+	for _, p := range []int{2, 3, 1} {
+		t.Run(fmt.Sprintf("parallelism=%d", p), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				wm := WatermarkConfig{SenderField: -1}
+				refStore, err := local.New(t.TempDir())
+				require.NoError(t, err)
+				ref := startScripted(t, rescaleJob(refStore, 2, 10), wm, "a")
+				feedSeconds(ref, 0, 120)
+				ref.end()
+				want := alertRows(ref.out.take())
+
+				// What the run that wrote the savepoint emitted before it.
+				firstStore, err := local.New(t.TempDir())
+				require.NoError(t, err)
+				first := startScripted(t, rescaleJob(firstStore, 2, 10), wm, "a")
+				feedSeconds(first, 0, 40)
+				first.stop()
+				require.NoError(t, <-first.done)
+				synctest.Wait()
+				got := first.out.take()
+
+				dir := t.TempDir()
+				require.NoError(t, os.CopyFS(dir, os.DirFS("testdata/rules-per-subtask")))
+				st, err := local.New(dir)
+				require.NoError(t, err)
+				s := startScripted(t, rescaleJob(st, p, 10), wm, "a")
+				requireRunning(t, s)
+				require.EqualValues(t, 1, s.rt.coordinator.LastCompleted(), "restored the savepoint")
+				feedSeconds(s, 40, 120)
+				s.end()
+				got = append(got, s.out.take()...)
+				require.Equal(t, want, alertRows(got))
+			})
+		})
+	}
 }
