@@ -604,8 +604,9 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 		finish(groups)
 		return
 	}
-	// For a window operator the pause is only the capture of the key set;
-	// the state is encoded in the background while the subtask goes on.
+	// The pause is what BeginSnapshot does on the subtask: a window
+	// operator captures its key set and encodes the state in the
+	// background while the subtask goes on.
 	st.Async(func() (<-chan struct{}, func()) {
 		start := time.Now()
 		snap := op.BeginSnapshot()

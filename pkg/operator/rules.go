@@ -67,6 +67,7 @@ var RuleAlertSchema = record.MustSchema(
 // key groups the subtask now owns into one engine.
 type ruleOperator struct {
 	eng      *rules.Engine
+	stage    string
 	spec     *RulesSpec
 	in       *record.Schema
 	late     *record.Schema
@@ -84,7 +85,7 @@ type ruleOperator struct {
 	stats atomic.Pointer[[]rules.RuleStats]
 }
 
-func newRuleOperator(spec *RulesSpec, in *record.Schema, lateness int64, owned []int, log *zap.Logger) (*ruleOperator, error) {
+func newRuleOperator(stage string, spec *RulesSpec, in *record.Schema, lateness int64, owned []int, log *zap.Logger) (*ruleOperator, error) {
 	eng, err := rules.New(in, spec.Options)
 	if err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func newRuleOperator(spec *RulesSpec, in *record.Schema, lateness int64, owned [
 	if err != nil {
 		return nil, err
 	}
-	return &ruleOperator{eng: eng, spec: spec, in: in, late: late, lateness: lateness, owned: owned, log: log, fail: func(error) {}}, nil
+	return &ruleOperator{eng: eng, stage: stage, spec: spec, in: in, late: late, lateness: lateness, owned: owned, log: log, fail: func(error) {}}, nil
 }
 
 func (o *ruleOperator) ResultSchema() *record.Schema { return RuleAlertSchema }
@@ -259,7 +260,7 @@ func layerRules(restored []*rules.Rule, tombstones map[string]int64, initial []*
 func (o *ruleOperator) Snapshot() map[uint16][]byte {
 	blobs, err := o.eng.SnapshotKeyGroups(o.owned)
 	if err != nil {
-		o.fail(fmt.Errorf("snapshot rule stage: %w", err))
+		o.fail(fmt.Errorf("snapshot rule stage %q: %w", o.stage, err))
 		return nil
 	}
 	out := make(map[uint16][]byte, len(blobs))

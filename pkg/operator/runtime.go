@@ -407,7 +407,7 @@ func (r *Runtime) newOperator(st *stageRT, idx int) (keyed.Operator, error) {
 				owned = append(owned, kg)
 			}
 		}
-		return newRuleOperator(r.ruleSpec(st, budget), st.in.schema, st.spec.AllowedLateness.Milliseconds(), owned, r.log.With(zap.String("stage", st.spec.Name)))
+		return newRuleOperator(st.spec.Name, r.ruleSpec(st, budget), st.in.schema, st.spec.AllowedLateness.Milliseconds(), owned, r.log.With(zap.String("stage", st.spec.Name)))
 	}
 	return window.NewOperator(window.Config{
 		Assigner:        st.spec.Assigner,

@@ -146,11 +146,11 @@ func (e *Engine) SnapshotKeyGroups(kgs []int) (map[int][]byte, error) {
 	}
 	out := make(map[int][]byte, len(kgs))
 	for kg, ks := range keys {
-		var buf bytes.Buffer
-		if err := writeSnapshot(&buf, head, &kg, ks); err != nil {
+		doc, err := encodeSnapshot(head, &kg, ks)
+		if err != nil {
 			return nil, err
 		}
-		out[kg] = buf.Bytes()
+		out[kg] = doc
 	}
 	return out, nil
 }
@@ -187,15 +187,27 @@ func (e *Engine) snapshotHead() ([]byte, error) {
 	return head, nil
 }
 
-// writeSnapshot writes one snapshot document (see snapshotDoc), the
-// shared head spliced in as it is.
+// writeSnapshot writes one snapshot document (see encodeSnapshot).
 func writeSnapshot(w io.Writer, head []byte, kg *int, keys []snapKey) error {
+	doc, err := encodeSnapshot(head, kg, keys)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(doc); err != nil {
+		return fmt.Errorf("write rule snapshot: %w", err)
+	}
+	return nil
+}
+
+// encodeSnapshot encodes one snapshot document (see snapshotDoc), the
+// shared head spliced in as it is.
+func encodeSnapshot(head []byte, kg *int, keys []snapKey) ([]byte, error) {
 	if keys == nil {
 		keys = []snapKey{}
 	}
 	kj, err := json.Marshal(keys)
 	if err != nil {
-		return fmt.Errorf("write rule snapshot: %w", err)
+		return nil, fmt.Errorf("write rule snapshot: %w", err)
 	}
 	buf := fmt.Appendf(make([]byte, 0, len(head)+len(kj)+64), `{"format":%d,`, snapshotFormat)
 	if kg != nil {
@@ -204,11 +216,7 @@ func writeSnapshot(w io.Writer, head []byte, kg *int, keys []snapKey) error {
 	buf = append(buf, head...)
 	buf = append(buf, `,"keys":`...)
 	buf = append(buf, kj...)
-	buf = append(buf, "}\n"...)
-	if _, err := w.Write(buf); err != nil {
-		return fmt.Errorf("write rule snapshot: %w", err)
-	}
-	return nil
+	return append(buf, '}', '\n'), nil
 }
 
 func snapshotKey(ks *keyState) snapKey {

@@ -298,9 +298,9 @@ type step struct {
 	split int
 	// parallelism is what a restart restores at (0: unchanged).
 	parallelism int
-	recs  []rec
-	rule  *ruleDef
-	id    string
+	recs        []rec
+	rule        *ruleDef
+	id          string
 }
 
 func (s step) String() string {
