@@ -254,9 +254,10 @@ func layerRules(restored []*rules.Rule, tombstones map[string]int64, initial []*
 }
 
 // Snapshot encodes the engine's rules and key states, one blob per key
-// group the subtask owns, each with the rule set. Encoding state held in
-// memory does not fail; should it, the pipeline fails rather than let a
-// checkpoint complete without the state.
+// group the subtask owns, each with the rule set. It fails only when the
+// engine holds a key of a key group the subtask does not own (its records
+// were routed elsewhere); then the pipeline fails rather than let a
+// checkpoint complete without that key's state.
 func (o *ruleOperator) Snapshot() map[uint16][]byte {
 	blobs, err := o.eng.SnapshotKeyGroups(o.owned)
 	if err != nil {
@@ -270,8 +271,8 @@ func (o *ruleOperator) Snapshot() map[uint16][]byte {
 	return out
 }
 
-// BeginSnapshot takes the snapshot at once: rule state is small, and the
-// engine has no copy-on-write.
+// BeginSnapshot takes the snapshot at once: the engine has no
+// copy-on-write, so the whole encoding is the subtask's pause.
 func (o *ruleOperator) BeginSnapshot() keyed.PendingSnapshot { return keyed.Taken(o.Snapshot()) }
 
 // ruleUpdate is the payload of a rule-change marker: every change accepted

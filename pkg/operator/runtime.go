@@ -399,7 +399,10 @@ func sourceSchema(spec SourceSpec) (*record.Schema, error) {
 
 // newOperator returns the operator of a stage's subtask idx.
 func (r *Runtime) newOperator(st *stageRT, idx int) (keyed.Operator, error) {
-	budget := r.stateBudget(st)
+	budget := st.spec.StateBudget / int64(r.job.Parallelism) // each subtask's share
+	if st.spec.StateBudget > 0 {
+		budget = max(budget, 1)
+	}
 	if st.spec.Rules != nil {
 		var owned []int
 		for kg := range st.keyGroups {
@@ -420,15 +423,6 @@ func (r *Runtime) newOperator(st *stageRT, idx int) (keyed.Operator, error) {
 		StateTTL:        st.spec.StateTTL.Milliseconds(),
 		MaxStateBytes:   budget,
 	})
-}
-
-// stateBudget is each subtask's share of a stage's state budget.
-func (r *Runtime) stateBudget(st *stageRT) int64 {
-	budget := st.spec.StateBudget / int64(r.job.Parallelism)
-	if st.spec.StateBudget > 0 {
-		budget = max(budget, 1)
-	}
-	return budget
 }
 
 // ruleSpec is a rule stage's spec as one engine runs it: the stage's
