@@ -21,7 +21,6 @@ import (
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
-	"github.com/streamd/streamd/pkg/window"
 )
 
 // CheckpointConfig configures aligned checkpoints.
@@ -151,14 +150,6 @@ func NewCoordinator(rt *Runtime, cfg CheckpointConfig, logger *zap.Logger, reg p
 	if cfg.Store == nil {
 		return nil, errors.New("new checkpoint coordinator: no store")
 	}
-	for _, st := range rt.stages {
-		// Rule state is filed per subtask under the subtask's index as key
-		// group number (see ruleOperator.snapshot): more subtasks than key
-		// groups would write a checkpoint no restore accepts.
-		if st.spec.Rules != nil && len(st.inputs) > rt.job.KeyGroups {
-			return nil, fmt.Errorf("new checkpoint coordinator: rule stage %q runs %d subtasks but the pipeline has %d key groups; parallelism must not exceed keyGroups", st.spec.Name, len(st.inputs), rt.job.KeyGroups)
-		}
-	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "pipelines/" + rt.job.Name
 	}
@@ -251,6 +242,9 @@ func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manife
 			}
 		}
 		rs.groups[st.Stage], rs.wms[st.Stage], rs.stageWM[st.Stage] = groups, wms, stageWM
+	}
+	if err := c.rt.upgradeRuleState(rs); err != nil {
+		return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
 	}
 	if rm := c.rt.ruleManager; rm != nil {
 		// The rule manager serves the rule set the engines restore.
@@ -594,17 +588,8 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 	if !ok {
 		return
 	}
-	if ro, ok := st.Operator.(*ruleOperator); ok {
-		data, err := ro.snapshot()
-		if err != nil {
-			c.log.Error("snapshot rule engine", zap.String("stage", st.Stage), zap.Error(err))
-			return // the checkpoint times out and fails
-		}
-		c.addPart(req, st.Stage, subtaskPart{index: st.Index, wm: ro.Watermark(), groups: map[uint16][]byte{ruleGroup(st.Index): data}}, st.Sinks)
-		return
-	}
-	op, ok := st.Operator.(*window.Operator)
-	if !ok {
+	op := st.Operator
+	if op == nil {
 		return
 	}
 	wm := op.Watermark()
@@ -619,8 +604,9 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 		finish(groups)
 		return
 	}
-	// The pause is only the capture of the key set; the state is encoded
-	// in the background while the subtask goes on.
+	// The pause is what BeginSnapshot does on the subtask: a window
+	// operator captures its key set and encodes the state in the
+	// background while the subtask goes on.
 	st.Async(func() (<-chan struct{}, func()) {
 		start := time.Now()
 		snap := op.BeginSnapshot()

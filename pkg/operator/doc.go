@@ -5,6 +5,15 @@
 // subtask owns its state outright: no locks on the record path.
 //
 // Keys map to a fixed number of key groups (hash mod K) and key groups to
-// subtasks (Flink's contiguous ranges), so state can later be snapshotted,
-// restored and rescaled per key group.
+// subtasks (Flink's contiguous ranges), so state is snapshotted, restored
+// and rescaled per key group.
+//
+// A subtask runs a keyed operator (package keyed): the window operator,
+// or the rule engine's adapter (ruleOperator). The checkpoint coordinator
+// and the restore path use only that contract: a subtask's snapshot is a
+// blob per key group, and a restored subtask is handed the blobs of the
+// key groups it owns at the new parallelism, then told the restore is
+// complete. A rule engine files each key under the key group the exchange
+// routes its records by and writes the rule set into every owned key
+// group's blob, so its state rescales as window state does.
 package operator

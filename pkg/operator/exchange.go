@@ -69,6 +69,20 @@ func (k *keyer) key(row record.Row) (string, bool) {
 	return "", true
 }
 
+// group returns the key group send routes a row to. Rule engines take it
+// as their key-group function, so a rule key's state is filed under the
+// key group its records are routed by.
+func (k *keyer) group(row record.Row) int {
+	s, built := k.key(row)
+	var h uint64
+	if built {
+		h = xxhash.Sum64(k.buf)
+	} else {
+		h = xxhash.Sum64String(s)
+	}
+	return int(h % uint64(k.keyGroups))
+}
+
 // exchangeOut is one producer's side of a keyBy exchange into a stage.
 type exchangeOut struct {
 	stage *stageRT
@@ -189,6 +203,7 @@ func (x *exchangeOut) send(b *record.Batch, wm int64, idle bool) {
 	if b != nil {
 		for i := 0; i < b.Len(); i++ {
 			row := b.Row(i)
+			// As keyer.group computes it, inlined on the record path.
 			s, built := x.keyer.key(row)
 			var h uint64
 			if built {

@@ -11,15 +11,19 @@ import (
 
 // The exchange sends each row's key hash with it: the hash the window
 // operator would compute (window.KeyHash), the one the key group comes
-// from, for keys of one string field and for built keys alike.
+// from, for keys of one string field and for built keys alike. The key
+// group is the one rule engines file the row's keys under (keyer.group),
+// also from a row that holds only the key fields, as a rule key restored
+// from a snapshot without key groups does.
 func TestExchangeSendsKeyHashes(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		keyIdx []int
-	}{{"one string field", []int{0}}, {"built key", []int{0, 1}}} {
+	}{{"one string field", []int{0}}, {"built key", []int{0, 1}}, {"float field", []int{1}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &stageRT{keyIdx: tc.keyIdx, keyGroups: 128, inputs: []chan event{make(chan event, 1), make(chan event, 1)}}
 			x := newExchangeOut(st, 0, benchInput.Len(), 0)
+			kr := &keyer{idx: tc.keyIdx, keyGroups: 128}
 			in := preDecoded(50, 1, 200)[0]
 			x.send(in, 5, false)
 			n := 0
@@ -34,7 +38,13 @@ func TestExchangeSendsKeyHashes(t *testing.T) {
 				for i := range b.Len() {
 					require.Equal(t, window.KeyHash(b.Keys[i]), b.Hashes[i])
 					require.Equal(t, KeyGroup(b.Keys[i], 128), int(b.KeyGroups[i]))
-					if len(tc.keyIdx) == 1 {
+					require.Equal(t, int(b.KeyGroups[i]), kr.group(b.Row(i)))
+					keyOnly := make(record.Row, benchInput.Len())
+					for _, f := range tc.keyIdx {
+						keyOnly[f] = b.Row(i)[f]
+					}
+					require.Equal(t, int(b.KeyGroups[i]), kr.group(keyOnly))
+					if tc.name == "one string field" {
 						require.Equal(t, b.Row(i)[0].S, b.Keys[i])
 					}
 				}

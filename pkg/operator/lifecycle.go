@@ -226,20 +226,17 @@ func (s *subtask) endOfInput(ctx context.Context) {
 	s.completeAsync(true)
 	r := s.r
 	final := r.takesFinal(endCancelled)
-	if ro, ok := s.op.(*ruleOperator); ok && final {
+	if s.st.spec.Rules != nil && final {
 		// Rule definitions and states go into the final checkpoint as they
-		// are before event time ends.
-		data, err := ro.snapshot()
-		if err != nil {
-			r.fail(fmt.Errorf("snapshot rule stage %q for the final checkpoint: %w", s.st.spec.Name, err))
-		} else {
-			r.lc.mu.Lock()
-			if r.lc.rules == nil {
-				r.lc.rules = make(map[string][]subtaskPart)
-			}
-			r.lc.rules[s.st.spec.Name] = append(r.lc.rules[s.st.spec.Name], subtaskPart{index: s.idx, wm: ro.Watermark(), groups: map[uint16][]byte{ruleGroup(s.idx): data}})
-			r.lc.mu.Unlock()
+		// are before event time ends. (A snapshot that fails fails the
+		// pipeline, and with it the final checkpoint.)
+		part := subtaskPart{index: s.idx, wm: s.op.Watermark(), groups: s.op.Snapshot()}
+		r.lc.mu.Lock()
+		if r.lc.rules == nil {
+			r.lc.rules = make(map[string][]subtaskPart)
 		}
+		r.lc.rules[s.st.spec.Name] = append(r.lc.rules[s.st.spec.Name], part)
+		r.lc.mu.Unlock()
 	}
 	if !r.noDrain.Load() {
 		s.op.Advance(maxWM, &s.res)

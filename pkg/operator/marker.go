@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/streamd/streamd/pkg/checkpoint"
+	"github.com/streamd/streamd/pkg/keyed"
 	"github.com/streamd/streamd/pkg/source"
 )
 
@@ -53,9 +54,9 @@ type MarkerHandler interface {
 type SubtaskContext struct {
 	Stage string
 	Index int
-	// Operator is the stage's state owner: a window operator or another
-	// keyed operator.
-	Operator any
+	// Operator is the stage's state owner: a window operator or a rule
+	// engine, seen through the keyed-operator contract.
+	Operator keyed.Operator
 	// Records is how many records the subtask has processed so far.
 	Records int64
 	// Sinks holds the prepared states of the subtask's sink writers, for

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/pkg/keyed"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/rules"
 	"github.com/streamd/streamd/pkg/window"
@@ -56,19 +57,35 @@ var RuleAlertSchema = record.MustSchema(
 // ruleOperator adapts a rule engine to a subtask: records behind the
 // watermark by more than the allowed lateness go to the late stream, as in
 // window stages; the engine's state changes become output rows.
+//
+// Its state is kept per key group, as a window operator's is: the engine
+// files each (rule, key) under the key group the keyBy exchange routes its
+// records by (spec.Options.KeyGroup), and a snapshot holds one blob per
+// key group the subtask owns — every one of them, empty or not, since each
+// carries the rule set (broadcast state) so that any subtask restored from
+// any subset of the key groups gets it. A restore merges the blobs of the
+// key groups the subtask now owns into one engine.
 type ruleOperator struct {
 	eng      *rules.Engine
+	stage    string
 	spec     *RulesSpec
 	in       *record.Schema
 	late     *record.Schema
 	lateness int64
-	out      *window.Output
-	dryRuns  prometheus.Counter
-	log      *zap.Logger
-	stats    atomic.Pointer[[]rules.RuleStats]
+	// owned are the key groups the subtask owns.
+	owned []int
+	// restoring holds the restored key groups' blobs until FinishRestore.
+	restoring [][]byte
+	out       *window.Output
+	dryRuns   prometheus.Counter
+	// fail stops the pipeline when a snapshot cannot be taken: the
+	// checkpoint must not complete without the state.
+	fail  func(error)
+	log   *zap.Logger
+	stats atomic.Pointer[[]rules.RuleStats]
 }
 
-func newRuleOperator(spec *RulesSpec, in *record.Schema, lateness int64, log *zap.Logger) (*ruleOperator, error) {
+func newRuleOperator(stage string, spec *RulesSpec, in *record.Schema, lateness int64, owned []int, log *zap.Logger) (*ruleOperator, error) {
 	eng, err := rules.New(in, spec.Options)
 	if err != nil {
 		return nil, err
@@ -82,13 +99,16 @@ func newRuleOperator(spec *RulesSpec, in *record.Schema, lateness int64, log *za
 	if err != nil {
 		return nil, err
 	}
-	return &ruleOperator{eng: eng, spec: spec, in: in, late: late, lateness: lateness, log: log}, nil
+	return &ruleOperator{eng: eng, stage: stage, spec: spec, in: in, late: late, lateness: lateness, owned: owned, log: log, fail: func(error) {}}, nil
 }
 
 func (o *ruleOperator) ResultSchema() *record.Schema { return RuleAlertSchema }
 func (o *ruleOperator) LateSchema() *record.Schema   { return o.late }
 func (o *ruleOperator) Watermark() int64             { return o.eng.Watermark() }
-func (o *ruleOperator) SetWatermark(int64)           {}
+
+// SetWatermark keeps the engine's watermark: a restored engine has the
+// most advanced one of its key groups' snapshots.
+func (o *ruleOperator) SetWatermark(int64) {}
 
 // Keys is the number of (rule, key) states.
 func (o *ruleOperator) Keys() int { return o.eng.KeyCount() }
@@ -175,17 +195,31 @@ func (o *ruleOperator) emit(a rules.Alert) {
 	row[10] = record.String(string(append(lab, '}')))
 }
 
-// Restore replaces the engine with one restored from a snapshot: the
-// checkpointed rules and key states are the truth, and the stage's initial
-// rules (rule files) apply on top of them with the same version checks as
-// any update — exactly what the rule manager computes for the admin API
-// (see layerRules), so both agree after every restore.
+// Restore takes the blob of one key group the subtask owns; FinishRestore
+// restores them all at once.
 func (o *ruleOperator) Restore(_ uint16, data []byte) error {
+	o.restoring = append(o.restoring, data)
+	return nil
+}
+
+// FinishRestore replaces the engine with one restored from the key groups'
+// blobs: the checkpointed rules and key states are the truth, and the
+// stage's initial rules (rule files) apply on top of them with the same
+// version checks as any update — exactly what the rule manager computes
+// for the admin API (see layerRules), so both agree after every restore.
+// Without blobs (the checkpoint predates the stage, or the subtask owns no
+// key group) the engine keeps the initial rules.
+func (o *ruleOperator) FinishRestore() error {
+	blobs := o.restoring
+	o.restoring = nil
+	if len(blobs) == 0 {
+		return nil
+	}
 	eng, err := rules.New(o.in, o.spec.Options)
 	if err != nil {
 		return err
 	}
-	if err := eng.Restore(bytes.NewReader(data)); err != nil {
+	if err := eng.RestoreKeyGroups(blobs); err != nil {
 		return err
 	}
 	for _, r := range layerRules(eng.Rules(), eng.Tombstones(), o.spec.Initial) {
@@ -219,15 +253,27 @@ func layerRules(restored []*rules.Rule, tombstones map[string]int64, initial []*
 	return out
 }
 
-// Snapshot encodes the engine's rules and key states. Rule stages keep
-// their state per subtask: the snapshot is filed under the subtask index.
-func (o *ruleOperator) snapshot() ([]byte, error) {
-	var buf bytes.Buffer
-	if err := o.eng.Snapshot(&buf); err != nil {
-		return nil, err
+// Snapshot encodes the engine's rules and key states, one blob per key
+// group the subtask owns, each with the rule set. It fails only when the
+// engine holds a key of a key group the subtask does not own (its records
+// were routed elsewhere); then the pipeline fails rather than let a
+// checkpoint complete without that key's state.
+func (o *ruleOperator) Snapshot() map[uint16][]byte {
+	blobs, err := o.eng.SnapshotKeyGroups(o.owned)
+	if err != nil {
+		o.fail(fmt.Errorf("snapshot rule stage %q: %w", o.stage, err))
+		return nil
 	}
-	return buf.Bytes(), nil
+	out := make(map[uint16][]byte, len(blobs))
+	for kg, data := range blobs {
+		out[uint16(kg)] = data
+	}
+	return out
 }
+
+// BeginSnapshot takes the snapshot at once: the engine has no
+// copy-on-write, so the whole encoding is the subtask's pause.
+func (o *ruleOperator) BeginSnapshot() keyed.PendingSnapshot { return keyed.Taken(o.Snapshot()) }
 
 // ruleUpdate is the payload of a rule-change marker: every change accepted
 // since the last one, in order, so a burst of changes (a control topic
@@ -298,10 +344,10 @@ func newRuleManager(rt *Runtime) *RuleManager {
 }
 
 // restore rebuilds the rule sets from a checkpoint being restored, the way
-// the engines rebuild theirs (ruleOperator.Restore): the checkpointed rules
-// and tombstones, then the initial rules on top with version checks. Every
-// subtask snapshots the same rule set (updates are aligned markers), so
-// their union by greatest version is that set.
+// the engines rebuild theirs (ruleOperator.FinishRestore): the checkpointed
+// rules and tombstones, then the initial rules on top with version checks.
+// Every key group's blob carries the same rule set (updates are aligned
+// markers), so their union by greatest version is that set.
 func (m *RuleManager) restore(rs *restoreState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -319,7 +365,7 @@ func (m *RuleManager) restore(rs *restoreState) error {
 		for kg, data := range blobs {
 			list, deleted, err := rules.SnapshotRules(bytes.NewReader(data))
 			if err != nil {
-				return fmt.Errorf("restore rules of stage %q (subtask %d): %w", stage, kg, err)
+				return fmt.Errorf("restore rules of stage %q (key group %d): %w", stage, kg, err)
 			}
 			for _, r := range list {
 				if cur, ok := set[r.ID]; !ok || r.Version > cur.Version {
@@ -596,7 +642,74 @@ func (c *ruleCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func ruleGroup(i int) uint16 { return uint16(i) }
+// upgradeRuleState rewrites the rule-stage state of a checkpoint written
+// before rule state was kept per key group — one blob per subtask, a whole
+// engine's snapshot filed under the subtask's index as its key group —
+// into blobs per key group, so it restores at any parallelism as current
+// checkpoints do. Subtask j of the P that wrote it owned the key groups
+// SubtaskFor maps to j: its engine is restored, each key filed under the
+// key group of its values (the rule key includes the stage's keyBy), and
+// snapshotted per owned key group, with the watermark subtask j had.
+func (r *Runtime) upgradeRuleState(rs *restoreState) error {
+	for _, st := range r.stages {
+		if st.spec.Rules == nil {
+			continue
+		}
+		stage := st.spec.Name
+		blobs := rs.groups[stage]
+		legacy := 0
+		for kg, data := range blobs {
+			g, ok, err := rules.SnapshotKeyGroupOf(bytes.NewReader(data))
+			switch {
+			case err != nil:
+				return fmt.Errorf("restore rule stage %q: key group %d: %w", stage, kg, err)
+			case !ok:
+				legacy++
+			case g != int(kg):
+				return fmt.Errorf("restore rule stage %q: the state filed under key group %d is that of key group %d", stage, kg, g)
+			}
+		}
+		if legacy == 0 {
+			continue
+		}
+		if legacy != len(blobs) {
+			return fmt.Errorf("restore rule stage %q: the checkpoint mixes rule state per subtask and per key group", stage)
+		}
+		parallelism := len(blobs)
+		for j := range parallelism {
+			if _, ok := blobs[uint16(j)]; !ok {
+				return fmt.Errorf("restore rule stage %q: the checkpoint has rule state per subtask for %d subtasks, but none for subtask %d", stage, parallelism, j)
+			}
+		}
+		groups, wms := make(map[uint16][]byte), make(map[uint16]int64)
+		spec := r.ruleSpec(st, 0)
+		for j := range parallelism {
+			var owned []int
+			for kg := range st.keyGroups {
+				if SubtaskFor(kg, st.keyGroups, parallelism) == j {
+					owned = append(owned, kg)
+				}
+			}
+			eng, err := rules.New(st.in.schema, spec.Options)
+			if err != nil {
+				return fmt.Errorf("restore rule stage %q: %w", stage, err)
+			}
+			if err := eng.Restore(bytes.NewReader(blobs[uint16(j)])); err != nil {
+				return fmt.Errorf("restore rule stage %q (state of subtask %d of %d): %w", stage, j, parallelism, err)
+			}
+			split, err := eng.SnapshotKeyGroups(owned)
+			if err != nil {
+				return fmt.Errorf("restore rule stage %q: split the state of subtask %d of %d by key group: %w", stage, j, parallelism, err)
+			}
+			for kg, data := range split {
+				groups[uint16(kg)], wms[uint16(kg)] = data, rs.wms[stage][uint16(j)]
+			}
+		}
+		r.log.Info("restoring rule state kept per subtask; it is checkpointed per key group from now on", zap.String("stage", stage), zap.Int("subtasks", parallelism))
+		rs.groups[stage], rs.wms[stage] = groups, wms
+	}
+	return nil
+}
 
 // publishStats makes the engine's counters readable by the metrics
 // collector; it runs on the subtask's goroutine.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/checkpoint/store"
+	"github.com/streamd/streamd/pkg/keyed"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
@@ -147,25 +148,9 @@ type stageRT struct {
 	ruleOps []*ruleOperator
 }
 
-// stageOperator is what a subtask runs: a window operator or a rule engine.
-type stageOperator interface {
-	Process(in *record.Batch, out *window.Output)
-	Advance(wm int64, out *window.Output)
-	Watermark() int64
-	SetWatermark(wm int64)
-	Keys() int
-	// StateBytes estimates the state's size; ExpiredKeys counts the keys
-	// the state TTL let go.
-	StateBytes() int64
-	ExpiredKeys() int64
-	ResultSchema() *record.Schema
-	LateSchema() *record.Schema
-	Restore(kg uint16, data []byte) error
-}
-
 var (
-	_ stageOperator = (*window.Operator)(nil)
-	_ stageOperator = (*ruleOperator)(nil)
+	_ keyed.Operator = (*window.Operator)(nil)
+	_ keyed.Operator = (*ruleOperator)(nil)
 )
 
 // maxPooledBatches bounds the exchange batches a stage keeps for reuse.
@@ -348,7 +333,7 @@ func (r *Runtime) wire() error {
 				st.aggs = append(st.aggs, agg)
 			}
 		}
-		probe, err := r.newOperator(st)
+		probe, err := r.newOperator(st, 0)
 		if err != nil {
 			return fmt.Errorf("stage %q: %w", spec.Name, err)
 		}
@@ -412,18 +397,20 @@ func sourceSchema(spec SourceSpec) (*record.Schema, error) {
 	return schema, nil
 }
 
-func (r *Runtime) newOperator(st *stageRT) (stageOperator, error) {
+// newOperator returns the operator of a stage's subtask idx.
+func (r *Runtime) newOperator(st *stageRT, idx int) (keyed.Operator, error) {
 	budget := st.spec.StateBudget / int64(r.job.Parallelism) // each subtask's share
 	if st.spec.StateBudget > 0 {
 		budget = max(budget, 1)
 	}
 	if st.spec.Rules != nil {
-		spec := *st.spec.Rules
-		if st.spec.StateTTL > 0 {
-			spec.Options.StateTTL = st.spec.StateTTL
+		var owned []int
+		for kg := range st.keyGroups {
+			if SubtaskFor(kg, st.keyGroups, r.job.Parallelism) == idx {
+				owned = append(owned, kg)
+			}
 		}
-		spec.Options.MaxStateBytes = budget
-		return newRuleOperator(&spec, st.in.schema, st.spec.AllowedLateness.Milliseconds(), r.log.With(zap.String("stage", st.spec.Name)))
+		return newRuleOperator(st.spec.Name, r.ruleSpec(st, budget), st.in.schema, st.spec.AllowedLateness.Milliseconds(), owned, r.log.With(zap.String("stage", st.spec.Name)))
 	}
 	return window.NewOperator(window.Config{
 		Assigner:        st.spec.Assigner,
@@ -436,6 +423,19 @@ func (r *Runtime) newOperator(st *stageRT) (stageOperator, error) {
 		StateTTL:        st.spec.StateTTL.Milliseconds(),
 		MaxStateBytes:   budget,
 	})
+}
+
+// ruleSpec is a rule stage's spec as one engine runs it: the stage's
+// state TTL and budget share, and the key groups of the keyBy exchange.
+func (r *Runtime) ruleSpec(st *stageRT, budget int64) *RulesSpec {
+	spec := *st.spec.Rules
+	if st.spec.StateTTL > 0 {
+		spec.Options.StateTTL = st.spec.StateTTL
+	}
+	spec.Options.MaxStateBytes = budget
+	kr := &keyer{idx: st.keyIdx, keyGroups: st.keyGroups}
+	spec.Options.KeyGroup = kr.group
+	return &spec
 }
 
 // stageNamed returns the stage whose results form the stream name, if any.
@@ -619,7 +619,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	for j := len(r.stages) - 1; j >= 0; j-- {
 		st := r.stages[j]
 		for i := range st.inputs {
-			op, err := r.newOperator(st)
+			op, err := r.newOperator(st, i)
 			if err != nil {
 				return fmt.Errorf("run stage %q: %w", st.spec.Name, err)
 			}

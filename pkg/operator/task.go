@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/internal/retry"
+	"github.com/streamd/streamd/pkg/keyed"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/window"
@@ -477,7 +478,7 @@ type subtask struct {
 	r      *Runtime
 	st     *stageRT
 	idx    int
-	op     stageOperator
+	op     keyed.Operator
 	valve  *valve
 	out    *emitter
 	late   *emitter
@@ -510,7 +511,7 @@ type subtask struct {
 	resPool, latePool *batchPool
 }
 
-func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, error) {
+func (r *Runtime) newSubtask(st *stageRT, i int, op keyed.Operator) (*subtask, error) {
 	name := subtaskName(st.spec.Name, i)
 	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
 	s.valve.stageInputs = r.stageNamed(st.in.name) != nil
@@ -551,21 +552,8 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 	}
 	if ro, ok := op.(*ruleOperator); ok {
 		ro.dryRuns = r.m.ruleDryRuns.WithLabelValues(st.spec.Name)
+		ro.fail = r.fail
 		st.ruleOps = append(st.ruleOps, ro)
-		if rs := r.restore; rs != nil {
-			// Rule state is kept per subtask (see ruleOperator.snapshot).
-			groups := rs.groups[st.spec.Name]
-			if len(groups) > 0 && len(groups) != len(st.inputs) {
-				return nil, fmt.Errorf("restore rule stage %q: the checkpoint has %d subtasks, the pipeline %d; rule state cannot be rescaled yet", st.spec.Name, len(groups), len(st.inputs))
-			}
-			if data, ok := groups[ruleGroup(i)]; ok {
-				if err := ro.Restore(0, data); err != nil {
-					return nil, fmt.Errorf("restore rule stage %q: %w", st.spec.Name, err)
-				}
-			}
-		}
-		s.newOutput()
-		return s, nil
 	}
 	if rs := r.restore; rs != nil {
 		wm, ok := rs.stageWM[st.spec.Name]
@@ -582,6 +570,9 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op stageOperator) (*subtask, er
 			// Key groups moved from several old subtasks take the most
 			// advanced watermark: no window is fired twice.
 			wm = max(wm, rs.wms[st.spec.Name][kg])
+		}
+		if err := op.FinishRestore(); err != nil {
+			return nil, fmt.Errorf("restore stage %q: %w", st.spec.Name, err)
 		}
 		if wm != minWM {
 			op.SetWatermark(wm)

@@ -39,9 +39,16 @@ type Options struct {
 	// RefusedRecords, and the runtime dead-letters it. Keys with state go
 	// on.
 	MaxStateBytes int64 `yaml:"-"`
-	// KeyGroup maps a rule key to its key group, the unit of snapshots.
-	// Nil puts every key in key group 0.
-	KeyGroup func(key string) int `yaml:"-"`
+	// KeyGroup maps a record to its key group, the unit of snapshots: a
+	// (rule, key) belongs to the key group of the record that created it.
+	// The runtime passes the function its keyBy exchange routes records
+	// by, so an engine holds exactly the keys of the groups its subtask
+	// owns. Restoring a snapshot that does not name its key group (a
+	// whole engine's, or one written before key groups) calls it with a
+	// row holding only the rule key's fields, the others null: a rule's
+	// key must include the fields it reads. Nil puts every key in key
+	// group 0.
+	KeyGroup func(row record.Row) int `yaml:"-"`
 }
 
 // DefaultStateTTL is the state TTL of rule keys when none is set: a day
@@ -815,6 +822,9 @@ func (e *Engine) lookupKey(r *ruleRT, row record.Row) (ks *keyState, created boo
 	// The key text is the interned one: the same fields joined the same way.
 	ks = e.newKeyState(r, sp.keys[sp.cur], vals)
 	ks.id = sp.cur
+	if e.opts.KeyGroup != nil {
+		ks.kg = e.opts.KeyGroup(row)
+	}
 	e.stateBytes += sp.hold(sp.cur) + keyCost(r.prog)
 	r.byID[sp.cur] = ks
 	r.peak = max(r.peak, len(r.byID))
@@ -833,9 +843,6 @@ func (e *Engine) newKeyState(r *ruleRT, key string, vals []record.Value) *keySta
 		groups:     make([]groupState, len(r.prog.groups)),
 		decider:    -1,
 		timer:      noTimer,
-	}
-	if e.opts.KeyGroup != nil {
-		ks.kg = e.opts.KeyGroup(key)
 	}
 	return ks
 }

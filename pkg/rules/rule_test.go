@@ -113,7 +113,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	kg := func(key string) int { return len(key) % 2 }
+	kg := func(row record.Row) int { return len(row[0].S) % 2 }
 	opts := DefaultOptions()
 	opts.KeyGroup = kg
 	newEngine := func() *Engine {

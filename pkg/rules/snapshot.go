@@ -1,26 +1,38 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/streamd/streamd/pkg/record"
 )
 
 // snapshotFormat is the version of the snapshot document; Restore rejects
-// others rather than guess.
-const snapshotFormat = 1
+// others rather than guess. Format 1 predates key groups: it is a whole
+// engine's snapshot (the runtime wrote one per subtask) and is still read,
+// its keys' groups recomputed with Options.KeyGroup.
+const (
+	snapshotFormat   = 2
+	snapshotFormatV1 = 1
+)
 
 // The snapshot is JSON: rule state is small next to window state, changes
 // at control-stream rate, and a readable checkpoint is worth the bytes when
 // an operator asks why a rule is in the state it is in. Floats are stored
 // as their IEEE bits so NaN and infinities survive.
 type snapshotDoc struct {
-	Format     int              `json:"format"`
+	Format int `json:"format"`
+	// KeyGroup is set on the snapshot of one key group (SnapshotKeyGroup,
+	// SnapshotKeyGroups): Keys are that group's. Rules and Tombstones are
+	// broadcast state, the same in every key group.
+	KeyGroup   *int             `json:"keyGroup,omitempty"`
 	Watermark  int64            `json:"watermark"`
 	Rules      []snapRule       `json:"rules"`
 	Tombstones map[string]int64 `json:"tombstones,omitempty"`
@@ -72,33 +84,139 @@ type snapKey struct {
 	// LastRecord is the event time of the newest record that reached
 	// the key, for the state TTL; snapshots without it restore the clock.
 	LastRecord *int64 `json:"lastRecord,omitempty"`
+	// group is the key group of the snapshot the key was read from, when
+	// it names one (grouped).
+	group   int
+	grouped bool
 }
 
 // Snapshot writes every rule and the state of every (rule, key).
 func (e *Engine) Snapshot(w io.Writer) error {
-	return e.snapshot(w, func(*keyState) bool { return true })
+	head, err := e.snapshotHead()
+	if err != nil {
+		return err
+	}
+	var keys []snapKey
+	e.eachKey(func(ks *keyState) { keys = append(keys, snapshotKey(ks)) })
+	return writeSnapshot(w, head, nil, keys)
 }
 
 // SnapshotKeyGroup writes every rule (rules are broadcast state, the same
 // in every key group) and the state of the keys in key group kg.
 func (e *Engine) SnapshotKeyGroup(kg int, w io.Writer) error {
-	return e.snapshot(w, func(ks *keyState) bool { return ks.kg == kg })
+	head, err := e.snapshotHead()
+	if err != nil {
+		return err
+	}
+	var keys []snapKey
+	e.eachKey(func(ks *keyState) {
+		if ks.kg == kg {
+			keys = append(keys, snapshotKey(ks))
+		}
+	})
+	return writeSnapshot(w, head, &kg, keys)
 }
 
-func (e *Engine) snapshot(w io.Writer, keep func(*keyState) bool) error {
-	doc := snapshotDoc{Format: snapshotFormat, Watermark: e.watermark, Tombstones: e.tombstones, Rules: []snapRule{}, Keys: []snapKey{}}
-	for _, r := range e.sorted() {
-		doc.Rules = append(doc.Rules, snapRule{Rule: r.prog.rule, Quarantined: r.quarantined, Reason: r.reason})
-		for _, ks := range r.sortedKeys() {
-			if keep(ks) {
-				doc.Keys = append(doc.Keys, snapshotKey(ks))
+// SnapshotKeyGroups snapshots each of the key groups kgs as
+// SnapshotKeyGroup does, in one pass over the keys and with the rules
+// encoded once. Every group listed gets a snapshot, with its keys or none,
+// so each carries the rule set. A key in a group not listed is an error:
+// the engine would hold state that no snapshot saves.
+func (e *Engine) SnapshotKeyGroups(kgs []int) (map[int][]byte, error) {
+	head, err := e.snapshotHead()
+	if err != nil {
+		return nil, err
+	}
+	keys := make(map[int][]snapKey, len(kgs))
+	for _, kg := range kgs {
+		keys[kg] = nil
+	}
+	var stray *keyState
+	e.eachKey(func(ks *keyState) {
+		if _, ok := keys[ks.kg]; !ok {
+			if stray == nil {
+				stray = ks
 			}
+			return
+		}
+		keys[ks.kg] = append(keys[ks.kg], snapshotKey(ks))
+	})
+	if stray != nil {
+		return nil, fmt.Errorf("snapshot rules: key %q of rule %q is in key group %d, which is not among the %d key groups snapshotted", stray.key, stray.rule.prog.rule.ID, stray.kg, len(kgs))
+	}
+	out := make(map[int][]byte, len(kgs))
+	for kg, ks := range keys {
+		doc, err := encodeSnapshot(head, &kg, ks)
+		if err != nil {
+			return nil, err
+		}
+		out[kg] = doc
+	}
+	return out, nil
+}
+
+// eachKey calls f for every (rule, key), rules by ID and keys in order.
+func (e *Engine) eachKey(f func(*keyState)) {
+	for _, r := range e.sorted() {
+		for _, ks := range r.sortedKeys() {
+			f(ks)
 		}
 	}
-	if err := json.NewEncoder(w).Encode(&doc); err != nil {
+}
+
+// snapshotHead encodes what every snapshot of the engine shares: the
+// watermark, the rules and the tombstones, as the document fields that
+// follow the key group.
+func (e *Engine) snapshotHead() ([]byte, error) {
+	rules := []snapRule{}
+	for _, r := range e.sorted() {
+		rules = append(rules, snapRule{Rule: r.prog.rule, Quarantined: r.quarantined, Reason: r.reason})
+	}
+	rj, err := json.Marshal(rules)
+	if err != nil {
+		return nil, fmt.Errorf("write rule snapshot: %w", err)
+	}
+	head := fmt.Appendf(nil, `"watermark":%d,"rules":%s`, e.watermark, rj)
+	if len(e.tombstones) > 0 {
+		tj, err := json.Marshal(e.tombstones)
+		if err != nil {
+			return nil, fmt.Errorf("write rule snapshot: %w", err)
+		}
+		head = fmt.Appendf(head, `,"tombstones":%s`, tj)
+	}
+	return head, nil
+}
+
+// writeSnapshot writes one snapshot document (see encodeSnapshot).
+func writeSnapshot(w io.Writer, head []byte, kg *int, keys []snapKey) error {
+	doc, err := encodeSnapshot(head, kg, keys)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(doc); err != nil {
 		return fmt.Errorf("write rule snapshot: %w", err)
 	}
 	return nil
+}
+
+// encodeSnapshot encodes one snapshot document (see snapshotDoc), the
+// shared head spliced in as it is.
+func encodeSnapshot(head []byte, kg *int, keys []snapKey) ([]byte, error) {
+	if keys == nil {
+		keys = []snapKey{}
+	}
+	kj, err := json.Marshal(keys)
+	if err != nil {
+		return nil, fmt.Errorf("write rule snapshot: %w", err)
+	}
+	buf := fmt.Appendf(make([]byte, 0, len(head)+len(kj)+64), `{"format":%d,`, snapshotFormat)
+	if kg != nil {
+		buf = fmt.Appendf(buf, `"keyGroup":%d,`, *kg)
+	}
+	buf = append(buf, head...)
+	buf = append(buf, `,"keys":`...)
+	buf = append(buf, kj...)
+	return append(buf, '}', '\n'), nil
 }
 
 func snapshotKey(ks *keyState) snapKey {
@@ -135,20 +253,154 @@ func snapshotKey(ks *keyState) snapKey {
 
 // Restore merges a snapshot into the engine: rules newer than the engine's
 // are installed, and the keys of rules whose version matches are restored
-// (replacing existing state of the same key). Restoring every key group of
-// a subtask one after another rebuilds its state. The snapshot is checked
+// (replacing existing state of the same key). The snapshot is checked
 // completely before anything changes, so a bad snapshot leaves the engine
-// as it was.
+// as it was. To restore several key groups of one checkpoint, use
+// RestoreKeyGroups: it takes their shared rule set once and checks that
+// they agree on it.
 func (e *Engine) Restore(r io.Reader) error {
+	doc, err := decodeSnapshot(r)
+	if err != nil {
+		return fmt.Errorf("restore rules: %w", err)
+	}
+	return e.restore(doc)
+}
+
+// RestoreKeyGroups merges the snapshots of several key groups taken at one
+// checkpoint — those a subtask owns after rescaling, written by one or
+// several subtasks — into the engine, as Restore does with one. The rule
+// set (rules and tombstones) is broadcast state that every snapshot of a
+// checkpoint carries: it is taken once, and snapshots that disagree on it
+// are refused, as are two snapshots of one key group or one (rule, key)
+// in two snapshots. A rule quarantined in any snapshot stays quarantined
+// (it failed repeatedly on some subtask); the watermark is the most
+// advanced one. Nothing changes unless every snapshot is accepted.
+func (e *Engine) RestoreKeyGroups(snapshots [][]byte) error {
+	if len(snapshots) == 0 {
+		return nil
+	}
+	docs := make([]*snapshotDoc, len(snapshots))
+	for i, data := range snapshots {
+		doc, err := decodeSnapshot(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("restore rules: snapshot %d of %d: %w", i+1, len(snapshots), err)
+		}
+		docs[i] = doc
+	}
+	merged, err := mergeSnapshots(docs)
+	if err != nil {
+		return fmt.Errorf("restore rules: %w", err)
+	}
+	return e.restore(merged)
+}
+
+// decodeSnapshot reads and checks a snapshot document of any format still
+// read; the keys of a key group's snapshot are marked with their group.
+func decodeSnapshot(r io.Reader) (*snapshotDoc, error) {
 	var doc snapshotDoc
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
-		return fmt.Errorf("restore rules: decode snapshot: %w", err)
+		return nil, fmt.Errorf("decode snapshot: %w", err)
 	}
-	if doc.Format != snapshotFormat {
-		return fmt.Errorf("restore rules: unsupported snapshot format %d (want %d)", doc.Format, snapshotFormat)
+	if err := checkHeader(doc.Format, doc.KeyGroup); err != nil {
+		return nil, err
 	}
+	if doc.KeyGroup != nil {
+		for i := range doc.Keys {
+			doc.Keys[i].group, doc.Keys[i].grouped = *doc.KeyGroup, true
+		}
+	}
+	return &doc, nil
+}
+
+func checkHeader(format int, kg *int) error {
+	switch {
+	case format != snapshotFormat && format != snapshotFormatV1:
+		return fmt.Errorf("unsupported snapshot format %d (want %d, or %d)", format, snapshotFormat, snapshotFormatV1)
+	case kg != nil && format == snapshotFormatV1:
+		return fmt.Errorf("a format %d snapshot names no key group", snapshotFormatV1)
+	case kg != nil && (*kg < 0 || *kg > math.MaxUint16):
+		return fmt.Errorf("key group %d out of range", *kg)
+	}
+	return nil
+}
+
+// mergeSnapshots combines snapshots of one checkpoint into one document
+// (see RestoreKeyGroups).
+func mergeSnapshots(docs []*snapshotDoc) (*snapshotDoc, error) {
+	name := func(i int) string {
+		if kg := docs[i].KeyGroup; kg != nil {
+			return fmt.Sprintf("key group %d", *kg)
+		}
+		return fmt.Sprintf("snapshot %d of %d", i+1, len(docs))
+	}
+	first := docs[0]
+	out := &snapshotDoc{Format: snapshotFormat, Watermark: first.Watermark, Rules: slices.Clone(first.Rules), Tombstones: first.Tombstones}
+	defs := make(map[string][]byte, len(first.Rules))
+	pos := make(map[string]int, len(first.Rules))
+	for i, sr := range first.Rules {
+		if sr.Rule == nil {
+			return nil, fmt.Errorf("%s: rules[%d]: rule is missing", name(0), i)
+		}
+		def, err := json.Marshal(sr.Rule)
+		if err != nil {
+			return nil, fmt.Errorf("%s: rule %q: %w", name(0), sr.Rule.ID, err)
+		}
+		defs[sr.Rule.ID], pos[sr.Rule.ID] = def, i
+	}
+	groups := make(map[int]int, len(docs))
+	keys := make(map[string]int)
+	for i, d := range docs {
+		if kg := d.KeyGroup; kg != nil {
+			if j, dup := groups[*kg]; dup {
+				return nil, fmt.Errorf("snapshots %d and %d are both of key group %d", j+1, i+1, *kg)
+			}
+			groups[*kg] = i
+		}
+		if i > 0 {
+			if len(d.Rules) != len(first.Rules) {
+				return nil, fmt.Errorf("the snapshots of one checkpoint disagree on the rule set: %s holds %d rules, %s %d", name(0), len(first.Rules), name(i), len(d.Rules))
+			}
+			for j, sr := range d.Rules {
+				if sr.Rule == nil {
+					return nil, fmt.Errorf("%s: rules[%d]: rule is missing", name(i), j)
+				}
+				id := sr.Rule.ID
+				want, ok := defs[id]
+				if !ok {
+					return nil, fmt.Errorf("the snapshots of one checkpoint disagree on the rule set: rule %q is in %s, not in %s", id, name(i), name(0))
+				}
+				def, err := json.Marshal(sr.Rule)
+				if err != nil {
+					return nil, fmt.Errorf("%s: rule %q: %w", name(i), id, err)
+				}
+				if !bytes.Equal(def, want) {
+					return nil, fmt.Errorf("the snapshots of one checkpoint disagree on the rule set: rule %q is version %d in %s and version %d in %s, or defined otherwise", id, first.Rules[pos[id]].Rule.Version, name(0), sr.Rule.Version, name(i))
+				}
+				if m := &out.Rules[pos[id]]; sr.Quarantined && !m.Quarantined {
+					m.Quarantined, m.Reason = true, sr.Reason
+				}
+			}
+			if !maps.Equal(d.Tombstones, first.Tombstones) {
+				return nil, fmt.Errorf("the snapshots of one checkpoint disagree on the deleted rules: %v in %s, %v in %s", first.Tombstones, name(0), d.Tombstones, name(i))
+			}
+			out.Watermark = max(out.Watermark, d.Watermark)
+		}
+		for _, k := range d.Keys {
+			id := k.Rule + "\x00" + k.Key
+			if j, dup := keys[id]; dup {
+				return nil, fmt.Errorf("key %q of rule %q is in %s and in %s", k.Key, k.Rule, name(j), name(i))
+			}
+			keys[id] = i
+			out.Keys = append(out.Keys, k)
+		}
+	}
+	return out, nil
+}
+
+// restore merges a checked snapshot document into the engine.
+func (e *Engine) restore(doc *snapshotDoc) error {
 	// Rules to install, compiled up front.
 	install := map[string]*ruleRT{}
 	committed := false
@@ -211,6 +463,14 @@ func (e *Engine) Restore(r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("restore rules: keys[%d]: %w", i, err)
 		}
+		switch {
+		case sk.grouped:
+			ks.kg = sk.group
+		case e.opts.KeyGroup != nil:
+			// A snapshot from before key groups: the key's group follows
+			// from its values, as the record's did.
+			ks.kg = e.opts.KeyGroup(e.keyRow(r.prog, ks.vals))
+		}
 		keys = append(keys, restored{r, ks})
 	}
 
@@ -233,15 +493,22 @@ func (e *Engine) Restore(r io.Reader) error {
 		if old := k.r.lookup(k.ks.key); old != nil {
 			e.removeKey(k.r, old)
 		}
-		if e.opts.KeyGroup != nil {
-			k.ks.kg = e.opts.KeyGroup(k.ks.key)
-		}
 		e.putKey(k.r, k.ks)
 		k.r.stateCount[k.ks.state]++
 		e.schedule(k.ks)
 	}
 	e.rebuild()
 	return nil
+}
+
+// keyRow returns a row of the engine's schema holding a rule key's values
+// in their fields, the others null.
+func (e *Engine) keyRow(p *program, vals []record.Value) record.Row {
+	row := make(record.Row, e.schema.Len())
+	for i, f := range p.keyIdx {
+		row[f] = vals[i]
+	}
+	return row
 }
 
 func restoreValue(v snapValue) (record.Value, error) {
@@ -344,19 +611,48 @@ func (e *Engine) restoreKey(r *ruleRT, sk *snapKey) (*keyState, error) {
 	return ks, nil
 }
 
+// SnapshotKeyGroupOf reports which key group a snapshot holds: ok is false
+// for a snapshot of a whole engine (Snapshot, and every snapshot written
+// before key groups), whose keys may be of any group.
+func SnapshotKeyGroupOf(r io.Reader) (kg int, ok bool, err error) {
+	var doc struct {
+		Format   int  `json:"format"`
+		KeyGroup *int `json:"keyGroup"`
+	}
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return 0, false, fmt.Errorf("read rule snapshot: %w", err)
+	}
+	if err := checkHeader(doc.Format, doc.KeyGroup); err != nil {
+		return 0, false, fmt.Errorf("read rule snapshot: %w", err)
+	}
+	if doc.KeyGroup == nil {
+		return 0, false, nil
+	}
+	return *doc.KeyGroup, true, nil
+}
+
 // SnapshotRules reads the rule set of a snapshot written by Snapshot or
 // SnapshotKeyGroup: the rules in force (sorted by ID) and the versions of
 // deleted rules. It lets the runtime know, before any engine is restored,
 // which rules a checkpoint holds.
 func SnapshotRules(r io.Reader) ([]*Rule, map[string]int64, error) {
-	var doc snapshotDoc
+	// The keys are skipped, not decoded: a checkpoint holds a snapshot
+	// per key group, each with the rule set.
+	var doc struct {
+		Format     int              `json:"format"`
+		KeyGroup   *int             `json:"keyGroup,omitempty"`
+		Watermark  int64            `json:"watermark"`
+		Rules      []snapRule       `json:"rules"`
+		Tombstones map[string]int64 `json:"tombstones,omitempty"`
+		Keys       json.RawMessage  `json:"keys"`
+	}
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
 		return nil, nil, fmt.Errorf("read rule snapshot: %w", err)
 	}
-	if doc.Format != snapshotFormat {
-		return nil, nil, fmt.Errorf("read rule snapshot: unsupported snapshot format %d (want %d)", doc.Format, snapshotFormat)
+	if err := checkHeader(doc.Format, doc.KeyGroup); err != nil {
+		return nil, nil, fmt.Errorf("read rule snapshot: %w", err)
 	}
 	out := make([]*Rule, 0, len(doc.Rules))
 	for i, sr := range doc.Rules {

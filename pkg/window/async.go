@@ -3,6 +3,8 @@ package window
 import (
 	"runtime"
 	"slices"
+
+	"github.com/streamd/streamd/pkg/keyed"
 )
 
 // AsyncSnapshot is a snapshot taken without stopping the subtask: the
@@ -38,7 +40,7 @@ type groupBuf struct {
 // returns at once; the subtask keeps processing. Call Done to learn when
 // the background work has finished and Finish (on the subtask's goroutine)
 // to collect the result. Only one snapshot may be in progress.
-func (o *Operator) BeginSnapshot() *AsyncSnapshot {
+func (o *Operator) BeginSnapshot() keyed.PendingSnapshot {
 	if o.async != nil {
 		panic("window: a snapshot is already in progress")
 	}

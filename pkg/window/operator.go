@@ -11,14 +11,17 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/streamd/streamd/pkg/keyed"
 	"github.com/streamd/streamd/pkg/record"
 )
 
+var _ keyed.Operator = (*Operator)(nil)
+
 // MinWatermark is the watermark before any event time is known.
-const MinWatermark = math.MinInt64
+const MinWatermark = keyed.MinWatermark
 
 // MaxWatermark ends event time: every window fires (end of input).
-const MaxWatermark = math.MaxInt64
+const MaxWatermark = keyed.MaxWatermark
 
 // Output field names added by the operator around the key and aggregate fields.
 const (
@@ -163,20 +166,9 @@ func HoldBack(wm, lateness int64) int64 {
 	return wm - lateness
 }
 
-// Output receives what the operator emits. Results rows follow
-// Operator.ResultSchema, Late rows follow Operator.LateSchema.
-type Output struct {
-	Results *record.Batch
-	Late    *record.Batch
-	// Refused receives, when set, the records refused because the state
-	// holds its budget (Config.MaxStateBytes); they follow the input schema.
-	Refused *record.Batch
-	// Firings counts window results emitted on time; Updates counts
-	// results re-emitted because of late records within allowed lateness;
-	// Retractions counts rows that withdraw an earlier result;
-	// RefusedRecords counts records the state budget refused.
-	Firings, Updates, Retractions, LateRecords, RefusedRecords int64
-}
+// Output receives what the operator emits (see keyed.Output). Results
+// rows follow Operator.ResultSchema, Late rows follow Operator.LateSchema.
+type Output = keyed.Output
 
 // Operator is the keyed window operator of one subtask. It is not safe for
 // concurrent use: one goroutine owns it and its state.

@@ -488,6 +488,10 @@ func (o *Operator) firedFromV1(ks *keyState, revs map[int64]int32) {
 	slices.SortFunc(ks.sl.fired, func(a, b firedWindow) int { return cmp.Compare(a.end, b.end) })
 }
 
+// FinishRestore completes a restore: key groups restore independently,
+// so there is nothing left to do.
+func (o *Operator) FinishRestore() error { return nil }
+
 // SetWatermark sets the operator's event time without firing timers; used
 // after a restore, before processing resumes.
 func (o *Operator) SetWatermark(wm int64) { o.wm = wm }

@@ -296,9 +296,11 @@ func (r *ruleDef) doc() []byte {
 type step struct {
 	kind  string // "batch", "put", "delete", "end", "restart"
 	split int
-	recs  []rec
-	rule  *ruleDef
-	id    string
+	// parallelism is what a restart restores at (0: unchanged).
+	parallelism int
+	recs        []rec
+	rule        *ruleDef
+	id          string
 }
 
 func (s step) String() string {
@@ -316,6 +318,9 @@ func (s step) String() string {
 	case "end":
 		return fmt.Sprintf("end split=%d", s.split)
 	case "restart":
+		if s.parallelism > 0 {
+			return fmt.Sprintf("restart (savepoint, stop, restore at parallelism %d)", s.parallelism)
+		}
 		return "restart (savepoint, stop, restore)"
 	}
 	return s.kind
@@ -444,9 +449,7 @@ func generateShape(seed uint64, splits, parallelism int) *workload {
 	}
 	if r.IntN(3) == 0 {
 		// Stop with a savepoint and restore from it, once or twice,
-		// before the input ends. Rule state is checkpointed per subtask,
-		// which needs at least as many key groups as subtasks.
-		w.keyGroups = max(w.keyGroups, w.parallelism)
+		// before the input ends.
 		for range 1 + r.IntN(2) {
 			at := r.IntN(len(w.steps) + 1)
 			w.steps = slices.Insert(w.steps, at, step{kind: "restart"})
@@ -465,6 +468,15 @@ func generateShape(seed uint64, splits, parallelism int) *workload {
 	// state TTLs were drawn. Short TTLs let latest values age and idle
 	// keys go within the workload's few seconds of event time.
 	w.stateTTL = pick(r, int64(0), 0, 1500, 4000, 10000)
+	// Drawn after that: half the restarts restore at another parallelism
+	// (rule state moves by key group), possibly above the key groups.
+	p := w.parallelism
+	for i := range w.steps {
+		if w.steps[i].kind == "restart" {
+			p = pick(r, p, 1+r.IntN(5))
+			w.steps[i].parallelism = p
+		}
+	}
 	return w
 }
 

@@ -167,7 +167,7 @@ const tick = 200 * time.Millisecond
 
 // runInBubble runs the script; a restart step stops the runtime with a
 // savepoint (SIGTERM) and starts a new one restored from it, with the same
-// initial rules, on the same scripted input.
+// initial rules, on the same scripted input, at the restart's parallelism.
 func runInBubble(w *workload, dir string) (out outcome) {
 	dec := &decoder{}
 	var msgs [][]source.Message
@@ -265,6 +265,9 @@ func runInBubble(w *workload, dir string) (out outcome) {
 			stop()
 			src = newScriptSource(w.splits)
 			job.Sources[0].Source = src
+			if s.parallelism > 0 {
+				job.Parallelism = s.parallelism
+			}
 			if !start() {
 				return out
 			}
