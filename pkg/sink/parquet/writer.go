@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,10 @@ const runRows = 256
 // restart, which resumes the open ones; files no state refers to hold only
 // rows the restart replays, so they are deleted.
 type Writer struct {
+	// encodeBuf is where the writer's files encode their row groups
+	// (pqfile.Options.EncodeBuffer).
+	encodeBuf bytes.Buffer
+
 	sink    *Sink
 	task    string // escaped for use in file names
 	schema  *record.Schema
@@ -384,7 +389,9 @@ func (w *Writer) open(dir string, ms int64) (*partFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	pw, err := pqfile.New(out, w.pschema, w.sink.fileOptions(w.sortBy))
+	opts := w.sink.fileOptions(w.sortBy)
+	opts.EncodeBuffer = &w.encodeBuf
+	pw, err := pqfile.New(out, w.pschema, opts)
 	if err != nil {
 		out.release()
 		dst.discard(w.ctx, w.task, out.ref())

@@ -58,6 +58,13 @@ type Options struct {
 	// PageSize is the uncompressed size at which a column's data page is
 	// cut. Smaller pages let readers skip more; larger ones compress better.
 	PageSize int
+	// EncodeBuffer, when set, is where row groups are encoded, shared by
+	// the files one goroutine writes (a sink writer's partitions): each
+	// file otherwise grows a buffer of its own to its largest row group,
+	// and keeps it while open. The bytes of an encoding are consumed
+	// before the next one, so sharing is safe on one goroutine only.
+	EncodeBuffer *bytes.Buffer
+
 	// DictionaryMaxBytes bounds the dictionary of a dictionary-encoded
 	// column chunk: past it the chunk goes on in PLAIN encoding, as
 	// parquet-mr does, so only low-cardinality columns stay dictionary
@@ -163,7 +170,7 @@ type Writer struct {
 	// column paths it shares with the metadata of the previous file, so a
 	// reset writer emits path_in_schema [""] (parquet-go/parquet-go#602).
 	pwConfig *parquet.WriterConfig
-	mini     bytes.Buffer
+	mini     *bytes.Buffer // Options.EncodeBuffer, or the file's own
 
 	written int64 // bytes handed to out
 	// encodedBytes and bufferedBytes are the bytes the flushed row groups
@@ -220,6 +227,10 @@ func newWriter(out Output, schema *parquet.Schema, opts Options) (*Writer, error
 		opts:     opts,
 		paths:    schema.Columns(),
 		pwConfig: cfg,
+		mini:     opts.EncodeBuffer,
+	}
+	if w.mini == nil {
+		w.mini = new(bytes.Buffer)
 	}
 	w.leaves = len(w.paths)
 	w.buf.leaves = w.leaves
@@ -553,7 +564,7 @@ func (w *Writer) write(p []byte) error {
 // bytes and metadata, both valid until the next encode.
 func (w *Writer) encode(rows []parquet.Row) ([]byte, *format.FileMetaData, error) {
 	w.mini.Reset()
-	pw := parquet.NewWriter(&w.mini, w.pwConfig)
+	pw := parquet.NewWriter(w.mini, w.pwConfig)
 	if _, err := pw.WriteRows(rows); err != nil {
 		return nil, nil, fmt.Errorf("encode row group: %w", err)
 	}

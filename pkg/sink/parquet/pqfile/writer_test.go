@@ -1,6 +1,7 @@
 package pqfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -481,4 +482,78 @@ func TestWriteRowsRejectsUnknownColumn(t *testing.T) {
 	require.NoError(t, w.WriteRows(b.build([]int64{2})))
 	require.Equal(t, int64(2), w.Rows())
 	require.NoError(t, w.Close())
+}
+
+// Files of one goroutine sharing an encode buffer each get their own rows:
+// row groups, checkpoint tails and a resume interleaved across two files
+// leave both files exactly as written.
+func TestWritersShareEncodeBuffer(t *testing.T) {
+	schema := testSchema()
+	dir := t.TempDir()
+	var shared bytes.Buffer
+	opts := Options{RowGroupRows: 300, EncodeBuffer: &shared}
+	open := func(name string) (*LocalOutput, *Writer) {
+		out, err := CreateLocal(filepath.Join(dir, name))
+		require.NoError(t, err)
+		w, err := New(out, schema, opts)
+		require.NoError(t, err)
+		return out, w
+	}
+	outA, a := open("a.parquet")
+	_, c := open("c.parquet")
+	b := newRowBuilder(t, schema)
+	var idsA, idsC []int64
+	for i := range int64(8) {
+		ra, rc := idRange(i*1000, i*1000+455), idRange(50_000+i*1000, 50_000+i*1000+170)
+		writeIDs(t, a, b, ra)
+		writeIDs(t, c, b, rc)
+		idsA, idsC = append(idsA, ra...), append(idsC, rc...)
+	}
+	// a's tail is encoded through the shared buffer; c's next row groups
+	// and its own snapshot reuse the buffer before a's state is stored, as
+	// a sink snapshots all its files before writing its state.
+	stA, err := a.Snapshot()
+	require.NoError(t, err)
+	require.NotEmpty(t, stA.Tail)
+	writeIDs(t, c, b, idRange(90_000, 90_700))
+	idsC = append(idsC, idRange(90_000, 90_700)...)
+	_, err = c.Snapshot()
+	require.NoError(t, err)
+	enc, err := stA.MarshalBinary()
+	require.NoError(t, err)
+	st, err := UnmarshalState(enc)
+	require.NoError(t, err)
+	crash(t, outA)
+	out, err := OpenLocalForResume(filepath.Join(dir, "a.parquet"), st.Length)
+	require.NoError(t, err)
+	a, err = Resume(out, schema, opts, st)
+	require.NoError(t, err)
+	writeIDs(t, a, b, idRange(20_000, 20_333))
+	idsA = append(idsA, idRange(20_000, 20_333)...)
+	require.NoError(t, c.Close())
+	require.NoError(t, a.Close())
+
+	for _, f := range []struct {
+		name string
+		ids  []int64
+	}{{"a.parquet", idsA}, {"c.parquet", idsC}} {
+		path := filepath.Join(dir, f.name)
+		rowGroups := (len(f.ids) + 299) / 300
+		checkWithParquetGo(t, path, schema, f.ids, rowGroupsOf(t, path))
+		checkWithDuckDB(t, path, f.ids, rowGroupsOf(t, path))
+		require.GreaterOrEqual(t, rowGroupsOf(t, path), rowGroups)
+	}
+}
+
+// rowGroupsOf counts the row groups in a file's footer.
+func rowGroupsOf(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	pf, err := parquet.OpenFile(f, fi.Size())
+	require.NoError(t, err)
+	return len(pf.RowGroups())
 }
