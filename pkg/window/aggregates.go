@@ -2,6 +2,7 @@ package window
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -471,16 +472,56 @@ func (c *countDistinct) Add(a *Acc, row record.Row, _ int64) {
 	if v.IsNull() {
 		return
 	}
-	sk, _ := a.Sketch.(*hyperloglog.Sketch)
-	if sk == nil {
-		sk = hyperloglog.New()
-		a.Sketch = sk
-	}
-	sk.InsertHash(hashValue(v))
+	h := hashValue(v)
 	a.N++
-	if a.N == denseAfter {
-		a.Sketch = dense(sk)
+	switch sk := a.Sketch.(type) {
+	case nil:
+		a.Sketch = &smallDistinct{h: append(make([]uint64, 0, 4), h)}
+	case *smallDistinct:
+		if sk.add(h) && len(sk.h) > smallDistinctMax {
+			a.Sketch = sk.sketch(a.N >= denseAfter)
+		}
+	case *hyperloglog.Sketch:
+		sk.InsertHash(h)
+		if a.N == denseAfter {
+			a.Sketch = dense(sk)
+		}
 	}
+}
+
+// smallDistinct holds the distinct hashes of a count_distinct that has
+// seen few values: most keys of a high-cardinality keyBy (a channel, a
+// URL) never see more than a handful, and a linear scan of a few hashes is
+// cheaper than a sparse sketch's insertion (a lookup in its pending set,
+// a merge of its list) and smaller than the sketch. Past
+// smallDistinctMax distinct hashes it becomes a sketch. Its count is
+// exact; a sketch's estimate of so few values is too. Snapshots store it
+// as the sketch it would become.
+type smallDistinct struct{ h []uint64 }
+
+const smallDistinctMax = 64
+
+// add adds h, reporting whether it was new.
+func (s *smallDistinct) add(h uint64) bool {
+	for _, x := range s.h {
+		if x == h {
+			return false
+		}
+	}
+	s.h = append(s.h, h)
+	return true
+}
+
+// sketch returns a sketch of the hashes, dense or sparse.
+func (s *smallDistinct) sketch(dense bool) *hyperloglog.Sketch {
+	sk := hyperloglog.New()
+	if dense {
+		sk = hyperloglog.NewNoSparse()
+	}
+	for _, h := range s.h {
+		sk.InsertHash(h)
+	}
+	return sk
 }
 
 // denseAfter is the number of insertions after which a sketch is made
@@ -502,29 +543,55 @@ func dense(sk *hyperloglog.Sketch) *hyperloglog.Sketch {
 }
 
 func (c *countDistinct) Merge(dst, src *Acc) {
-	s, _ := src.Sketch.(*hyperloglog.Sketch)
-	if s == nil {
+	if src.Sketch == nil {
 		return
 	}
 	dst.N += src.N
-	d, _ := dst.Sketch.(*hyperloglog.Sketch)
-	if d == nil {
-		// A slice is merged into several windows, so dst must own its copy.
-		dst.Sketch = s.Clone()
-		return
+	switch s := src.Sketch.(type) {
+	case *smallDistinct:
+		switch d := dst.Sketch.(type) {
+		case nil:
+			// A slice is merged into several windows, so dst must own its
+			// copy.
+			dst.Sketch = &smallDistinct{h: slices.Clone(s.h)}
+		case *smallDistinct:
+			for _, h := range s.h {
+				d.add(h)
+			}
+			if len(d.h) > smallDistinctMax {
+				dst.Sketch = d.sketch(dst.N >= denseAfter)
+			}
+		case *hyperloglog.Sketch:
+			for _, h := range s.h {
+				d.InsertHash(h)
+			}
+		}
+	case *hyperloglog.Sketch:
+		switch d := dst.Sketch.(type) {
+		case nil:
+			dst.Sketch = s.Clone()
+		case *smallDistinct:
+			sk := d.sketch(false)
+			_ = sk.Merge(s) // same precision: cannot fail
+			dst.Sketch = sk
+		case *hyperloglog.Sketch:
+			// Both sketches come from hyperloglog.New or from a checkpoint
+			// written from one, so their precisions match and Merge cannot
+			// fail.
+			_ = d.Merge(s)
+		}
 	}
-	// Both sketches come from hyperloglog.New or from a checkpoint written
-	// from one, so their precisions match and Merge cannot fail.
-	_ = d.Merge(s)
 }
 
 // Result is 0, not null, for an empty Acc, like SQL count(distinct x).
 func (c *countDistinct) Result(a *Acc) record.Value {
-	sk, _ := a.Sketch.(*hyperloglog.Sketch)
-	if sk == nil {
-		return record.Int(0)
+	switch sk := a.Sketch.(type) {
+	case *smallDistinct:
+		return record.Int(int64(len(sk.h)))
+	case *hyperloglog.Sketch:
+		return record.Int(int64(sk.Estimate()))
 	}
-	return record.Int(int64(sk.Estimate()))
+	return record.Int(0)
 }
 
 // quantile estimates the q-quantile of a numeric field with a DDSketch of

@@ -497,3 +497,55 @@ func TestCountDistinctAcrossDensify(t *testing.T) {
 	within(t, &x, nd+ns)
 	within(t, &y, nd+ns)
 }
+
+// Few distinct values are counted exactly, on either side of the switch
+// from a set of hashes to a sketch, and every pairing of the two forms
+// merges into the count of the union; a snapshot keeps the count.
+func TestCountDistinctSmallSets(t *testing.T) {
+	agg := mustAggregate(t, Spec{Fn: "count_distinct", Field: "i"})
+	build := func(lo, n, repeats int) *Acc {
+		var a Acc
+		for range repeats {
+			for v := lo; v < lo+n; v++ {
+				agg.Add(&a, row(0, v, nil, nil, nil).row, 0)
+			}
+		}
+		return &a
+	}
+	check := func(t *testing.T, a *Acc, want int) {
+		t.Helper()
+		got := agg.Result(a).Int()
+		if want <= smallDistinctMax {
+			require.Equal(t, int64(want), got)
+		} else {
+			require.InDelta(t, want, got, 0.02*float64(want)+1)
+		}
+		var back Acc
+		_, err := ReadAcc(AppendAcc(nil, a), &back)
+		require.NoError(t, err)
+		require.Equal(t, got, agg.Result(&back).Int(), "after a snapshot")
+	}
+	sizes := []int{1, 7, smallDistinctMax, smallDistinctMax + 1, 300, 5000}
+	for _, n := range sizes {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			check(t, build(0, n, 3), n)
+		})
+	}
+	for _, n := range sizes {
+		for _, m := range sizes {
+			t.Run(fmt.Sprintf("merge %d+%d", n, m), func(t *testing.T) {
+				// The second set overlaps the first by half its size.
+				a, b := build(0, n, 1), build(n-n/2, m, 1)
+				union := max(n, n-n/2+m)
+				var x Acc
+				agg.Merge(&x, a)
+				agg.Merge(&x, b)
+				check(t, &x, union)
+				// The merged-in sets are unchanged (slices merge into
+				// several windows).
+				check(t, a, n)
+				check(t, b, m)
+			})
+		}
+	}
+}

@@ -61,6 +61,12 @@ var errVarintOverflow = errors.New("varint overflows 64 bits")
 // if a.Sketch holds a type no aggregate in this package creates, which is a
 // programming error rather than bad input.
 func AppendAcc(dst []byte, a *Acc) []byte {
+	if small, ok := a.Sketch.(*smallDistinct); ok {
+		// Stored as the sketch it would become: one format to read.
+		c := *a
+		c.Sketch = small.sketch(false)
+		a = &c
+	}
 	var flags byte
 	if a.N != 0 {
 		flags |= accN

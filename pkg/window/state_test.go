@@ -97,6 +97,9 @@ func sketchBytes(t *testing.T, sk any) []byte {
 	switch sk := sk.(type) {
 	case nil:
 		return nil
+	case *smallDistinct:
+		// Stored as the sketch it becomes.
+		return sketchBytes(t, sk.sketch(false))
 	case *hyperloglog.Sketch:
 		c := sk.Clone()
 		c.Estimate() // compacts the insertion-ordered temporary set
