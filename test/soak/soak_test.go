@@ -198,7 +198,11 @@ func liveHeap(addr string) (int64, error) {
 }
 
 // residentBytes reads a process's resident set size from /proc.
-func residentBytes(pid int) (int64, error) {
+func residentBytes(pid int) (int64, error) { return procStatusBytes(pid, "VmRSS:") }
+
+// procStatusBytes reads a size field (VmRSS:, VmHWM: for the peak) of a
+// process's /proc status.
+func procStatusBytes(pid int, field string) (int64, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, err
@@ -206,12 +210,12 @@ func residentBytes(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 func readFile(path string) string {
