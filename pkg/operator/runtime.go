@@ -245,16 +245,6 @@ func (r *Runtime) finishedSplits() []checkpoint.SplitState {
 	return out
 }
 
-// sinkNamed returns a sink by name.
-func (r *Runtime) sinkNamed(name string) sink.Sink {
-	for _, sk := range r.sinks {
-		if sk.spec.Name == name {
-			return sk.spec.Sink
-		}
-	}
-	return nil
-}
-
 // Coordinator returns the checkpoint coordinator, nil without checkpoints.
 func (r *Runtime) Coordinator() *Coordinator { return r.coordinator }
 
