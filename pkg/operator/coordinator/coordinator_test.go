@@ -401,9 +401,8 @@ func TestLateAcknowledgementIsIgnored(t *testing.T) {
 	})
 }
 
-// restore restores checkpoint id with a coordinator of a new runtime and
-// returns what the runtime was handed; its sink's recovered states are
-// checked by the caller through the returned harness.
+// restoreWith restores checkpoint id, and recovers the sink from it, with
+// the coordinator of a new runtime over st: what a restart does.
 func restoreWith(t *testing.T, st store.Store, id int64) (*harness, *checkpoint.Manifest) {
 	t.Helper()
 	h := newHarness(t, st, 3)
@@ -413,6 +412,8 @@ func restoreWith(t *testing.T, st store.Store, id int64) (*harness, *checkpoint.
 	return h, m
 }
 
+// restore restores checkpoint id as restoreWith does and returns what the
+// runtime was handed.
 func restore(t *testing.T, st store.Store, id int64) *coordinator.RestoreState {
 	t.Helper()
 	h, _ := restoreWith(t, st, id)
