@@ -16,4 +16,16 @@
 // complete. A rule engine files each key under the key group the exchange
 // routes its records by and writes the rule set into every owned key
 // group's blob, so its state rescales as window state does.
+//
+// The runtime injects and aligns markers (marker.go); what they are, and
+// the handler interface, are in package marker. The checkpoint coordinator
+// is package coordinator: it sees the runtime through coordinator.Runtime,
+// which checkpointView implements (checkpointing.go), and the runtime
+// hands it every marker that passes a task. The runtime reads the barrier
+// a task sees (coordinator.Request: its ID, whether it stops the split)
+// and starts from what a restore hands it (coordinator.RestoreState); the
+// tasks' side of a checkpoint — preparing writers, the final states of
+// tasks that ended (lifecycle.go) — stays here. CheckpointConfig,
+// Coordinator, Marker, MarkerHandler, SplitCut and SubtaskContext are
+// aliases of those packages' types.
 package operator

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/checkpoint"
+	"github.com/streamd/streamd/pkg/operator/coordinator"
 	"github.com/streamd/streamd/pkg/source"
 )
 
@@ -70,7 +71,7 @@ type lifecycle struct {
 	final map[string]finalPart
 	// rules holds, by stage, the rule engines' state at the end of the
 	// input: rule definitions survive a final checkpoint.
-	rules map[string][]subtaskPart
+	rules map[string][]coordinator.Part
 	// resume holds where revoked splits whose position could not be
 	// committed resume if this process reads them again.
 	resume map[string]checkpoint.SplitState
@@ -83,13 +84,9 @@ type finalPart struct {
 	sinks []checkpoint.SinkState
 }
 
-// endedSet is what a checkpoint carries for tasks that ended.
-type endedSet struct {
-	splits []checkpoint.SplitState
-	sinks  []checkpoint.SinkState
-	// tasks are the final parts included, dropped once committed.
-	tasks []string
-}
+// endedSet is what a checkpoint carries for tasks that ended; its Tasks
+// are the final parts included, dropped once committed.
+type endedSet = coordinator.Ended
 
 // initWrites makes the write context of one Run.
 func (r *Runtime) initWrites(ctx context.Context) {
@@ -230,10 +227,10 @@ func (s *subtask) endOfInput(ctx context.Context) {
 		// Rule definitions and states go into the final checkpoint as they
 		// are before event time ends. (A snapshot that fails fails the
 		// pipeline, and with it the final checkpoint.)
-		part := subtaskPart{index: s.idx, wm: s.op.Watermark(), groups: s.op.Snapshot()}
+		part := coordinator.Part{Index: s.idx, Watermark: s.op.Watermark(), Groups: s.op.Snapshot()}
 		r.lc.mu.Lock()
 		if r.lc.rules == nil {
-			r.lc.rules = make(map[string][]subtaskPart)
+			r.lc.rules = make(map[string][]coordinator.Part)
 		}
 		r.lc.rules[s.st.spec.Name] = append(r.lc.rules[s.st.spec.Name], part)
 		r.lc.mu.Unlock()
@@ -286,12 +283,12 @@ func (r *Runtime) endedParts(seenSplits []checkpoint.SplitState, seenSinks []che
 	var out endedSet
 	for _, st := range r.finishedSplits() {
 		if !seen[st.Source+"/"+st.Split] {
-			out.splits = append(out.splits, st)
+			out.Splits = append(out.Splits, st)
 		}
 	}
 	for key, st := range r.lc.stopped {
 		if !seen[key] {
-			out.splits = append(out.splits, st)
+			out.Splits = append(out.Splits, st)
 		}
 	}
 	for task, part := range r.lc.final {
@@ -300,10 +297,10 @@ func (r *Runtime) endedParts(seenSplits []checkpoint.SplitState, seenSinks []che
 		}
 		for _, s := range part.sinks {
 			if !seenTask[s.Sink+"\x00"+s.Task] {
-				out.sinks = append(out.sinks, s)
+				out.Sinks = append(out.Sinks, s)
 			}
 		}
-		out.tasks = append(out.tasks, task)
+		out.Tasks = append(out.Tasks, task)
 	}
 	return out
 }
@@ -315,7 +312,7 @@ func (r *Runtime) endedParts(seenSplits []checkpoint.SplitState, seenSinks []che
 // would repeat it. A restore of an older checkpoint on request (--from)
 // replays from it as asked.
 func (r *Runtime) newerGroupPosition(src *sourceRT, split string, pos *source.Position) *source.Position {
-	if r.coordinator == nil || r.coordinator.cfg.RestoreFrom != 0 {
+	if r.coordinator == nil || r.coordinator.Config().RestoreFrom != 0 {
 		return pos
 	}
 	return r.laterGroupPosition(src, split, pos)
@@ -352,7 +349,7 @@ func (r *Runtime) takeResume(src, split string) (checkpoint.SplitState, bool) {
 func (r *Runtime) endedCommitted(set endedSet) {
 	r.lc.mu.Lock()
 	defer r.lc.mu.Unlock()
-	for _, task := range set.tasks {
+	for _, task := range set.Tasks {
 		delete(r.lc.final, task)
 	}
 }
@@ -370,7 +367,7 @@ func (r *Runtime) finalCheckpoint() error {
 	r.lc.mu.Lock()
 	rules := r.lc.rules
 	r.lc.mu.Unlock()
-	id, err := c.final(ended, rules)
+	id, err := c.Final(ended, rules)
 	if err != nil {
 		return fmt.Errorf("take final checkpoint: %w", err)
 	}
@@ -384,10 +381,9 @@ func (r *Runtime) finalCheckpoint() error {
 // are where the next reader starts. The windows then fire and the final
 // checkpoint publishes them.
 func (r *Runtime) drainStop(c *Coordinator) {
-	c.stopping.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.Config().Timeout)
 	defer cancel()
-	id, _, err := c.trigger(ctx, &checkpointRequest{stop: true})
+	id, err := c.Drain(ctx)
 	if err != nil {
 		r.log.Error("checkpoint at the stop failed; the splits stop where they are", zap.Error(err))
 		return
@@ -404,8 +400,8 @@ func (r *Runtime) revokeSplit(ctx context.Context, src *sourceRT, id string, h *
 	t := h.task
 	t.revoked.Store(true)
 	if c := r.coordinator; c != nil && !r.failed.Load() && ctx.Err() == nil {
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		at, err := c.stopSplit(cctx, src.spec.Name, id)
+		cctx, cancel := context.WithTimeout(ctx, c.Config().Timeout)
+		at, err := c.StopSplit(cctx, src.spec.Name, id)
 		cancel()
 		if at != nil {
 			r.lc.mu.Lock()
@@ -418,7 +414,7 @@ func (r *Runtime) revokeSplit(ctx context.Context, src *sourceRT, id string, h *
 		switch {
 		case err == nil:
 			r.log.Info("revoked split drained", zap.String("source", src.spec.Name), zap.String("split", id))
-		case errors.Is(err, errNoSplits) || errors.Is(err, ErrNotRunning) || ctx.Err() != nil:
+		case errors.Is(err, coordinator.ErrNoSplits) || errors.Is(err, ErrNotRunning) || ctx.Err() != nil:
 		default:
 			// The next owner starts at an older position than the one
 			// whose output this task staged: restart from the last

@@ -200,7 +200,7 @@ func TestSinkOutageFailsCheckpoints(t *testing.T) {
 		ctx := context.Background()
 		_, err = s.rt.Coordinator().Trigger(ctx, false, false)
 		require.NoError(t, err)
-		failures := func() float64 { return testutil.ToFloat64(s.rt.coordinator.m.failures) }
+		failures := func() float64 { return gathered(t, reg, "streamd_checkpoint_failures_total") }
 
 		s.out.retrying.Store(&store.RetryError{Requests: 1, Since: time.Now(), Err: errors.New("api error SlowDown")})
 		_, err = s.rt.Coordinator().Trigger(ctx, false, false)

@@ -356,7 +356,7 @@ func (m *RuleManager) restore(rs *restoreState) error {
 			continue
 		}
 		stage := st.spec.Name
-		blobs := rs.groups[stage]
+		blobs := rs.Groups[stage]
 		if len(blobs) == 0 {
 			continue // the checkpoint predates the stage: initial rules only
 		}
@@ -656,7 +656,7 @@ func (r *Runtime) upgradeRuleState(rs *restoreState) error {
 			continue
 		}
 		stage := st.spec.Name
-		blobs := rs.groups[stage]
+		blobs := rs.Groups[stage]
 		legacy := 0
 		for kg, data := range blobs {
 			g, ok, err := rules.SnapshotKeyGroupOf(bytes.NewReader(data))
@@ -702,11 +702,11 @@ func (r *Runtime) upgradeRuleState(rs *restoreState) error {
 				return fmt.Errorf("restore rule stage %q: split the state of subtask %d of %d by key group: %w", stage, j, parallelism, err)
 			}
 			for kg, data := range split {
-				groups[uint16(kg)], wms[uint16(kg)] = data, rs.wms[stage][uint16(j)]
+				groups[uint16(kg)], wms[uint16(kg)] = data, rs.Watermarks[stage][uint16(j)]
 			}
 		}
 		r.log.Info("restoring rule state kept per subtask; it is checkpointed per key group from now on", zap.String("stage", stage), zap.Int("subtasks", parallelism))
-		rs.groups[stage], rs.wms[stage] = groups, wms
+		rs.Groups[stage], rs.Watermarks[stage] = groups, wms
 	}
 	return nil
 }

@@ -78,15 +78,6 @@ type Runtime struct {
 	lc lifecycle
 }
 
-// subtaskList returns the number of subtasks of all stages.
-func (r *Runtime) subtaskList() []struct{} {
-	n := 0
-	for _, st := range r.stages {
-		n += len(st.inputs)
-	}
-	return make([]struct{}, n)
-}
-
 // SetMarkerHandler installs the handler for markers; call before Run.
 func (r *Runtime) SetMarkerHandler(h MarkerHandler) { r.handler = h }
 
@@ -252,16 +243,6 @@ func (r *Runtime) finishedSplits() []checkpoint.SplitState {
 		out = append(out, st)
 	}
 	return out
-}
-
-// sinkNamed returns a sink by name.
-func (r *Runtime) sinkNamed(name string) sink.Sink {
-	for _, sk := range r.sinks {
-		if sk.spec.Name == name {
-			return sk.spec.Sink
-		}
-	}
-	return nil
 }
 
 // Coordinator returns the checkpoint coordinator, nil without checkpoints.
@@ -481,7 +462,7 @@ func (r *Runtime) NotReady() error {
 	r.statusMu.Unlock()
 	errs = append(errs, r.outage(now, r.job.FailingGrace)...)
 	if c := r.coordinator; c != nil {
-		if err := c.storeFailure(); err != nil {
+		if err := c.StoreFailure(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -501,7 +482,7 @@ func (r *Runtime) outage(now time.Time, minFor time.Duration) []error {
 		}
 	}
 	if c := r.coordinator; c != nil {
-		if rt, ok := c.cfg.Store.(store.Retrier); ok {
+		if rt, ok := c.Config().Store.(store.Retrier); ok {
 			if err := rt.Retrying(); err != nil && retriedFor(err, now) >= minFor {
 				errs = append(errs, fmt.Errorf("the checkpoint store is retrying: %w", err))
 			}
@@ -578,12 +559,12 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	defer endStop()
 	if c := r.coordinator; c != nil {
-		if from := c.cfg.RestoreFrom; from >= 0 {
+		if from := c.Config().RestoreFrom; from >= 0 {
 			if _, err := c.Restore(ctx, from); err != nil && !errors.Is(err, checkpoint.ErrNoCheckpoint) {
 				return fmt.Errorf("run: %w", err)
 			}
 		}
-		if err := c.recoverSinks(ctx); err != nil {
+		if err := c.RecoverSinks(ctx); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 		go c.Run(srcCtx)
@@ -640,7 +621,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	var held []func()
 	for _, src := range r.sources {
 		if fn, ok := src.spec.Source.(source.FinishedNotifier); ok {
-			if ids := r.restore.finishedSplits(src.spec.Name); len(ids) > 0 {
+			if ids := r.restore.FinishedSplits(src.spec.Name); len(ids) > 0 {
 				fn.SplitsFinished(ids)
 			}
 		}
@@ -717,12 +698,12 @@ func (r *Runtime) onStop() {
 	if c == nil || !r.started() {
 		return
 	}
-	if !c.cfg.SavepointOnStop {
+	if !c.Config().SavepointOnStop {
 		r.drainStop(c)
 		return
 	}
 	r.noDrain.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.Config().Timeout)
 	defer cancel()
 	id, err := c.Trigger(ctx, true, true)
 	if err != nil {

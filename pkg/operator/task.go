@@ -17,6 +17,7 @@ import (
 
 	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/pkg/keyed"
+	"github.com/streamd/streamd/pkg/operator/coordinator"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/window"
@@ -73,7 +74,7 @@ type splitTask struct {
 //
 // It returns the task's handle, nil when no task was started.
 func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split, start *source.Position, tasks *sync.WaitGroup, held *[]func()) *splitHandle {
-	if start == nil && r.restore.isFinished(src.spec.Name, sp.ID) {
+	if start == nil && r.restore.IsFinished(src.spec.Name, sp.ID) {
 		r.log.Info("split was read to its end before the restored checkpoint; not reading it again", zap.String("source", src.spec.Name), zap.String("split", sp.ID))
 		return nil
 	}
@@ -86,7 +87,7 @@ func (r *Runtime) startSplit(ctx context.Context, src *sourceRT, sp source.Split
 		// checkpoint committed it.
 		if st, ok := r.takeResume(src.spec.Name, sp.ID); ok && (st.Next.Offset >= 0 || st.Next.Sequence != "") {
 			start, restoredWM = r.laterGroupPosition(src, sp.ID, &st.Next), st.Watermark
-		} else if pos, wm, ok := r.restore.takeStartPosition(src.spec.Name, sp.ID); ok {
+		} else if pos, wm, ok := r.restore.TakeStartPosition(src.spec.Name, sp.ID); ok {
 			start, restoredWM = r.newerGroupPosition(src, sp.ID, pos), wm
 		}
 	}
@@ -416,8 +417,8 @@ func (t *splitTask) markers() bool {
 				next = p.Position()
 			}
 			cut := SplitCut{Source: t.src.spec.Name, Split: t.split.ID, Next: next, Watermark: t.wm.emitted}
-			req, isCheckpoint := m.Payload.(*checkpointRequest)
-			stop := isCheckpoint && req.stops(t.src.spec.Name, t.split.ID)
+			req, isCheckpoint := m.Payload.(*coordinator.Request)
+			stop := isCheckpoint && req.Stops(t.src.spec.Name, t.split.ID)
 			if isCheckpoint {
 				wctx := t.r.writeContext()
 				t.flushDead(wctx, t.wm.emitted)
@@ -427,9 +428,9 @@ func (t *splitTask) markers() bool {
 				// and this one may never come back.
 				final := stop
 				var err error
-				cut.Sinks, err = t.out.prepare(wctx, req.id, t.out.task, nil, final)
+				cut.Sinks, err = t.out.prepare(wctx, req.ID(), t.out.task, nil, final)
 				if err == nil {
-					cut.Sinks, err = t.dead.prepare(wctx, req.id, t.dead.task, cut.Sinks, final)
+					cut.Sinks, err = t.dead.prepare(wctx, req.ID(), t.dead.task, cut.Sinks, final)
 				}
 				if err != nil {
 					// The coordinator completes no checkpoint once the
@@ -556,11 +557,11 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op keyed.Operator) (*subtask, e
 		st.ruleOps = append(st.ruleOps, ro)
 	}
 	if rs := r.restore; rs != nil {
-		wm, ok := rs.stageWM[st.spec.Name]
+		wm, ok := rs.StageWatermarks[st.spec.Name]
 		if !ok {
 			wm = minWM
 		}
-		for kg, data := range rs.groups[st.spec.Name] {
+		for kg, data := range rs.Groups[st.spec.Name] {
 			if SubtaskFor(int(kg), r.job.KeyGroups, len(st.inputs)) != i {
 				continue
 			}
@@ -569,7 +570,7 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op keyed.Operator) (*subtask, e
 			}
 			// Key groups moved from several old subtasks take the most
 			// advanced watermark: no window is fired twice.
-			wm = max(wm, rs.wms[st.spec.Name][kg])
+			wm = max(wm, rs.Watermarks[st.spec.Name][kg])
 		}
 		if err := op.FinishRestore(); err != nil {
 			return nil, fmt.Errorf("restore stage %q: %w", st.spec.Name, err)
@@ -696,13 +697,13 @@ func (s *subtask) receive(ctx context.Context, ev event) {
 			}
 		}
 		sc := &SubtaskContext{Stage: s.st.spec.Name, Index: s.idx, Operator: s.op, Records: s.records, Async: s.async}
-		if req, ok := m.Payload.(*checkpointRequest); ok {
+		if req, ok := m.Payload.(*coordinator.Request); ok {
 			var err error
 			for _, e := range s.stateEmitters() {
 				if e != nil && err == nil {
 					// At a stop, everything the subtask's writers hold is
 					// published with the savepoint (see splitTask.markers).
-					sc.Sinks, err = e.prepare(ctx, req.id, e.task, sc.Sinks, req.stop)
+					sc.Sinks, err = e.prepare(ctx, req.ID(), e.task, sc.Sinks, req.StopsAll())
 				}
 			}
 			if err != nil {

@@ -1,11 +1,10 @@
-package operator
+package coordinator
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"sync"
@@ -19,12 +18,13 @@ import (
 	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/pkg/checkpoint"
 	"github.com/streamd/streamd/pkg/checkpoint/store"
+	"github.com/streamd/streamd/pkg/operator/marker"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
 )
 
-// CheckpointConfig configures aligned checkpoints.
-type CheckpointConfig struct {
+// Config configures aligned checkpoints.
+type Config struct {
 	Store store.Store
 	// Prefix is where this pipeline's checkpoints live in the store.
 	Prefix string
@@ -43,8 +43,8 @@ type CheckpointConfig struct {
 	RestoreFrom int64
 }
 
-// checkpointRequest is the payload of checkpoint barriers.
-type checkpointRequest struct {
+// Request is the payload of checkpoint barriers.
+type Request struct {
 	id        int64
 	savepoint bool
 	// stop makes split tasks stop reading once the barrier has passed them.
@@ -54,8 +54,16 @@ type checkpointRequest struct {
 	stopSplit string
 }
 
-// stops reports whether the barrier stops a split.
-func (req *checkpointRequest) stops(src, split string) bool {
+// ID is the checkpoint's ID.
+func (req *Request) ID() int64 { return req.id }
+
+// StopsAll reports whether every split stops reading behind the barrier
+// (a stop of the pipeline): every writer publishes all it holds with the
+// checkpoint.
+func (req *Request) StopsAll() bool { return req.stop }
+
+// Stops reports whether the barrier stops a split.
+func (req *Request) Stops(src, split string) bool {
 	return req.stop || (req.stopSplit != "" && req.stopSplit == src+"/"+split)
 }
 
@@ -63,8 +71,8 @@ func (req *checkpointRequest) stops(src, split string) bool {
 // barriers, collects the snapshots of splits and subtasks, writes state and
 // then the manifest, which makes the checkpoint complete.
 type Coordinator struct {
-	rt  *Runtime
-	cfg CheckpointConfig
+	rt  Runtime
+	cfg Config
 	log *zap.Logger
 	m   *checkpointMetrics
 
@@ -90,12 +98,12 @@ type storeFault struct {
 }
 
 type pendingCheckpoint struct {
-	req      *checkpointRequest
+	req      *Request
 	started  time.Time
 	expected int // acknowledgements still missing
 	splits   []checkpoint.SplitState
 	sinks    []checkpoint.SinkState
-	parts    map[string][]subtaskPart
+	parts    map[string][]Part
 	done     chan error
 	once     sync.Once
 	// finished is closed when the checkpoint completes or fails.
@@ -105,12 +113,6 @@ type pendingCheckpoint struct {
 	// sinkErr and offsetErr are why the commits after the manifest
 	// failed, if they did.
 	sinkErr, offsetErr error
-}
-
-type subtaskPart struct {
-	index  int
-	wm     int64
-	groups map[uint16][]byte
 }
 
 type checkpointMetrics struct {
@@ -145,13 +147,14 @@ func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
 	}
 }
 
-// NewCoordinator attaches checkpointing to rt; call before rt.Run.
-func NewCoordinator(rt *Runtime, cfg CheckpointConfig, logger *zap.Logger, reg prometheus.Registerer) (*Coordinator, error) {
+// New makes a coordinator for rt. The runtime hands it the markers that
+// pass its tasks (it is a marker.Handler) and starts Run.
+func New(rt Runtime, cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Coordinator, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("new checkpoint coordinator: no store")
 	}
 	if cfg.Prefix == "" {
-		cfg.Prefix = "pipelines/" + rt.job.Name
+		cfg.Prefix = "pipelines/" + rt.Pipeline()
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
@@ -163,15 +166,16 @@ func NewCoordinator(rt *Runtime, cfg CheckpointConfig, logger *zap.Logger, reg p
 		logger = zap.NewNop()
 	}
 	c := &Coordinator{rt: rt, cfg: cfg, log: logger.With(zap.String("component", "checkpoint")), m: newCheckpointMetrics(reg), nextID: 1, requests: make(chan struct{}, 1)}
-	rt.SetMarkerHandler(c)
-	rt.coordinator = c
-	for _, sk := range rt.sinks {
-		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+	for _, sk := range rt.Sinks() {
+		if ca, ok := sk.Sink.(sink.CheckpointAware); ok {
 			ca.BindCheckpoints(c.RequestCheckpoint)
 		}
 	}
 	return c, nil
 }
+
+// Config returns the coordinator's configuration, defaults filled in.
+func (c *Coordinator) Config() Config { return c.cfg }
 
 // RequestCheckpoint asks for a checkpoint as soon as possible — right
 // away, or right after the one in progress — without waiting for it.
@@ -183,140 +187,9 @@ func (c *Coordinator) RequestCheckpoint() {
 	}
 }
 
-// Restore loads the newest complete checkpoint (or the one with id, if id
-// > 0) and arranges for the runtime to start from it. It returns
-// checkpoint.ErrNoCheckpoint when there is none to restore.
-func (c *Coordinator) Restore(ctx context.Context, id int64) (*checkpoint.Manifest, error) {
-	start := time.Now()
-	var m *checkpoint.Manifest
-	err := withRetries(ctx, func() error {
-		var err error
-		if id > 0 {
-			m, err = checkpoint.Load(ctx, c.cfg.Store, checkpoint.ManifestKey(c.cfg.Prefix, id))
-		} else {
-			m, err = checkpoint.Latest(ctx, c.cfg.Store, c.cfg.Prefix)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if m.KeyGroups != c.rt.job.KeyGroups {
-		return nil, fmt.Errorf("restore checkpoint %d: it has %d key groups, the pipeline %d; key groups cannot change", m.ID, m.KeyGroups, c.rt.job.KeyGroups)
-	}
-	for i, ss := range m.Sinks {
-		if ss.Key == "" {
-			continue
-		}
-		data, err := c.read(ctx, ss.Key)
-		if err != nil {
-			return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
-		}
-		if int64(len(data)) != ss.Size {
-			return nil, fmt.Errorf("restore checkpoint %d: sink state %s has %d bytes, the manifest says %d", m.ID, ss.Key, len(data), ss.Size)
-		}
-		m.Sinks[i].State = data
-	}
-	rs := &restoreState{splits: make(map[string]checkpoint.SplitState), groups: make(map[string]map[uint16][]byte), wms: make(map[string]map[uint16]int64), stageWM: make(map[string]int64)}
-	for _, s := range m.Splits {
-		rs.splits[s.Source+"/"+s.Split] = s
-		if s.Finished {
-			c.rt.splitFinished(s)
-		}
-	}
-	for _, st := range m.Stages {
-		groups, wms := make(map[uint16][]byte), make(map[uint16]int64)
-		stageWM := int64(minWM)
-		for _, b := range st.Blobs {
-			stageWM = max(stageWM, b.Watermark)
-			data, err := c.read(ctx, b.Key)
-			if err != nil {
-				return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
-			}
-			if int64(len(data)) != b.Size {
-				return nil, fmt.Errorf("restore checkpoint %d: state %s has %d bytes, the manifest says %d", m.ID, b.Key, len(data), b.Size)
-			}
-			for _, g := range b.Groups {
-				groups[g.KeyGroup] = data[g.Offset : g.Offset+g.Length]
-				wms[g.KeyGroup] = b.Watermark
-			}
-		}
-		rs.groups[st.Stage], rs.wms[st.Stage], rs.stageWM[st.Stage] = groups, wms, stageWM
-	}
-	if err := c.rt.upgradeRuleState(rs); err != nil {
-		return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
-	}
-	if rm := c.rt.ruleManager; rm != nil {
-		// The rule manager serves the rule set the engines restore.
-		if err := rm.restore(rs); err != nil {
-			return nil, fmt.Errorf("restore checkpoint %d: %w", m.ID, err)
-		}
-	}
-	c.rt.restore = rs
-	c.restored = m
-	if _, err := c.read(ctx, committedKey(c.cfg.Prefix, m.ID)); err == nil {
-		c.restoredCommitted = true
-	}
-	c.mu.Lock()
-	c.nextID = m.ID + 1
-	c.mu.Unlock()
-	c.last.Store(m.ID)
-	c.m.lastID.Set(float64(m.ID))
-	c.m.restore.Set(time.Since(start).Seconds())
-	c.m.restoredID.Set(float64(m.ID))
-	c.log.Info("restoring checkpoint", zap.Int64("id", m.ID), zap.Int("splits", len(m.Splits)), zap.Duration("load", time.Since(start)))
-	return m, nil
-}
-
-// read reads an object, retrying transient failures: a restore should
-// ride out a flaky store rather than fail the start.
-func (c *Coordinator) read(ctx context.Context, key string) ([]byte, error) {
-	var data []byte
-	err := withRetries(ctx, func() error {
-		var err error
-		data, err = c.readOnce(ctx, key)
-		return err
-	})
-	return data, err
-}
-
-// withRetries runs fn up to 6 times with growing pauses, stopping at ErrNotFound.
-func withRetries(ctx context.Context, fn func() error) error {
-	return retry.Do(ctx, 6, retry.Exponential(50*time.Millisecond, 2*time.Second, 0.2), func(err error) bool {
-		return errors.Is(err, store.ErrNotFound) || errors.Is(err, checkpoint.ErrNoCheckpoint)
-	}, fn)
-}
-
-func (c *Coordinator) readOnce(ctx context.Context, key string) ([]byte, error) {
-	r, err := c.cfg.Store.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	return data, nil
-}
-
-// restoreState is what the runtime starts from.
-type restoreState struct {
-	splits map[string]checkpoint.SplitState
-	groups map[string]map[uint16][]byte
-	wms    map[string]map[uint16]int64
-	// stageWM is each stage's event time at the checkpoint: every subtask
-	// resumes from it, whether or not its key groups hold state, so a
-	// record late before the checkpoint is late after it too.
-	stageWM map[string]int64
-	// taken marks splits whose restored position a reader has used.
-	mu    sync.Mutex
-	taken map[string]bool
-}
-
-// storeFailure returns why the last checkpoint failed to write to its
+// StoreFailure returns why the last checkpoint failed to write to its
 // store, nil once one has completed since.
-func (c *Coordinator) storeFailure() error {
+func (c *Coordinator) StoreFailure() error {
 	if f := c.storeErr.Load(); f != nil {
 		return fmt.Errorf("checkpoint %d failed on its store: %w", f.id, f.err)
 	}
@@ -333,7 +206,7 @@ const checkpointOutageAfter = 5 * time.Second
 // checkpointOutageAfter (an endpoint answering 503). Its barrier would
 // wait behind the retried write until the checkpoint timed out.
 func (c *Coordinator) outage() error {
-	return errors.Join(c.rt.outage(c.rt.job.Now(), checkpointOutageAfter)...)
+	return errors.Join(c.rt.Outage(checkpointOutageAfter)...)
 }
 
 // LastCompleted is the ID of the newest completed (or restored) checkpoint.
@@ -391,7 +264,7 @@ func (c *Coordinator) Run(ctx context.Context) {
 			c.mu.Unlock()
 			c.abortWaiters(next)
 		}
-		if err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, errNoSplits) {
+		if err != nil && !errors.Is(err, errInFlight) && !errors.Is(err, marker.ErrNotRunning) && !errors.Is(err, ErrNoSplits) {
 			c.log.Warn("checkpoint failed", zap.Error(err))
 		}
 	}
@@ -400,28 +273,40 @@ func (c *Coordinator) Run(ctx context.Context) {
 // abortWaiters tells sinks that bound what they hold that checkpoint id
 // will not complete.
 func (c *Coordinator) abortWaiters(id int64) {
-	for _, sk := range c.rt.sinks {
-		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+	for _, sk := range c.rt.Sinks() {
+		if ca, ok := sk.Sink.(sink.CheckpointAware); ok {
 			ca.CheckpointAborted(id)
 		}
 	}
 }
 
-var (
-	errInFlight = errors.New("a checkpoint is already in progress")
-	errNoSplits = errors.New("no split is being read yet")
-)
+var errInFlight = errors.New("a checkpoint is already in progress")
+
+// ErrNoSplits fails a checkpoint triggered while no split is being read
+// (a consumer group still assigning partitions): no barrier would reach
+// the subtasks.
+var ErrNoSplits = errors.New("no split is being read yet")
 
 // Trigger takes a checkpoint and waits for it to complete or fail.
 func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64, error) {
 	if savepoint {
 		c.stopping.Store(stop)
 	}
-	id, _, err := c.trigger(ctx, &checkpointRequest{savepoint: savepoint, stop: stop})
+	id, _, err := c.trigger(ctx, &Request{savepoint: savepoint, stop: stop})
 	return id, err
 }
 
-// stopSplit takes a checkpoint whose barrier stops one split for good and
+// Drain takes a checkpoint whose barrier stops every split, after which
+// none is taken, and waits for it to complete: a stop that drains (no
+// savepoint) ends the splits where the sources can still commit their
+// positions.
+func (c *Coordinator) Drain(ctx context.Context) (int64, error) {
+	c.stopping.Store(true)
+	id, _, err := c.trigger(ctx, &Request{stop: true})
+	return id, err
+}
+
+// StopSplit takes a checkpoint whose barrier stops one split for good and
 // waits for it to complete and commit: the split's output up to the
 // barrier is published and its position committed to the broker, so
 // whoever reads the split next continues exactly there.
@@ -429,8 +314,8 @@ func (c *Coordinator) Trigger(ctx context.Context, savepoint, stop bool) (int64,
 // When only the offset commit failed it returns the split's position: the
 // output is published, and a reader of the split in this process must
 // resume there rather than at the older committed offset.
-func (c *Coordinator) stopSplit(ctx context.Context, src, split string) (*checkpoint.SplitState, error) {
-	_, p, err := c.trigger(ctx, &checkpointRequest{stopSplit: src + "/" + split})
+func (c *Coordinator) StopSplit(ctx context.Context, src, split string) (*checkpoint.SplitState, error) {
+	_, p, err := c.trigger(ctx, &Request{stopSplit: src + "/" + split})
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +338,7 @@ func (c *Coordinator) stopSplit(ctx context.Context, src, split string) (*checkp
 
 // trigger runs the checkpoint protocol for req (its id is assigned here).
 // Requests other than periodic checkpoints wait for one in progress.
-func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int64, *pendingCheckpoint, error) {
+func (c *Coordinator) trigger(ctx context.Context, req *Request) (int64, *pendingCheckpoint, error) {
 	waits := req.savepoint || req.stop || req.stopSplit != ""
 	c.mu.Lock()
 	for c.inflight != nil {
@@ -484,14 +369,14 @@ func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int6
 	}
 	req.id = c.nextID
 	c.nextID++
-	p := &pendingCheckpoint{req: req, started: time.Now(), parts: make(map[string][]subtaskPart), done: make(chan error, 1), finished: make(chan struct{})}
+	p := &pendingCheckpoint{req: req, started: time.Now(), parts: make(map[string][]Part), done: make(chan error, 1), finished: make(chan struct{})}
 	c.inflight = p
 	// Every subtask acknowledges; so does every split the barrier reaches,
 	// counted by Inject under the same lock as split registration.
-	p.expected = len(c.rt.subtaskList())
+	p.expected = c.rt.Subtasks()
 	c.mu.Unlock()
 
-	_, splits, err := c.rt.inject(req, func(n int) {
+	splits, err := c.rt.Inject(req, func(n int) {
 		c.mu.Lock()
 		p.expected += n
 		c.mu.Unlock()
@@ -500,7 +385,7 @@ func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int6
 		// No split is reading yet (a consumer group still assigning
 		// partitions): there is nothing to cut, and no barrier would reach
 		// the subtasks. Try again at the next interval.
-		err = errNoSplits
+		err = ErrNoSplits
 	}
 	if err != nil {
 		c.mu.Lock()
@@ -512,8 +397,8 @@ func (c *Coordinator) trigger(ctx context.Context, req *checkpointRequest) (int6
 		c.mu.Unlock()
 		return 0, p, err
 	}
-	for _, sk := range c.rt.sinks {
-		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+	for _, sk := range c.rt.Sinks() {
+		if ca, ok := sk.Sink.(sink.CheckpointAware); ok {
 			ca.CheckpointStarted(req.id)
 		}
 	}
@@ -563,8 +448,8 @@ func (c *Coordinator) fail(p *pendingCheckpoint, err error) {
 }
 
 // AtSplit records a split's position as the barrier passes it.
-func (c *Coordinator) AtSplit(m Marker, cut SplitCut) {
-	req, ok := m.Payload.(*checkpointRequest)
+func (c *Coordinator) AtSplit(m marker.Marker, cut marker.SplitCut) {
+	req, ok := m.Payload.(*Request)
 	if !ok {
 		return
 	}
@@ -583,8 +468,8 @@ func (c *Coordinator) AtSplit(m Marker, cut SplitCut) {
 
 // AtSubtask snapshots a subtask's state on its goroutine: the processing
 // pause of a checkpoint.
-func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
-	req, ok := m.Payload.(*checkpointRequest)
+func (c *Coordinator) AtSubtask(m marker.Marker, st *marker.SubtaskContext) {
+	req, ok := m.Payload.(*Request)
 	if !ok {
 		return
 	}
@@ -595,7 +480,7 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 	wm := op.Watermark()
 	sinks := st.Sinks
 	finish := func(groups map[uint16][]byte) {
-		c.addPart(req, st.Stage, subtaskPart{index: st.Index, wm: wm, groups: groups}, sinks)
+		c.addPart(req, st.Stage, Part{Index: st.Index, Watermark: wm, Groups: groups}, sinks)
 	}
 	if st.Async == nil {
 		start := time.Now()
@@ -616,7 +501,7 @@ func (c *Coordinator) AtSubtask(m Marker, st *SubtaskContext) {
 }
 
 // addPart records a subtask's acknowledgement of a checkpoint.
-func (c *Coordinator) addPart(req *checkpointRequest, stage string, part subtaskPart, sinks []checkpoint.SinkState) {
+func (c *Coordinator) addPart(req *Request, stage string, part Part, sinks []checkpoint.SinkState) {
 	c.mu.Lock()
 	p := c.inflight
 	if p == nil || p.req != req {
@@ -641,14 +526,14 @@ func (c *Coordinator) maybeComplete(p *pendingCheckpoint) {
 		return
 	}
 	c.m.alignment.Observe(time.Since(p.started).Seconds())
-	for _, sk := range c.rt.sinks {
-		if ca, ok := sk.spec.Sink.(sink.CheckpointAware); ok {
+	for _, sk := range c.rt.Sinks() {
+		if ca, ok := sk.Sink.(sink.CheckpointAware); ok {
 			ca.CheckpointAcknowledged(p.req.id)
 		}
 	}
 	go func() {
 		err := c.finalize(p)
-		if err != nil && !c.rt.failed.Load() {
+		if err != nil && !c.rt.Failed() {
 			c.storeErr.Store(&storeFault{id: p.req.id, err: err})
 		}
 		c.mu.Lock()
@@ -672,21 +557,21 @@ func (c *Coordinator) finalize(p *pendingCheckpoint) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 	m := &checkpoint.Manifest{
-		Version: checkpoint.ManifestVersion, ID: p.req.id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
-		Savepoint: p.req.savepoint, KeyGroups: c.rt.job.KeyGroups, Splits: p.splits, Sinks: p.sinks,
+		Version: checkpoint.ManifestVersion, ID: p.req.id, Pipeline: c.rt.Pipeline(), Created: time.Now().UTC(),
+		Savepoint: p.req.savepoint, KeyGroups: c.rt.KeyGroups(), Splits: p.splits, Sinks: p.sinks,
 	}
 	// Splits that ended before the barrier (read to their end, or stopped
 	// by a drain) are carried with the final states of their writers, until
 	// a checkpoint that lists them has committed.
-	ended := c.rt.endedParts(p.splits, p.sinks, true)
-	m.Splits = append(m.Splits, ended.splits...)
-	m.Sinks = append(m.Sinks, ended.sinks...)
+	ended := c.rt.Ended(p.splits, p.sinks)
+	m.Splits = append(m.Splits, ended.Splits...)
+	m.Sinks = append(m.Sinks, ended.Sinks...)
 	c.markHandovers(ctx, m)
 	err := c.complete(ctx, m, p.parts, p.started)
 	if err == nil {
 		p.sinkErr, p.offsetErr = c.commit(ctx, m)
 		if p.sinkErr == nil {
-			c.rt.endedCommitted(ended)
+			c.rt.EndedCommitted(ended)
 		}
 		c.retain(ctx)
 	}
@@ -700,8 +585,8 @@ const inlineSinkState = 64 << 10
 
 // complete writes the state blobs of parts, then the manifest: the
 // checkpoint is complete once that returns nil.
-func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, parts map[string][]subtaskPart, started time.Time) error {
-	if c.rt.failed.Load() {
+func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, parts map[string][]Part, started time.Time) error {
+	if c.rt.Failed() {
 		// A task whose prepare or write failed may be missing from the
 		// checkpoint; the restart restores an earlier one.
 		return fmt.Errorf("complete checkpoint %d: the pipeline failed", m.ID)
@@ -709,12 +594,12 @@ func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, part
 	id := m.ID
 	dir := checkpoint.Dir(c.cfg.Prefix, id)
 	var total int64
-	for _, st := range c.rt.stages {
-		ss := checkpoint.StageState{Stage: st.spec.Name}
-		for _, part := range parts[st.spec.Name] {
+	for _, stage := range c.rt.Stages() {
+		ss := checkpoint.StageState{Stage: stage}
+		for _, part := range parts[stage] {
 			var buf bytes.Buffer
-			blob := checkpoint.StateBlob{Key: dir + "/state/" + st.spec.Name + "-" + strconv.Itoa(part.index), Watermark: part.wm}
-			for kg, data := range part.groups {
+			blob := checkpoint.StateBlob{Key: dir + "/state/" + stage + "-" + strconv.Itoa(part.Index), Watermark: part.Watermark}
+			for kg, data := range part.Groups {
 				blob.Groups = append(blob.Groups, checkpoint.KeyGroupRange{KeyGroup: kg, Offset: int64(buf.Len()), Length: int64(len(data))})
 				buf.Write(data)
 			}
@@ -758,11 +643,13 @@ func (c *Coordinator) complete(ctx context.Context, m *checkpoint.Manifest, part
 	return nil
 }
 
-// final takes the last checkpoint of a pipeline whose tasks have all
+// Final takes the last checkpoint of a pipeline whose tasks have all
 // ended (end of the input, or a drain): no barrier is needed, the splits'
-// end positions and the final states of every writer are known. Its
-// commit publishes all remaining output.
-func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int64, error) {
+// end positions and the final states of every writer are known (ended),
+// and so is the state of stages that keep some past the end of the input
+// (parts, by stage: rule definitions). Its commit publishes all remaining
+// output.
+func (c *Coordinator) Final(ended Ended, parts map[string][]Part) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 	c.mu.Lock()
@@ -779,7 +666,7 @@ func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int
 	id := c.nextID
 	c.nextID++
 	// Nothing else starts now: every task has ended.
-	placeholder := &pendingCheckpoint{req: &checkpointRequest{id: id}, started: time.Now(), finished: make(chan struct{})}
+	placeholder := &pendingCheckpoint{req: &Request{id: id}, started: time.Now(), finished: make(chan struct{})}
 	c.inflight = placeholder
 	c.mu.Unlock()
 	defer func() {
@@ -789,8 +676,8 @@ func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int
 		c.mu.Unlock()
 	}()
 	m := &checkpoint.Manifest{
-		Version: checkpoint.ManifestVersion, ID: id, Pipeline: c.rt.job.Name, Created: time.Now().UTC(),
-		Final: true, KeyGroups: c.rt.job.KeyGroups, Splits: ended.splits, Sinks: ended.sinks,
+		Version: checkpoint.ManifestVersion, ID: id, Pipeline: c.rt.Pipeline(), Created: time.Now().UTC(),
+		Final: true, KeyGroups: c.rt.KeyGroups(), Splits: ended.Splits, Sinks: ended.Sinks,
 	}
 	c.markHandovers(ctx, m)
 	if err := c.complete(ctx, m, parts, time.Now()); err != nil {
@@ -814,8 +701,8 @@ func (c *Coordinator) final(ended endedSet, parts map[string][]subtaskPart) (int
 // is m's (checkpoints commit one after another), and a restore of m reads
 // the output back from there.
 func (c *Coordinator) markHandovers(ctx context.Context, m *checkpoint.Manifest) {
-	for _, sk := range c.rt.sinks {
-		cc, ok := sk.spec.Sink.(sink.CheckpointCommitter)
+	for _, sk := range c.rt.Sinks() {
+		cc, ok := sk.Sink.(sink.CheckpointCommitter)
 		if !ok {
 			continue
 		}
@@ -823,9 +710,19 @@ func (c *Coordinator) markHandovers(ctx context.Context, m *checkpoint.Manifest)
 			if m.Marks == nil {
 				m.Marks = make(map[string][]byte)
 			}
-			m.Marks[sk.spec.Name] = mark
+			m.Marks[sk.Name] = mark
 		}
 	}
+}
+
+// sinkNamed returns a sink by name, nil if there is none.
+func (c *Coordinator) sinkNamed(name string) sink.Sink {
+	for _, sk := range c.rt.Sinks() {
+		if sk.Name == name {
+			return sk.Sink
+		}
+	}
+	return nil
 }
 
 // commit publishes the sinks' output covered by a completed checkpoint and
@@ -835,7 +732,7 @@ func (c *Coordinator) markHandovers(ctx context.Context, m *checkpoint.Manifest)
 func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) (sinkErr, offsetErr error) {
 	var errs, offsetErrs []error
 	for _, s := range m.Sinks {
-		sk := c.rt.sinkNamed(s.Sink)
+		sk := c.sinkNamed(s.Sink)
 		tx, isTx := sk.(sink.Transactional)
 		if !isTx {
 			continue
@@ -865,14 +762,14 @@ func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) (sinkE
 			return err
 		})
 	}
-	for _, src := range c.rt.sources {
-		oc, ok := src.spec.Source.(source.OffsetCommitter)
+	for _, src := range c.rt.Sources() {
+		oc, ok := src.Source.(source.OffsetCommitter)
 		if !ok {
 			continue
 		}
 		offsets := make(map[string]int64)
 		for _, s := range m.Splits {
-			if s.Source == src.spec.Name && s.Next.Offset >= 0 {
+			if s.Source == src.Name && s.Next.Offset >= 0 {
 				offsets[s.Split] = s.Next.Offset
 			}
 		}
@@ -880,50 +777,14 @@ func (c *Coordinator) commit(ctx context.Context, m *checkpoint.Manifest) (sinkE
 			continue
 		}
 		if err := oc.Commit(ctx, offsets); err != nil {
-			offsetErrs = append(offsetErrs, fmt.Errorf("commit offsets of source %q: %w", src.spec.Name, err))
-			c.log.Warn("commit source offsets", zap.String("source", src.spec.Name), zap.Error(err))
+			offsetErrs = append(offsetErrs, fmt.Errorf("commit offsets of source %q: %w", src.Name, err))
+			c.log.Warn("commit source offsets", zap.String("source", src.Name), zap.Error(err))
 		}
 	}
 	return errors.Join(errs...), errors.Join(offsetErrs...)
 }
 
 func committedKey(prefix string, id int64) string { return checkpoint.Dir(prefix, id) + "/_committed" }
-
-// recoverSinks hands each transactional sink the states of the restored
-// checkpoint (nothing when starting fresh).
-func (c *Coordinator) recoverSinks(ctx context.Context) error {
-	states := make(map[string]map[string][]byte)
-	if m := c.restored; m != nil {
-		for _, s := range m.Sinks {
-			if states[s.Sink] == nil {
-				states[s.Sink] = make(map[string][]byte)
-			}
-			states[s.Sink][s.Task] = s.State
-		}
-	}
-	for _, sk := range c.rt.sinks {
-		tx, ok := sk.spec.Sink.(sink.Transactional)
-		if !ok {
-			continue
-		}
-		if cr, ok := sk.spec.Sink.(sink.CommittedRecoverer); ok && c.restoredCommitted {
-			if err := cr.RecoverCommitted(ctx, states[sk.spec.Name]); err != nil {
-				return fmt.Errorf("recover sink %q: %w", sk.spec.Name, err)
-			}
-			continue
-		}
-		if cc, ok := sk.spec.Sink.(sink.CheckpointCommitter); ok && c.restored != nil {
-			if err := cc.RecoverCheckpoint(ctx, c.restored.ID, states[sk.spec.Name], c.restored.Marks[sk.spec.Name]); err != nil {
-				return fmt.Errorf("recover sink %q: %w", sk.spec.Name, err)
-			}
-			continue
-		}
-		if err := tx.Recover(ctx, states[sk.spec.Name]); err != nil {
-			return fmt.Errorf("recover sink %q: %w", sk.spec.Name, err)
-		}
-	}
-	return nil
-}
 
 // retain deletes checkpoints older than the newest Retain.
 func (c *Coordinator) retain(ctx context.Context) {
@@ -949,52 +810,4 @@ func (c *Coordinator) retain(ctx context.Context) {
 			c.log.Warn("delete old checkpoint", zap.Int64("id", old.ID), zap.Error(err))
 		}
 	}
-}
-
-// finishedSplits lists a source's splits the checkpoint records as read to their end.
-func (rs *restoreState) finishedSplits(src string) []string {
-	if rs == nil {
-		return nil
-	}
-	var ids []string
-	for _, s := range rs.splits {
-		if s.Source == src && s.Finished {
-			ids = append(ids, s.Split)
-		}
-	}
-	return ids
-}
-
-// isFinished reports whether the checkpoint records the split as read to its end.
-func (rs *restoreState) isFinished(src, split string) bool {
-	if rs == nil {
-		return false
-	}
-	s, ok := rs.splits[src+"/"+split]
-	return ok && s.Finished
-}
-
-// takeStartPosition returns where a split resumes after a restore, once:
-// the restored position is only valid for the split's first reader.
-func (rs *restoreState) takeStartPosition(src string, split string) (*source.Position, int64, bool) {
-	if rs == nil {
-		return nil, minWM, false
-	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	s, ok := rs.splits[src+"/"+split]
-	if !ok || rs.taken[src+"/"+split] {
-		return nil, minWM, false
-	}
-	if rs.taken == nil {
-		rs.taken = make(map[string]bool)
-	}
-	rs.taken[src+"/"+split] = true
-	pos := s.Next
-	if pos.Offset < 0 && pos.Sequence == "" {
-		// A reader that had not read anything of a relative start
-		// (earliest, latest, a time) recorded no position.
-		return nil, s.Watermark, true
-	}
-	return &pos, s.Watermark, true
 }
