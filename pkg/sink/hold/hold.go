@@ -42,7 +42,6 @@ import (
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
-	"github.com/streamd/streamd/pkg/window"
 )
 
 const stateVersion = 1
@@ -324,7 +323,7 @@ func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 	for i := 0; i < b.Len(); i++ {
 		w.buf = binary.AppendVarint(w.buf, b.Times[i])
 		for _, v := range b.Row(i) {
-			w.buf = window.AppendValue(w.buf, v)
+			w.buf = record.AppendValue(w.buf, v)
 		}
 		w.rows++
 	}
@@ -913,7 +912,7 @@ func decodeChunks(st []byte, after int64, chunk int, fn func(schema *record.Sche
 			seg = seg[n:]
 			row := b.AppendRow(t)
 			for i := range row {
-				if row[i], seg, err = window.ReadValue(seg); err != nil {
+				if row[i], seg, err = record.ReadValue(seg); err != nil {
 					return 0, fmt.Errorf("%w: %w", errCorrupt, err)
 				}
 			}
