@@ -99,3 +99,92 @@ func uvarintErr(k int) error {
 	}
 	return errVarintOverflow
 }
+
+// AppendFieldType appends the binary form of f's type, the schema
+// counterpart of AppendValue: the type byte, then for a struct the number
+// of members (uvarint) and each member's name (uvarint length, bytes) and
+// type, for a list or a map its element type. A scalar type is its type
+// byte alone. f's own name is not written.
+func AppendFieldType(dst []byte, f Field) []byte {
+	dst = append(dst, byte(f.Type))
+	switch f.Type {
+	case TypeStruct:
+		dst = binary.AppendUvarint(dst, uint64(len(f.Fields)))
+		for _, m := range f.Fields {
+			dst = binary.AppendUvarint(dst, uint64(len(m.Name)))
+			dst = append(dst, m.Name...)
+			dst = AppendFieldType(dst, m)
+		}
+	case TypeList, TypeMap:
+		var elem Field
+		if f.Elem != nil {
+			elem = *f.Elem
+		}
+		dst = AppendFieldType(dst, elem)
+	}
+	return dst
+}
+
+// ReadFieldType decodes a type written by AppendFieldType from the front of
+// src into a field named name, and returns it with the bytes after it. It
+// accepts only scalar and nested types, at most MaxNestedDepth levels deep;
+// whether a struct has members and its names are unique is left to
+// Field.Validate (NewSchema calls it).
+func ReadFieldType(src []byte, name string) (Field, []byte, error) {
+	return readFieldType(src, name, 1)
+}
+
+func readFieldType(src []byte, path string, depth int) (Field, []byte, error) {
+	f := Field{Name: path}
+	if len(src) == 0 {
+		return f, nil, fmt.Errorf("read field %q: type: %w", path, errTruncated)
+	}
+	f.Type = Type(src[0])
+	src = src[1:]
+	switch {
+	case f.Type.Scalar():
+		return f, src, nil
+	case !f.Type.Nested():
+		return f, nil, fmt.Errorf("read field %q: unknown type %d", path, f.Type)
+	case depth > MaxNestedDepth:
+		return f, nil, fmt.Errorf("read field %q: nested more than %d levels deep", path, MaxNestedDepth)
+	}
+	if f.Type != TypeStruct {
+		elem, rest, err := readFieldType(src, path+"[]", depth+1)
+		if err != nil {
+			return f, nil, err
+		}
+		elem.Name = ""
+		f.Elem = &elem
+		return f, rest, nil
+	}
+	n, k := binary.Uvarint(src)
+	if k <= 0 {
+		return f, nil, fmt.Errorf("read field %q: member count: %w", path, uvarintErr(k))
+	}
+	src = src[k:]
+	// A member is at least its name's length and its type byte.
+	if n > uint64(len(src)/2) {
+		return f, nil, fmt.Errorf("read field %q: %d members in %d bytes: %w", path, n, len(src), errTruncated)
+	}
+	f.Fields = make([]Field, 0, n)
+	for range n {
+		l, k := binary.Uvarint(src)
+		if k <= 0 {
+			return f, nil, fmt.Errorf("read field %q: member name: %w", path, uvarintErr(k))
+		}
+		src = src[k:]
+		if l > uint64(len(src)) {
+			return f, nil, fmt.Errorf("read field %q: member name of %d bytes, have %d: %w", path, l, len(src), errTruncated)
+		}
+		name := string(src[:l])
+		m, rest, err := readFieldType(src[l:], path+"."+name, depth+1)
+		if err != nil {
+			return f, nil, err
+		}
+		m.Name = name
+		f.Fields = append(f.Fields, m)
+		src = rest
+	}
+	return f, src, nil
+}

@@ -210,3 +210,84 @@ func FuzzValueCodec(f *testing.F) {
 		require.True(t, Equal(w, got), "round trip of %#v gave %#v", w, got)
 	})
 }
+
+func TestFieldTypeCodec(t *testing.T) {
+	geo := Field{Name: "geo", Type: TypeStruct, Fields: []Field{
+		{Name: "lat", Type: TypeFloat},
+		{Name: "tags", Type: TypeList, Elem: &Field{Type: TypeString}},
+	}}
+	// Worked out by hand: struct (6), two members; "lat" float (3); "tags"
+	// list (7) of string (1).
+	want := []byte{0x06, 0x02, 0x03, 'l', 'a', 't', 0x03, 0x04, 't', 'a', 'g', 's', 0x07, 0x01}
+	require.Equal(t, want, AppendFieldType(nil, geo))
+	got, rest, err := ReadFieldType(append(want, 0xbb), "geo")
+	require.NoError(t, err)
+	require.Equal(t, []byte{0xbb}, rest)
+	require.True(t, got.Equal(geo), "%s", got.TypeString())
+
+	for _, f := range []Field{
+		{Name: "s", Type: TypeString}, {Name: "ts", Type: TypeTimestamp},
+		{Name: "m", Type: TypeMap, Elem: &Field{Type: TypeList, Elem: &Field{Type: TypeStruct, Fields: []Field{{Name: "odd name", Type: TypeBool}}}}},
+		geoField(),
+	} {
+		enc := AppendFieldType([]byte{0xaa}, f)
+		require.Equal(t, byte(0xaa), enc[0], "appends")
+		if f.Type.Scalar() {
+			require.Equal(t, []byte{0xaa, byte(f.Type)}, enc, "a scalar type is its type byte")
+		}
+		got, rest, err := ReadFieldType(enc[1:], f.Name)
+		require.NoError(t, err)
+		require.Empty(t, rest)
+		require.True(t, got.Equal(f), "%s read back as %s", f.TypeString(), got.TypeString())
+		require.NoError(t, got.Validate())
+	}
+}
+
+func TestReadFieldTypeErrors(t *testing.T) {
+	deep := bytes.Repeat([]byte{byte(TypeList)}, MaxNestedDepth+1)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, `read field "f": type: truncated input`},
+		{"null type", []byte{0x00}, `read field "f": unknown type 0`},
+		{"unknown type", []byte{0x09}, `read field "f": unknown type 9`},
+		{"list without element", []byte{0x07}, `read field "f[]": type: truncated input`},
+		{"struct without count", []byte{0x06}, `read field "f": member count: truncated input`},
+		{"too many members", []byte{0x06, 0x03, 0x01, 'a', 0x01}, `read field "f": 3 members in 3 bytes: truncated input`},
+		{"short member name", []byte{0x06, 0x01, 0x05, 'a'}, `read field "f": member name of 5 bytes, have 1: truncated input`},
+		{"bad member type", []byte{0x06, 0x01, 0x01, 'a', 0x63}, `read field "f.a": unknown type 99`},
+		{"too deep", append(deep, byte(TypeInt)), `read field "f` + strings.Repeat("[]", MaxNestedDepth) + `": nested more than 16 levels deep`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ReadFieldType(tc.in, "f")
+			require.EqualError(t, err, tc.want)
+		})
+	}
+	// MaxNestedDepth levels are allowed, as Field.Validate allows them.
+	f, _, err := ReadFieldType(append(deep[1:], byte(TypeInt)), "f")
+	require.NoError(t, err)
+	require.NoError(t, f.Validate())
+}
+
+// FuzzFieldTypeCodec checks that reading arbitrary bytes as a field type
+// never panics, and that what reads back encodes to bytes that read back
+// to the same type.
+func FuzzFieldTypeCodec(f *testing.F) {
+	f.Add(AppendFieldType(nil, geoField()))
+	f.Add([]byte{0x06, 0x02, 0x03, 'l', 'a', 't', 0x03, 0x04, 't', 'a', 'g', 's', 0x07, 0x01})
+	f.Add([]byte{0x08, 0x07, 0x05})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fd, rest, err := ReadFieldType(in, "f")
+		if err != nil {
+			return
+		}
+		require.LessOrEqual(t, len(rest), len(in))
+		enc := AppendFieldType(nil, fd)
+		got, rest, err := ReadFieldType(enc, "f")
+		require.NoError(t, err)
+		require.Empty(t, rest)
+		require.True(t, got.Equal(fd), "%s read back as %s", fd.TypeString(), got.TypeString())
+	})
+}

@@ -28,9 +28,12 @@
 // writes this text, so a reader of it can rely on the shape.
 //
 // The value codec writes a type byte and then the value's payload (see
-// codec.go for the layout). Its bytes are part of the checkpoint format, so
-// every package that stores values in a checkpoint uses it rather than an
-// encoding of its own, and an existing type's bytes never change.
+// codec.go for the layout); AppendFieldType and ReadFieldType do the same
+// for the type of a field, nested members included, for states that carry
+// their schema. These bytes are part of the checkpoint format, so every
+// package that stores values or field types in a checkpoint uses them
+// rather than an encoding of its own, and an existing type's bytes never
+// change.
 //
 // This is a leaf package: it imports nothing else from streamd.
 package record
