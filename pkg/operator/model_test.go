@@ -421,7 +421,7 @@ func (st *mStageRT) add(m *model, r *mRec, emit emitFunc) {
 	if st.clog {
 		var id []byte
 		for _, i := range st.identIdx {
-			id = window.AppendValue(id, r.row[i])
+			id = record.AppendValue(id, r.row[i])
 		}
 		r.id = string(id)
 	}

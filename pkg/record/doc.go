@@ -1,5 +1,7 @@
 // Package record owns streamd's in-memory data model: typed values, schemas
-// and batches of rows.
+// and batches of rows, and the value codec, the binary form of one Value
+// (AppendValue, ReadValue) that checkpoints store: window state and the
+// rows an exactly-once sink holds.
 //
 // Records travel through the dataflow in batches. A Batch stores the values
 // of all its rows in one flat slice and the bytes of all its strings in one
@@ -24,6 +26,14 @@
 //
 // The decoder checks every value against the declared type before it
 // writes this text, so a reader of it can rely on the shape.
+//
+// The value codec writes a type byte and then the value's payload (see
+// codec.go for the layout); AppendFieldType and ReadFieldType do the same
+// for the type of a field, nested members included, for states that carry
+// their schema. These bytes are part of the checkpoint format, so every
+// package that stores values or field types in a checkpoint uses them
+// rather than an encoding of its own, and an existing type's bytes never
+// change.
 //
 // This is a leaf package: it imports nothing else from streamd.
 package record

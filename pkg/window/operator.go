@@ -847,7 +847,7 @@ func (o *Operator) retraction(row record.Row) bool {
 func (o *Operator) identity(row record.Row) {
 	o.idBuf = o.idBuf[:0]
 	for _, f := range o.clog.Identity {
-		o.idBuf = AppendValue(o.idBuf, row[f])
+		o.idBuf = record.AppendValue(o.idBuf, row[f])
 	}
 }
 

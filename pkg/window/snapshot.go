@@ -118,7 +118,7 @@ func (o *Operator) appendKey(buf []byte, ks *keyState, base int64) []byte {
 		vals := o.keyVals(ks)
 		buf = binary.AppendUvarint(buf, uint64(len(vals)))
 		for _, v := range vals {
-			buf = AppendValue(buf, v)
+			buf = record.AppendValue(buf, v)
 		}
 	}
 	if flags&keyFlagFiredEnd != 0 {
@@ -156,7 +156,7 @@ func (o *Operator) appendKey(buf []byte, ks *keyState, base int64) []byte {
 				buf = binary.AppendVarint(buf, c.t)
 				buf = binary.AppendUvarint(buf, uint64(len(c.row)))
 				for _, v := range c.row {
-					buf = AppendValue(buf, v)
+					buf = record.AppendValue(buf, v)
 				}
 			}
 			continue
@@ -297,7 +297,7 @@ func (o *Operator) Restore(kg uint16, data []byte) error {
 			}
 			kv := vals.take(nv)
 			for j := 0; j < nv && r.Err == nil; j++ {
-				kv[j], r.B, r.Err = ReadValue(r.B)
+				kv[j], r.B, r.Err = record.ReadValue(r.B)
 			}
 			switch {
 			case r.Err != nil, nv == 0:
@@ -451,7 +451,7 @@ func (r *snapReader) readContrib(o *Operator, p *pane, width int) {
 		}
 		c.row = make([]record.Value, nv)
 		for k := 0; k < nv && r.Err == nil; k++ {
-			c.row[k], r.B, r.Err = ReadValue(r.B)
+			c.row[k], r.B, r.Err = record.ReadValue(r.B)
 		}
 		p.x.contrib[id] = c
 		o.stats.contrib(p.x, contribBytes(id, c.row))

@@ -23,7 +23,7 @@ import (
 //	       bit 7 reserved (must be 0)
 //	N      zigzag varint
 //	F      8 bytes, IEEE 754 bits little endian
-//	V      value (see AppendValue)
+//	V      value (see record.AppendValue)
 //	T      zigzag varint
 //	X      value
 //	sketch 4-byte little-endian length, then the library's own encoding:
@@ -109,13 +109,13 @@ func AppendAcc(dst []byte, a *Acc) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.F))
 	}
 	if flags&accV != 0 {
-		dst = AppendValue(dst, a.V)
+		dst = record.AppendValue(dst, a.V)
 	}
 	if flags&accT != 0 {
 		dst = binary.AppendVarint(dst, a.T)
 	}
 	if flags&accX != 0 {
-		dst = AppendValue(dst, a.X)
+		dst = record.AppendValue(dst, a.X)
 	}
 	if kind == sketchNone {
 		return dst
@@ -168,7 +168,7 @@ func ReadAcc(src []byte, a *Acc) (rest []byte, err error) {
 		src = src[8:]
 	}
 	if flags&accV != 0 {
-		if a.V, src, err = ReadValue(src); err != nil {
+		if a.V, src, err = record.ReadValue(src); err != nil {
 			return nil, fmt.Errorf("read acc: v: %w", err)
 		}
 	}
@@ -178,7 +178,7 @@ func ReadAcc(src []byte, a *Acc) (rest []byte, err error) {
 		}
 	}
 	if flags&accX != 0 {
-		if a.X, src, err = ReadValue(src); err != nil {
+		if a.X, src, err = record.ReadValue(src); err != nil {
 			return nil, fmt.Errorf("read acc: x: %w", err)
 		}
 	}
@@ -290,69 +290,6 @@ func decodeQuantileSketch(b []byte) (*ddsketch.DDSketch, error) {
 
 // validCount accepts the bin counts a sketch can hold: finite and not negative.
 func validCount(c float64) bool { return c >= 0 && !math.IsInf(c, 1) }
-
-// AppendValue appends a self-describing encoding of v to dst: a type byte,
-// then nothing for null, a uvarint length and the bytes for a string, a
-// zigzag varint for int and timestamp, 8 little-endian bytes for float and a
-// uvarint for bool. Equal values encode to equal bytes.
-func AppendValue(dst []byte, v record.Value) []byte {
-	dst = append(dst, byte(v.T))
-	switch v.T {
-	case record.TypeString:
-		dst = binary.AppendUvarint(dst, uint64(len(v.S)))
-		dst = append(dst, v.S...)
-	case record.TypeInt, record.TypeTimestamp:
-		dst = binary.AppendVarint(dst, int64(v.N))
-	case record.TypeFloat:
-		dst = binary.LittleEndian.AppendUint64(dst, v.N)
-	case record.TypeBool:
-		dst = binary.AppendUvarint(dst, v.N)
-	}
-	return dst
-}
-
-// ReadValue decodes one value written by AppendValue from the front of src
-// and returns it with the bytes after it. A decoded string is a copy, never a
-// view of src.
-func ReadValue(src []byte) (record.Value, []byte, error) {
-	if len(src) == 0 {
-		return record.Null, nil, fmt.Errorf("read value: type: %w", errTruncated)
-	}
-	t := record.Type(src[0])
-	src = src[1:]
-	switch t {
-	case record.TypeNull:
-		return record.Null, src, nil
-	case record.TypeString:
-		n, k := binary.Uvarint(src)
-		if k <= 0 {
-			return record.Null, nil, fmt.Errorf("read value: string length: %w", uvarintErr(k))
-		}
-		src = src[k:]
-		if n > uint64(len(src)) {
-			return record.Null, nil, fmt.Errorf("read value: string of %d bytes, have %d: %w", n, len(src), errTruncated)
-		}
-		return record.String(string(src[:n])), src[n:], nil
-	case record.TypeInt, record.TypeTimestamp:
-		i, rest, err := readVarint(src)
-		if err != nil {
-			return record.Null, nil, fmt.Errorf("read value: %s: %w", t, err)
-		}
-		return record.Value{N: uint64(i), T: t}, rest, nil
-	case record.TypeFloat:
-		if len(src) < 8 {
-			return record.Null, nil, fmt.Errorf("read value: float: %w", errTruncated)
-		}
-		return record.Value{N: binary.LittleEndian.Uint64(src), T: t}, src[8:], nil
-	case record.TypeBool:
-		n, k := binary.Uvarint(src)
-		if k <= 0 {
-			return record.Null, nil, fmt.Errorf("read value: bool: %w", uvarintErr(k))
-		}
-		return record.Value{N: n, T: t}, src[k:], nil
-	}
-	return record.Null, nil, fmt.Errorf("read value: unknown type %d", t)
-}
 
 func readVarint(src []byte) (int64, []byte, error) {
 	v, k := binary.Varint(src)

@@ -2,7 +2,6 @@ package window
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -14,70 +13,6 @@ import (
 
 	"github.com/streamd/streamd/pkg/record"
 )
-
-func TestValueRoundTrip(t *testing.T) {
-	tests := []struct {
-		name string
-		v    record.Value
-	}{
-		{"null", record.Null},
-		{"empty string", record.String("")},
-		{"string", record.String("héllo")},
-		{"int zero", record.Int(0)},
-		{"int min", record.Int(math.MinInt64)},
-		{"int max", record.Int(math.MaxInt64)},
-		{"float", record.Float(-1.5)},
-		{"float negative zero", record.Float(math.Copysign(0, -1))},
-		{"float NaN", record.Float(math.NaN())},
-		{"float inf", record.Float(math.Inf(1))},
-		{"bool true", record.Bool(true)},
-		{"bool false", record.Bool(false)},
-		{"timestamp", record.Timestamp(1_700_000_000_123_456)},
-		{"timestamp negative", record.Timestamp(-5)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			enc := AppendValue([]byte{0xAA}, tt.v)
-			require.Equal(t, byte(0xAA), enc[0], "appends, not overwrites")
-			got, rest, err := ReadValue(append(enc[1:], 0xBB))
-			require.NoError(t, err)
-			require.True(t, record.Equal(tt.v, got), "got %#v want %#v", got, tt.v)
-			require.Equal(t, []byte{0xBB}, rest)
-		})
-	}
-}
-
-func TestReadValueErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		in   []byte
-		want error
-	}{
-		{"empty", nil, errTruncated},
-		{"string no length", []byte{byte(record.TypeString)}, errTruncated},
-		{"string short", []byte{byte(record.TypeString), 5, 'a'}, errTruncated},
-		{"string length overflow", append([]byte{byte(record.TypeString)}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), errVarintOverflow},
-		{"int short", []byte{byte(record.TypeInt), 0x80}, errTruncated},
-		{"float short", []byte{byte(record.TypeFloat), 1, 2, 3}, errTruncated},
-		{"bool short", []byte{byte(record.TypeBool)}, errTruncated},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := ReadValue(tt.in)
-			require.ErrorIs(t, err, tt.want)
-		})
-	}
-	_, _, err := ReadValue([]byte{99})
-	require.EqualError(t, err, "read value: unknown type 99")
-}
-
-func TestReadValueCopiesStrings(t *testing.T) {
-	enc := AppendValue(nil, record.String("abc"))
-	v, _, err := ReadValue(enc)
-	require.NoError(t, err)
-	clear(enc)
-	require.Equal(t, "abc", v.S)
-}
 
 // requireAccEqual compares accumulators field by field; sketches are compared
 // by their compacted encodings, since the libraries' encodings depend on
@@ -295,24 +230,5 @@ func FuzzReadAcc(f *testing.F) {
 			// only the other encodings are byte-stable.
 			require.Equal(t, enc, AppendAcc(nil, &b), "encoding is stable after one round trip")
 		}
-	})
-}
-
-func FuzzReadValue(f *testing.F) {
-	for _, v := range []record.Value{record.Null, record.String("key"), record.Int(-7), record.Float(2.5), record.Bool(true), record.Timestamp(9)} {
-		f.Add(AppendValue(nil, v))
-	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		v, rest, err := ReadValue(in)
-		if err != nil {
-			require.True(t, errors.Is(err, errTruncated) || errors.Is(err, errVarintOverflow) || len(in) > 0)
-			return
-		}
-		enc := AppendValue(nil, v)
-		got, rest2, err := ReadValue(enc)
-		require.NoError(t, err)
-		require.Empty(t, rest2)
-		require.True(t, record.Equal(v, got))
-		require.LessOrEqual(t, len(rest), len(in))
 	})
 }

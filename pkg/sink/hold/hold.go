@@ -42,10 +42,16 @@ import (
 	"github.com/streamd/streamd/pkg/checkpoint/store"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
-	"github.com/streamd/streamd/pkg/window"
 )
 
-const stateVersion = 1
+// stateVersion is the first byte of a held-rows state. Version 2 follows
+// the type byte of a nested field with its members (record.AppendFieldType);
+// it is written only for schemas with nested fields, so the state of a
+// flat schema stays version 1, which older binaries read.
+const (
+	stateVersionFlat = 1
+	stateVersion     = 2
+)
 
 // DefaultMaxHeldBytes bounds what a sink holds when Config leaves it
 // unset: 16 MiB of encoded rows (tens of thousands of alerts).
@@ -324,7 +330,7 @@ func (w *Writer) Write(_ context.Context, b *record.Batch) error {
 	for i := 0; i < b.Len(); i++ {
 		w.buf = binary.AppendVarint(w.buf, b.Times[i])
 		for _, v := range b.Row(i) {
-			w.buf = window.AppendValue(w.buf, v)
+			w.buf = record.AppendValue(w.buf, v)
 		}
 		w.rows++
 	}
@@ -458,13 +464,16 @@ func (w *Writer) Prepare(_ context.Context, id int64) ([]byte, error) {
 }
 
 func (w *Writer) encode() []byte {
-	st := []byte{stateVersion}
+	st := []byte{stateVersionFlat}
 	st = binary.AppendUvarint(st, uint64(w.schema.Len()))
 	for i := 0; i < w.schema.Len(); i++ {
 		f := w.schema.Field(i)
+		if f.Type.Nested() {
+			st[0] = stateVersion
+		}
 		st = binary.AppendUvarint(st, uint64(len(f.Name)))
 		st = append(st, f.Name...)
-		st = append(st, byte(f.Type))
+		st = record.AppendFieldType(st, f)
 	}
 	st = binary.AppendUvarint(st, uint64(len(w.segs)))
 	for _, sg := range w.segs {
@@ -836,9 +845,10 @@ func decodeSchema(st []byte) (*record.Schema, error) {
 // with errCorrupt. With nothing newer than after, fn is called once with
 // the schema and no rows.
 func decodeChunks(st []byte, after int64, chunk int, fn func(schema *record.Schema, b *record.Batch, seg int64, first int) error) (int64, error) {
-	if len(st) < 5 || st[0] != stateVersion {
+	if len(st) < 5 || st[0] < stateVersionFlat || st[0] > stateVersion {
 		return 0, errCorrupt
 	}
+	version := st[0]
 	body := st[:len(st)-4]
 	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(st[len(st)-4:]) {
 		return 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
@@ -862,8 +872,14 @@ func decodeChunks(st []byte, after int64, chunk int, fn func(schema *record.Sche
 		if !ok || l+1 > uint64(len(p)) {
 			return 0, errCorrupt
 		}
-		fields[i] = record.Field{Name: string(p[:l]), Type: record.Type(p[l])}
-		p = p[l+1:]
+		name := string(p[:l])
+		if version == stateVersionFlat && record.Type(p[l]).Nested() {
+			return 0, fmt.Errorf("%w: nested field %q in a version %d state", errCorrupt, name, version)
+		}
+		var err error
+		if fields[i], p, err = record.ReadFieldType(p[l:], name); err != nil {
+			return 0, fmt.Errorf("%w: %w", errCorrupt, err)
+		}
 	}
 	schema, err := record.NewSchema(fields...)
 	if err != nil {
@@ -913,7 +929,7 @@ func decodeChunks(st []byte, after int64, chunk int, fn func(schema *record.Sche
 			seg = seg[n:]
 			row := b.AppendRow(t)
 			for i := range row {
-				if row[i], seg, err = window.ReadValue(seg); err != nil {
+				if row[i], seg, err = record.ReadValue(seg); err != nil {
 					return 0, fmt.Errorf("%w: %w", errCorrupt, err)
 				}
 			}

@@ -105,7 +105,7 @@ func encodeState(dst []byte, s *taskState) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(s.Fields)))
 	for _, f := range s.Fields {
 		b = appendString(b, f.Name)
-		b = appendFieldType(b, f)
+		b = record.AppendFieldType(b, f)
 	}
 	var flags uint64
 	if s.Layout.timestampMillis {
@@ -241,7 +241,7 @@ func decodeBody(body []byte, version byte) (*taskState, error) {
 	}
 	for range n {
 		f := record.Field{Name: d.Str()}
-		d.fieldType(&f, version, 0)
+		d.fieldType(&f, version)
 		if d.Err == nil && f.Name == "" {
 			d.Fail(errors.New("field without a name"))
 		}
@@ -370,54 +370,22 @@ func validDir(dir string) error {
 // decoder reads fields in order and remembers the first error.
 type decoder struct{ binread.Reader }
 
-// appendFieldType appends f's type byte and, for a nested type, its
-// members: a struct's count and (name, type) each, a list's or map's
-// element type.
-func appendFieldType(b []byte, f record.Field) []byte {
-	b = append(b, byte(f.Type))
-	switch f.Type {
-	case record.TypeStruct:
-		b = binary.AppendUvarint(b, uint64(len(f.Fields)))
-		for _, m := range f.Fields {
-			b = appendString(b, m.Name)
-			b = appendFieldType(b, m)
-		}
-	case record.TypeList, record.TypeMap:
-		b = appendFieldType(b, *f.Elem)
-	}
-	return b
-}
-
-// fieldType reads what appendFieldType wrote into f, at nesting depth.
-func (d *decoder) fieldType(f *record.Field, version byte, depth int) {
-	f.Type = record.Type(d.Byte())
-	switch {
-	case d.Err != nil:
-		return
-	case f.Type.Scalar():
-		return
-	case !f.Type.Nested() || version < 3:
-		d.Fail(fmt.Errorf("bad field %q of type %d", f.Name, f.Type))
-		return
-	case depth >= record.MaxNestedDepth:
-		d.Fail(fmt.Errorf("field %q nested too deep", f.Name))
+// fieldType reads a field's type, written by record.AppendFieldType, into
+// f; nested types need a version 3 state.
+func (d *decoder) fieldType(f *record.Field, version byte) {
+	if d.Err != nil {
 		return
 	}
-	if f.Type == record.TypeStruct {
-		n := d.Count(2)
-		for range n {
-			m := record.Field{Name: d.Str()}
-			d.fieldType(&m, version, depth+1)
-			if d.Err != nil {
-				return
-			}
-			f.Fields = append(f.Fields, m)
-		}
+	if len(d.B) > 0 && version < 3 && !record.Type(d.B[0]).Scalar() {
+		d.Fail(fmt.Errorf("bad field %q of type %d", f.Name, d.B[0]))
 		return
 	}
-	e := new(record.Field)
-	d.fieldType(e, version, depth+1)
-	f.Elem = e
+	ft, rest, err := record.ReadFieldType(d.B, f.Name)
+	if err != nil {
+		d.Fail(err)
+		return
+	}
+	*f, d.B = ft, rest
 }
 
 func (d *decoder) ref() fileRef {
