@@ -1,6 +1,6 @@
 package decode
 
-import "github.com/cespare/xxhash/v2"
+import "encoding/binary"
 
 // strCache hands out one string per distinct short text a field keeps
 // repeating: machine ids, tags, status words, country codes. Such a field
@@ -51,7 +51,7 @@ func (c *strCache) get(p []byte) (s string, ok bool) {
 		c.account(false)
 		return "", false
 	}
-	i := xxhash.Sum64(p) & uint64(len(c.entries)/2-1) * 2
+	i := strHash(p) & uint64(len(c.entries)/2-1) * 2
 	set := c.entries[i : i+2 : i+2]
 	hit := true
 	switch {
@@ -89,4 +89,28 @@ func (c *strCache) account(hit bool) {
 	default:
 		c.entries, c.left = nil, reprobe // let the strings go
 	}
+}
+
+// strHash is a quick hash of a short text for the cache's index: a
+// multiply-xorshift over its 8-byte words (the last one overlapping), the
+// length mixed in.
+func strHash(p []byte) uint64 {
+	const m = 0xbf58476d1ce4e5b9
+	h := uint64(len(p)) * 0x9e3779b97f4a7c15
+	switch {
+	case len(p) >= 8:
+		for i := 0; i+8 < len(p); i += 8 {
+			h = (h ^ binary.LittleEndian.Uint64(p[i:])) * m
+			h ^= h >> 31
+		}
+		h = (h ^ binary.LittleEndian.Uint64(p[len(p)-8:])) * m // overlapping
+	case len(p) >= 4:
+		w := uint64(binary.LittleEndian.Uint32(p))<<32 | uint64(binary.LittleEndian.Uint32(p[len(p)-4:]))
+		h = (h ^ w) * m
+	case len(p) > 0:
+		w := uint64(p[0])<<16 | uint64(p[len(p)/2])<<8 | uint64(p[len(p)-1])
+		h = (h ^ w) * m
+	}
+	h ^= h >> 29
+	return h*m>>32 ^ h
 }
