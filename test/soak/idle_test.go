@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,11 +31,7 @@ func BenchmarkIdleRSS(b *testing.B) {
 	}
 	root, err := modroot.Dir()
 	require.NoError(b, err)
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/streamd/streamd/cmd/streamd")
-	out, err := build.CombinedOutput()
-	require.NoError(b, err, "%s", out)
+	bin := buildDaemon(b)
 	brokers := testenv.StartKafka(b, "logs:4")
 
 	var peak, heap int64
@@ -54,29 +48,13 @@ func idleRun(b *testing.B, bin, config, broker string, samples int) (peak, heap 
 	b.Helper()
 	dir := b.TempDir()
 	addr := freeAddr(b)
-	cmd := exec.Command(bin, "run", "--config", config, "--log-level", "warn")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
+	d := startDaemon(b, bin, config, dir,
 		"STREAMD_LISTEN="+addr,
 		"KAFKA_BROKER="+broker,
 		"OUTPUT="+filepath.Join(dir, "out"),
 		"CHECKPOINTS="+filepath.Join(dir, "checkpoints"),
 		"DEADLETTERS="+filepath.Join(dir, "deadletters.jsonl"),
 	)
-	logs, err := os.Create(filepath.Join(dir, "streamd.log"))
-	require.NoError(b, err)
-	defer logs.Close()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(b, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited //nolint:errcheck // killed: its error is the kill
-		}
-	}()
-
 	ready := time.Now().Add(time.Minute)
 	for {
 		resp, err := http.Get("http://" + addr + "/readyz")
@@ -87,28 +65,22 @@ func idleRun(b *testing.B, bin, config, broker string, samples int) (peak, heap 
 			}
 		}
 		select {
-		case err := <-exited:
-			b.Fatalf("streamd exited: %v; log:\n%s", err, readFile(filepath.Join(dir, "streamd.log")))
+		case err := <-d.exited:
+			b.Fatalf("streamd exited: %v; log:\n%s", err, d.log())
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(ready) {
-			b.Fatalf("streamd not ready within a minute; log:\n%s", readFile(filepath.Join(dir, "streamd.log")))
+			b.Fatalf("streamd not ready within a minute; log:\n%s", d.log())
 		}
 	}
 	for range samples {
 		time.Sleep(time.Second)
-		rss, err := residentBytes(cmd.Process.Pid)
+		rss, err := residentBytes(d.cmd.Process.Pid)
 		require.NoError(b, err)
 		peak = max(peak, rss)
 	}
-	heap, err = liveHeap(addr)
+	heap, err := liveHeap(addr)
 	require.NoError(b, err)
-	require.NoError(b, cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-exited:
-		require.NoError(b, err, "streamd exits 0 after SIGTERM; log:\n%s", readFile(filepath.Join(dir, "streamd.log")))
-	case <-time.After(time.Minute):
-		b.Fatal("streamd did not stop within a minute of SIGTERM")
-	}
+	d.stop(b, time.Minute)
 	return peak, heap
 }

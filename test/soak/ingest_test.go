@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -64,10 +63,7 @@ func BenchmarkKafkaToParquet(b *testing.B) {
 		require.NoError(b, err, "STREAMD_INGEST_RECORDS")
 	}
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/streamd/streamd/cmd/streamd")
-	out, err := build.CombinedOutput()
-	require.NoError(b, err, "%s", out)
+	bin := buildDaemon(b)
 	config := filepath.Join(dir, "ingest.yaml")
 	require.NoError(b, os.WriteFile(config, []byte(ingestConfig), 0o600))
 	brokers := testenv.StartKafka(b, "points:4")
@@ -111,50 +107,28 @@ func ingestRun(b *testing.B, bin, config, broker string, records int64) (peak, c
 	b.Helper()
 	dir := b.TempDir()
 	addr := freeAddr(b)
-	cmd := exec.Command(bin, "run", "--config", config, "--log-level", "warn")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
+	d := startDaemon(b, bin, config, dir,
 		"STREAMD_LISTEN="+addr,
 		"KAFKA_BROKER="+broker,
 		"OUTPUT="+filepath.Join(dir, "out"),
 		"CHECKPOINTS="+filepath.Join(dir, "checkpoints"),
 	)
-	logs, err := os.Create(filepath.Join(dir, "streamd.log"))
-	require.NoError(b, err)
-	defer logs.Close()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(b, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited //nolint:errcheck // killed: its error is the kill
-		}
-	}()
-
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		if n, err := sourceRecords(addr); err == nil && n >= records {
 			break
 		}
 		select {
-		case err := <-exited:
-			b.Fatalf("streamd exited: %v; log:\n%s", err, readFile(filepath.Join(dir, "streamd.log")))
+		case err := <-d.exited:
+			b.Fatalf("streamd exited: %v; log:\n%s", err, d.log())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("streamd did not read %d records within 10 minutes; log:\n%s", records, readFile(filepath.Join(dir, "streamd.log")))
+			b.Fatalf("streamd did not read %d records within 10 minutes; log:\n%s", records, d.log())
 		}
 	}
-	require.NoError(b, cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-exited:
-		require.NoError(b, err, "streamd exits 0 after SIGTERM; log:\n%s", readFile(filepath.Join(dir, "streamd.log")))
-	case <-time.After(2 * time.Minute):
-		b.Fatal("streamd did not stop within two minutes of SIGTERM")
-	}
-	st := cmd.ProcessState
+	d.stop(b, 2*time.Minute)
+	st := d.cmd.ProcessState
 	cpu = (st.UserTime() + st.SystemTime()).Seconds()
 	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
 		peak = float64(ru.Maxrss) * 1024 // kilobytes on Linux

@@ -9,12 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -96,27 +94,7 @@ func TestSoakSlowSink(t *testing.T) {
 	cfg := filepath.Join(dir, "soak.yaml")
 	addr := freeAddr(t)
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(soakPipeline, addr, filepath.Join(dir, "checkpoints"), hook.URL, filepath.Join(dir, "windows.jsonl"))), 0o600))
-	bin := filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/streamd/streamd/cmd/streamd")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-
-	cmd := exec.Command(bin, "run", "--config", cfg, "--log-level", "warn")
-	cmd.Dir = dir
-	logs, err := os.Create(filepath.Join(dir, "streamd.log"))
-	require.NoError(t, err)
-	defer logs.Close()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			t.Logf("streamd killed: %v", <-exited)
-		}
-	}()
-
+	d := startDaemon(t, buildDaemon(t), cfg, dir)
 	var samples, live []int64
 	var delivered []int64
 	tick := time.NewTicker(10 * time.Second)
@@ -125,10 +103,10 @@ func TestSoakSlowSink(t *testing.T) {
 loop:
 	for {
 		select {
-		case err := <-exited:
-			t.Fatalf("streamd exited early: %v; log:\n%s", err, readFile(filepath.Join(dir, "streamd.log")))
+		case err := <-d.exited:
+			t.Fatalf("streamd exited early: %v; log:\n%s", err, d.log())
 		case <-tick.C:
-			rss, err := residentBytes(cmd.Process.Pid)
+			rss, err := residentBytes(d.cmd.Process.Pid)
 			require.NoError(t, err)
 			heap, err := liveHeap(addr)
 			if err != nil {
@@ -143,13 +121,7 @@ loop:
 			break loop
 		}
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-exited:
-		require.NoError(t, err, "streamd exits 0 after SIGTERM; log:\n%s", readFile(filepath.Join(dir, "streamd.log")))
-	case <-time.After(2 * time.Minute):
-		t.Fatal("streamd did not stop within 2 minutes of SIGTERM")
-	}
+	d.stop(t, 2*time.Minute)
 
 	require.GreaterOrEqual(t, len(samples), 4, "samples")
 	peak, half := int64(0), len(samples)/2
