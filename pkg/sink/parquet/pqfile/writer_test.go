@@ -309,13 +309,7 @@ func TestWriter(t *testing.T) {
 // checkWithParquetGo reads the file back with parquet-go.
 func checkWithParquetGo(t *testing.T, path string, schema *parquet.Schema, ids []int64, rowGroups int) {
 	t.Helper()
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	fi, err := f.Stat()
-	require.NoError(t, err)
-	pf, err := parquet.OpenFile(f, fi.Size())
-	require.NoError(t, err)
+	pf := openParquet(t, path)
 	require.Equal(t, int64(len(ids)), pf.NumRows())
 	require.Len(t, pf.RowGroups(), rowGroups)
 	require.True(t, parquet.EqualNodes(schema, pf.Schema()))
@@ -548,12 +542,19 @@ func TestWritersShareEncodeBuffer(t *testing.T) {
 // rowGroupsOf counts the row groups in a file's footer.
 func rowGroupsOf(t *testing.T, path string) int {
 	t.Helper()
+	return len(openParquet(t, path).RowGroups())
+}
+
+// openParquet opens a file with parquet-go; it is closed when the test
+// ends.
+func openParquet(t *testing.T, path string) *parquet.File {
+	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	fi, err := f.Stat()
 	require.NoError(t, err)
 	pf, err := parquet.OpenFile(f, fi.Size())
 	require.NoError(t, err)
-	return len(pf.RowGroups())
+	return pf
 }
