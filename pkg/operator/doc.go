@@ -28,4 +28,8 @@
 // tasks that ended (lifecycle.go) — stays here. CheckpointConfig,
 // Coordinator, Marker, MarkerHandler, SplitCut and SubtaskContext are
 // aliases of those packages' types.
+//
+// The stateless steps a split task applies (filter, map, flatMap) are
+// package steps, over the expressions of package expression; the runtime
+// sees them as Step.
 package operator

@@ -13,7 +13,9 @@ import (
 	"github.com/streamd/streamd/pkg/checkpoint/store/local"
 	s3store "github.com/streamd/streamd/pkg/checkpoint/store/s3"
 	"github.com/streamd/streamd/pkg/decode"
+	"github.com/streamd/streamd/pkg/expression"
 	"github.com/streamd/streamd/pkg/operator"
+	"github.com/streamd/streamd/pkg/operator/steps"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/rules"
 	"github.com/streamd/streamd/pkg/rules/control"
@@ -47,6 +49,13 @@ func Warnings(c *Config) []Problem {
 	_, _, ws := build(c, Options{}, false)
 	return ws
 }
+
+// The steps a source's records go through are operator steps.
+var (
+	_ operator.Step = (*steps.Filter)(nil)
+	_ operator.Step = (*steps.Map)(nil)
+	_ operator.Step = (*steps.FlatMap)(nil)
+)
 
 // Build validates c and returns a runnable job with its sources and sinks
 // constructed. Problems name the YAML path and line of every mistake.
@@ -341,20 +350,20 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		switch {
 		case st.Filter != "":
 			src := st.Filter
-			mk = func(in *record.Schema) (operator.Step, error) { return operator.NewFilter(src, in) }
+			mk = func(in *record.Schema) (operator.Step, error) { return steps.NewFilter(src, in) }
 			spath += ".filter"
 		case st.Map != nil:
-			var fields []operator.MapField
+			var fields []steps.MapField
 			for k, f := range st.Map.Fields {
 				t, err := record.ParseType(f.Type)
 				if err != nil {
 					b.problem(fmt.Sprintf("%s.map.fields[%d].type", spath, k), "%v", err)
 					return operator.SourceSpec{}, nil
 				}
-				fields = append(fields, operator.MapField{Name: f.Name, Expr: f.Expr, Type: t})
+				fields = append(fields, steps.MapField{Name: f.Name, Expr: f.Expr, Type: t})
 			}
 			keep := st.Map.Keep
-			mk = func(in *record.Schema) (operator.Step, error) { return operator.NewMap(fields, keep, in) }
+			mk = func(in *record.Schema) (operator.Step, error) { return steps.NewMap(fields, keep, in) }
 			spath += ".map"
 		case st.FlatMap != nil:
 			fm := *st.FlatMap
@@ -363,7 +372,7 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 				b.problem(spath+".flatMap.type", "%v", err)
 				return operator.SourceSpec{}, nil
 			}
-			mk = func(in *record.Schema) (operator.Step, error) { return operator.NewFlatMap(fm.Expr, fm.As, t, in) }
+			mk = func(in *record.Schema) (operator.Step, error) { return steps.NewFlatMap(fm.Expr, fm.As, t, in) }
 			spath += ".flatMap"
 		default:
 			continue
@@ -402,16 +411,16 @@ func (b *builder) source(i int) (operator.SourceSpec, *record.Schema) {
 		NewDecoder: newDecoder,
 		NewSteps: func() ([]operator.Step, error) {
 			in := probe.Schema()
-			steps := make([]operator.Step, 0, len(makers))
+			chain := make([]operator.Step, 0, len(makers))
 			for _, mk := range makers {
 				s, err := mk(in)
 				if err != nil {
 					return nil, err
 				}
-				steps = append(steps, s)
+				chain = append(chain, s)
 				in = s.Schema()
 			}
-			return steps, nil
+			return chain, nil
 		},
 	}
 	if b.open {
@@ -504,7 +513,7 @@ func (b *builder) stage(path string, sc *StageConfig, input string, in *record.S
 	for j, a := range sc.Alerts {
 		when := a.When
 		cond := func(s *record.Schema) (func(record.Row) (bool, error), error) {
-			e, err := operator.CompileExpression(when, s, record.TypeBool)
+			e, err := expression.Compile(when, s, record.TypeBool)
 			if err != nil {
 				return nil, err
 			}

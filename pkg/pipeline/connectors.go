@@ -10,6 +10,7 @@ import (
 	"github.com/streamd/streamd/internal/fielderr"
 	"github.com/streamd/streamd/internal/kafkaconn"
 	"github.com/streamd/streamd/pkg/decode"
+	"github.com/streamd/streamd/pkg/expression"
 	"github.com/streamd/streamd/pkg/operator"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
@@ -347,7 +348,7 @@ func buildParquet(kb *SinkBuild) (sink.Sink, error) {
 		src := p.Filter
 		cfg.Filter = src
 		cfg.NewFilter = func(s *record.Schema) (parquet.RowFilter, error) {
-			e, err := operator.CompileExpression(src, s, record.TypeBool)
+			e, err := expression.Compile(src, s, record.TypeBool)
 			if err != nil {
 				return nil, err
 			}
@@ -385,7 +386,7 @@ func buildParquet(kb *SinkBuild) (sink.Sink, error) {
 }
 
 // conditionFilter is a Parquet sink's row filter: a compiled condition.
-type conditionFilter struct{ cond *operator.Expression }
+type conditionFilter struct{ cond *expression.Expression }
 
 // Keep implements parquet.RowFilter.
 func (f conditionFilter) Keep(row record.Row) (bool, error) { return f.cond.EvalBool(row) }
