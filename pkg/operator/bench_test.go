@@ -59,7 +59,7 @@ func BenchmarkKeyedTumblingCount(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st := &stageRT{keyIdx: []int{0}, keyGroups: 128, inputs: []chan event{make(chan event, 1)}, batches: make(chan *record.Batch, 4)}
+	st := &stageRT{keyIdx: []int{0}, keyGroups: 128, inputs: []chan event{make(chan event, 1)}, batches: newBatchPool(4)}
 	x := newExchangeOut(st, 0, benchInput.Len(), 0)
 	out := window.Output{Results: record.NewBatch(op.ResultSchema().Len(), 1024)}
 	span := int64(len(batches) * size)

@@ -134,7 +134,7 @@ type stageRT struct {
 	// the window operator has taken what it keeps. It holds at most what
 	// the inputs can have queued — a sync.Pool, emptied by every
 	// collection, let most batches be allocated again.
-	batches chan *record.Batch
+	batches *batchPool
 	// ruleOps are the rule engines of a rule stage's subtasks.
 	ruleOps []*ruleOperator
 }
@@ -148,17 +148,12 @@ var (
 const maxPooledBatches = 1024
 
 func (st *stageRT) getBatch(width, capacity int) *record.Batch {
-	select {
-	case b := <-st.batches:
-		if b.Width == width {
-			return b
-		}
-	default:
+	b := st.batches.get(width, capacity)
+	if b.Keys == nil {
+		b.Keys = make([]string, 0, capacity)
+		b.KeyGroups = make([]uint16, 0, capacity)
+		b.Hashes = make([]uint64, 0, capacity)
 	}
-	b := record.NewBatch(width, capacity)
-	b.Keys = make([]string, 0, capacity)
-	b.KeyGroups = make([]uint16, 0, capacity)
-	b.Hashes = make([]uint64, 0, capacity)
 	return b
 }
 
@@ -168,13 +163,8 @@ func (st *stageRT) getBatch(width, capacity int) *record.Batch {
 // keys they hold, and late and refused rows copy values, not keys — so it
 // is filled again. The values' strings live in the producers' batches.
 func (st *stageRT) putBatch(b *record.Batch) {
-	clear(b.Values) // drop references to strings of other batches
 	clear(b.Keys)
-	b.Recycle()
-	select {
-	case st.batches <- b:
-	default:
-	}
+	st.batches.put(b, true)
 }
 
 // New checks the job, resolves schemas and wires streams. logger may be nil;
@@ -330,7 +320,7 @@ func (r *Runtime) wire() error {
 			}
 		}
 		st.inputs = make([]chan event, r.job.Parallelism)
-		st.batches = make(chan *record.Batch, min(r.job.Parallelism*(inputCapacity+1), maxPooledBatches))
+		st.batches = newBatchPool(min(r.job.Parallelism*(inputCapacity+1), maxPooledBatches))
 		st.align = make([]*alignSignal, r.job.Parallelism)
 		for i := range st.inputs {
 			st.inputs[i] = make(chan event, inputCapacity)

@@ -168,11 +168,13 @@ func (a *asyncWriter) write(ctx context.Context, b *record.Batch, loan *batchLoa
 	a.send(sinkCmd{kind: cmdWrite, ctx: ctx, b: b, loan: loan})
 }
 
-// batchPool holds a task's emitted batches once every writer is done with
-// them, for the task to fill again: a task writing to sinks would
-// otherwise allocate every batch it emits, and a window firing grows its
-// result batch from nothing each time. It keeps at most the writers'
-// queue depth plus one of them; the others are left to the collector.
+// batchPool is a bounded free list of batches: a task's emitted batches
+// once every writer is done with them, a stage's exchange batches once
+// their subtask has processed them. Without it a task writing to sinks
+// would allocate every batch it emits, and a window firing would grow its
+// result batch from nothing each time; a sync.Pool is emptied by every
+// collection. Batches beyond its size are left to the collector. A nil
+// pool keeps nothing.
 type batchPool struct {
 	free chan *record.Batch
 }
@@ -183,7 +185,7 @@ func newBatchPool(size int) *batchPool {
 
 // get returns an empty batch of the given width, recycled when one is free.
 func (p *batchPool) get(width, capacity int) *record.Batch {
-	for {
+	for p != nil {
 		select {
 		case b := <-p.free:
 			if b.Width == width {
@@ -192,7 +194,27 @@ func (p *batchPool) get(width, capacity int) *record.Batch {
 			continue // a batch of an older schema: dropped
 		default:
 		}
-		return record.NewBatch(width, capacity)
+		break
+	}
+	return record.NewBatch(width, capacity)
+}
+
+// put empties b and keeps it if there is room. With arena set, b's arena
+// chunks are reused too (Batch.Recycle): only when none of its interned
+// strings is referenced any more.
+func (p *batchPool) put(b *record.Batch, arena bool) {
+	if p == nil {
+		return
+	}
+	clear(b.Values) // drop references to strings of other batches
+	if arena {
+		b.Recycle()
+	} else {
+		b.Reset()
+	}
+	select {
+	case p.free <- b:
+	default:
 	}
 }
 
@@ -217,12 +239,7 @@ func (l *batchLoan) release() {
 	if l == nil || l.refs.Add(-1) != 0 {
 		return
 	}
-	clear(l.b.Values) // drop references to strings of other batches
-	l.b.Reset()
-	select {
-	case l.pool.free <- l.b:
-	default:
-	}
+	l.pool.put(l.b, false)
 }
 
 // tick queues a tick unless one is already waiting: a writer that is
