@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -129,17 +130,25 @@ loop:
 		peak = max(peak, s)
 	}
 	require.LessOrEqual(t, peak, int64(bound), "peak RSS %d MiB over the %d MiB bound", peak>>20, bound>>20)
-	// The live heap reaches a plateau: the second half never exceeds the
-	// first half's peak by more than a quarter.
-	firstPeak := int64(0)
-	for _, s := range live[:half] {
-		firstPeak = max(firstPeak, s)
-	}
-	for i, s := range live[half:] {
-		require.LessOrEqual(t, s, firstPeak+firstPeak/4, "live heap grows: sample %d is %d MiB, the first half peaked at %d MiB", half+i, s>>20, firstPeak>>20)
-	}
+	// The live heap reaches a plateau. One sample says little: the gauge is
+	// what the last collection found live, and the rows held for the next
+	// checkpoint (up to the sink's bound) come and go with the machine's
+	// load, so single samples wander by a fifth either way. The medians of
+	// the first and the last third of the run do not, and they stay 80 s
+	// (2-minute form) to 400 s (10-minute form) apart: a leak of 0.6 MiB
+	// every 10 s fails the ten-minute form.
+	third := len(live) / 3
+	early, late := median(live[:third]), median(live[len(live)-third:])
+	require.LessOrEqual(t, late, early+early*2/5, "live heap grows: the last third's median is %d MiB, the first third's %d MiB", late>>20, early>>20)
 	// Rows keep flowing: the sink is slow, not stuck.
 	require.Greater(t, delivered[len(delivered)-1], delivered[half], "rows delivered in the second half")
+}
+
+// median returns the median of xs (the upper one of an even count).
+func median(xs []int64) int64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // freeAddr returns a loopback address with a port free a moment ago.
