@@ -210,6 +210,56 @@ func (c SASLConfig) Build() (sasl.Mechanism, error) {
 	return nil, nil
 }
 
+// DefaultClientID is the client id of a Client that names none.
+const DefaultClientID = "streamd"
+
+// Client is the connection block every Kafka connector shares (the source,
+// the sink), written inline in their YAML blocks.
+type Client struct {
+	// Brokers are the bootstrap brokers, host:port.
+	Brokers []string `yaml:"brokers"`
+	// ClientID names this client in broker logs and quotas; default streamd.
+	ClientID string     `yaml:"clientID"`
+	TLS      TLSConfig  `yaml:"tls"`
+	SASL     SASLConfig `yaml:"sasl"`
+}
+
+// WithDefaults fills the zero settings that have a default.
+func (c Client) WithDefaults() Client {
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	return c
+}
+
+// Validate reports every invalid setting, each as a *fielderr.Error naming
+// its yaml path ("brokers[0]", "sasl.mechanism"): at least one broker,
+// each host:port, and the security settings as ValidateSecurity checks
+// them. The two come apart so that a block can list its problems in the
+// order its settings are written (brokers first, tls and sasl last).
+func (c Client) Validate() (brokers, security error) {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, fielderr.Errorf("brokers", "at least one broker is required"))
+	}
+	for i, b := range c.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			errs = append(errs, fielderr.Errorf(fmt.Sprintf("brokers[%d]", i), "%q must be host:port", b))
+		}
+	}
+	return errors.Join(errs...), ValidateSecurity("", c.TLS, c.SASL)
+}
+
+// Plaintext reports whether SASL credentials would cross the network
+// without TLS.
+func (c Client) Plaintext() bool { return Plaintext(c.TLS, c.SASL) }
+
+// Connect builds the connection settings; see New.
+func (c Client) Connect() (*Conn, error) {
+	c = c.WithDefaults()
+	return New(c.Brokers, c.ClientID, c.TLS, c.SASL)
+}
+
 // Conn is the built connection settings of one source or sink.
 type Conn struct {
 	Brokers  []string

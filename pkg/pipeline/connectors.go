@@ -1,14 +1,13 @@
 package pipeline
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/streamd/streamd/internal/fielderr"
-	"github.com/streamd/streamd/internal/kafkaconn"
 	"github.com/streamd/streamd/pkg/decode"
 	"github.com/streamd/streamd/pkg/expression"
 	"github.com/streamd/streamd/pkg/operator"
@@ -209,7 +208,7 @@ func kafkaSourceKind() SourceKind {
 		Name: sourceTypeKafka, Block: sourceTypeKafka, block: get, setBlock: set,
 		Validate: func(c *BlockCheck, b any) { c.Err(b.(*kafkasrc.Config).Validate()) },
 		Prepare: func(sb *SourceBuild) error {
-			if k := sb.Block.(*kafkasrc.Config); kafkaconn.Plaintext(k.TLS, k.SASL) {
+			if k := sb.Block.(*kafkasrc.Config); k.Plaintext() {
 				sb.Warnf("kafka.sasl.allowPlaintext", "SASL %s credentials are sent to the brokers without TLS", k.SASL.Mechanism)
 			}
 			return nil
@@ -426,22 +425,18 @@ func kafkaSinkKind() SinkKind {
 	return SinkKind{
 		Name: sinkTypeKafka, Block: sinkTypeKafka, block: get, setBlock: set,
 		Validate: func(c *BlockCheck, b any) {
-			// The sink's own Validate (in Build) names one problem at a
-			// time; the security settings are checked here in full.
-			k := b.(*kafkasink.Config)
-			c.Err(kafkaconn.ValidateSecurity("", k.TLS, k.SASL))
+			k := *b.(*kafkasink.Config)
+			k.Name = cmp.Or(k.Name, sinkTypeKafka) // Build names it after the sink
+			c.Err(k.Validate())
 		},
 		Build: func(kb *SinkBuild) (sink.Sink, error) {
 			cfg := *kb.Block.(*kafkasink.Config)
 			cfg.Name = kb.Sink.Name
 			if err := cfg.Validate(); err != nil {
-				// tls and sasl problems are reported by Validate already.
-				if !errors.As(err, new(*fielderr.Error)) {
-					kb.Err("kafka", err)
-				}
+				kb.Err("kafka", err)
 				return nil, nil
 			}
-			if kafkaconn.Plaintext(cfg.TLS, cfg.SASL) {
+			if cfg.Plaintext() {
 				kb.Warnf("kafka.sasl.allowPlaintext", "SASL %s credentials are sent to the brokers without TLS", cfg.SASL.Mechanism)
 			}
 			if kb.Schema != nil && cfg.KeyField != "" {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -14,6 +13,7 @@ import (
 	"github.com/streamd/streamd/internal/promreg"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/fielderr"
 	"github.com/streamd/streamd/internal/kafkaconn"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
@@ -32,8 +32,8 @@ var compressions = map[string]kafka.Compression{
 type Config struct {
 	// Name labels the sink's metrics and log lines.
 	Name string `yaml:"name"`
-	// Brokers are the bootstrap brokers, host:port.
-	Brokers []string `yaml:"brokers"`
+	// The connection: brokers, client id, TLS and SASL.
+	kafkaconn.Client `yaml:",inline"`
 	// Topic receives the messages; it must exist.
 	Topic string `yaml:"topic"`
 	// KeyField is the field whose value is the message key; empty spreads
@@ -48,10 +48,6 @@ type Config struct {
 	// MaxRetries is how many times a batch's failed messages are retried
 	// on retriable errors, after kafka-go's own attempts; default 5.
 	MaxRetries int `yaml:"maxRetries"`
-	// ClientID names this client in broker logs and quotas; default streamd.
-	ClientID string               `yaml:"clientID"`
-	TLS      kafkaconn.TLSConfig  `yaml:"tls"`
-	SASL     kafkaconn.SASLConfig `yaml:"sasl"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -61,39 +57,33 @@ func DefaultConfig() Config {
 		Compression:  "zstd",
 		BatchTimeout: 10 * time.Millisecond,
 		MaxRetries:   5,
-		ClientID:     "streamd",
+		Client:       kafkaconn.Client{ClientID: kafkaconn.DefaultClientID},
 	}
 }
 
-// Validate reports the first invalid field, named by its yaml path.
+// Validate reports every invalid setting, each as a *fielderr.Error
+// naming its yaml path within the block ("brokers[0]", "sasl.mechanism").
 func (c Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, fielderr.Errorf(path, format, args...)) }
 	if c.Name == "" {
-		return errors.New("name: required")
+		add("name", "required")
 	}
-	if len(c.Brokers) == 0 {
-		return errors.New("brokers: at least one broker is required")
-	}
-	for i, b := range c.Brokers {
-		if !strings.Contains(b, ":") {
-			return fmt.Errorf("brokers[%d]: %q must be host:port", i, b)
-		}
-	}
+	brokers, security := c.Client.Validate()
+	errs = append(errs, brokers)
 	if c.Topic == "" {
-		return errors.New("topic: required")
+		add("topic", "required")
 	}
 	if _, ok := compressions[c.Compression]; !ok && c.Compression != "" {
-		return fmt.Errorf("compression: %q must be none, gzip, snappy, lz4 or zstd", c.Compression)
+		add("compression", "%q must be none, gzip, snappy, lz4 or zstd", c.Compression)
 	}
 	if c.BatchTimeout < 0 {
-		return fmt.Errorf("batchTimeout: %s must be >= 0", c.BatchTimeout)
+		add("batchTimeout", "%s must be >= 0", c.BatchTimeout)
 	}
 	if c.MaxRetries < 0 {
-		return fmt.Errorf("maxRetries: %d must be >= 0", c.MaxRetries)
+		add("maxRetries", "%d must be >= 0", c.MaxRetries)
 	}
-	if err := c.TLS.Validate("tls"); err != nil {
-		return err
-	}
-	return c.SASL.Validate("sasl")
+	return errors.Join(append(errs, security)...)
 }
 
 func (c Config) withDefaults() Config {
@@ -107,9 +97,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxRetries == 0 {
 		c.MaxRetries = d.MaxRetries
 	}
-	if c.ClientID == "" {
-		c.ClientID = d.ClientID
-	}
+	c.Client = c.WithDefaults()
 	return c
 }
 
@@ -145,7 +133,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	conn, err := kafkaconn.New(cfg.Brokers, cfg.ClientID, cfg.TLS, cfg.SASL)
+	conn, err := cfg.Connect()
 	if err != nil {
 		return nil, fmt.Errorf("new kafka sink: %w", err)
 	}

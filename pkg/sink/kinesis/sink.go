@@ -41,10 +41,9 @@ type Config struct {
 	Stream string `yaml:"stream"`
 	// StreamARN identifies the stream by ARN instead of name.
 	StreamARN string `yaml:"streamARN"`
-	// Region overrides the region from the environment and shared config.
-	Region string `yaml:"region"`
-	// Endpoint overrides the Kinesis endpoint, for local servers.
-	Endpoint string `yaml:"endpoint"`
+	// The connection: region, endpoint (for local servers), profile and
+	// static keys; the standard chain where they are empty.
+	awsconf.Config `yaml:",inline"`
 	// PartitionKey is the field whose text is the partition key; empty
 	// spreads rows over all shards.
 	PartitionKey string `yaml:"partitionKey"`
@@ -57,11 +56,6 @@ type Config struct {
 	// RetryInterval is the first wait before a retry; later waits double
 	// up to 5s, with jitter. Default 100ms.
 	RetryInterval time.Duration `yaml:"retryInterval"`
-
-	// Credentials replaces the standard AWS credential chain when set.
-	Credentials aws.CredentialsProvider `yaml:"-"`
-	// HTTPClient replaces the SDK's HTTP client when set.
-	HTTPClient aws.HTTPClient `yaml:"-"`
 }
 
 // DefaultConfig returns a configuration with every default filled in; the
@@ -100,9 +94,7 @@ func (c Config) Validate() error {
 	if c.RetryInterval < 0 {
 		errs = append(errs, fmt.Errorf("retryInterval: %s must not be negative", c.RetryInterval))
 	}
-	if err := (awsconf.Config{Endpoint: c.Endpoint}).Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("endpoint: %w", err))
-	}
+	errs = append(errs, c.Config.Validate())
 	return errors.Join(errs...)
 }
 
@@ -136,9 +128,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Sink, erro
 		return nil, fmt.Errorf("new kinesis sink: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	awsCfg, err := awsconf.Load(context.Background(), awsconf.Config{
-		Region: cfg.Region, Endpoint: cfg.Endpoint, Credentials: cfg.Credentials, HTTPClient: cfg.HTTPClient,
-	})
+	awsCfg, err := awsconf.Load(context.Background(), cfg.Config)
 	if err != nil {
 		return nil, fmt.Errorf("new kinesis sink: %w", err)
 	}

@@ -3,7 +3,6 @@ package kafka
 import (
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,8 +21,8 @@ const (
 
 // Config configures a Kafka source.
 type Config struct {
-	// Brokers are the bootstrap brokers, host:port.
-	Brokers []string `yaml:"brokers"`
+	// The connection: brokers, client id, TLS and SASL.
+	kafkaconn.Client `yaml:",inline"`
 	// Topics are read in full (all partitions).
 	Topics []string `yaml:"topics"`
 	// Group is the consumer group; empty reads every partition here
@@ -54,10 +53,6 @@ type Config struct {
 	CommitInterval time.Duration `yaml:"commitInterval"`
 	// DisableAutoCommit leaves committing to Source.Commit alone.
 	DisableAutoCommit bool `yaml:"disableAutoCommit"`
-	// ClientID names this client in broker logs and quotas; default streamd.
-	ClientID string               `yaml:"clientID"`
-	TLS      kafkaconn.TLSConfig  `yaml:"tls"`
-	SASL     kafkaconn.SASLConfig `yaml:"sasl"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -70,7 +65,7 @@ func DefaultConfig() Config {
 		MinBytes:          1,
 		MaxBytes:          10 << 20,
 		CommitInterval:    5 * time.Second,
-		ClientID:          "streamd",
+		Client:            kafkaconn.Client{ClientID: kafkaconn.DefaultClientID},
 	}
 }
 
@@ -98,9 +93,7 @@ func (c Config) withDefaults() Config {
 	if c.CommitInterval == 0 {
 		c.CommitInterval = d.CommitInterval
 	}
-	if c.ClientID == "" {
-		c.ClientID = d.ClientID
-	}
+	c.Client = c.WithDefaults()
 	return c
 }
 
@@ -110,14 +103,8 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	add := func(path, format string, args ...any) { errs = append(errs, fielderr.Errorf(path, format, args...)) }
-	if len(c.Brokers) == 0 {
-		add("brokers", "at least one broker is required")
-	}
-	for i, b := range c.Brokers {
-		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-			add(fmt.Sprintf("brokers[%d]", i), "%q must be host:port", b)
-		}
-	}
+	brokers, security := c.Client.Validate()
+	errs = append(errs, brokers)
 	if len(c.Topics) == 0 {
 		add("topics", "at least one topic is required")
 	}
@@ -175,8 +162,7 @@ func (c Config) Validate() error {
 	if c.MaxBytes > 0 && c.MinBytes > c.MaxBytes {
 		add("minBytes", "%d must be <= maxBytes (%d)", c.MinBytes, c.MaxBytes)
 	}
-	errs = append(errs, kafkaconn.ValidateSecurity("", c.TLS, c.SASL))
-	return errors.Join(errs...)
+	return errors.Join(append(errs, security)...)
 }
 
 // SplitID is the split ID of a partition: "topic/partition".

@@ -59,8 +59,8 @@ func TestConfigValidate(t *testing.T) {
 // TestConfigValidateReportsEverything: every problem at once, so one
 // validate run fixes a file.
 func TestConfigValidateReportsEverything(t *testing.T) {
-	c := Config{Brokers: []string{"kafka"}, StartOffset: "earlest", MaxWait: -1,
-		TLS: kafkaconn.TLSConfig{CAFile: "ca.pem"}, SASL: kafkaconn.SASLConfig{Mechanism: "bogus"}}
+	c := Config{StartOffset: "earlest", MaxWait: -1, Client: kafkaconn.Client{Brokers: []string{"kafka"},
+		TLS: kafkaconn.TLSConfig{CAFile: "ca.pem"}, SASL: kafkaconn.SASLConfig{Mechanism: "bogus"}}}
 	var got []string
 	for _, err := range fielderr.Flatten(c.Validate()) {
 		var fe *fielderr.Error

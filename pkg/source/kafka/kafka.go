@@ -71,7 +71,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Source, er
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	conn, err := kafkaconn.New(cfg.Brokers, cfg.ClientID, cfg.TLS, cfg.SASL)
+	conn, err := cfg.Connect()
 	if err != nil {
 		return nil, fmt.Errorf("new kafka source: %w", err)
 	}

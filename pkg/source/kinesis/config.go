@@ -4,8 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/streamd/streamd/internal/awsconf"
 	"github.com/streamd/streamd/internal/fielderr"
 )
@@ -39,10 +37,9 @@ type Config struct {
 	Stream string `yaml:"stream"`
 	// StreamARN identifies the stream by ARN instead of name.
 	StreamARN string `yaml:"streamARN"`
-	// Region overrides the region from the environment and shared config.
-	Region string `yaml:"region"`
-	// Endpoint overrides the Kinesis endpoint, for local servers.
-	Endpoint string `yaml:"endpoint"`
+	// The connection: region, endpoint (for local servers), profile and
+	// static keys; the standard chain where they are empty.
+	awsconf.Config `yaml:",inline"`
 	// StartPosition applies to shards without a checkpoint; default
 	// TRIM_HORIZON.
 	StartPosition StartPosition `yaml:"startPosition"`
@@ -59,11 +56,6 @@ type Config struct {
 	// shards created by resharding; default 10s. A shard read to its end
 	// triggers a sync at once.
 	ShardSyncInterval time.Duration `yaml:"shardSyncInterval"`
-
-	// Credentials replaces the standard AWS credential chain when set.
-	Credentials aws.CredentialsProvider `yaml:"-"`
-	// HTTPClient replaces the SDK's HTTP client when set.
-	HTTPClient aws.HTTPClient `yaml:"-"`
 }
 
 // DefaultConfig returns a configuration with every default filled in; the
@@ -128,14 +120,8 @@ func (c Config) Validate() error {
 	if c.ShardSyncInterval < 0 {
 		add("shardSyncInterval", "%s must not be negative", c.ShardSyncInterval)
 	}
-	if err := c.aws().Validate(); err != nil {
-		add("endpoint", "%s", err.Error())
-	}
+	errs = append(errs, c.Config.Validate())
 	return errors.Join(errs...)
-}
-
-func (c Config) aws() awsconf.Config {
-	return awsconf.Config{Region: c.Region, Endpoint: c.Endpoint, Credentials: c.Credentials, HTTPClient: c.HTTPClient}
 }
 
 // streamName is how the stream appears in errors, logs and metric labels.

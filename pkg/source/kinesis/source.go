@@ -68,7 +68,7 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Source, er
 		return nil, fmt.Errorf("new kinesis source: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	awsCfg, err := awsconf.Load(context.Background(), cfg.aws())
+	awsCfg, err := awsconf.Load(context.Background(), cfg.Config)
 	if err != nil {
 		return nil, fmt.Errorf("new kinesis source: %w", err)
 	}

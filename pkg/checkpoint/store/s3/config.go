@@ -3,9 +3,10 @@ package s3
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/streamd/streamd/internal/awsconf"
 )
 
 // Config selects the bucket, prefix and client settings of an S3 store.
@@ -17,20 +18,13 @@ type Config struct {
 	// Prefix is prepended to every key ("checkpoints/pipeline-a"); a
 	// trailing slash is added when missing.
 	Prefix string `yaml:"prefix"`
-	// Region is the bucket's region; empty uses AWS_REGION and the shared
-	// config, or us-east-1 when Endpoint is set.
-	Region string `yaml:"region"`
-	// Endpoint overrides the S3 endpoint for compatible servers
-	// ("http://127.0.0.1:9000").
-	Endpoint string `yaml:"endpoint"`
+	// The connection: region (empty uses AWS_REGION and the shared config,
+	// or us-east-1 when an endpoint is set), endpoint for compatible
+	// servers ("http://127.0.0.1:9000"), profile and static keys.
+	awsconf.Config `yaml:",inline"`
 	// PathStyle addresses the bucket in the path (endpoint/bucket/key)
 	// instead of the host name, as MinIO and most compatible servers need.
 	PathStyle bool `yaml:"pathStyle"`
-	// AccessKey and SecretKey are static credentials; when empty the
-	// default AWS credential chain is used (environment, shared config,
-	// web identity, instance role). They are never logged.
-	AccessKey string `yaml:"accessKey"`
-	SecretKey string `yaml:"secretKey"`
 	// MaxAttempts bounds the attempts of one request, the first included;
 	// 0 means the default.
 	MaxAttempts int `yaml:"maxAttempts"`
@@ -69,14 +63,8 @@ func (c *Config) Validate() error {
 	if strings.HasPrefix(c.Prefix, "/") {
 		return fmt.Errorf("s3: prefix %q must not start with /", c.Prefix)
 	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || u.Scheme == "" || u.Host == "" {
-			return fmt.Errorf("s3: endpoint %q is not an absolute URL such as http://127.0.0.1:9000", c.Endpoint)
-		}
-	}
-	if (c.AccessKey == "") != (c.SecretKey == "") {
-		return errors.New("s3: accessKey and secretKey must be set together")
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("s3: %w", err)
 	}
 	if c.MaxAttempts < 0 {
 		return fmt.Errorf("s3: maxAttempts must not be negative, got %d", c.MaxAttempts)

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -59,14 +58,11 @@ func New(cfg Config, logger *zap.Logger, reg prometheus.Registerer) (*Store, err
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	ac := awsconf.Config{Region: cfg.Region, Endpoint: cfg.Endpoint}
+	ac := cfg.Config
 	if ac.Region == "" && cfg.Endpoint != "" {
 		ac.Region = "us-east-1" // compatible servers accept any region
 	}
-	if cfg.AccessKey != "" {
-		ac.Credentials = credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, "")
-	}
-	if cfg.ResponseTimeout > 0 {
+	if cfg.ResponseTimeout > 0 && ac.HTTPClient == nil {
 		ac.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 			tr.ResponseHeaderTimeout = cfg.ResponseTimeout
 		})
