@@ -68,3 +68,71 @@ func TestDo(t *testing.T) {
 		require.Equal(t, 2, calls, "the pause after the second call ends with the context")
 	})
 }
+
+// A loop retries until success, pausing by the backoff or by the longer
+// pause an attempt asks for, and notes each retry before its pause.
+func TestLoopPausesAndNotesEachRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fail := errors.New("fail")
+		var notes []time.Duration
+		calls := 0
+		l := Loop{Retries: 5, Backoff: Exponential(100*time.Millisecond, time.Second, 0),
+			OnRetry: func(n int, d time.Duration, err error) {
+				require.Equal(t, len(notes)+1, n)
+				require.ErrorIs(t, err, fail)
+				notes = append(notes, d)
+			}}
+		start := time.Now()
+		err := l.Run(context.Background(), func() error {
+			calls++
+			switch calls {
+			case 1:
+				return fail
+			case 2:
+				return After(3*time.Second, fail) // a server's Retry-After
+			case 3:
+				return After(time.Millisecond, fail) // shorter than the backoff
+			}
+			return nil
+		})
+		require.NoError(t, err)
+		require.Equal(t, 4, calls)
+		require.Equal(t, []time.Duration{100 * time.Millisecond, 3 * time.Second, 400 * time.Millisecond}, notes)
+		require.Equal(t, 3500*time.Millisecond, time.Since(start), "the pauses were waited")
+	})
+}
+
+// Retries run out into an *Exhausted with the attempts made; a permanent
+// error ends the loop at once, without its mark; so does an attempt made
+// after the context ended, and a context that ends during a pause.
+func TestLoopEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fail := errors.New("fail")
+		l := Loop{Retries: 2, Backoff: Exponential(time.Second, time.Second, 0)}
+		calls := 0
+		err := l.Run(context.Background(), func() error { calls++; return fail })
+		var ex *Exhausted
+		require.ErrorAs(t, err, &ex)
+		require.Equal(t, 3, ex.Attempts)
+		require.Equal(t, 3, calls)
+		require.ErrorIs(t, err, fail)
+
+		calls = 0
+		err = l.Run(context.Background(), func() error { calls++; return Permanent(fail) })
+		require.Equal(t, fail, err, "the mark is removed")
+		require.Equal(t, 1, calls)
+
+		ctx, cancel := context.WithCancel(context.Background())
+		calls = 0
+		err = l.Run(ctx, func() error { calls++; cancel(); return fail })
+		require.Equal(t, fail, err)
+		require.Equal(t, 1, calls, "no retry once the context is done")
+
+		ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		calls = 0
+		err = l.Run(ctx, func() error { calls++; return fail })
+		require.ErrorIs(t, err, context.DeadlineExceeded, "the pause ended with the context")
+		require.Equal(t, 1, calls)
+	})
+}

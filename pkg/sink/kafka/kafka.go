@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/streamd/streamd/internal/promreg"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/streamd/streamd/internal/fielderr"
 	"github.com/streamd/streamd/internal/kafkaconn"
+	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 )
@@ -290,11 +290,17 @@ func (w *Writer) write(ctx context.Context, b *record.Batch, names []sink.RowID)
 // retriable.
 func (w *Writer) produce(ctx context.Context, msgs []kafka.Message) error {
 	s := w.s
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 100 * time.Millisecond
-	bo.MaxInterval = 5 * time.Second
 	pending := msgs
-	for attempt := 0; ; attempt++ {
+	loop := retry.Loop{
+		Retries: s.cfg.MaxRetries,
+		Backoff: retry.Exponential(100*time.Millisecond, 5*time.Second, 0.5),
+		OnRetry: func(_ int, d time.Duration, err error) {
+			s.retries.Inc()
+			s.logger.Warn("produce failed, retrying", zap.String("task", w.task), zap.Int("messages", len(pending)),
+				zap.Duration("backoff", d), zap.Error(err))
+		},
+	}
+	err := loop.Run(ctx, func() error {
 		err := s.w.WriteMessages(ctx, pending...)
 		if err == nil {
 			s.produced.Add(float64(len(pending)))
@@ -316,24 +322,17 @@ func (w *Writer) produce(ctx context.Context, msgs []kafka.Message) error {
 			retriable = isRetriable(err)
 		}
 		s.produced.Add(float64(len(pending) - len(failed)))
-		if !retriable || attempt >= s.cfg.MaxRetries || ctx.Err() != nil {
-			s.failed.Add(float64(len(failed)))
-			return fmt.Errorf("write kafka %s: %d of %d messages failed: %w", s.cfg.Topic, len(failed), len(msgs), err)
-		}
-		s.retries.Inc()
-		d := bo.NextBackOff()
-		s.logger.Warn("produce failed, retrying", zap.String("task", w.task), zap.Int("messages", len(failed)),
-			zap.Duration("backoff", d), zap.Error(err))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			s.failed.Add(float64(len(failed)))
-			return fmt.Errorf("write kafka %s: %w", s.cfg.Topic, ctx.Err())
-		case <-t.C:
-		}
 		pending = failed
+		if !retriable {
+			return retry.Permanent(err)
+		}
+		return err
+	})
+	if err == nil {
+		return nil
 	}
+	s.failed.Add(float64(len(pending)))
+	return fmt.Errorf("write kafka %s: %d of %d messages failed: %w", s.cfg.Topic, len(pending), len(msgs), err)
 }
 
 // isRetriable reports errors that may go away: broker temporary errors

@@ -13,12 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/internal/awsconf"
 	"github.com/streamd/streamd/internal/promreg"
+	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/internal/sleep"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
@@ -163,9 +163,7 @@ func (s *Sink) NewWriter(task string, schema *record.Schema) (sink.Writer, error
 		}
 		w.keyField = i
 	}
-	w.bo = backoff.NewExponentialBackOff()
-	w.bo.InitialInterval = s.cfg.RetryInterval
-	w.bo.MaxInterval = 5 * time.Second
+	w.bo = retry.Exponential(s.cfg.RetryInterval, 5*time.Second, 0.5)
 	return w, nil
 }
 
@@ -186,7 +184,7 @@ type Writer struct {
 	entries []types.PutRecordsRequestEntry
 	keyStrs []string
 	retry   []types.PutRecordsRequestEntry
-	bo      *backoff.ExponentialBackOff
+	bo      *retry.Backoff
 	timer   sleep.Timer
 }
 
@@ -284,9 +282,16 @@ func (w *Writer) flush(ctx context.Context) error {
 
 // put sends entries until all are accepted or retries run out.
 func (w *Writer) put(ctx context.Context, entries []types.PutRecordsRequestEntry) error {
-	w.bo.Reset()
 	stream := w.s.cfg.streamName()
-	for attempt := 0; ; attempt++ {
+	loop := retry.Loop{
+		Retries: w.s.cfg.MaxRetries,
+		Backoff: w.bo,
+		Pause:   w.sleep,
+		OnRetry: func(n int, _ time.Duration, err error) {
+			w.s.logger.Debug("retrying put records", zap.Int("entries", len(entries)), zap.Int("attempt", n), zap.Error(err))
+		},
+	}
+	err := loop.Run(ctx, func() error {
 		in := &kinesis.PutRecordsInput{Records: entries}
 		if w.s.cfg.StreamARN != "" {
 			in.StreamARN = aws.String(w.s.cfg.StreamARN)
@@ -294,43 +299,42 @@ func (w *Writer) put(ctx context.Context, entries []types.PutRecordsRequestEntry
 			in.StreamName = aws.String(w.s.cfg.Stream)
 		}
 		out, err := w.s.client.PutRecords(ctx, in)
-		var lastErr error
-		switch {
-		case err != nil && (ctx.Err() != nil || !retryable(err)):
-			return fmt.Errorf("put records to kinesis stream %q: %w", stream, err)
-		case err != nil:
-			lastErr = err
-		default:
-			failed := w.retry[:0]
-			var code, msg string
-			for i, r := range out.Records {
-				if r.ErrorCode == nil {
-					continue
-				}
-				if code == "" {
-					code, msg = *r.ErrorCode, aws.ToString(r.ErrorMessage)
-				}
-				failed = append(failed, entries[i])
+		if err != nil {
+			if !retryable(err) {
+				return retry.Permanent(err)
 			}
-			w.s.records.Add(float64(len(entries) - len(failed)))
-			if len(failed) == 0 {
-				return nil
+			return err
+		}
+		failed := w.retry[:0]
+		var code, msg string
+		for i, r := range out.Records {
+			if r.ErrorCode == nil {
+				continue
 			}
-			w.s.failures.Add(float64(len(failed)))
-			// From the second attempt on, entries is w.retry and failed
-			// compacts it in place: entry i is read before index <= i is
-			// written.
-			w.retry, entries = failed, failed
-			lastErr = fmt.Errorf("%d of %d entries failed, first with %s: %s", len(failed), len(out.Records), code, msg)
+			if code == "" {
+				code, msg = *r.ErrorCode, aws.ToString(r.ErrorMessage)
+			}
+			failed = append(failed, entries[i])
 		}
-		if attempt >= w.s.cfg.MaxRetries {
-			return fmt.Errorf("put records to kinesis stream %q: giving up after %d retries: %w", stream, attempt, lastErr)
+		w.s.records.Add(float64(len(entries) - len(failed)))
+		if len(failed) == 0 {
+			return nil
 		}
-		w.s.logger.Debug("retrying put records", zap.Int("entries", len(entries)), zap.Int("attempt", attempt+1), zap.Error(lastErr))
-		if err := w.sleep(ctx, w.bo.NextBackOff()); err != nil {
-			return fmt.Errorf("put records to kinesis stream %q: %w", stream, err)
-		}
+		w.s.failures.Add(float64(len(failed)))
+		// From the second attempt on, entries is w.retry and failed
+		// compacts it in place: entry i is read before index <= i is
+		// written.
+		w.retry, entries = failed, failed
+		return fmt.Errorf("%d of %d entries failed, first with %s: %s", len(failed), len(out.Records), code, msg)
+	})
+	var ex *retry.Exhausted
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ex):
+		return fmt.Errorf("put records to kinesis stream %q: giving up after %d retries: %w", stream, ex.Attempts-1, ex.Err)
 	}
+	return fmt.Errorf("put records to kinesis stream %q: %w", stream, err)
 }
 
 // retryable tells whether a failed PutRecords call may succeed when sent

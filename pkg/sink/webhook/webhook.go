@@ -13,9 +13,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamd/streamd/internal/promreg"
+	"github.com/streamd/streamd/internal/retry"
 	"go.uber.org/zap"
 
 	"github.com/streamd/streamd/pkg/record"
@@ -151,43 +151,36 @@ func idempotencyKey(body []byte) string {
 // attempts run out or ctx ends.
 func (s *Sink) deliver(ctx context.Context, body []byte) error {
 	key := idempotencyKey(body)
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = s.cfg.InitialBackoff, s.cfg.MaxBackoff
-	bo.Reset()
-	for attempt := 1; ; attempt++ {
-		retryAfter, err := s.post(ctx, body, key)
-		if err == nil {
-			return nil
-		}
-		var perm *backoff.PermanentError
-		if errors.As(err, &perm) {
-			return perm.Unwrap()
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("post to %s: %w", s.url, ctx.Err())
-		}
-		if attempt >= s.cfg.MaxAttempts {
-			return fmt.Errorf("post to %s: gave up after %d attempts: %w", s.url, attempt, err)
-		}
-		wait := bo.NextBackOff()
-		if retryAfter > wait {
-			wait = min(retryAfter, s.cfg.MaxRetryAfter)
-		}
-		s.metrics.retries.Inc()
-		s.logger.Warn("webhook request failed, retrying",
-			zap.String("url", s.url), zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err))
-		if err := s.sleep(ctx, wait); err != nil {
-			return fmt.Errorf("post to %s: %w", s.url, err)
-		}
+	loop := retry.Loop{
+		Retries: s.cfg.MaxAttempts - 1,
+		Backoff: retry.Exponential(s.cfg.InitialBackoff, s.cfg.MaxBackoff, 0.5),
+		Pause:   s.sleep,
+		OnRetry: func(n int, wait time.Duration, err error) {
+			s.metrics.retries.Inc()
+			s.logger.Warn("webhook request failed, retrying",
+				zap.String("url", s.url), zap.Int("attempt", n), zap.Duration("wait", wait), zap.Error(err))
+		},
 	}
+	err := loop.Run(ctx, func() error { return s.post(ctx, body, key) })
+	var ex *retry.Exhausted
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ex):
+		return fmt.Errorf("post to %s: gave up after %d attempts: %w", s.url, ex.Attempts, ex.Err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("post to %s: %w", s.url, ctx.Err())
+	}
+	return err
 }
 
-// post sends one attempt. A retryable failure returns the server's
-// Retry-After (or 0) and an error; a permanent one a *backoff.PermanentError.
-func (s *Sink) post(ctx context.Context, body []byte, key string) (time.Duration, error) {
+// post sends one attempt. A retryable failure returns an error marked with
+// the server's Retry-After (retry.After) when it sent one; a permanent one
+// an error marked retry.Permanent.
+func (s *Sink) post(ctx context.Context, body []byte, key string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, backoff.Permanent(fmt.Errorf("build request for %s: %w", s.url, err))
+		return retry.Permanent(fmt.Errorf("build request for %s: %w", s.url, err))
 	}
 	for k, v := range s.header {
 		req.Header[k] = v
@@ -201,7 +194,7 @@ func (s *Sink) post(ctx context.Context, body []byte, key string) (time.Duration
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return 0, fmt.Errorf("post: %w", err)
+		return fmt.Errorf("post: %w", err)
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
@@ -209,11 +202,15 @@ func (s *Sink) post(ctx context.Context, body []byte, key string) (time.Duration
 	s.metrics.requests.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
-		return 0, nil
+		return nil
 	case code == http.StatusTooManyRequests || code >= 500:
-		return retryAfter(resp.Header.Get("Retry-After"), time.Now()), fmt.Errorf("status %d: %s", code, snippet)
+		err := fmt.Errorf("status %d: %s", code, snippet)
+		if d := retryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+			return retry.After(min(d, s.cfg.MaxRetryAfter), err)
+		}
+		return err
 	default:
-		return 0, backoff.Permanent(fmt.Errorf("post to %s: status %d: %s", s.url, code, snippet))
+		return retry.Permanent(fmt.Errorf("post to %s: status %d: %s", s.url, code, snippet))
 	}
 }
 

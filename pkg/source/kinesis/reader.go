@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/streamd/streamd/internal/retry"
 	"github.com/streamd/streamd/internal/sleep"
 	"github.com/streamd/streamd/pkg/source"
 )
@@ -47,7 +47,7 @@ type Reader struct {
 	subFor  int
 	keyBuf  []byte
 
-	bo    *backoff.ExponentialBackOff
+	bo    *retry.Backoff
 	timer sleep.Timer
 	// unavailable is the last failed call while the shard cannot be read,
 	// nil once a call succeeded; throttledSince is when the calls began to
@@ -67,9 +67,7 @@ var _ source.Reader = (*Reader)(nil)
 // it starts at the configured StartPosition, except that a shard descending
 // from a shard this source read starts at its oldest record.
 func (s *Source) Open(_ context.Context, split source.Split, start *source.Position) (source.Reader, error) {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = max(s.cfg.PollInterval, 100*time.Millisecond)
-	bo.MaxInterval = 10 * time.Second
+	bo := retry.Exponential(max(s.cfg.PollInterval, 100*time.Millisecond), 10*time.Second, 0.5)
 	r := &Reader{
 		s:         s,
 		shard:     split.ID,
@@ -289,7 +287,7 @@ func (r *Reader) fetch(ctx context.Context) error {
 		if throttled(err) {
 			r.throttles.Inc()
 			r.refused(err)
-			return r.sleep(ctx, r.bo.NextBackOff())
+			return r.sleep(ctx, r.bo.Next())
 		}
 		var expired *types.ExpiredIteratorException
 		if errors.As(err, &expired) {
@@ -345,7 +343,7 @@ func (r *Reader) acquire(ctx context.Context) error {
 		if throttled(err) {
 			r.throttles.Inc()
 			r.refused(err)
-			return r.sleep(ctx, r.bo.NextBackOff())
+			return r.sleep(ctx, r.bo.Next())
 		}
 		r.unavailable = err
 		return fmt.Errorf("get iterator of shard %s (%s): %w: %w", r.shard, in.ShardIteratorType, source.ErrUnavailable, err)
