@@ -514,6 +514,54 @@ func (r *Runtime) fail(err error) {
 	})
 }
 
+// startStages starts the subtasks of every stage, later stages first: a
+// subtask joins every subtask of the next stage on creation, and with more
+// subtasks than an input channel holds, those must already be reading.
+// When one cannot be made, the subtasks not started give up their counts
+// in the stage's producers, so that those started end with their inputs.
+func (r *Runtime) startStages(tasks *sync.WaitGroup) error {
+	for j := len(r.stages) - 1; j >= 0; j-- {
+		st := r.stages[j]
+		for i := range st.inputs {
+			err := r.startSubtask(st, i, tasks)
+			if err == nil {
+				continue
+			}
+			st.abandon(len(st.inputs) - i)
+			for _, earlier := range r.stages[:j] {
+				earlier.abandon(len(earlier.inputs))
+			}
+			return fmt.Errorf("run stage %q: %w", st.spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// startSubtask makes subtask i of st and runs it.
+func (r *Runtime) startSubtask(st *stageRT, i int, tasks *sync.WaitGroup) error {
+	op, err := r.newOperator(st, i)
+	if err != nil {
+		return err
+	}
+	sub, err := r.newSubtask(st, i, op)
+	if err != nil {
+		return err
+	}
+	tasks.Add(1)
+	go func() {
+		defer tasks.Done()
+		sub.run()
+	}()
+	return nil
+}
+
+// abandon gives up the counts of n subtasks of st that will not run.
+func (st *stageRT) abandon(n int) {
+	st.done.Add(-n)
+	st.out.producers.Add(-n)
+	st.late.producers.Add(-n)
+}
+
 // Run runs the job until every source ends or ctx is done. Cancelling ctx
 // stops the sources; everything already read is drained through the
 // stages (open windows fire) and sinks before Run returns.
@@ -584,60 +632,48 @@ func (r *Runtime) Run(ctx context.Context) error {
 			}
 		}(s)
 	}
-	// Later stages start first: a subtask joins every subtask of the next
-	// stage on creation, and with more subtasks than an input channel
-	// holds, those must already be reading.
-	for j := len(r.stages) - 1; j >= 0; j-- {
-		st := r.stages[j]
-		for i := range st.inputs {
-			op, err := r.newOperator(st, i)
+	started := true
+	if err := r.startStages(&tasks); err != nil {
+		// What started ends as after any failure: the inputs close below,
+		// with no source started, and Run returns the error.
+		started = false
+		r.fail(err)
+	}
+	if started {
+		// Subtasks of a stage register as inputs of downstream stages before
+		// any data flows, so no watermark can overtake them; so do the
+		// initial splits of every source, which start reading together below.
+		var held []func()
+		for _, src := range r.sources {
+			if fn, ok := src.spec.Source.(source.FinishedNotifier); ok {
+				if ids := r.restore.FinishedSplits(src.spec.Name); len(ids) > 0 {
+					fn.SplitsFinished(ids)
+				}
+			}
+		}
+		for _, src := range r.sources {
+			splits, err := src.spec.Source.Splits(srcCtx)
 			if err != nil {
-				return fmt.Errorf("run stage %q: %w", st.spec.Name, err)
+				r.fail(fmt.Errorf("list splits of source %q: %w", src.spec.Name, err))
+				break
 			}
-			sub, err := r.newSubtask(st, i, op)
-			if err != nil {
-				return fmt.Errorf("run stage %q: %w", st.spec.Name, err)
-			}
-			tasks.Add(1)
-			go func() {
-				defer tasks.Done()
-				sub.run()
-			}()
-		}
-	}
-	// Subtasks of a stage register as inputs of downstream stages before
-	// any data flows, so no watermark can overtake them; so do the
-	// initial splits of every source, which start reading together below.
-	var held []func()
-	for _, src := range r.sources {
-		if fn, ok := src.spec.Source.(source.FinishedNotifier); ok {
-			if ids := r.restore.FinishedSplits(src.spec.Name); len(ids) > 0 {
-				fn.SplitsFinished(ids)
+			for _, sp := range splits {
+				r.startSplit(srcCtx, src, sp, nil, &tasks, &held)
 			}
 		}
-	}
-	for _, src := range r.sources {
-		splits, err := src.spec.Source.Splits(srcCtx)
-		if err != nil {
-			r.fail(fmt.Errorf("list splits of source %q: %w", src.spec.Name, err))
-			break
+		for _, launch := range held {
+			launch()
 		}
-		for _, sp := range splits {
-			r.startSplit(srcCtx, src, sp, nil, &tasks, &held)
-		}
-	}
-	for _, launch := range held {
-		launch()
-	}
-	for _, src := range r.sources {
-		if dyn, ok := src.spec.Source.(source.Dynamic); ok {
-			src.out.producers.Add(1)
-			tasks.Add(1)
-			go func() {
-				defer tasks.Done()
-				defer src.out.producers.Done()
-				r.watchSplits(srcCtx, src, dyn, &tasks)
-			}()
+		for _, src := range r.sources {
+			if dyn, ok := src.spec.Source.(source.Dynamic); ok {
+				src.out.producers.Add(1)
+				tasks.Add(1)
+				go func() {
+					defer tasks.Done()
+					defer src.out.producers.Done()
+					r.watchSplits(srcCtx, src, dyn, &tasks)
+				}()
+			}
 		}
 	}
 	for _, s := range r.streams {
@@ -645,7 +681,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 			s.producers.Done()
 		}
 	}
-	r.ready.Store(true)
+	r.ready.Store(started)
 	var controls sync.WaitGroup
 	r.runControls(srcCtx, &controls)
 	defer controls.Wait()

@@ -512,11 +512,15 @@ type subtask struct {
 	resPool, latePool *batchPool
 }
 
-func (r *Runtime) newSubtask(st *stageRT, i int, op keyed.Operator) (*subtask, error) {
+func (r *Runtime) newSubtask(st *stageRT, i int, op keyed.Operator) (_ *subtask, err error) {
 	name := subtaskName(st.spec.Name, i)
 	s := &subtask{r: r, st: st, idx: i, op: op, valve: newValve(), sentWM: minWM}
 	s.valve.stageInputs = r.stageNamed(st.in.name) != nil
-	var err error
+	defer func() {
+		if err != nil {
+			s.abandon()
+		}
+	}()
 	bp := r.newBackpressure(name)
 	if s.out, err = r.newEmitter(st.out, name, 0, bp); err != nil {
 		return nil, err
@@ -525,10 +529,10 @@ func (r *Runtime) newSubtask(st *stageRT, i int, op keyed.Operator) (*subtask, e
 		return nil, err
 	}
 	if len(st.spec.Alerts) > 0 {
-		r.streams[StreamAlerts].producers.Add(1)
 		if s.alerts, err = r.newEmitter(r.streams[StreamAlerts], name, 0, bp); err != nil {
 			return nil, err
 		}
+		r.streams[StreamAlerts].producers.Add(1)
 	}
 	for _, a := range st.spec.Alerts {
 		c, err := a.NewCondition(op.ResultSchema())
@@ -597,6 +601,21 @@ func (s *subtask) newOutput() {
 		late = s.latePool.get(s.op.LateSchema().Len(), 16)
 	}
 	s.res = window.Output{Results: res, Late: late, Refused: s.refusedBatch()}
+}
+
+// abandon ends the emitters of a subtask that could not be made, so that
+// the subtasks they joined downstream do not wait for it and their
+// writers close; its state dead-letter emitter too.
+func (s *subtask) abandon() {
+	ctx := context.Background()
+	for _, e := range []*emitter{s.out, s.late, s.alerts, s.state.dead} {
+		if e != nil {
+			e.finish(ctx)
+		}
+	}
+	if s.alerts != nil {
+		s.r.streams[StreamAlerts].producers.Done()
+	}
 }
 
 func (s *subtask) run() {
