@@ -9,7 +9,8 @@
 // and rescaled per key group.
 //
 // A subtask runs a keyed operator (package keyed): the window operator,
-// or the rule engine's adapter (ruleOperator). The checkpoint coordinator
+// the rule engine's adapter (ruleOperator), or what the stage's
+// NewOperator makes. The checkpoint coordinator
 // and the restore path use only that contract: a subtask's snapshot is a
 // blob per key group, and a restored subtask is handed the blobs of the
 // key groups it owns at the new parallelism, then told the restore is

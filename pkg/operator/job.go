@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/streamd/streamd/pkg/keyed"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/sink"
 	"github.com/streamd/streamd/pkg/source"
@@ -119,6 +120,14 @@ type StageSpec struct {
 	// Rules, when set, makes this a live rule stage: no window; the rule
 	// engine's state changes are the stage's output.
 	Rules *RulesSpec
+	// NewOperator, when set, makes the stage's keyed operator instead of
+	// a window (and Rules must be nil): a new operator kind needs no
+	// change to the runtime. It is called once per subtask, and once more
+	// at New for the result and late schemas, with the stage's input
+	// schema and the key groups the subtask owns; snapshots and restores
+	// go through the keyed.Operator contract like a window's. Assigner,
+	// Aggregates and Emit do not apply.
+	NewOperator func(input *record.Schema, keyGroups []int) (keyed.Operator, error)
 	// StateTTL bounds how long, in event time, keyed state without a
 	// purpose is kept: for a window stage, a key without windows (default
 	// window size or gap plus allowed lateness; it changes no result); for

@@ -270,6 +270,9 @@ func (r *Runtime) wire() error {
 		if !ok || in.name == StreamDeadLetters || in.name == StreamAlerts {
 			return fmt.Errorf("stage %q: input %q is not a source or an earlier stage", spec.Name, spec.Input)
 		}
+		if spec.Rules != nil && spec.NewOperator != nil {
+			return fmt.Errorf("stage %q: a rule stage runs the rule engine, not an operator of its own", spec.Name)
+		}
 		st := &stageRT{spec: spec, in: in, keyGroups: r.job.KeyGroups, dropRetract: -1, waitName: "stage:" + spec.Name}
 		if up := r.stageNamed(in.name); up != nil && up.spec.Rules == nil {
 			updates := up.spec.Emit == window.EmitUpdates && up.spec.AllowedLateness > 0
@@ -374,13 +377,16 @@ func (r *Runtime) newOperator(st *stageRT, idx int) (keyed.Operator, error) {
 	if st.spec.StateBudget > 0 {
 		budget = max(budget, 1)
 	}
-	if st.spec.Rules != nil {
-		var owned []int
-		for kg := range st.keyGroups {
-			if SubtaskFor(kg, st.keyGroups, r.job.Parallelism) == idx {
-				owned = append(owned, kg)
-			}
+	var owned []int
+	for kg := range st.keyGroups {
+		if SubtaskFor(kg, st.keyGroups, r.job.Parallelism) == idx {
+			owned = append(owned, kg)
 		}
+	}
+	if f := st.spec.NewOperator; f != nil {
+		return f(st.in.schema, owned)
+	}
+	if st.spec.Rules != nil {
 		return newRuleOperator(st.spec.Name, r.ruleSpec(st, budget), st.in.schema, st.spec.AllowedLateness.Milliseconds(), owned, r.log.With(zap.String("stage", st.spec.Name)))
 	}
 	return window.NewOperator(window.Config{
