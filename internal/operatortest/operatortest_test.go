@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,60 +163,77 @@ func (s *rows) Write(_ context.Context, b *record.Batch) error {
 	return nil
 }
 
+// plainCounts counts the generator's records per equipment and second:
+// the reference the operator's output is compared with.
+func plainCounts(t *testing.T, gcfg generator.Config) map[string]int64 {
+	t.Helper()
+	ref, err := generator.New(gcfg)
+	require.NoError(t, err)
+	want := map[string]int64{}
+	for sp := range gcfg.Splits {
+		for n := range gcfg.Count {
+			p := ref.Point(sp, n)
+			want[fmt.Sprintf("%s/%d", p.EquipmentID, floorSecond(p.Timestamp))]++
+		}
+	}
+	return want
+}
+
+// countJob reads a new generator of gcfg into a stage keyed by equipment
+// whose operator newOp makes, and its results into out.
+func countJob(t *testing.T, gcfg generator.Config, parallelism int, newOp func(*record.Schema, []int) (keyed.Operator, error), out *rows) *operator.Runtime {
+	t.Helper()
+	gen, err := generator.New(gcfg)
+	require.NoError(t, err)
+	fields := []decode.Field{
+		{Name: "equipmentId", Path: []string{"equipmentId"}, Type: record.TypeString},
+		{Name: "ts", Path: []string{"timestamp"}, Type: record.TypeTimestamp, TimeFormat: decode.TimeEpochMS},
+	}
+	rt, err := operator.New(operator.Job{
+		Name: "custom", Parallelism: parallelism,
+		Sources: []operator.SourceSpec{{
+			Name: "gen", Source: gen, Watermark: operator.WatermarkConfig{SenderField: -1},
+			NewDecoder: func() (operator.Decoder, error) {
+				return decode.NewJSON(decode.Config{Fields: fields, EventTimeField: "ts"})
+			},
+		}},
+		Stages: []operator.StageSpec{{Name: "per-second", Input: "gen", KeyBy: []string{"equipmentId"}, NewOperator: newOp}},
+		Sinks:  []operator.SinkSpec{{Name: "counts", Input: "per-second", Sink: out}},
+	}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	return rt
+}
+
+// requireCounts checks that out holds every count of want once.
+func requireCounts(t *testing.T, want map[string]int64, out *rows) {
+	t.Helper()
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	require.Empty(t, out.dup, "no count is emitted twice")
+	require.Equal(t, len(want), len(out.got))
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		require.Equal(t, want[id], out.got[id], id)
+	}
+}
+
 // The runtime runs an operator it knows nothing of, made by the stage's
 // NewOperator at every subtask: keyed by equipment, it counts every
 // record once per second of event time, as a plain count over the
 // generator's records says, at several parallelisms.
 func TestRuntimeRunsAnOperatorOfItsOwnPackage(t *testing.T) {
-	const splits, perSplit = 3, 4000
-	gcfg := generator.Config{Seed: 7, Splits: splits, Machines: 12, Tags: 2, Count: perSplit, Step: time.Millisecond, StartTime: time.Unix(1_700_000_000, 0)}
-	want := map[string]int64{}
-	ref, err := generator.New(gcfg)
-	require.NoError(t, err)
-	for sp := range splits {
-		for n := range int64(perSplit) {
-			p := ref.Point(sp, n)
-			want[fmt.Sprintf("%s/%d", p.EquipmentID, floorSecond(p.Timestamp))]++
-		}
-	}
-	fields := []decode.Field{
-		{Name: "equipmentId", Path: []string{"equipmentId"}, Type: record.TypeString},
-		{Name: "ts", Path: []string{"timestamp"}, Type: record.TypeTimestamp, TimeFormat: decode.TimeEpochMS},
-	}
+	gcfg := generator.Config{Seed: 7, Splits: 3, Machines: 12, Tags: 2, Count: 4000, Step: time.Millisecond, StartTime: time.Unix(1_700_000_000, 0)}
+	want := plainCounts(t, gcfg)
 	for _, parallelism := range []int{1, 3, 5} {
 		t.Run(fmt.Sprint("parallelism=", parallelism), func(t *testing.T) {
-			gen, err := generator.New(gcfg)
-			require.NoError(t, err)
-			made := 0
-			var mu sync.Mutex
+			var made atomic.Int32
 			out := &rows{got: map[string]int64{}}
-			rt, err := operator.New(operator.Job{
-				Name: "custom", Parallelism: parallelism,
-				Sources: []operator.SourceSpec{{
-					Name: "gen", Source: gen, Watermark: operator.WatermarkConfig{SenderField: -1},
-					NewDecoder: func() (operator.Decoder, error) {
-						return decode.NewJSON(decode.Config{Fields: fields, EventTimeField: "ts"})
-					},
-				}},
-				Stages: []operator.StageSpec{{
-					Name: "per-second", Input: "gen", KeyBy: []string{"equipmentId"},
-					NewOperator: func(in *record.Schema, kgs []int) (keyed.Operator, error) {
-						mu.Lock()
-						made++
-						mu.Unlock()
-						return newPerSecond(in, kgs)
-					},
-				}},
-				Sinks: []operator.SinkSpec{{Name: "counts", Input: "per-second", Sink: out}},
-			}, nil, prometheus.NewRegistry())
-			require.NoError(t, err)
+			rt := countJob(t, gcfg, parallelism, func(in *record.Schema, kgs []int) (keyed.Operator, error) {
+				made.Add(1)
+				return newPerSecond(in, kgs)
+			}, out)
 			require.NoError(t, rt.Run(context.Background()))
-			require.Equal(t, parallelism+1, made, "one operator per subtask, and one for the schemas")
-			require.Empty(t, out.dup, "no count is emitted twice")
-			require.Equal(t, len(want), len(out.got))
-			for _, id := range slices.Sorted(maps.Keys(want)) {
-				require.Equal(t, want[id], out.got[id], id)
-			}
+			require.Equal(t, int32(parallelism+1), made.Load(), "one operator per subtask, and one for the schemas")
+			requireCounts(t, want, out)
 		})
 	}
 }
@@ -224,41 +242,15 @@ func TestRuntimeRunsAnOperatorOfItsOwnPackage(t *testing.T) {
 // operator's key groups move between subtasks through its own snapshots:
 // the two runs together emit every count once, equal to the plain count.
 func TestOperatorOfItsOwnPackageRescales(t *testing.T) {
-	const splits, perSplit = 3, 6000
-	gcfg := generator.Config{Seed: 11, Splits: splits, Machines: 12, Tags: 2, Count: perSplit, Step: time.Millisecond,
+	gcfg := generator.Config{Seed: 11, Splits: 3, Machines: 12, Tags: 2, Count: 6000, Step: time.Millisecond,
 		Rate: 15000, StartTime: time.Unix(1_700_000_000, 0)}
-	ref, err := generator.New(gcfg)
-	require.NoError(t, err)
-	want := map[string]int64{}
-	for sp := range splits {
-		for n := range int64(perSplit) {
-			p := ref.Point(sp, n)
-			want[fmt.Sprintf("%s/%d", p.EquipmentID, floorSecond(p.Timestamp))]++
-		}
-	}
-	fields := []decode.Field{
-		{Name: "equipmentId", Path: []string{"equipmentId"}, Type: record.TypeString},
-		{Name: "ts", Path: []string{"timestamp"}, Type: record.TypeTimestamp, TimeFormat: decode.TimeEpochMS},
-	}
+	want := plainCounts(t, gcfg)
 	st, err := local.New(t.TempDir())
 	require.NoError(t, err)
 	out := &rows{got: map[string]int64{}}
 	run := func(parallelism int, stopAfter time.Duration) {
-		gen, err := generator.New(gcfg)
-		require.NoError(t, err)
-		rt, err := operator.New(operator.Job{
-			Name: "custom", Parallelism: parallelism,
-			Sources: []operator.SourceSpec{{
-				Name: "gen", Source: gen, Watermark: operator.WatermarkConfig{SenderField: -1},
-				NewDecoder: func() (operator.Decoder, error) {
-					return decode.NewJSON(decode.Config{Fields: fields, EventTimeField: "ts"})
-				},
-			}},
-			Stages: []operator.StageSpec{{Name: "per-second", Input: "gen", KeyBy: []string{"equipmentId"}, NewOperator: newPerSecond}},
-			Sinks:  []operator.SinkSpec{{Name: "counts", Input: "per-second", Sink: out}},
-		}, nil, prometheus.NewRegistry())
-		require.NoError(t, err)
-		_, err = operator.NewCoordinator(rt, operator.CheckpointConfig{Store: st, Interval: time.Hour, Timeout: time.Minute, SavepointOnStop: true}, nil, prometheus.NewRegistry())
+		rt := countJob(t, gcfg, parallelism, newPerSecond, out)
+		_, err := operator.NewCoordinator(rt, operator.CheckpointConfig{Store: st, Interval: time.Hour, Timeout: time.Minute, SavepointOnStop: true}, nil, prometheus.NewRegistry())
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -273,9 +265,5 @@ func TestOperatorOfItsOwnPackageRescales(t *testing.T) {
 	out.mu.Unlock()
 	require.Less(t, first, len(want), "the first run stopped before the end of the input")
 	run(3, 0)
-	require.Empty(t, out.dup, "no count is emitted twice across the restore")
-	require.Equal(t, len(want), len(out.got))
-	for _, id := range slices.Sorted(maps.Keys(want)) {
-		require.Equal(t, want[id], out.got[id], id)
-	}
+	requireCounts(t, want, out)
 }

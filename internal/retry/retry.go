@@ -52,18 +52,21 @@ func Wait(ctx context.Context, d time.Duration) bool {
 
 // Do calls fn until it returns nil, final says its error ends the
 // attempts, attempts calls were made, or ctx is done, pausing by b between
-// calls. It returns fn's last error (nil on success).
+// calls. It returns fn's last error (nil on success): Loop without its
+// marks, for callers that only need the last error.
 func Do(ctx context.Context, attempts int, b *Backoff, final func(error) bool, fn func() error) error {
-	var err error
-	for n := 0; n < attempts; n++ {
-		if err = fn(); err == nil || final != nil && final(err) {
-			return err
-		}
-		if n == attempts-1 || !Wait(ctx, b.Next()) {
-			return err
-		}
+	if attempts <= 0 {
+		return nil
 	}
-	return err
+	var last error
+	_ = Loop{Retries: attempts - 1, Backoff: b}.Run(ctx, func() error {
+		last = fn()
+		if last != nil && final != nil && final(last) {
+			return Permanent(last)
+		}
+		return last
+	})
+	return last
 }
 
 // Loop is the policy of one retried operation: how many retries may follow
